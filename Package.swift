@@ -1,0 +1,67 @@
+// swift-tools-version:6.0
+// kbindex: a local knowledge-base indexer for retrieval-augmented generation.
+//
+// Target map (one folder each under Sources/):
+//   COpenBLAS, CCurl   system libraries from Debian (libopenblas-dev, libcurl4-openssl-dev)
+//   KBCore             syscalls fenced in one place: memory-mapped files, atomic writes, hashing
+//   KBHTTP             a small blocking HTTP client over libcurl
+//   KBEmbed            the built-in embedding model: tokenizer, safetensors, BERT encoder, model store
+//   kbindex            the command-line tool, one file per subcommand
+import PackageDescription
+
+let package = Package(
+    name: "kbindex",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "kbindex", targets: ["kbindex"]),
+        .library(name: "KBEmbed", targets: ["KBEmbed"]),
+        .library(name: "KBCore", targets: ["KBCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        .target(
+            name: "KBCore",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .target(
+            name: "KBHTTP",
+            dependencies: ["CCurl", "KBCore"]
+        ),
+        .target(
+            name: "KBEmbed",
+            dependencies: ["COpenBLAS", "KBCore", "KBHTTP"]
+        ),
+        .executableTarget(
+            name: "kbindex",
+            dependencies: [
+                "KBEmbed", "KBCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .target(
+            name: "KBTestSupport",
+            dependencies: ["KBCore"],
+            path: "Tests/KBTestSupport"
+        ),
+        .testTarget(name: "KBCoreTests", dependencies: ["KBCore", "KBTestSupport"]),
+        .testTarget(name: "KBHTTPTests", dependencies: ["KBHTTP", "KBTestSupport"]),
+        .testTarget(name: "KBEmbedTests", dependencies: ["KBEmbed", "KBTestSupport"]),
+        .testTarget(
+            name: "KBIndexCLITests",
+            dependencies: ["KBTestSupport", "KBEmbed"]
+        ),
+    ]
+)

@@ -1,0 +1,126 @@
+// Every syscall kbindex makes on files lives in this file: mapping, atomic replacement,
+// fsync. The rest of the code sees only the safe types below.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+/// An error from the file layer, naming the path and what the system said.
+public struct FileError: Error, CustomStringConvertible, Sendable {
+    public let path: String
+    public let operation: String
+    public let code: Int32
+
+    public init(path: String, operation: String, code: Int32 = errno) {
+        self.path = path
+        self.operation = operation
+        self.code = code
+    }
+
+    public var description: String {
+        "\(operation) \(path): \(String(cString: strerror(code)))"
+    }
+}
+
+/// A read-only memory mapping of a whole file.
+///
+/// The bytes stay valid as long as the `MappedFile` lives; the mapping is released on
+/// deinit. An empty file maps to an empty buffer. Sharing across threads is safe because
+/// the mapping is never written.
+public final class MappedFile: @unchecked Sendable {
+    /// The path the file was opened from.
+    public let path: String
+    /// The mapped bytes (read-only).
+    public let bytes: UnsafeRawBufferPointer
+
+    /// Maps `path` read-only. Throws `FileError` when the file cannot be opened or mapped.
+    public init(path: String) throws {
+        self.path = path
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileError(path: path, operation: "cannot open") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw FileError(path: path, operation: "cannot stat") }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw FileError(path: path, operation: "not a regular file:", code: EINVAL)
+        }
+        let size = Int(st.st_size)
+        if size == 0 {
+            bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+            return
+        }
+        let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
+        guard let p, p != MAP_FAILED else { throw FileError(path: path, operation: "cannot map") }
+        bytes = UnsafeRawBufferPointer(start: p, count: size)
+    }
+
+    deinit {
+        if let base = bytes.baseAddress {
+            munmap(UnsafeMutableRawPointer(mutating: base), bytes.count)
+        }
+    }
+}
+
+/// Atomic, durable file replacement: write to `<path>.tmp-<pid>`, fsync, rename over
+/// `path`, fsync the folder. A reader sees the old file or the new one, never a mix,
+/// and a crash leaves at worst a stray temporary file.
+public enum AtomicFile {
+    /// Writes `data` to `path` atomically. Creates no folders.
+    public static func write(_ data: Data, to path: String) throws {
+        let tmp = "\(path).tmp-\(getpid())"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw FileError(path: tmp, operation: "cannot create") }
+        var ok = false
+        defer {
+            if !ok { unlink(tmp) }
+        }
+        try data.withUnsafeBytes { raw in
+            var done = 0
+            while done < raw.count {
+                let n = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    let e = errno
+                    close(fd)
+                    throw FileError(path: tmp, operation: "cannot write", code: e)
+                }
+                done += n
+            }
+        }
+        guard fsync(fd) == 0 else {
+            let e = errno
+            close(fd)
+            throw FileError(path: tmp, operation: "cannot fsync", code: e)
+        }
+        close(fd)
+        try rename(tmp, over: path)
+        ok = true
+    }
+
+    /// Renames `from` over `to` (both in one folder, or at least on one file system),
+    /// then fsyncs the destination's folder so the rename itself is durable.
+    public static func rename(_ from: String, over to: String) throws {
+        guard Glibc.rename(from, to) == 0 else { throw FileError(path: to, operation: "cannot rename \(from) to") }
+        syncDirectory(containing: to)
+    }
+
+    /// Flushes a file's data to disk. Throws when the file cannot be opened or synced.
+    public static func sync(path: String) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileError(path: path, operation: "cannot open") }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw FileError(path: path, operation: "cannot fsync") }
+    }
+
+    /// Best effort: fsync the folder that holds `path` (some file systems refuse; that is fine).
+    public static func syncDirectory(containing path: String) {
+        let dir = (path as NSString).deletingLastPathComponent
+        let fd = open(dir.isEmpty ? "." : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 {
+            _ = fsync(fd)
+            close(fd)
+        }
+    }
+}

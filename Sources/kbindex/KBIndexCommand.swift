@@ -1,0 +1,6 @@
+import ArgumentParser
+
+@main
+struct KBIndexCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "kbindex")
+}
