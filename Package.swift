@@ -11,7 +11,7 @@ import PackageDescription
 
 let package = Package(
     name: "kbindex",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "kbindex", targets: ["kbindex"]),
         .library(name: "KBEmbed", targets: ["KBEmbed"]),

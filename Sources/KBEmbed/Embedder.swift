@@ -1,0 +1,156 @@
+import COpenBLAS
+import Dispatch
+import Foundation
+import Synchronization
+
+/// The built-in embedding model: a model folder's tokenizer and BERT encoder, ready to
+/// turn texts into vectors in-process.
+///
+/// Thread-safe: any number of threads may call `embed` at once. One call spreads its work
+/// over `threads` workers; each runs a padding-free batch of similar-length texts through
+/// the encoder, with OpenBLAS kept single-threaded so workers never oversubscribe cores.
+public final class Embedder: Sendable {
+    /// The model's folder.
+    public let directory: URL
+    public let config: ModelConfig
+    public let tokenizer: WordPieceTokenizer
+    /// Worker threads one `embed` call uses.
+    public let threads: Int
+    /// Tokens per batch: the row count of the encoder's matrix products.
+    public let tokenBudget: Int
+    let encoder: BertEncoder
+    private let states = Mutex<[RunState]>([])
+
+    /// Dimensions of every vector this model returns.
+    public var dimensions: Int { config.dimensions }
+
+    /// Loads the model in `directory` (Hugging Face layout: config.json, model.safetensors,
+    /// vocab.txt, and the sentence-transformers files). Cost: O(header) for the weights,
+    /// which are memory-mapped, plus the vocabulary.
+    /// - Parameters:
+    ///   - threads: workers per call (default: every core).
+    ///   - tokenBudget: tokens per batch (default 1024).
+    /// - Throws: `ModelError` (or `TokenizerError`) naming the file and what is wrong.
+    public init(modelDirectory directory: URL, threads: Int? = nil, tokenBudget: Int = 1024) throws {
+        self.directory = directory
+        let config = try ModelConfig.load(directory: directory)
+        self.config = config
+        let weightsPath = directory.appendingPathComponent("model.safetensors").path
+        guard FileManager.default.fileExists(atPath: weightsPath) else { throw ModelError.missingFile(weightsPath) }
+        let weights = try BertWeights(file: SafeTensorsFile(path: weightsPath), config: config.bert)
+        encoder = BertEncoder(weights: weights)
+        tokenizer = try WordPieceTokenizer(modelDirectory: directory, maxLength: config.maxSequenceLength)
+        guard tokenizer.vocabularySize <= config.bert.vocabSize else {
+            throw ModelError.invalidConfig(file: directory.appendingPathComponent("vocab.txt").path,
+                                           reason: "\(tokenizer.vocabularySize) entries, but config.json's vocab_size is \(config.bert.vocabSize)")
+        }
+        self.threads = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        self.tokenBudget = max(tokenBudget, config.maxSequenceLength)
+        Embedder.makeBLASSingleThreaded
+    }
+
+    /// OpenBLAS runs on the calling thread: parallelism comes from our workers.
+    private static let makeBLASSingleThreaded: Void = { openblas_set_num_threads(1) }()
+
+    /// The vector of one text.
+    public func embed(_ text: String) -> [Float] {
+        embed([text])[0]
+    }
+
+    /// The vectors of `texts`, in order. Texts longer than the model's limit are truncated
+    /// (see `tokenizer.maxLength`). Cost: O(total tokens · model size) spread over `threads`.
+    public func embed(_ texts: [String]) -> [[Float]] {
+        let ids = tokenize(texts)
+        return embed(tokenIDs: ids)
+    }
+
+    /// Token ids for each text ([CLS] … [SEP], truncated), computed on every worker.
+    public func tokenize(_ texts: [String]) -> [[Int32]] {
+        var out = [[Int32]](repeating: [], count: texts.count)
+        out.withUnsafeMutableBufferPointer { buf in
+            let dst = UnsafeSendable(buf)
+            let workers = min(threads, max(1, texts.count / 64))
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                var i = w
+                while i < texts.count {
+                    dst.value[i] = tokenizer.encode(texts[i]).ids
+                    i += workers
+                }
+            }
+        }
+        return out
+    }
+
+    /// The vectors of already-tokenized inputs (each must start with [CLS], end with [SEP],
+    /// hold ids below the vocabulary size and be at most `config.maxSequenceLength` long).
+    public func embed(tokenIDs sequences: [[Int32]]) -> [[Float]] {
+        let h = dimensions
+        precondition(sequences.allSatisfy { !$0.isEmpty && $0.count <= config.maxSequenceLength },
+                     "each sequence needs 1...maxSequenceLength ids")
+        var flat = [Float](repeating: 0, count: sequences.count * h)
+        let batches = makeBatches(sequences.map(\.count))
+        flat.withUnsafeMutableBufferPointer { out in
+            let dst = UnsafeSendable(out)
+            let next = Atomic<Int>(0)
+            DispatchQueue.concurrentPerform(iterations: min(threads, batches.count)) { _ in
+                let state = takeState()
+                defer { returnState(state) }
+                var pooled = [Float](repeating: 0, count: 0)
+                while true {
+                    let b = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                    if b >= batches.count { break }
+                    let members = batches[b]
+                    let seqs = members.map { sequences[$0] }
+                    encoder.forward(seqs, state: state)
+                    pooled = [Float](repeating: 0, count: seqs.count * h)
+                    pooled.withUnsafeMutableBufferPointer { p in
+                        encoder.pool(seqs, state: state, pooling: config.pooling, normalize: config.normalize, into: p.baseAddress!)
+                    }
+                    for (k, idx) in members.enumerated() {
+                        for j in 0..<h { dst.value[idx * h + j] = pooled[k * h + j] }
+                    }
+                }
+            }
+        }
+        return (0..<sequences.count).map { Array(flat[($0 * h)..<(($0 + 1) * h)]) }
+    }
+
+    /// Groups sequence indices into batches of at most `tokenBudget` tokens, longest first,
+    /// so batches hold similar lengths and the slowest work starts first.
+    func makeBatches(_ lengths: [Int]) -> [[Int]] {
+        let order = lengths.indices.sorted { lengths[$0] != lengths[$1] ? lengths[$0] > lengths[$1] : $0 < $1 }
+        var batches: [[Int]] = []
+        var current: [Int] = []
+        var tokens = 0
+        // Enough batches that every worker gets some, when there is enough work.
+        let total = lengths.reduce(0, +)
+        let budget = max(config.maxSequenceLength, min(tokenBudget, (total + threads - 1) / threads))
+        for i in order {
+            if tokens + lengths[i] > budget, !current.isEmpty {
+                batches.append(current)
+                current = []
+                tokens = 0
+            }
+            current.append(i)
+            tokens += lengths[i]
+        }
+        if !current.isEmpty { batches.append(current) }
+        return batches
+    }
+
+    private func takeState() -> RunState {
+        if let s = states.withLock({ $0.popLast() }) { return s }
+        return RunState(config: config.bert, capacity: max(tokenBudget, config.maxSequenceLength), maxSequence: config.maxSequenceLength)
+    }
+
+    private func returnState(_ s: RunState) {
+        states.withLock { $0.append(s) }
+    }
+}
+
+/// Lets disjoint-index writes from concurrent workers through Swift's Sendable checking.
+/// Each worker writes only indices no other worker touches.
+struct UnsafeSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

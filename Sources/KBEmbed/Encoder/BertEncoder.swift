@@ -1,0 +1,151 @@
+import COpenBLAS
+import Foundation
+
+/// Scratch memory for one forward pass over up to `capacity` tokens (llama2.c's RunState).
+/// One per worker thread; never shared.
+final class RunState: @unchecked Sendable {
+    let capacity: Int
+    let maxSequence: Int
+    let x: UnsafeMutablePointer<Float>       // [T, H]  hidden states
+    let qkv: UnsafeMutablePointer<Float>     // [T, 3H]
+    let context: UnsafeMutablePointer<Float> // [T, H]  attention output before the dense layer
+    let tmp: UnsafeMutablePointer<Float>     // [T, H]
+    let ffn: UnsafeMutablePointer<Float>     // [T, I]
+    let scores: UnsafeMutablePointer<Float>  // [L, L]  one head's attention matrix
+
+    init(config c: BertConfig, capacity: Int, maxSequence: Int) {
+        self.capacity = capacity
+        self.maxSequence = maxSequence
+        let h = c.hiddenSize
+        x = .allocate(capacity: capacity * h)
+        qkv = .allocate(capacity: capacity * 3 * h)
+        context = .allocate(capacity: capacity * h)
+        tmp = .allocate(capacity: capacity * h)
+        ffn = .allocate(capacity: capacity * c.intermediateSize)
+        scores = .allocate(capacity: maxSequence * maxSequence)
+    }
+
+    deinit {
+        x.deallocate(); qkv.deallocate(); context.deallocate()
+        tmp.deallocate(); ffn.deallocate(); scores.deallocate()
+    }
+}
+
+/// A BERT encoder, readable top to bottom: embeddings → N post-LayerNorm transformer layers.
+///
+/// Sequences of one batch are packed back to back, with no padding: the dense layers see
+/// one `[tokens, H]` matrix, and attention runs per sequence over exactly its own tokens.
+/// So a batch gives the same vectors as encoding each text alone, and no work is spent on padding.
+struct BertEncoder: @unchecked Sendable {
+    let weights: BertWeights
+    var config: BertConfig { weights.config }
+
+    /// Runs the encoder over `sequences` (token ids, each at most `state.maxSequence` long,
+    /// all together at most `state.capacity`) and leaves the last hidden states in `state.x`,
+    /// sequence after sequence. Cost: O(tokens · (H² + H·I) + Σ len² · H).
+    func forward(_ sequences: [[Int32]], state: RunState) {
+        let c = config
+        let h = c.hiddenSize, inter = c.intermediateSize
+        let total = sequences.reduce(0) { $0 + $1.count }
+        precondition(total <= state.capacity && sequences.allSatisfy { $0.count <= state.maxSequence })
+        let w = weights
+
+        // Embeddings: word + position + token type 0, then LayerNorm.
+        var row = 0
+        for seq in sequences {
+            for (pos, id) in seq.enumerated() {
+                let dst = state.x + (row * h)
+                let word = w.wordEmbeddings.pointer + Int(id) * h
+                let position = w.positionEmbeddings.pointer + pos * h
+                let type0 = w.tokenTypeEmbeddings.pointer
+                for j in 0..<h { dst[j] = word[j] + position[j] + type0[j] }
+                layerNormRow(dst, cols: h, gamma: w.embedNormGamma.pointer, beta: w.embedNormBeta.pointer, eps: c.layerNormEps)
+                row += 1
+            }
+        }
+
+        for layer in w.layers {
+            // Self-attention: Q, K, V in one product, then softmax(Q Kᵀ / √d) V per head.
+            gemm(state.x, layer.qkvWeight.pointer, state.qkv, m: total, n: 3 * h, k: h)
+            addBias(state.qkv, rows: total, cols: 3 * h, bias: layer.qkvBias.pointer)
+            attention(sequences, state: state)
+            // Output projection + residual + LayerNorm.
+            gemm(state.context, layer.attnOutWeight.pointer, state.tmp, m: total, n: h, k: h)
+            biasResidualLayerNorm(state.tmp, rows: total, cols: h, bias: layer.attnOutBias.pointer,
+                                  residual: state.x, gamma: layer.attnNormGamma.pointer,
+                                  beta: layer.attnNormBeta.pointer, eps: c.layerNormEps)
+            // Feed-forward: H → I (GELU) → H, + residual + LayerNorm.
+            gemm(state.tmp, layer.ffnInWeight.pointer, state.ffn, m: total, n: inter, k: h)
+            biasGELU(state.ffn, rows: total, cols: inter, bias: layer.ffnInBias.pointer)
+            gemm(state.ffn, layer.ffnOutWeight.pointer, state.x, m: total, n: h, k: inter)
+            biasResidualLayerNorm(state.x, rows: total, cols: h, bias: layer.ffnOutBias.pointer,
+                                  residual: state.tmp, gamma: layer.outNormGamma.pointer,
+                                  beta: layer.outNormBeta.pointer, eps: c.layerNormEps)
+        }
+    }
+
+    /// Multi-head attention over each sequence's own tokens; writes `state.context`.
+    private func attention(_ sequences: [[Int32]], state: RunState) {
+        let c = config
+        let h = c.hiddenSize, d = c.headSize
+        let scale = 1 / Float(d).squareRoot()
+        var start = 0
+        for seq in sequences {
+            let n = seq.count
+            let base = state.qkv + start * 3 * h
+            for head in 0..<c.headCount {
+                let q = base + head * d, k = base + h + head * d, v = base + 2 * h + head * d
+                // scores[n, n] = scale · Q_h K_hᵀ
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(d),
+                            scale, q, Int32(3 * h), k, Int32(3 * h), 0, state.scores, Int32(n))
+                for r in 0..<n { softmaxRow(state.scores + r * n, count: n) }
+                // context[:, head] = scores · V_h
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(d), Int32(n),
+                            1, state.scores, Int32(n), v, Int32(3 * h), 0,
+                            state.context + start * h + head * d, Int32(h))
+            }
+            start += n
+        }
+    }
+
+    /// C[m, n] = A[m, k] · B[n, k]ᵀ (B is a PyTorch `[out, in]` weight).
+    @inline(__always)
+    private func gemm(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, m: Int, n: Int, k: Int) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k),
+                    1, a, Int32(k), b, Int32(k), 0, c, Int32(n))
+    }
+
+    /// Pools each sequence's rows of `state.x` into one vector (mean, CLS or max), then
+    /// L2-normalizes when `normalize` is set; writes `sequences.count × H` floats to `out`.
+    func pool(_ sequences: [[Int32]], state: RunState, pooling: Pooling, normalize: Bool, into out: UnsafeMutablePointer<Float>) {
+        let h = config.hiddenSize
+        var start = 0
+        for (s, seq) in sequences.enumerated() {
+            let n = seq.count
+            let dst = out + s * h
+            switch pooling {
+            case .cls:
+                for j in 0..<h { dst[j] = state.x[start * h + j] }
+            case .mean:
+                for j in 0..<h {
+                    var sum = 0.0
+                    for r in 0..<n { sum += Double(state.x[(start + r) * h + j]) }
+                    dst[j] = Float(sum / Double(n))
+                }
+            case .max:
+                for j in 0..<h {
+                    var m = -Float.infinity
+                    for r in 0..<n { m = Swift.max(m, state.x[(start + r) * h + j]) }
+                    dst[j] = m
+                }
+            }
+            if normalize {
+                var sq = 0.0
+                for j in 0..<h { sq += Double(dst[j]) * Double(dst[j]) }
+                let norm = Swift.max(sq.squareRoot(), 1e-12)
+                for j in 0..<h { dst[j] = Float(Double(dst[j]) / norm) }
+            }
+            start += n
+        }
+    }
+}
