@@ -1,0 +1,60 @@
+import Foundation
+
+/// The BERT normalizer of Hugging Face `tokenizers`, on arrays of scalar values.
+///
+/// Order: clean text, spaces around CJK ideographs, then (if `stripAccents`) NFD and removal of
+/// every Mn character, then (if `lowercase`) per-character full lower-casing.
+struct BertNormalizer: Sendable {
+    let options: TokenizerOptions
+
+    /// Normalizes `input[start..<end]` and appends the result to `out`.
+    ///
+    /// - Complexity: O(n). Text made only of scalars below U+00C0 never leaves the fast path;
+    ///   other text goes once through Foundation's canonical decomposition.
+    func normalize(_ input: [UInt32], _ start: Int, _ end: Int, into out: inout [UInt32]) {
+        // 1 + 2: clean text and CJK spacing.
+        var stage: [UInt32] = []
+        stage.reserveCapacity(end - start)
+        var needsDecomposition = false
+        for i in start..<end {
+            let v = input[i]
+            if options.cleanText {
+                if BertUnicode.isDeletedByCleanText(v) { continue }
+                if BertUnicode.isWhitespace(v) { stage.append(0x20); continue }
+            }
+            if options.handleChineseChars && BertUnicode.isChineseChar(v) {
+                stage.append(0x20); stage.append(v); stage.append(0x20)
+                needsDecomposition = true
+                continue
+            }
+            if v >= 0xC0 { needsDecomposition = true }
+            stage.append(v)
+        }
+
+        // 3: NFD, drop nonspacing marks.
+        if options.stripAccents && needsDecomposition {
+            stage = BertNormalizer.decomposeDroppingMarks(stage)
+        }
+
+        // 4: lower-case.
+        out.reserveCapacity(out.count + stage.count)
+        if options.lowercase {
+            for v in stage { BertUnicode.appendLowercase(v, to: &out) }
+        } else {
+            out.append(contentsOf: stage)
+        }
+    }
+
+    /// NFD of `scalars` with every Mn character removed.
+    static func decomposeDroppingMarks(_ scalars: [UInt32]) -> [UInt32] {
+        var view = String.UnicodeScalarView()
+        for v in scalars { if let s = Unicode.Scalar(v) { view.append(s) } }
+        let decomposed = String(view).decomposedStringWithCanonicalMapping
+        var result: [UInt32] = []
+        result.reserveCapacity(scalars.count + 8)
+        for s in decomposed.unicodeScalars where !BertUnicode.isNonspacingMark(s.value) {
+            result.append(s.value)
+        }
+        return result
+    }
+}
