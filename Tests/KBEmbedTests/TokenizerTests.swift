@@ -128,6 +128,37 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(keep.tokenIDs("e\u{301}"), [1]) // "e" then "##\u{301}" is not in the vocabulary
     }
 
+    /// `tokenizers` classifies characters with Unicode 8.0 tables (`unicode_categories` 0.1.1)
+    /// and decomposes with Unicode 9.0 (`unicode-normalization-alignments` 0.1.12). Expected ids
+    /// come from `tokenizers` 0.23.3 `BertWordPieceTokenizer` on the fixture vocab.txt.
+    func testReferenceUnicodeTableVersions() {
+        let tok = Self.minilm
+        let unk = tok.unkID
+        // Younger characters are unknown to the old tables: not punctuation, not marks, not controls.
+        XCTAssertEqual(tok.tokenIDs("a\u{2E59}b"), [unk])        // Ps since Unicode 14: not split
+        XCTAssertEqual(tok.tokenIDs("s\u{0AFB}"), [unk])         // Mn since Unicode 10: not stripped
+        XCTAssertEqual(tok.tokenIDs("x\u{08E2}y"), [unk])        // Cf since Unicode 9: not deleted
+        XCTAssertEqual(tok.tokenIDs("a\u{11B03}b"), [unk])       // Po since Unicode 15: not split
+        // Characters whose category changed after Unicode 8.0 keep their old category.
+        XCTAssertEqual(tok.tokenIDs("\u{1734}able"), [2583])     // Mn in 8.0, stripped
+        XCTAssertEqual(tok.tokenIDs("a\u{1171E}b"), [11113])     // Mn in 8.0, stripped: "ab"
+        XCTAssertEqual(tok.tokenIDs("a\u{166D}b"), [1037, unk, 1038]) // Po in 8.0, split off
+        XCTAssertEqual(tok.tokenIDs("a\u{111C9}b"), [1037, unk, 1038]) // Po in 8.0, split off
+        XCTAssertEqual(tok.tokenIDs("vs\u{1885}"), [unk])        // Lo in 8.0, kept
+        XCTAssertEqual(tok.tokenIDs("a\u{A9BD}b"), [unk])        // Mc in 8.0, kept
+        // Old format characters are deleted and old marks stripped.
+        XCTAssertEqual(tok.tokenIDs("x\u{200D}y"), [1060, 2100])
+        XCTAssertEqual(tok.tokenIDs("\u{0430}\u{0308}"), [1180])
+    }
+
+    func testVerticalTabSplitsWordsWithoutCleanText() throws {
+        let vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a", "b", "##b"]
+        let raw = try WordPieceTokenizer(vocabulary: vocab, options: TokenizerOptions(cleanText: false), maxLength: 16)
+        XCTAssertEqual(raw.tokenIDs("a\u{0B}b\u{0C}a"), [4, 5, 4]) // White_Space: a word boundary
+        let clean = try WordPieceTokenizer(vocabulary: vocab, options: TokenizerOptions(), maxLength: 16)
+        XCTAssertEqual(clean.tokenIDs("a\u{0B}b"), [4, 6])            // Cc: deleted, joins "ab"
+    }
+
     // MARK: - Loading
 
     private func temporaryDirectory() throws -> URL {

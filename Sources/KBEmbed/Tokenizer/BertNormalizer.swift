@@ -45,16 +45,36 @@ struct BertNormalizer: Sendable {
         }
     }
 
-    /// NFD of `scalars` with every Mn character removed.
+    /// NFD (Unicode 9.0) of `scalars` with every Mn (Unicode 8.0) character removed.
+    ///
+    /// A character assigned after Unicode 9.0 has no decomposition and combining class 0 in the
+    /// reference's tables, so it is a starter that canonical reordering never crosses: the text
+    /// is cut at such characters, each run goes through Foundation's (newer, but stable for old
+    /// characters) canonical decomposition, and the young characters pass through unchanged.
     static func decomposeDroppingMarks(_ scalars: [UInt32]) -> [UInt32] {
-        var view = String.UnicodeScalarView()
-        for v in scalars { if let s = Unicode.Scalar(v) { view.append(s) } }
-        let decomposed = String(view).decomposedStringWithCanonicalMapping
         var result: [UInt32] = []
         result.reserveCapacity(scalars.count + 8)
-        for s in decomposed.unicodeScalars where !BertUnicode.isNonspacingMark(s.value) {
-            result.append(s.value)
+        var run = String.UnicodeScalarView()
+        func flush() {
+            guard !run.isEmpty else { return }
+            for s in String(run).decomposedStringWithCanonicalMapping.unicodeScalars
+            where !BertUnicode.isNonspacingMark(s.value) {
+                result.append(s.value)
+            }
+            run = String.UnicodeScalarView()
         }
+        for v in scalars {
+            guard let s = Unicode.Scalar(v) else { continue }
+            if v < 0xC0 {
+                run.append(s) // fast: ASCII and Latin-1 up to U+00BF never decompose
+            } else if BertUnicode.isAssigned(s, in: BertUnicode.decompositionVersion) {
+                run.append(s)
+            } else {
+                flush()
+                if !BertUnicode.isNonspacingMark(v) { result.append(v) }
+            }
+        }
+        flush()
         return result
     }
 }
