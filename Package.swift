@@ -16,6 +16,8 @@ let package = Package(
         .executable(name: "kbindex", targets: ["kbindex"]),
         .library(name: "KBEmbed", targets: ["KBEmbed"]),
         .library(name: "KBCore", targets: ["KBCore"]),
+        // For Benchmarks/, which measures OpenBLAS itself as the encoder's baseline.
+        .library(name: "COpenBLAS", targets: ["COpenBLAS"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

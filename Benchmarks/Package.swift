@@ -1,0 +1,23 @@
+// swift-tools-version:6.0
+// kbindex's benchmarks: a package of its own so `swift test` in the root never builds it.
+//   cd Benchmarks && swift run -c release kbindex-bench embed [--json]
+import PackageDescription
+
+let package = Package(
+    name: "kbindex-benchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "kbindex", path: ".."),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .executableTarget(
+            name: "kbindex-bench",
+            dependencies: [
+                .product(name: "KBEmbed", package: "kbindex"),
+                .product(name: "COpenBLAS", package: "kbindex"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        )
+    ]
+)

@@ -1,0 +1,19 @@
+import ArgumentParser
+
+@main
+struct KBIndexBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kbindex-bench",
+        abstract: "Measure kbindex against its own baselines, in one run.",
+        discussion: """
+            Each subcommand measures its baseline (OpenBLAS sgemm rate, memory floor, …) in the
+            same run and prints ratios, because absolute numbers on shared machines are noise.
+            Record results with their command, machine and date in Benchmarks/RESULTS.md.
+
+            Examples:
+              swift run -c release kbindex-bench embed
+              swift run -c release kbindex-bench embed --chunks 200 --json
+            """,
+        subcommands: [EmbedBench.self, EmbedMemoryProbe.self]
+    )
+}
