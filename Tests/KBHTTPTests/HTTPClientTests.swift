@@ -116,6 +116,21 @@ final class KBHTTPTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: dest))
     }
 
+    func testStalledTransferIsAborted() throws {
+        let body = randomBytes(20_000, seed: 11)
+        let server = try LocalHTTPServer(routes: ["/slow": .init(body: body, stall: (afterBytes: 1000, seconds: 3))])
+        defer { server.stop() }
+        let dest = tmp.appendingPathComponent("slow").path
+        let started = Date()
+        XCTAssertThrowsError(try HTTPClient(lowSpeedTime: 1, lowSpeedLimit: 100_000).download(url: server.url("/slow"), to: dest)) { error in
+            guard case let HTTPError.stalled(bytes, _, _) = error else { return XCTFail("got \(error)") }
+            XCTAssertEqual(bytes, 1000)
+            XCTAssertTrue("\(error)".hasPrefix("transfer stalled after 1000 bytes"), "\(error)")
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(started), 2.9)  // aborted before the server resumed
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dest))
+    }
+
     func testExpectedSizeMismatchIsAnError() throws {
         let server = try LocalHTTPServer(routes: ["/small": .init(body: Data("12345".utf8))])
         defer { server.stop() }

@@ -29,12 +29,19 @@ public final class LocalHTTPServer: @unchecked Sendable {
         /// When set, the server announces the full `Content-Length` but closes the
         /// connection after sending this many body bytes (an interrupted transfer).
         public var cutAfter: Int?
+        /// When set, the server sends `afterBytes` body bytes, then sends nothing for
+        /// `seconds` (a stalled transfer) before going on. Blocks the server meanwhile.
+        public var stall: (afterBytes: Int, seconds: Double)?
 
-        public init(status: Int = 200, headers: [(String, String)] = [], body: Data = Data(), cutAfter: Int? = nil) {
+        public init(
+            status: Int = 200, headers: [(String, String)] = [], body: Data = Data(), cutAfter: Int? = nil,
+            stall: (afterBytes: Int, seconds: Double)? = nil
+        ) {
             self.status = status
             self.headers = headers
             self.body = body
             self.cutAfter = cutAfter
+            self.stall = stall
         }
 
         /// A `302 Found` pointing at `location` (a path on this server or a full URL),
@@ -112,7 +119,7 @@ public final class LocalHTTPServer: @unchecked Sendable {
     /// All request counts, by path.
     public var requestCounts: [String: Int] { lock.withLock { counts } }
 
-    /// Stops accepting, waits for the serving thread to finish (at most ~1 s), closes
+    /// Stops accepting, waits for the serving thread to finish (at most 5 s), closes
     /// the socket. Safe to call more than once.
     public func stop() {
         let first: Bool = lock.withLock {
@@ -121,7 +128,7 @@ public final class LocalHTTPServer: @unchecked Sendable {
             return true
         }
         guard first else { return }
-        _ = finished.wait(timeout: .now() + 2)
+        _ = finished.wait(timeout: .now() + 5)
         close(listenFD)
     }
 
@@ -171,7 +178,13 @@ public final class LocalHTTPServer: @unchecked Sendable {
         guard sendAll(conn, Array(head.utf8)) else { return }
         if method == "HEAD" { return }
         let count = min(response.cutAfter ?? response.body.count, response.body.count)
-        _ = sendAll(conn, Array(response.body.prefix(count)))
+        var sent = 0
+        if let stall = response.stall, stall.afterBytes < count {
+            guard sendAll(conn, Array(response.body.prefix(stall.afterBytes))) else { return }
+            sent = stall.afterBytes
+            usleep(useconds_t(stall.seconds * 1_000_000))
+        }
+        _ = sendAll(conn, Array(response.body[sent..<count]))
         // With cutAfter the connection is closed here, short of Content-Length.
     }
 
