@@ -15,4 +15,6 @@ static inline CURLcode kb_curl_setopt_header_callback(CURL *h, size_t (*cb)(char
     return curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, cb);
 }
 static inline CURLcode kb_curl_getinfo_long(CURL *h, CURLINFO i, long *v) { return curl_easy_getinfo(h, i, v); }
+static inline CURLcode kb_curl_getinfo_string(CURL *h, CURLINFO i, char **v) { return curl_easy_getinfo(h, i, v); }
+static inline CURLcode kb_curl_global_init_default(void) { return curl_global_init(CURL_GLOBAL_DEFAULT); }
 #endif

@@ -1,1 +1,270 @@
+// A small blocking HTTP client over libcurl: enough to download model files.
+//
+// Each call runs one curl easy handle on the calling thread. Redirects are followed and
+// the headers of every hop are kept; bodies are streamed to a file descriptor (downloads)
+// or collected up to a limit (get). Proxies come from the environment (HTTPS_PROXY,
+// https_proxy, NO_PROXY, ...) exactly as libcurl reads them by default.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import CCurl
+import Foundation
+import KBCore
+
+/// `curl_global_init` runs once per process, on first use (a global `let` is initialized
+/// lazily and atomically).
+private let curlGlobalInitResult: UInt32 = kb_curl_global_init_default().rawValue
+
+/// A blocking HTTP(S) client over libcurl.
+///
+/// ```swift
+/// let client = HTTPClient()
+/// let response = try client.download(url: url, to: "/tmp/model.safetensors.part")
+/// print(response.firstHeader("X-Linked-Etag") ?? "no etag")
+/// ```
+///
+/// Calls are independent and may run on several threads at once.
+public struct HTTPClient: Sendable {
+    /// Seconds allowed to establish the TCP (and TLS) connection.
+    public var connectTimeout: Int
+    /// A transfer slower than `lowSpeedLimit` bytes/second for this many seconds is
+    /// aborted as stalled.
+    public var lowSpeedTime: Int
+    /// See `lowSpeedTime`.
+    public var lowSpeedLimit: Int
+    /// How many redirects to follow before giving up.
+    public var maxRedirects: Int
+    /// Sent as `User-Agent`.
+    public var userAgent: String
+
+    /// Creates a client. The defaults suit a 90 MB download over a slow link: 30 s to
+    /// connect, abort when less than 1 byte/s arrives for 60 s.
+    public init(
+        connectTimeout: Int = 30,
+        lowSpeedTime: Int = 60,
+        lowSpeedLimit: Int = 1,
+        maxRedirects: Int = 10,
+        userAgent: String = "kbindex/0.1 (libcurl)"
+    ) {
+        self.connectTimeout = connectTimeout
+        self.lowSpeedTime = lowSpeedTime
+        self.lowSpeedLimit = lowSpeedLimit
+        self.maxRedirects = maxRedirects
+        self.userAgent = userAgent
+    }
+
+    /// Downloads `url` into the file at `path` (created or truncated), streaming the body
+    /// so that memory use does not depend on its size.
+    ///
+    /// - Parameters:
+    ///   - expectedSize: when given, a body of any other length is an error.
+    ///   - progress: called after each received chunk with the bytes so far and the total
+    ///     (`expectedSize`, else the final hop's `Content-Length`, else nil).
+    /// - Returns: the response, with the headers of every redirect hop.
+    /// - Throws: `HTTPError`; `.status` for a final status of 300 or more, `.interrupted`
+    ///   when the body is shorter than announced. On any error the file is removed, so a
+    ///   short file is never left behind looking like a success.
+    @discardableResult
+    public func download(
+        url: URL,
+        to path: String,
+        expectedSize: Int64? = nil,
+        progress: ((_ received: Int64, _ total: Int64?) -> Void)? = nil
+    ) throws -> HTTPResponse {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw HTTPError.file(FileError(path: path, operation: "cannot create").description) }
+        let ctx = TransferContext(sink: .file(fd, path), expectedSize: expectedSize, progress: progress)
+        var ok = false
+        defer {
+            close(fd)
+            if !ok { unlink(path) }
+        }
+        let response = try perform(url: url, ctx: ctx)
+        guard (200..<300).contains(response.status) else {
+            throw HTTPError.status(response.status, url: response.url)
+        }
+        if let expectedSize, response.bodyBytes != expectedSize {
+            throw HTTPError.interrupted(
+                bytes: response.bodyBytes, url: response.url,
+                detail: "expected \(expectedSize) bytes")
+        }
+        ok = true
+        return response
+    }
+
+    /// Fetches a small body into memory. Does not throw for HTTP error statuses: the
+    /// caller reads `status` (4xx and 5xx bodies are returned too).
+    ///
+    /// - Parameter limit: the largest body accepted, in bytes (default 16 MiB).
+    /// - Throws: `HTTPError` for transport failures and bodies over `limit`.
+    public func get(url: URL, limit: Int = 16 << 20) throws -> (status: Int, headers: HTTPHeaders, body: Data) {
+        let ctx = TransferContext(sink: .memory(limit: limit), expectedSize: nil, progress: nil)
+        let response = try perform(url: url, ctx: ctx)
+        return (response.status, response.headers, ctx.body)
+    }
+
+    // MARK: - libcurl
+
+    private func perform(url: URL, ctx: TransferContext) throws -> HTTPResponse {
+        precondition(curlGlobalInitResult == CURLE_OK.rawValue, "curl_global_init failed")
+        guard let h = curl_easy_init() else {
+            throw HTTPError.transport(code: -1, url: url.absoluteString, detail: "curl_easy_init failed")
+        }
+        defer { curl_easy_cleanup(h) }
+        let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+        defer { errorBuffer.deallocate() }
+
+        let context = Unmanaged.passRetained(ctx)
+        defer { context.release() }
+        let urlString = url.absoluteString
+        _ = kb_curl_setopt_string(h, CURLOPT_URL, urlString)
+        _ = kb_curl_setopt_long(h, CURLOPT_FOLLOWLOCATION, 1)
+        _ = kb_curl_setopt_long(h, CURLOPT_MAXREDIRS, maxRedirects)
+        _ = kb_curl_setopt_long(h, CURLOPT_CONNECTTIMEOUT, connectTimeout)
+        _ = kb_curl_setopt_long(h, CURLOPT_LOW_SPEED_LIMIT, lowSpeedLimit)
+        _ = kb_curl_setopt_long(h, CURLOPT_LOW_SPEED_TIME, lowSpeedTime)
+        _ = kb_curl_setopt_long(h, CURLOPT_NOSIGNAL, 1)
+        _ = kb_curl_setopt_long(h, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1)
+        _ = kb_curl_setopt_string(h, CURLOPT_USERAGENT, userAgent)
+        _ = kb_curl_setopt_pointer(h, CURLOPT_ERRORBUFFER, errorBuffer)
+        if let host = url.host, ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host) {
+            // A proxy from the environment can never reach this machine's loopback.
+            _ = kb_curl_setopt_string(h, CURLOPT_NOPROXY, "*")
+        }
+        _ = kb_curl_setopt_write_callback(h, transferWriteCallback)
+        _ = kb_curl_setopt_pointer(h, CURLOPT_WRITEDATA, context.toOpaque())
+        _ = kb_curl_setopt_header_callback(h, transferHeaderCallback)
+        _ = kb_curl_setopt_pointer(h, CURLOPT_HEADERDATA, context.toOpaque())
+
+        let rc = curl_easy_perform(h)
+
+        var effective: UnsafeMutablePointer<CChar>? = nil
+        _ = kb_curl_getinfo_string(h, CURLINFO_EFFECTIVE_URL, &effective)
+        let finalURL = effective.map { String(cString: $0) } ?? urlString
+        ctx.finishHop()
+
+        if rc != CURLE_OK {
+            if let error = ctx.sinkError { throw error }
+            var detail = String(cString: errorBuffer)
+            if detail.isEmpty { detail = String(cString: curl_easy_strerror(rc)) }
+            let host = URLComponents(string: finalURL)?.host ?? finalURL
+            switch rc {
+            case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY, CURLE_COULDNT_CONNECT,
+                CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE:
+                throw HTTPError.couldNotConnect(host: host, detail: detail)
+            case CURLE_OPERATION_TIMEDOUT:
+                if ctx.hops.isEmpty { throw HTTPError.couldNotConnect(host: host, detail: detail) }
+                throw HTTPError.stalled(bytes: ctx.bytes, url: finalURL, detail: detail)
+            case CURLE_PARTIAL_FILE, CURLE_RECV_ERROR, CURLE_GOT_NOTHING, CURLE_HTTP2_STREAM, CURLE_HTTP2:
+                throw HTTPError.interrupted(bytes: ctx.bytes, url: finalURL, detail: detail)
+            default:
+                throw HTTPError.transport(code: Int(rc.rawValue), url: finalURL, detail: detail)
+            }
+        }
+        return HTTPResponse(hops: ctx.hops, url: finalURL, bodyBytes: ctx.bytes)
+    }
+}
+
+/// State shared with the C callbacks of one transfer.
+private final class TransferContext {
+    enum Sink {
+        case file(Int32, String)
+        case memory(limit: Int)
+    }
+
+    let sink: Sink
+    let expectedSize: Int64?
+    let progress: ((Int64, Int64?) -> Void)?
+    var hops: [HTTPHop] = []
+    var currentStatus: Int? = nil
+    var currentHeaders = HTTPHeaders()
+    var body = Data()
+    var bytes: Int64 = 0
+    var sinkError: HTTPError? = nil
+
+    init(sink: Sink, expectedSize: Int64?, progress: ((Int64, Int64?) -> Void)?) {
+        self.sink = sink
+        self.expectedSize = expectedSize
+        self.progress = progress
+    }
+
+    /// Records the hop being read (if any). Informational 1xx answers are dropped.
+    func finishHop() {
+        if let status = currentStatus, !(100..<200).contains(status) {
+            hops.append(HTTPHop(status: status, headers: currentHeaders))
+        }
+        currentStatus = nil
+        currentHeaders = HTTPHeaders()
+    }
+
+    func header(line raw: String) {
+        let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        if line.hasPrefix("HTTP/") {
+            finishHop()
+            let parts = line.split(separator: " ", maxSplits: 2)
+            currentStatus = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
+            bytes = 0
+        } else if line.isEmpty {
+            finishHop()
+        } else if let colon = line.firstIndex(of: ":") {
+            let name = String(line[..<colon]).trimmingCharacters(in: .whitespaces)
+            let value = String(line[line.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
+            currentHeaders.append(name: name, value: value)
+        }
+    }
+
+    /// Takes one chunk of body. Returns false to make libcurl abort.
+    func write(_ chunk: UnsafeRawBufferPointer) -> Bool {
+        let status = currentStatus ?? hops.last?.status ?? 0
+        // Bodies of redirects and errors never reach the destination file.
+        guard (200..<300).contains(status) else { return true }
+        switch sink {
+        case let .file(fd, path):
+            var done = 0
+            while done < chunk.count {
+                let n = Glibc.write(fd, chunk.baseAddress! + done, chunk.count - done)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    sinkError = .file(FileError(path: path, operation: "cannot write").description)
+                    return false
+                }
+                done += n
+            }
+        case let .memory(limit):
+            if body.count + chunk.count > limit {
+                sinkError = .bodyTooLarge(limit: limit, url: "")
+                return false
+            }
+            body.append(contentsOf: chunk)
+        }
+        bytes += Int64(chunk.count)
+        if let progress {
+            let total = expectedSize ?? hops.last?.headers["Content-Length"].flatMap { Int64($0) }
+            progress(bytes, total)
+        }
+        return true
+    }
+}
+
+private let transferWriteCallback: @convention(c) (UnsafeMutablePointer<CChar>?, Int, Int, UnsafeMutableRawPointer?) -> Int = {
+    data, size, count, user in
+    guard let user else { return 0 }
+    let ctx = Unmanaged<TransferContext>.fromOpaque(user).takeUnretainedValue()
+    let n = size * count
+    guard n > 0, let data else { return n }
+    return ctx.write(UnsafeRawBufferPointer(start: data, count: n)) ? n : 0
+}
+
+private let transferHeaderCallback: @convention(c) (UnsafeMutablePointer<CChar>?, Int, Int, UnsafeMutableRawPointer?) -> Int = {
+    data, size, count, user in
+    guard let user else { return 0 }
+    let ctx = Unmanaged<TransferContext>.fromOpaque(user).takeUnretainedValue()
+    let n = size * count
+    guard n > 0, let data else { return n }
+    let line = String(decoding: UnsafeRawBufferPointer(start: data, count: n), as: UTF8.self)
+    ctx.header(line: line)
+    return n
+}

@@ -2,5 +2,8 @@ import ArgumentParser
 
 @main
 struct KBIndexCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "kbindex")
+    static let configuration = CommandConfiguration(
+        commandName: "kbindex",
+        subcommands: [ModelCommand.self]
+    )
 }

@@ -1,0 +1,47 @@
+import Foundation
+
+/// Why an HTTP request failed. Each description is one line a user can act on.
+public enum HTTPError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// The host could not be reached at all: name resolution, TCP connect, proxy or TLS
+    /// handshake failed. `detail` is libcurl's explanation.
+    case couldNotConnect(host: String, detail: String)
+    /// The server answered with a status of 400 or more (after following redirects).
+    case status(Int, url: String)
+    /// The body stopped before it was complete (connection cut, fewer bytes than
+    /// announced or expected). `bytes` is how much arrived.
+    case interrupted(bytes: Int64, url: String, detail: String)
+    /// No byte arrived for too long, or the transfer exceeded its time limit.
+    case stalled(bytes: Int64, url: String, detail: String)
+    /// A small-body request (`get`) got more than it allows.
+    case bodyTooLarge(limit: Int, url: String)
+    /// The body could not be written to the destination file.
+    case file(String)
+    /// Any other libcurl failure, with its code and message.
+    case transport(code: Int, url: String, detail: String)
+
+    /// True when the error means the host could not be reached (as opposed to a
+    /// server that answered badly).
+    public var isConnectFailure: Bool {
+        if case .couldNotConnect = self { return true }
+        return false
+    }
+
+    public var description: String {
+        switch self {
+        case let .couldNotConnect(host, detail):
+            return "could not connect to \(host) (\(detail))"
+        case let .status(code, url):
+            return "HTTP \(code) for \(url)"
+        case let .interrupted(bytes, url, detail):
+            return "transfer interrupted after \(bytes) bytes from \(url) (\(detail))"
+        case let .stalled(bytes, url, detail):
+            return "transfer stalled after \(bytes) bytes from \(url) (\(detail))"
+        case let .bodyTooLarge(limit, url):
+            return "response from \(url) is larger than \(limit) bytes"
+        case let .file(message):
+            return message
+        case let .transport(code, url, detail):
+            return "request to \(url) failed (curl error \(code): \(detail))"
+        }
+    }
+}

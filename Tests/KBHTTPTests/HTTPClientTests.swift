@@ -1,0 +1,154 @@
+import Foundation
+import KBHTTP
+import KBTestSupport
+import XCTest
+
+final class KBHTTPTests: XCTestCase {
+    private var tmp: URL!
+
+    override func setUpWithError() throws {
+        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("kbhttp-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: tmp)
+    }
+
+    private func randomBytes(_ n: Int, seed: UInt64) -> Data {
+        var rng = SeededRNG(seed: seed)
+        return Data((0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) })
+    }
+
+    func testGetReturnsBodyStatusAndHeaders() throws {
+        let server = try LocalHTTPServer(routes: [
+            "/hello": .init(headers: [("X-Test", "yes"), ("ETag", "\"abc\"")], body: Data("hello world".utf8)),
+        ])
+        defer { server.stop() }
+        let r = try HTTPClient().get(url: server.url("/hello"))
+        XCTAssertEqual(r.status, 200)
+        XCTAssertEqual(String(decoding: r.body, as: UTF8.self), "hello world")
+        XCTAssertEqual(r.headers["x-test"], "yes")
+        XCTAssertEqual(r.headers["ETag"], "\"abc\"")
+        XCTAssertEqual(r.headers["Content-Length"], "11")
+        XCTAssertEqual(server.requestCount("/hello"), 1)
+    }
+
+    func testGetReportsErrorStatusWithoutThrowing() throws {
+        let server = try LocalHTTPServer()
+        defer { server.stop() }
+        let r = try HTTPClient().get(url: server.url("/missing"))
+        XCTAssertEqual(r.status, 404)
+    }
+
+    func testGetRejectsBodyOverLimit() throws {
+        let server = try LocalHTTPServer(routes: ["/big": .init(body: randomBytes(10_000, seed: 1))])
+        defer { server.stop() }
+        XCTAssertThrowsError(try HTTPClient().get(url: server.url("/big"), limit: 1000)) { error in
+            guard case HTTPError.bodyTooLarge = error else { return XCTFail("got \(error)") }
+        }
+    }
+
+    func testDownloadStreamsBodyToFile() throws {
+        let body = randomBytes(300_000, seed: 7)
+        let server = try LocalHTTPServer(routes: ["/blob": .init(headers: [("ETag", "\"e1\"")], body: body)])
+        defer { server.stop() }
+        let dest = tmp.appendingPathComponent("blob").path
+        var calls = 0
+        var last: (Int64, Int64?) = (0, nil)
+        let r = try HTTPClient().download(url: server.url("/blob"), to: dest) { got, total in
+            calls += 1
+            last = (got, total)
+        }
+        XCTAssertEqual(r.status, 200)
+        XCTAssertEqual(r.bodyBytes, Int64(body.count))
+        XCTAssertEqual(r.hops.count, 1)
+        XCTAssertEqual(r.firstHeader("etag"), "\"e1\"")
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dest)), body)
+        XCTAssertGreaterThan(calls, 0)
+        XCTAssertEqual(last.0, Int64(body.count))
+        XCTAssertEqual(last.1, Int64(body.count))
+    }
+
+    func testDownload404ThrowsAndLeavesNoFile() throws {
+        let server = try LocalHTTPServer()
+        defer { server.stop() }
+        let dest = tmp.appendingPathComponent("nothing").path
+        let url = server.url("/owner/repo/resolve/main/nothing.bin")
+        XCTAssertThrowsError(try HTTPClient().download(url: url, to: dest)) { error in
+            XCTAssertEqual(error as? HTTPError, .status(404, url: url.absoluteString))
+            XCTAssertEqual("\(error)", "HTTP 404 for \(url.absoluteString)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dest))
+    }
+
+    func testRedirectIsFollowedAndFirstHopHeadersKept() throws {
+        let body = randomBytes(5000, seed: 3)
+        let server = try LocalHTTPServer(routes: [
+            "/file": .redirect(to: "/cdn/file", headers: [("X-Linked-Etag", "\"sha-of-file\""), ("X-Linked-Size", "5000")]),
+            "/cdn/file": .init(headers: [("ETag", "\"cdn-etag\"")], body: body),
+        ])
+        defer { server.stop() }
+        let dest = tmp.appendingPathComponent("file").path
+        let r = try HTTPClient().download(url: server.url("/file"), to: dest)
+        XCTAssertEqual(r.hops.map(\.status), [302, 200])
+        XCTAssertEqual(r.status, 200)
+        XCTAssertEqual(r.url, server.url("/cdn/file").absoluteString)
+        XCTAssertEqual(r.firstHeader("X-Linked-Etag"), "\"sha-of-file\"")
+        XCTAssertEqual(r.firstHeader("x-linked-size"), "5000")
+        XCTAssertEqual(r.firstHeader("ETag"), "\"cdn-etag\"")  // the 302 had none
+        XCTAssertNil(r.headers["X-Linked-Etag"])  // final hop headers only
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dest)), body)
+        XCTAssertEqual(server.requestCount("/file"), 1)
+        XCTAssertEqual(server.requestCount("/cdn/file"), 1)
+    }
+
+    func testCutConnectionIsAnErrorNotAShortFile() throws {
+        let body = randomBytes(200_000, seed: 9)
+        let server = try LocalHTTPServer(routes: ["/cut": .init(body: body, cutAfter: 50_000)])
+        defer { server.stop() }
+        let dest = tmp.appendingPathComponent("cut").path
+        XCTAssertThrowsError(try HTTPClient().download(url: server.url("/cut"), to: dest)) { error in
+            guard case let HTTPError.interrupted(bytes, _, _) = error else { return XCTFail("got \(error)") }
+            XCTAssertLessThan(bytes, Int64(body.count))
+            XCTAssertTrue("\(error)".hasPrefix("transfer interrupted after \(bytes) bytes"), "\(error)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dest))
+    }
+
+    func testStalledTransferIsAborted() throws {
+        let body = randomBytes(20_000, seed: 11)
+        let server = try LocalHTTPServer(routes: ["/slow": .init(body: body, stall: (afterBytes: 1000, seconds: 3))])
+        defer { server.stop() }
+        let dest = tmp.appendingPathComponent("slow").path
+        let started = Date()
+        XCTAssertThrowsError(try HTTPClient(lowSpeedTime: 1, lowSpeedLimit: 100_000).download(url: server.url("/slow"), to: dest)) { error in
+            guard case let HTTPError.stalled(bytes, _, _) = error else { return XCTFail("got \(error)") }
+            XCTAssertEqual(bytes, 1000)
+            XCTAssertTrue("\(error)".hasPrefix("transfer stalled after 1000 bytes"), "\(error)")
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(started), 2.9)  // aborted before the server resumed
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dest))
+    }
+
+    func testExpectedSizeMismatchIsAnError() throws {
+        let server = try LocalHTTPServer(routes: ["/small": .init(body: Data("12345".utf8))])
+        defer { server.stop() }
+        let dest = tmp.appendingPathComponent("small").path
+        XCTAssertThrowsError(try HTTPClient().download(url: server.url("/small"), to: dest, expectedSize: 10)) { error in
+            guard case HTTPError.interrupted(5, _, _) = error else { return XCTFail("got \(error)") }
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dest))
+    }
+
+    func testRefusedConnectionIsCouldNotConnect() throws {
+        // Take a free port and close it again, so nothing listens there.
+        let server = try LocalHTTPServer()
+        let port = server.port
+        server.stop()
+        XCTAssertThrowsError(try HTTPClient(connectTimeout: 5).get(url: URL(string: "http://127.0.0.1:\(port)/x")!)) { error in
+            XCTAssertTrue((error as? HTTPError)?.isConnectFailure ?? false, "\(error)")
+            XCTAssertTrue("\(error)".hasPrefix("could not connect to 127.0.0.1 ("), "\(error)")
+        }
+    }
+}
