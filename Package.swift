@@ -3,6 +3,7 @@
 //
 // Target map (one folder each under Sources/):
 //   COpenBLAS, CCurl   system libraries from Debian (libopenblas-dev, libcurl4-openssl-dev)
+//   CKBKernels         C kernels with runtime CPU dispatch (softmax, GELU; later the int8 scan)
 //   KBCore             syscalls fenced in one place: memory-mapped files, atomic writes, hashing
 //   KBHTTP             a small blocking HTTP client over libcurl
 //   KBEmbed            the built-in embedding model: tokenizer, safetensors, BERT encoder, model store
@@ -34,6 +35,8 @@ let package = Package(
             pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
+        // Hot element-wise kernels in C: per-ISA variants (AVX-512, AVX2, scalar), one dispatch point.
+        .target(name: "CKBKernels"),
         .target(
             name: "KBCore",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")]
@@ -44,7 +47,7 @@ let package = Package(
         ),
         .target(
             name: "KBEmbed",
-            dependencies: ["COpenBLAS", "KBCore", "KBHTTP"]
+            dependencies: ["COpenBLAS", "CKBKernels", "KBCore", "KBHTTP"]
         ),
         .executableTarget(
             name: "kbindex",

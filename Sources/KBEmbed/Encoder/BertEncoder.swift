@@ -1,3 +1,4 @@
+import CKBKernels
 import COpenBLAS
 import Foundation
 
@@ -76,7 +77,7 @@ struct BertEncoder: @unchecked Sendable {
                                   beta: layer.attnNormBeta.pointer, eps: c.layerNormEps)
             // Feed-forward: H → I (GELU) → H, + residual + LayerNorm.
             gemm(state.tmp, layer.ffnInWeight.pointer, state.ffn, m: total, n: inter, k: h)
-            biasGELU(state.ffn, rows: total, cols: inter, bias: layer.ffnInBias.pointer)
+            kb_bias_gelu(state.ffn, total, inter, layer.ffnInBias.pointer)
             gemm(state.ffn, layer.ffnOutWeight.pointer, state.x, m: total, n: h, k: inter)
             biasResidualLayerNorm(state.x, rows: total, cols: h, bias: layer.ffnOutBias.pointer,
                                   residual: state.tmp, gamma: layer.outNormGamma.pointer,
@@ -98,7 +99,7 @@ struct BertEncoder: @unchecked Sendable {
                 // scores[n, n] = scale · Q_h K_hᵀ
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(d),
                             scale, q, Int32(3 * h), k, Int32(3 * h), 0, state.scores, Int32(n))
-                for r in 0..<n { softmaxRow(state.scores + r * n, count: n) }
+                kb_softmax_rows(state.scores, n, n, n)
                 // context[:, head] = scores · V_h
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(d), Int32(n),
                             1, state.scores, Int32(n), v, Int32(3 * h), 0,
