@@ -94,7 +94,8 @@ public final class SafeTensorsFile: @unchecked Sendable {
         }
         let dataSize = bytes.count - headerEnd
         var infos: [String: TensorInfo] = [:]
-        for (name, value) in header where name != "__metadata__" {
+        // In name order, so a file with several bad entries always reports the same one.
+        for (name, value) in header.sorted(by: { $0.key < $1.key }) where name != "__metadata__" {
             guard let entry = value as? [String: Any],
                   let dtypeName = entry["dtype"] as? String,
                   let shapeAny = entry["shape"] as? [Any],
