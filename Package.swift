@@ -63,7 +63,7 @@ let package = Package(
         ),
         .testTarget(name: "KBCoreTests", dependencies: ["KBCore", "KBTestSupport"]),
         .testTarget(name: "KBHTTPTests", dependencies: ["KBHTTP", "KBTestSupport"]),
-        .testTarget(name: "KBEmbedTests", dependencies: ["KBEmbed", "KBTestSupport"]),
+        .testTarget(name: "KBEmbedTests", dependencies: ["KBEmbed", "CKBKernels", "KBTestSupport"]),
         .testTarget(
             name: "KBIndexCLITests",
             dependencies: ["KBTestSupport", "KBEmbed"]

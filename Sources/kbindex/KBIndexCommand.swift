@@ -1,9 +1,36 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct KBIndexCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kbindex",
-        subcommands: [ModelCommand.self]
+        abstract: "A local knowledge-base index for retrieval-augmented generation.",
+        discussion: """
+            kbindex embeds text with a built-in model that runs in-process and offline \
+            (all-MiniLM-L6-v2 by default).
+
+            Get started:
+              scripts/install-model.sh           # or: kbindex model fetch
+              kbindex embed "How do I rotate the logs?"
+
+            Models live in $KBINDEX_MODEL_DIR, else $XDG_CACHE_HOME/kbindex/models, else
+            ~/.cache/kbindex/models.
+            """,
+        version: "0.1.0",
+        subcommands: [EmbedCommand.self, ModelCommand.self]
     )
+
+    /// Runs the command; a `CLIError` prints as one line on stderr with exit status 1.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error as CLIError {
+            FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
+            Foundation.exit(1)
+        } catch {
+            exit(withError: error)
+        }
+    }
 }

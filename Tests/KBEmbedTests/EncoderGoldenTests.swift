@@ -40,6 +40,32 @@ final class EncoderGoldenTests: XCTestCase {
         print("golden embeddings: worst max|Δ| \(worstAbs), worst 1−cos \(worstCos)")
     }
 
+    /// The whole path a user gets: text → tokenizer → encoder, all 302 texts in one call.
+    func testGoldenEmbeddingsFromText() throws {
+        let model = try Embedder(modelDirectory: InstalledModels.miniLM())
+        let texts = try Fixtures.minilmTexts()
+        let golden = try Fixtures.minilmEmbeddings()
+        let vectors = model.embed(texts.map(\.text))
+        XCTAssertEqual(vectors.count, golden.count)
+        for (t, (v, g)) in zip(texts, zip(vectors, golden)) {
+            let (a, c) = Self.compare(v, g.embedding)
+            XCTAssertLessThanOrEqual(a, Self.maxAbs, "text \(t.id) (\(t.tag)): max |Δ| \(a)")
+            XCTAssertLessThanOrEqual(c, Self.maxOneMinusCos, "text \(t.id) (\(t.tag)): 1 − cos \(c)")
+        }
+    }
+
+    /// The pair cosines a person can read in similarities.json, recomputed from our vectors.
+    func testReadableSimilaritiesHold() throws {
+        let model = try Embedder(modelDirectory: InstalledModels.miniLM())
+        let soup = model.embed("How do I make lentil soup?")
+        let unrelated = model.embed("The quarterly report is due on Friday.")
+        let paraphrase = model.embed("What is the recipe for lentil soup?")
+        func cos(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map(*).reduce(0, +) }
+        XCTAssertEqual(cos(soup, soup), 1, accuracy: 1e-5)
+        XCTAssertGreaterThan(cos(soup, paraphrase), 0.7)
+        XCTAssertLessThan(cos(soup, unrelated), 0.3)
+    }
+
     func testBatchOfMixedLengthsEqualsOneAtATime() throws {
         let model = try Embedder(modelDirectory: InstalledModels.miniLM(), threads: 2, tokenBudget: 300)
         let tokens = try Fixtures.minilmTokens()

@@ -3,59 +3,69 @@ import KBTestSupport
 import XCTest
 
 @testable import KBEmbed
+import CKBKernels
 
 /// The encoder's element-wise kernels against plain Double references. Lengths are chosen so
 /// the SIMD16 main loops and their scalar/partial tails are both exercised.
 final class VectorMathTests: XCTestCase {
+    typealias Softmax = (UnsafeMutablePointer<Float>, Int, Int, Int) -> Void
+    typealias GELU = (UnsafeMutablePointer<Float>, Int, Int, UnsafePointer<Float>) -> Void
+
+    /// Every variant this CPU can run, the scalar twin first, then the dispatched entry point.
+    static var softmaxVariants: [(String, Softmax)] {
+        var v: [(String, Softmax)] = [("scalar", { kb_softmax_rows_scalar($0, $1, $2, $3) })]
+        if kb_cpu_supports(KB_ISA_AVX2) != 0 { v.append(("avx2", { kb_softmax_rows_avx2($0, $1, $2, $3) })) }
+        if kb_cpu_supports(KB_ISA_AVX512) != 0 { v.append(("avx512", { kb_softmax_rows_avx512($0, $1, $2, $3) })) }
+        v.append(("dispatch", { kb_softmax_rows($0, $1, $2, $3) }))
+        return v
+    }
+
+    static var geluVariants: [(String, GELU)] {
+        var v: [(String, GELU)] = [("scalar", { kb_bias_gelu_scalar($0, $1, $2, $3) })]
+        if kb_cpu_supports(KB_ISA_AVX2) != 0 { v.append(("avx2", { kb_bias_gelu_avx2($0, $1, $2, $3) })) }
+        if kb_cpu_supports(KB_ISA_AVX512) != 0 { v.append(("avx512", { kb_bias_gelu_avx512($0, $1, $2, $3) })) }
+        v.append(("dispatch", { kb_bias_gelu($0, $1, $2, $3) }))
+        return v
+    }
+
+    func testDispatchPicksASupportedISA() {
+        let isa = kb_active_isa()
+        XCTAssertEqual(kb_cpu_supports(isa), 1)
+        XCTAssertEqual(kb_cpu_supports(KB_ISA_SCALAR), 1)
+        XCTAssertTrue(["scalar", "avx2", "avx512"].contains(String(cString: kb_isa_name(isa))))
+    }
+
     func testErfMatchesFoundationOnDenseGrid() {
-        // 2,000,001 points over [-10, 10], plus the lanes of every vector differing.
+        // 2,000,001 points over [-10, 10], through the scalar twin and through every GELU
+        // variant (whose erf is the same polynomial): gelu(x)·2/x − 1 = erf(x/√2).
         var worst = 0.0, worstX = 0.0
         let n = 2_000_000
-        var i = 0
-        while i <= n {
-            var lanes = SIMD16<Float>()
-            for k in 0..<16 { lanes[k] = Float(-10 + 20 * Double(min(i + k, n)) / Double(n)) }
-            let got = erfSIMD(lanes)
-            for k in 0..<16 {
-                let x = Double(lanes[k])
-                let e = abs(Double(got[k]) - erf(x))
-                if e > worst { worst = e; worstX = x }
-            }
-            i += 16
+        for i in 0...n {
+            let x = Float(-10 + 20 * Double(i) / Double(n))
+            let e = abs(Double(kb_erf_scalar(x)) - erf(Double(x)))
+            if e > worst { worst = e; worstX = Double(x) }
         }
-        XCTAssertLessThanOrEqual(worst, 5e-7, "erfSIMD: max |error| \(worst) at x = \(worstX)")
-        // The scalar twin is the same function.
-        for x: Float in [-10, -4, -3.5, -1, -1e-3, 0, 1e-6, 0.5, 2, 3.99, 4, 7] {
-            XCTAssertEqual(erfScalar(x), erfSIMD(SIMD16(repeating: x))[0])
-            XCTAssertLessThanOrEqual(abs(Double(erfScalar(x)) - erf(Double(x))), 5e-7, "x = \(x)")
-        }
-        XCTAssertEqual(erfScalar(0), 0)
-        XCTAssertEqual(erfScalar(-20), -1)
-        XCTAssertEqual(erfScalar(20), 1)
+        XCTAssertLessThanOrEqual(worst, 5e-7, "kb_erf_scalar: max |error| \(worst) at x = \(worstX)")
+        XCTAssertEqual(kb_erf_scalar(0), 0)
+        XCTAssertEqual(kb_erf_scalar(-20), -1)
+        XCTAssertEqual(kb_erf_scalar(20), 1)
     }
 
     func testExpRelativeErrorOnFullRange() {
         var worst = 0.0, worstX = 0.0
         let lo = -87.0, hi = 88.0, n = 1_750_000
-        var i = 0
-        while i <= n {
-            var lanes = SIMD16<Float>()
-            for k in 0..<16 { lanes[k] = Float(lo + (hi - lo) * Double(min(i + k, n)) / Double(n)) }
-            let got = expSIMD(lanes)
-            for k in 0..<16 {
-                let x = Double(lanes[k])
-                let want = exp(x)
-                let e = abs(Double(got[k]) - want) / want
-                if e > worst { worst = e; worstX = x }
-            }
-            i += 16
+        for i in 0...n {
+            let x = Float(lo + (hi - lo) * Double(i) / Double(n))
+            let want = exp(Double(x))
+            let e = abs(Double(kb_exp_scalar(x)) - want) / want
+            if e > worst { worst = e; worstX = Double(x) }
         }
-        XCTAssertLessThanOrEqual(worst, 5e-7, "expSIMD: max relative error \(worst) at x = \(worstX)")
+        XCTAssertLessThanOrEqual(worst, 5e-7, "kb_exp_scalar: max relative error \(worst) at x = \(worstX)")
         // Below the range the result is tiny and positive (softmax only needs ≈ 0), never NaN.
-        let tiny = expSIMD(SIMD16(repeating: -1e30))
-        XCTAssertFalse(tiny[0].isNaN)
-        XCTAssertLessThan(tiny[0], 1e-37)
-        XCTAssertEqual(expSIMD(SIMD16(repeating: 0))[3], 1)
+        let tiny = kb_exp_scalar(-1e30)
+        XCTAssertFalse(tiny.isNaN)
+        XCTAssertLessThan(tiny, 1e-37)
+        XCTAssertEqual(kb_exp_scalar(0), 1)
     }
 
     static func softmaxReference(_ s: [Float]) -> [Double] {
@@ -65,62 +75,80 @@ final class VectorMathTests: XCTestCase {
         return e.map { $0 / sum }
     }
 
-    func testSoftmaxRowAgainstDoubleForEveryLengthUpTo40() {
-        var rng = SeededRNG(seed: 11)
-        for n in 1...40 {
-            for variant in 0..<4 {
-                var row = (0..<n).map { _ in Float.random(in: -8...8, using: &rng) }
-                switch variant {
-                case 1: row = row.map { $0 * 10 }                            // peaked
-                case 2: for k in stride(from: 0, to: n, by: 3) { row[k] = -1e30 } // masked-like entries
-                    if n % 3 == 1 { row[n - 1] = 2 }                          // keep one finite entry when n == 1
-                case 3: for k in stride(from: 1, to: n, by: 2) { row[k] = -Float.greatestFiniteMagnitude }
-                default: break
+    func testSoftmaxEveryVariantAgainstDoubleForEveryLengthUpTo40() {
+        for (name, softmax) in Self.softmaxVariants {
+            var rng = SeededRNG(seed: 11)
+            for n in [Int](1...40) + [255, 256, 257] {
+                for variant in 0..<4 {
+                    var row = (0..<n).map { _ in Float.random(in: -8...8, using: &rng) }
+                    switch variant {
+                    case 1: row = row.map { $0 * 10 }                            // peaked
+                    case 2: for k in stride(from: 0, to: n, by: 3) { row[k] = -1e30 } // masked-like entries
+                        if n % 3 == 1 { row[n - 1] = 2 }                          // keep one finite entry when n == 1
+                    case 3: for k in stride(from: 1, to: n, by: 2) { row[k] = -Float.greatestFiniteMagnitude }
+                    default: break
+                    }
+                    let want = Self.softmaxReference(row)
+                    var got = row
+                    got.withUnsafeMutableBufferPointer { softmax($0.baseAddress!, 1, n, n) }
+                    var worst = 0.0, sum = 0.0
+                    for (g, w) in zip(got, want) {
+                        XCTAssertFalse(g.isNaN, "\(name) n \(n) variant \(variant): NaN")
+                        worst = max(worst, abs(Double(g) - w) / max(w, 1e-6))
+                        sum += Double(g)
+                    }
+                    XCTAssertLessThanOrEqual(worst, 2e-6, "\(name) n \(n) variant \(variant): relative error \(worst)")
+                    XCTAssertEqual(sum, 1, accuracy: 1e-5, "\(name) n \(n) variant \(variant)")
                 }
-                let want = Self.softmaxReference(row)
-                var got = row
-                got.withUnsafeMutableBufferPointer { softmaxRow($0.baseAddress!, count: n) }
-                var worst = 0.0, sum = 0.0
-                for (g, w) in zip(got, want) {
-                    XCTAssertFalse(g.isNaN, "n \(n) variant \(variant): NaN")
-                    worst = max(worst, abs(Double(g) - w) / max(w, 1e-6))
-                    sum += Double(g)
-                }
-                XCTAssertLessThanOrEqual(worst, 2e-6, "n \(n) variant \(variant): relative error \(worst)")
-                XCTAssertEqual(sum, 1, accuracy: 1e-5, "n \(n) variant \(variant)")
             }
         }
     }
 
-    func testSoftmaxRowDoesNotTouchNeighbours() {
-        // The tail is handled in a SIMD16 register: nothing past `count` may be read into the sum or written.
-        for n in [1, 5, 15, 17, 31] {
-            var buf = [Float](repeating: 123, count: n + 16)
-            for k in 0..<n { buf[k] = Float(k) / 4 }
-            buf.withUnsafeMutableBufferPointer { softmaxRow($0.baseAddress!, count: n) }
-            XCTAssertEqual(Array(buf[n...]), [Float](repeating: 123, count: 16), "n \(n)")
-            XCTAssertEqual(buf[0..<n].reduce(0, +), 1, accuracy: 1e-5)
+    func testSoftmaxVariantsAgreeWithTheScalarTwinOnStridedRows() {
+        // Several rows with a leading dimension larger than the row: only the first n of each row change.
+        var rng = SeededRNG(seed: 5)
+        for n in [3, 16, 17, 45] {
+            let rows = 4, ld = n + 5
+            let input = (0..<(rows * ld)).map { _ in Float.random(in: -10...10, using: &rng) }
+            var reference = input
+            reference.withUnsafeMutableBufferPointer { kb_softmax_rows_scalar($0.baseAddress!, rows, n, ld) }
+            for (name, softmax) in Self.softmaxVariants {
+                var got = input
+                got.withUnsafeMutableBufferPointer { softmax($0.baseAddress!, rows, n, ld) }
+                for r in 0..<rows {
+                    for k in 0..<ld {
+                        let i = r * ld + k
+                        if k < n {
+                            XCTAssertEqual(got[i], reference[i], accuracy: 4e-7 * max(reference[i], 1e-3), "\(name) n \(n) row \(r)")
+                        } else {
+                            XCTAssertEqual(got[i], input[i], "\(name): wrote past the row (n \(n), row \(r), col \(k))")
+                        }
+                    }
+                }
+            }
         }
     }
 
     static func geluReference(_ x: Double) -> Double { x * 0.5 * (1 + erf(x / 2.0.squareRoot())) }
 
-    func testBiasGELUAgainstDoubleForRaggedWidths() {
-        var rng = SeededRNG(seed: 12)
-        for cols in [1, 7, 15, 16, 17, 33, 37, 64] {
-            let rows = 3
-            let bias = (0..<cols).map { _ in Float.random(in: -0.5...0.5, using: &rng) }
-            var m = (0..<(rows * cols)).map { _ in Float.random(in: -6...6, using: &rng) }
-            m[0] = -12  // far left tail: 0, not NaN
-            if m.count > 1 { m[1] = 12 }
-            let input = m
-            m.withUnsafeMutableBufferPointer { p in
-                bias.withUnsafeBufferPointer { b in biasGELU(p.baseAddress!, rows: rows, cols: cols, bias: b.baseAddress!) }
-            }
-            for i in 0..<(rows * cols) {
-                let x = Double(input[i]) + Double(bias[i % cols])
-                let want = Self.geluReference(Double(Float(x)))
-                XCTAssertEqual(Double(m[i]), want, accuracy: 1e-6 * max(1, abs(want)), "cols \(cols) index \(i) x \(x)")
+    func testBiasGELUEveryVariantAgainstDoubleForRaggedWidths() {
+        for (name, gelu) in Self.geluVariants {
+            var rng = SeededRNG(seed: 12)
+            for cols in [1, 7, 8, 9, 15, 16, 17, 33, 37, 64, 1536] {
+                let rows = 3
+                let bias = (0..<cols).map { _ in Float.random(in: -0.5...0.5, using: &rng) }
+                var m = (0..<(rows * cols)).map { _ in Float.random(in: -6...6, using: &rng) }
+                m[0] = -12  // far left tail: 0, not NaN
+                if m.count > 1 { m[1] = 12 }
+                let input = m
+                m.withUnsafeMutableBufferPointer { p in
+                    bias.withUnsafeBufferPointer { b in gelu(p.baseAddress!, rows, cols, b.baseAddress!) }
+                }
+                for i in 0..<(rows * cols) {
+                    let x = Double(input[i]) + Double(bias[i % cols])
+                    let want = Self.geluReference(Double(Float(x)))
+                    XCTAssertEqual(Double(m[i]), want, accuracy: 1e-6 * max(1, abs(want)), "\(name) cols \(cols) index \(i) x \(x)")
+                }
             }
         }
     }

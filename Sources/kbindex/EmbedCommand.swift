@@ -1,0 +1,94 @@
+import ArgumentParser
+import Foundation
+import KBEmbed
+
+/// `kbindex embed`: the vector of a text, for debugging and for interop with other tools.
+struct EmbedCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "embed",
+        abstract: "Print the embedding vector of one or more texts.",
+        discussion: """
+            Runs the built-in model in-process (no server, no network) and prints each text's \
+            vector: the same vectors `kbindex build` stores and `kbindex query` searches with. \
+            A text longer than the model's limit (256 tokens for all-MiniLM-L6-v2) is truncated, \
+            and the output says so. Pass - to read one text from standard input.
+
+            Examples:
+              kbindex embed "How do I rotate the logs?"
+              kbindex embed --json "first text" "second text" | jq '.embedding | length'
+              cat notes.md | kbindex embed -
+              kbindex embed --model ~/models/bge-small-en-v1.5 "query: hello"
+            """
+    )
+
+    @Argument(help: "The texts to embed (- reads standard input).")
+    var texts: [String]
+
+    @Option(name: .long, help: ArgumentHelp("Model name in the store, or a model folder.", valueName: "name|path"))
+    var model: String?
+
+    @Option(help: "Worker threads (default: every core).")
+    var threads: Int?
+
+    @Flag(help: "One JSON object per line: model, dimensions, tokens, truncated, embedding.")
+    var json = false
+
+    func validate() throws {
+        if texts.isEmpty { throw ValidationError("give at least one text, or - to read standard input") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        let inputs = texts.map { $0 == "-" ? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) : $0 }
+        let embedder: Embedder
+        do {
+            let dir = try ModelStore().resolve(model)
+            embedder = try Embedder(modelDirectory: dir, threads: threads)
+        } catch {
+            throw CLIError(error)
+        }
+        let tokenized = inputs.map { embedder.tokenizer.encode($0) }
+        let vectors = embedder.embed(tokenIDs: tokenized.map(\.ids))
+        let cfg = embedder.config
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        for (i, (tok, vector)) in zip(tokenized, vectors).enumerated() {
+            let truncated = tok.fullLength > tok.ids.count
+            if json {
+                // Floats print in their shortest round-trip form, so the file reads back bit-exact.
+                let line = JSONLine(model: cfg.name, dimensions: vector.count, tokens: tok.ids.count,
+                                    truncated: truncated, embedding: vector)
+                print(String(decoding: try encoder.encode(line), as: UTF8.self))
+                continue
+            }
+            if inputs.count > 1 { print(i == 0 ? "" : "\n", terminator: "") }
+            let cut = truncated ? ", truncated from \(tok.fullLength)" : ""
+            print("\(cfg.name): \(vector.count) dimensions, \(tok.ids.count) tokens\(cut), \(cfg.pooling.rawValue) pooling\(cfg.normalize ? ", normalized" : "")")
+            print(Self.format(vector))
+        }
+    }
+
+    /// Eight values a line, fixed width, so columns line up.
+    static func format(_ v: [Float]) -> String {
+        stride(from: 0, to: v.count, by: 8).map { start in
+            v[start..<min(start + 8, v.count)].map { String(format: "%10.6f", $0) }.joined(separator: " ")
+        }.joined(separator: "\n")
+    }
+}
+
+private struct JSONLine: Encodable {
+    let model: String
+    let dimensions: Int
+    let tokens: Int
+    let truncated: Bool
+    let embedding: [Float]
+}
+
+/// An error shown to the user as one line on stderr, exit status 1, without
+/// swift-argument-parser's usage text (which would bury the message).
+struct CLIError: Error, CustomStringConvertible {
+    let message: String
+    init(_ error: Error) { message = "\(error)" }
+    init(_ message: String) { self.message = message }
+    var description: String { message }
+}
