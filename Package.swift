@@ -6,7 +6,8 @@
 //   CKBKernels         C kernels with runtime CPU dispatch (softmax, GELU; later the int8 scan)
 //   KBCore             syscalls fenced in one place: memory-mapped files, atomic writes, hashing
 //   KBHTTP             a small blocking HTTP client over libcurl
-//   KBEmbed            the built-in embedding model: tokenizer, safetensors, BERT encoder, model store
+//   KBEmbed            the built-in embedding model: tokenizer, safetensors, BERT encoder (no network)
+//   KBModelStore       where models live, and fetching them from the Hugging Face hub over KBHTTP
 //   kbindex            the command-line tool, one file per subcommand
 import PackageDescription
 
@@ -16,6 +17,7 @@ let package = Package(
     products: [
         .executable(name: "kbindex", targets: ["kbindex"]),
         .library(name: "KBEmbed", targets: ["KBEmbed"]),
+        .library(name: "KBModelStore", targets: ["KBModelStore"]),
         .library(name: "KBCore", targets: ["KBCore"]),
         // For Benchmarks/, which measures OpenBLAS itself as the encoder's baseline.
         .library(name: "COpenBLAS", targets: ["COpenBLAS"]),
@@ -47,12 +49,16 @@ let package = Package(
         ),
         .target(
             name: "KBEmbed",
-            dependencies: ["COpenBLAS", "CKBKernels", "KBCore", "KBHTTP"]
+            dependencies: ["COpenBLAS", "CKBKernels", "KBCore"]
+        ),
+        .target(
+            name: "KBModelStore",
+            dependencies: ["KBCore", "KBHTTP"]
         ),
         .executableTarget(
             name: "kbindex",
             dependencies: [
-                "KBEmbed", "KBCore",
+                "KBEmbed", "KBModelStore", "KBCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -63,10 +69,11 @@ let package = Package(
         ),
         .testTarget(name: "KBCoreTests", dependencies: ["KBCore", "KBTestSupport"]),
         .testTarget(name: "KBHTTPTests", dependencies: ["KBHTTP", "KBTestSupport"]),
+        .testTarget(name: "KBModelStoreTests", dependencies: ["KBModelStore", "KBHTTP", "KBTestSupport"]),
         .testTarget(name: "KBEmbedTests", dependencies: ["KBEmbed", "CKBKernels", "KBTestSupport"]),
         .testTarget(
             name: "KBIndexCLITests",
-            dependencies: ["KBTestSupport", "KBEmbed"]
+            dependencies: ["KBTestSupport", "KBEmbed", "KBModelStore"]
         ),
     ]
 )

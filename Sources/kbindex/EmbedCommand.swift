@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KBEmbed
+import KBModelStore
 
 /// `kbindex embed`: the vector of a text, for debugging and for interop with other tools.
 struct EmbedCommand: ParsableCommand {

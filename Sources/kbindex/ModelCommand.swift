@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import KBEmbed
+import KBModelStore
 
 #if canImport(Glibc)
 import Glibc

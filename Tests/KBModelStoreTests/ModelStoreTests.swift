@@ -1,6 +1,6 @@
 import Foundation
 import KBCore
-import KBEmbed
+import KBModelStore
 import KBHTTP
 import KBTestSupport
 import XCTest
