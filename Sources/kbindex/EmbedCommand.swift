@@ -35,7 +35,6 @@ struct EmbedCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        if texts.isEmpty { throw ValidationError("give at least one text, or - to read standard input") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 

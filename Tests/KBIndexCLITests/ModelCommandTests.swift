@@ -1,6 +1,5 @@
 import Foundation
 import KBCore
-import KBEmbed
 import KBTestSupport
 import XCTest
 
@@ -19,52 +18,8 @@ final class ModelCommandTests: XCTestCase {
         try? FileManager.default.removeItem(at: tmp)
     }
 
-    static func binary() throws -> URL {
-        let candidates = [
-            Bundle.main.bundleURL,
-            Bundle.main.bundleURL.deletingLastPathComponent(),
-            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
-        ] + Bundle.allBundles.map { $0.bundleURL.deletingLastPathComponent() }
-        for dir in candidates {
-            let url = dir.appendingPathComponent("kbindex")
-            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
-        }
-        struct NotFound: Error, CustomStringConvertible { let description: String }
-        throw NotFound(description: "kbindex binary not found next to the test bundle (looked in \(candidates.map(\.path)))")
-    }
-
-    struct Result {
-        let status: Int32
-        let stdout: String
-        let stderr: String
-        var stdoutLines: [String] { stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init) }
-    }
-
-    private func kbindex(_ args: [String]) throws -> Result {
-        let p = Process()
-        p.executableURL = try Self.binary()
-        p.arguments = args
-        var env = ProcessInfo.processInfo.environment
-        env["KBINDEX_MODEL_DIR"] = store.path
-        env["HF_ENDPOINT"] = nil
-        p.environment = env
-        let outURL = tmp.appendingPathComponent("out-\(UUID().uuidString)")
-        let errURL = tmp.appendingPathComponent("err-\(UUID().uuidString)")
-        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        let out = try FileHandle(forWritingTo: outURL)
-        let err = try FileHandle(forWritingTo: errURL)
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
-        try out.close()
-        try err.close()
-        return Result(
-            status: p.terminationStatus,
-            stdout: try String(contentsOf: outURL, encoding: .utf8),
-            stderr: try String(contentsOf: errURL, encoding: .utf8))
+    private func kbindex(_ args: [String]) throws -> CLIRunner.Result {
+        try CLIRunner.run(args, environment: ["KBINDEX_MODEL_DIR": store.path, "HF_ENDPOINT": nil])
     }
 
     private static func files() -> [String: Data] {
