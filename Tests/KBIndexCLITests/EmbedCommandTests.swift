@@ -77,6 +77,6 @@ final class EmbedCommandTests: XCTestCase {
         let r = try CLIRunner.run(["embed"])
         XCTAssertEqual(r.status, 64)
         XCTAssertTrue(r.stderr.hasPrefix("Error: Missing expected argument '<texts> ...'\n"), r.stderr)
-        XCTAssertTrue(r.stderr.contains("USAGE: kbindex embed <texts> ..."), r.stderr)
+        XCTAssertTrue(r.stderr.contains("Usage: kbindex embed <texts> ..."), r.stderr)
     }
 }
