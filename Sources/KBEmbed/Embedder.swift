@@ -29,9 +29,9 @@ public final class Embedder: Sendable {
     /// which are memory-mapped, plus the vocabulary.
     /// - Parameters:
     ///   - threads: workers per call (default: every core).
-    ///   - tokenBudget: tokens per batch (default 1024).
+    ///   - tokenBudget: tokens per batch (default 512: throughput is flat from 256 to 2048, memory grows with it; see Benchmarks/RESULTS.md).
     /// - Throws: `ModelError` (or `TokenizerError`) naming the file and what is wrong.
-    public init(modelDirectory directory: URL, threads: Int? = nil, tokenBudget: Int = 1024) throws {
+    public init(modelDirectory directory: URL, threads: Int? = nil, tokenBudget: Int = 512) throws {
         self.directory = directory
         let config = try ModelConfig.load(directory: directory)
         self.config = config

@@ -23,6 +23,10 @@ struct EmbedBench: ParsableCommand {
 
     @Option(help: "Model folder (default: the installed all-MiniLM-L6-v2).")
     var model: String?
+    @Option(help: ArgumentHelp(
+        "Benchmark a model with random weights and the configs in this folder (e.g. Tests/Fixtures/minilm-config) instead of real weights: same shapes, same speed, for machines without the model.",
+        valueName: "config-folder"))
+    var syntheticConfig: String?
     @Option(help: "Texts per length class.")
     var chunks = 1000
     @Option(help: "Comma-separated worker thread counts.")
@@ -31,11 +35,13 @@ struct EmbedBench: ParsableCommand {
     var queryReps = 200
     @Option(help: "Texts (of ~32 tokens) embedded by the memory probe; 0 skips it.")
     var memoryChunks = 10_000
+    @Option(help: "Tokens per encoder batch (default: the Embedder's).")
+    var tokenBudget: Int?
     @Flag(help: "Print one JSON object instead of tables.")
     var json = false
 
     func run() throws {
-        let dir = try resolveModel(model)
+        let dir = try syntheticConfig.map { try makeSyntheticModel(configFolder: URL(fileURLWithPath: $0)) } ?? resolveModel(model)
         let threadCounts = threads.split(separator: ",").compactMap { Int($0) }
         let probe = try Embedder(modelDirectory: dir, threads: 1)
         let cfg = probe.config
@@ -45,13 +51,14 @@ struct EmbedBench: ParsableCommand {
         let short = makeTexts(count: chunks, tokens: 32, words: words, tokenizer: probe.tokenizer, rng: &rng)
         let question = "How do I rebuild the index after moving the documents to another folder?"
 
-        var report: [String: Any] = ["machine": machineDescription(), "model": cfg.name,
+        var report: [String: Any] = ["machine": machineDescription(), "model": syntheticConfig == nil ? cfg.name : "all-MiniLM-L6-v2 shapes, random weights",
                                      "date": ISO8601DateFormatter().string(from: Date())]
         var rows: [[String]] = []
         var results: [[String: Any]] = []
         for t in threadCounts {
-            let rate = sgemmRate(config: cfg.bert, rows: probe.tokenBudget, threads: t)
-            let embedder = try Embedder(modelDirectory: dir, threads: t)
+            let rate = sgemmRate(config: cfg.bert, rows: tokenBudget ?? probe.tokenBudget, threads: t)
+            let embedder = try tokenBudget.map { try Embedder(modelDirectory: dir, threads: t, tokenBudget: $0) }
+                ?? Embedder(modelDirectory: dir, threads: t)
             _ = embedder.embed(Array(long.prefix(2 * t)))  // warm up pages and states
             for (label, texts) in [("~256 tok", long), ("~32 tok", short)] {
                 var ids: [[Int32]] = []
@@ -93,7 +100,7 @@ struct EmbedBench: ParsableCommand {
         }
 
         if json { printJSON(report); return }
-        print("kbindex-bench embed — \(cfg.name), \(machineDescription()["cpu"]!), \(ProcessInfo.processInfo.activeProcessorCount) cores")
+        print("kbindex-bench embed — \(report["model"]!), token budget \(tokenBudget ?? probe.tokenBudget), \(machineDescription()["cpu"]!), \(ProcessInfo.processInfo.activeProcessorCount) cores")
         printTable("Throughput (floor = forward FLOPs ÷ sgemm rate at the encoder's shapes, same threads)",
                    header: ["texts", "threads", "chunks/s", "tokens/s", "sgemm GF/s", "encoder GF/s", "of floor", "tokenize"],
                    rows: rows)
@@ -114,7 +121,7 @@ struct EmbedBench: ParsableCommand {
         if !FileManager.default.isExecutableFile(atPath: p.executableURL!.path) {
             p.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         }
-        p.arguments = ["embed-memory", "--model", model, "--chunks", "\(chunks)"]
+        p.arguments = ["embed-memory", "--model", model, "--chunks", "\(chunks)"] + (tokenBudget.map { ["--token-budget", "\($0)"] } ?? [])
         let pipe = Pipe()
         p.standardOutput = pipe
         try p.run()
@@ -132,10 +139,11 @@ struct EmbedMemoryProbe: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "embed-memory", shouldDisplay: false)
     @Option var model: String
     @Option var chunks: Int
+    @Option var tokenBudget: Int?
 
     func run() throws {
         let dir = URL(fileURLWithPath: model)
-        let embedder = try Embedder(modelDirectory: dir)
+        let embedder = try tokenBudget.map { try Embedder(modelDirectory: dir, tokenBudget: $0) } ?? Embedder(modelDirectory: dir)
         var rng = SplitMix(seed: 7)
         if chunks > 0 {
             let texts = makeTexts(count: chunks, tokens: 32, words: try vocabularyWords(dir), tokenizer: embedder.tokenizer, rng: &rng)
@@ -242,4 +250,46 @@ func resolveModel(_ option: String?) throws -> URL {
     let root = env["KBINDEX_MODEL_DIR"].map { URL(fileURLWithPath: $0) }
         ?? URL(fileURLWithPath: env["XDG_CACHE_HOME"] ?? (NSHomeDirectory() + "/.cache")).appendingPathComponent("kbindex/models")
     return root.appendingPathComponent("all-MiniLM-L6-v2")
+}
+
+/// A model folder in a temporary directory: the configs and vocabulary of `configFolder`,
+/// plus a model.safetensors of random F32 weights with exactly the shapes config.json asks for.
+func makeSyntheticModel(configFolder: URL) throws -> URL {
+    let fm = FileManager.default
+    let dir = fm.temporaryDirectory.appendingPathComponent("kbindex-bench-model-\(getpid())")
+    try? fm.removeItem(at: dir)
+    try fm.copyItem(at: configFolder, to: dir)
+    let c = try ModelConfig.load(directory: dir).bert
+    let h = c.hiddenSize, i = c.intermediateSize
+    var shapes: [(String, [Int])] = [
+        ("embeddings.word_embeddings.weight", [c.vocabSize, h]), ("embeddings.position_embeddings.weight", [c.maxPositions, h]),
+        ("embeddings.token_type_embeddings.weight", [c.typeVocabSize, h]), ("embeddings.LayerNorm.weight", [h]), ("embeddings.LayerNorm.bias", [h]),
+    ]
+    for l in 0..<c.layerCount {
+        let p = "encoder.layer.\(l)."
+        for m in ["query", "key", "value"] { shapes += [(p + "attention.self.\(m).weight", [h, h]), (p + "attention.self.\(m).bias", [h])] }
+        shapes += [(p + "attention.output.dense.weight", [h, h]), (p + "attention.output.dense.bias", [h]),
+                   (p + "attention.output.LayerNorm.weight", [h]), (p + "attention.output.LayerNorm.bias", [h]),
+                   (p + "intermediate.dense.weight", [i, h]), (p + "intermediate.dense.bias", [i]),
+                   (p + "output.dense.weight", [h, i]), (p + "output.dense.bias", [h]),
+                   (p + "output.LayerNorm.weight", [h]), (p + "output.LayerNorm.bias", [h])]
+    }
+    var header: [String: Any] = [:]
+    var offset = 0
+    for (name, shape) in shapes {
+        let bytes = shape.reduce(4, *)
+        header[name] = ["dtype": "F32", "shape": shape, "data_offsets": [offset, offset + bytes]]
+        offset += bytes
+    }
+    var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+    while json.count % 8 != 0 { json.append(0x20) }
+    var file = Data()
+    withUnsafeBytes(of: UInt64(json.count).littleEndian) { file.append(contentsOf: $0) }
+    file.append(json)
+    var rng = SplitMix(seed: 1)
+    var values = [Float](repeating: 0, count: offset / 4)
+    for k in values.indices { values[k] = Float(Int64(bitPattern: rng.next() % 2001) - 1000) * 5e-5 }
+    values.withUnsafeBytes { file.append(contentsOf: $0) }
+    try file.write(to: dir.appendingPathComponent("model.safetensors"))
+    return dir
 }
