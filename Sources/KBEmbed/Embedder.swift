@@ -85,8 +85,11 @@ public final class Embedder: Sendable {
     /// hold ids below the vocabulary size and be at most `config.maxSequenceLength` long).
     public func embed(tokenIDs sequences: [[Int32]]) -> [[Float]] {
         let h = dimensions
+        let vocab = Int32(config.bert.vocabSize)
         precondition(sequences.allSatisfy { !$0.isEmpty && $0.count <= config.maxSequenceLength },
-                     "each sequence needs 1...maxSequenceLength ids")
+                     "each sequence needs 1...\(config.maxSequenceLength) ids")
+        precondition(sequences.allSatisfy { $0.allSatisfy { $0 >= 0 && $0 < vocab } },
+                     "token ids must be in 0..<\(vocab) (the model's vocab_size)")
         var flat = [Float](repeating: 0, count: sequences.count * h)
         let batches = makeBatches(sequences.map(\.count))
         flat.withUnsafeMutableBufferPointer { out in
