@@ -13,6 +13,11 @@ public enum Hashing {
         hex(SHA256.hash(data: data))
     }
 
+    /// The SHA-256 of `data` as 32 raw bytes.
+    public static func sha256Bytes(_ data: Data) -> [UInt8] {
+        Array(SHA256.hash(data: data))
+    }
+
     /// The SHA-256 of a file, read through a memory map (O(file size), no copy).
     public static func sha256Hex(ofFile path: String) throws -> String {
         let file = try MappedFile(path: path)

@@ -1,0 +1,44 @@
+import ArgumentParser
+import Foundation
+import KBFormat
+import KBSearch
+
+/// `kbindex info`: what an index holds.
+struct InfoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "info",
+        abstract: "Show an index's segments, documents, chunks, size and model.",
+        discussion: """
+            Examples:
+              kbindex info                     # the nearest .kbindex
+              kbindex info --index ~/pydocs.kbindex
+            """
+    )
+
+    @Option(help: ArgumentHelp("The index folder (default: the nearest .kbindex).", valueName: "dir"))
+    var index: String?
+
+    @Flag(help: "Also check every section's checksum (reads the whole index).")
+    var verify = false
+
+    func run() throws {
+        let indexURL = index.map { URL(fileURLWithPath: $0).standardizedFileURL }
+            ?? IndexDirectory.locate(from: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
+        let idx: IndexDirectory
+        do { idx = try IndexDirectory(url: indexURL) } catch { throw CLIError(error) }
+        let m = idx.manifest.model
+        print("index:     \(idx.url.path)")
+        print("built:     \(idx.manifest.createdAt)")
+        print("model:     \(m.name), \(m.dimensions) dimensions, \(m.pooling) pooling\(m.normalized ? ", normalized" : ""), \(m.maxTokens) tokens max")
+        print("segments:  \(idx.segments.count)")
+        print("documents: \(Format.count(idx.documentCount))")
+        print("chunks:    \(Format.count(idx.chunkCount))")
+        print("on disk:   \(Format.bytes(idx.bytesOnDisk))")
+        if verify {
+            for s in idx.segments {
+                do { try s.verify() } catch { throw CLIError(error) }
+            }
+            print("verified:  every section's checksum matches")
+        }
+    }
+}

@@ -1,0 +1,132 @@
+import Foundation
+import KBTestSupport
+import XCTest
+
+/// `kbindex build` then `kbindex query` on a small corpus, as a user runs them.
+final class BuildQueryTests: XCTestCase {
+    var corpus: URL!
+    private var env: [String: String?] { ["KBINDEX_MODEL_DIR": InstalledModels.storeRoot.path] }
+
+    override func setUpWithError() throws {
+        _ = try InstalledModels.miniLM()
+        corpus = FileManager.default.temporaryDirectory.appendingPathComponent("kbcorpus-\(UUID().uuidString)")
+        let files: [String: String] = [
+            "cooking.md": """
+                # Recipes
+
+                ## Lentil soup
+
+                Rinse a cup of red lentils. Soften an onion and two carrots in olive oil, add cumin,
+                then the lentils and a litre of stock. Simmer for twenty-five minutes and blend.
+
+                ## Bread
+
+                Mix flour, water, salt and yeast; knead for ten minutes and let the dough rise for an hour.
+                """,
+            "ops/logging.md": """
+                # Operations
+
+                ## Rotating logs
+
+                Configure logrotate to rotate /var/log/app.log weekly, keep eight old files and compress them.
+                """,
+            "notes.txt": "The garden needs watering twice a week in summer.\n\nTomatoes go in after the last frost.\n",
+            "tools/backup.py": "import shutil\n\ndef back_up(src, dst):\n    \"\"\"Copy the database file to the backup disk every night.\"\"\"\n    shutil.copy(src, dst)\n",
+            "space.html": "<html><head><title>Astronomy</title><script>var lentil = 1;</script></head><body><nav>Home | About</nav><h1>The Moon</h1><p>The Moon orbits the Earth every 27.3 days &amp; always shows the same face.</p></body></html>",
+            "secret/lentils.md": "# Lentil soup\n\nThis file is ignored by .gitignore and must never be returned.\n",
+            ".gitignore": "secret/\n",
+        ]
+        for (path, text) in files {
+            let url = corpus.appendingPathComponent(path)
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try Data(text.utf8).write(to: url)
+        }
+        try Data([0x7F, 0x45, 0x4C, 0x46, 0, 0, 1, 2]).write(to: corpus.appendingPathComponent("a.out.txt"))
+    }
+
+    override func tearDownWithError() throws { if let corpus { try? FileManager.default.removeItem(at: corpus) } }
+
+    struct JSONHit: Decodable { let rank: Int; let score: Float; let path: String; let line_start: Int; let line_end: Int; let heading: [String]; let text: String }
+
+    func build() throws -> CLIRunner.Result {
+        let r = try CLIRunner.run(["build", corpus.path, "--quiet"], environment: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        return r
+    }
+
+    func query(_ args: [String]) throws -> [JSONHit] {
+        let r = try CLIRunner.run(["query", "--index", corpus.appendingPathComponent(".kbindex").path, "--json"] + args, environment: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        return try r.stdoutLines.map { try JSONDecoder().decode(JSONHit.self, from: Data($0.utf8)) }
+    }
+
+    func testBuildThenQueryReturnsThePassageThatAnswers() throws {
+        let b = try build()
+        XCTAssertTrue(b.stdout.hasPrefix("indexed 5 files into "), b.stdout)
+        XCTAssertTrue(b.stdout.contains("skipped: "), b.stdout)
+        XCTAssertTrue(b.stdout.contains("1 binary"), b.stdout)
+        XCTAssertTrue(b.stdout.contains("index: \(corpus.appendingPathComponent(".kbindex").path)"), b.stdout)
+
+        let soup = try query(["-k", "3", "how do I cook lentil soup?"])
+        XCTAssertEqual(soup.first?.path, "cooking.md")
+        XCTAssertEqual(soup.first?.heading, ["Recipes", "Lentil soup"])
+        XCTAssertTrue(soup.first?.text.contains("red lentils") ?? false)
+        XCTAssertFalse(soup.contains { $0.path.hasPrefix("secret/") }, "a .gitignored file was indexed")
+        XCTAssertEqual(soup.map(\.rank), [1, 2, 3])
+        XCTAssertGreaterThan(soup[0].score, soup[1].score)
+
+        XCTAssertEqual(try query(["-k", "1", "log rotation schedule"]).first?.path, "ops/logging.md")
+        XCTAssertEqual(try query(["-k", "1", "how long does the moon take to go around the earth"]).first?.path, "space.html")
+        XCTAssertEqual(try query(["-k", "1", "nightly database backup"]).first?.path, "tools/backup.py")
+        let moon = try query(["-k", "1", "moon orbit"])[0]
+        XCTAssertFalse(moon.text.contains("var lentil"), "script content leaked into the text")
+        XCTAssertFalse(moon.text.contains("Home | About"), "navigation leaked into the text")
+        XCTAssertTrue(moon.text.contains("27.3 days & always"), moon.text)
+    }
+
+    func testPathFilterAndHumanOutput() throws {
+        _ = try build()
+        let onlyOps = try query(["-k", "5", "--path", "ops/*", "lentil soup"])
+        XCTAssertEqual(Set(onlyOps.map(\.path)), ["ops/logging.md"])
+        let r = try CLIRunner.run(["query", "--index", corpus.appendingPathComponent(".kbindex").path, "-k", "1", "lentil soup"], environment: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let first = r.stdoutLines.first ?? ""
+        XCTAssertTrue(first.hasPrefix("1. 0."), first)
+        XCTAssertTrue(first.hasSuffix("  cooking.md:3-6  Recipes › Lentil soup") || first.contains("cooking.md:"), first)
+    }
+
+    func testInfoAndNearestIndexLookup() throws {
+        _ = try build()
+        let r = try CLIRunner.run(["info", "--index", corpus.appendingPathComponent(".kbindex").path, "--verify"], environment: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("model:     all-MiniLM-L6-v2, 384 dimensions, mean pooling, normalized, 256 tokens max"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("documents: 5\n"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("verified:  every section's checksum matches"), r.stdout)
+    }
+
+    func testQueryWithAnotherModelIsRefused() throws {
+        _ = try build()
+        let tiny = try TinyModel(seed: 5).writeTemporary()
+        defer { try? FileManager.default.removeItem(at: tiny) }
+        let r = try CLIRunner.run(["query", "--index", corpus.appendingPathComponent(".kbindex").path, "--model", tiny.path, "lentils"], environment: env)
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.hasPrefix("error: "), r.stderr)
+        XCTAssertTrue(r.stderr.contains("rebuild the index"), r.stderr)
+        XCTAssertEqual(r.stdout, "")
+    }
+
+    func testQueryWithoutAnIndexSaysHowToBuildOne() throws {
+        let empty = FileManager.default.temporaryDirectory.appendingPathComponent("kbnoindex-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: empty) }
+        let r = try CLIRunner.run(["query", "--index", empty.path, "anything"], environment: env)
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("kbindex build"), r.stderr)
+    }
+
+    func testBuildOfAMissingFolderIsAClearError() throws {
+        let r = try CLIRunner.run(["build", corpus.appendingPathComponent("nope").path], environment: env)
+        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.stderr, "error: \(corpus.appendingPathComponent("nope").path) is not a folder\n")
+    }
+}
