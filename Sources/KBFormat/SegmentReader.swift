@@ -69,7 +69,7 @@ public final class SegmentReader: @unchecked Sendable {
             secs[kind] = (Int(off), Int(len), b.u32(e + 4))
         }
         for k in SectionKind.allCases where secs[k] == nil { throw corrupt("section \(k.name) is missing") }
-        let sorted = secs.values.sorted { $0.offset < $1.offset }
+        let sorted = secs.values.sorted { ($0.offset, $0.length) < ($1.offset, $1.length) }
         for (a, z) in zip(sorted, sorted.dropFirst()) where a.offset + a.length > z.offset {
             throw corrupt("sections overlap at offset \(z.offset)")
         }
