@@ -41,6 +41,7 @@ public final class SegmentReader: @unchecked Sendable {
             if declaredSize > UInt64(size) { throw SegmentError.truncated(file: path, size: size) }
             throw corrupt("the footer's magic bytes are missing")
         }
+        guard b.u32(footer + 4) == 0 else { throw corrupt("the footer's reserved field is not zero") }
         let n = Int(b.u32(16))
         guard n <= 4096, SegmentFormat.headerSize + n * SegmentFormat.directoryEntrySize <= footer else {
             throw oob("the section count (\(n))")
