@@ -2,11 +2,12 @@
 // kbindex: a local knowledge-base indexer for retrieval-augmented generation.
 //
 // Target map (one folder each under Sources/):
-//   COpenBLAS, CCurl   system libraries from Debian (libopenblas-dev, libcurl4-openssl-dev)
+//   COpenBLAS, CCurl, CLZ4  system libraries from Debian (libopenblas-dev, libcurl4-openssl-dev, liblz4-dev)
 //   CKBKernels         C kernels with runtime CPU dispatch (softmax, GELU; later the int8 scan)
 //   KBCore             syscalls fenced in one place: memory-mapped files, atomic writes, hashing
 //   KBHTTP             a small blocking HTTP client over libcurl
 //   KBEmbed            the built-in embedding model: tokenizer, safetensors, BERT encoder (no network)
+//   KBFormat           the on-disk index: segment files (int8 vectors, LZ4 text), manifest.json
 //   KBModelStore       where models live, and fetching them from the Hugging Face hub over KBHTTP
 //   kbindex            the command-line tool, one file per subcommand
 import PackageDescription
@@ -19,6 +20,7 @@ let package = Package(
         .library(name: "KBEmbed", targets: ["KBEmbed"]),
         .library(name: "KBModelStore", targets: ["KBModelStore"]),
         .library(name: "KBCore", targets: ["KBCore"]),
+        .library(name: "KBFormat", targets: ["KBFormat"]),
         // For Benchmarks/, which measures OpenBLAS itself as the encoder's baseline.
         .library(name: "COpenBLAS", targets: ["COpenBLAS"]),
     ],
@@ -37,6 +39,11 @@ let package = Package(
             pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
+        .systemLibrary(
+            name: "CLZ4",
+            pkgConfig: "liblz4",
+            providers: [.apt(["liblz4-dev"])]
+        ),
         // Hot element-wise kernels in C: per-ISA variants (AVX-512, AVX2, scalar), one dispatch point.
         .target(name: "CKBKernels"),
         .target(
@@ -50,6 +57,10 @@ let package = Package(
         .target(
             name: "KBEmbed",
             dependencies: ["COpenBLAS", "CKBKernels", "KBCore"]
+        ),
+        .target(
+            name: "KBFormat",
+            dependencies: ["CLZ4", "KBCore"]
         ),
         .target(
             name: "KBModelStore",
@@ -71,6 +82,7 @@ let package = Package(
         .testTarget(name: "KBHTTPTests", dependencies: ["KBHTTP", "KBTestSupport"]),
         .testTarget(name: "KBModelStoreTests", dependencies: ["KBModelStore", "KBHTTP", "KBTestSupport"]),
         .testTarget(name: "KBEmbedTests", dependencies: ["KBEmbed", "CKBKernels", "KBTestSupport"]),
+        .testTarget(name: "KBFormatTests", dependencies: ["KBFormat", "KBTestSupport"]),
         .testTarget(
             name: "KBIndexCLITests",
             dependencies: ["KBTestSupport", "KBEmbed", "KBModelStore"]

@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 command -v swift >/dev/null || { echo "error: the Swift toolchain (6.x) is not on PATH; see https://www.swift.org/install/linux/" >&2; exit 1; }
 scripts/install-deps.sh
 scripts/install-model.sh
+# The Python reader written from format-spec.md alone (Tests/SpecReader) needs the lz4 module;
+# it goes into .pydeps so nothing system-wide changes.
+[ -d .pydeps/lz4 ] || python3 -m pip install --quiet --disable-pip-version-check --target .pydeps lz4==4.4.5
 
 # XCTest only: no Swift Testing tests exist, and its empty "0 tests" summary would be the
 # last line of the log.

@@ -1,0 +1,118 @@
+import Foundation
+import KBCore
+
+/// Why `manifest.json` cannot be read. Every case names the folder; `description` is one line.
+public enum ManifestError: Error, CustomStringConvertible, Equatable, Sendable {
+    case missing(dir: String)
+    case damaged(dir: String, reason: String)
+    case unsupportedVersion(dir: String, version: Int)
+
+    public var description: String {
+        switch self {
+        case .missing(let d): "no index in \(d): run 'kbindex build'"
+        case .damaged(let d, let r): "the index manifest \(d)/\(Manifest.fileName) is damaged (\(r)): run 'kbindex build' to rebuild it"
+        case .unsupportedVersion(let d, let v):
+            "the index in \(d) has format version \(v); this kbindex reads version \(Manifest.currentFormatVersion): rebuild it with 'kbindex build'"
+        }
+    }
+}
+
+/// The list of live segments of an index: `dir/manifest.json` (format-spec.md, "Manifest").
+/// Replacing it atomically is how an index changes.
+public struct Manifest: Codable, Equatable, Sendable {
+    public struct Segment: Codable, Equatable, Sendable {
+        /// File name relative to the index folder.
+        public var file: String
+        public var chunks: Int
+        public var documents: Int
+        public var bytes: Int
+        public init(file: String, chunks: Int, documents: Int, bytes: Int) {
+            self.file = file
+            self.chunks = chunks
+            self.documents = documents
+            self.bytes = bytes
+        }
+    }
+
+    public var formatVersion: Int
+    public var model: ModelDescriptor
+    public var segments: [Segment]
+    /// ISO 8601, UTC, e.g. "2025-01-31T12:00:00Z".
+    public var createdAt: String
+
+    public static let fileName = "manifest.json"
+    /// The manifest version this code writes and reads.
+    public static let currentFormatVersion = 1
+
+    public init(formatVersion: Int = Manifest.currentFormatVersion, model: ModelDescriptor, segments: [Segment], createdAt: String? = nil) {
+        self.formatVersion = formatVersion
+        self.model = model
+        self.segments = segments
+        self.createdAt = createdAt ?? ISO8601DateFormatter().string(from: Date())
+    }
+
+    private static let marker = Array("\"sha256\"".utf8)
+
+    /// The exact bytes `write(to:)` writes: the manifest as pretty-printed JSON with sorted
+    /// keys, its closing brace replaced by a last member `"sha256": "<hex>"` where hex is the
+    /// SHA-256 of every byte before `"sha256"`. O(manifest size).
+    public func encoded() throws -> Data {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        var body = Array(try enc.encode(self))
+        while let last = body.last, last == UInt8(ascii: "}") || last == UInt8(ascii: "\n") || last == UInt8(ascii: " ") {
+            body.removeLast()
+        }
+        body += Array(",\n  ".utf8)
+        let hex = body.withUnsafeBytes { Hashing.sha256Hex($0) }
+        return Data(body + Self.marker + Array(": \"\(hex)\"\n}\n".utf8))
+    }
+
+    /// Writes `dir/manifest.json` atomically (write a temporary file, fsync, rename over the old
+    /// manifest, fsync the folder): a reader sees the old manifest or the new one, never a mix.
+    /// Throws `FileError`. O(manifest size).
+    public func write(to dir: String) throws {
+        try AtomicFile.write(try encoded(), to: (dir as NSString).appendingPathComponent(Self.fileName))
+    }
+
+    /// Reads `dir/manifest.json`, checking its trailing sha256 and its version. Throws
+    /// `ManifestError`: `.missing` ("no index in DIR: run 'kbindex build'"), `.damaged`,
+    /// `.unsupportedVersion`; or `FileError` for other I/O failures. O(manifest size).
+    public static func read(from dir: String) throws -> Manifest {
+        let path = (dir as NSString).appendingPathComponent(fileName)
+        guard FileManager.default.fileExists(atPath: path) else { throw ManifestError.missing(dir: dir) }
+        let file = try MappedFile(path: path)
+        let b = Array(file.bytes)
+        func damaged(_ r: String) -> ManifestError { .damaged(dir: dir, reason: r) }
+
+        // Find the last `"sha256"`, then `: "<64 hex>"`, then only `}` and white space.
+        var m = b.count - marker.count
+        while m >= 0 && !b[m..<m + marker.count].elementsEqual(marker) { m -= 1 }
+        guard m >= 0 else { throw damaged("no sha256") }
+        var i = m + marker.count
+        func skipSpace() { while i < b.count, [0x20, 0x0A, 0x0D, 0x09].contains(b[i]) { i += 1 } }
+        skipSpace()
+        guard i < b.count, b[i] == UInt8(ascii: ":") else { throw damaged("malformed sha256") }
+        i += 1
+        skipSpace()
+        guard i + 66 <= b.count, b[i] == UInt8(ascii: "\""), b[i + 65] == UInt8(ascii: "\"") else { throw damaged("malformed sha256") }
+        let stored = String(decoding: b[i + 1..<i + 65], as: UTF8.self).lowercased()
+        i += 66
+        skipSpace()
+        guard i < b.count, b[i] == UInt8(ascii: "}") else { throw damaged("data after sha256") }
+        i += 1
+        skipSpace()
+        guard i == b.count else { throw damaged("data after the closing brace") }
+        let actual = b[0..<m].withUnsafeBytes { Hashing.sha256Hex($0) }
+        guard actual == stored else { throw damaged("sha256 mismatch") }
+
+        struct Version: Decodable { let formatVersion: Int }
+        let data = Data(b)
+        let version: Version
+        do { version = try JSONDecoder().decode(Version.self, from: data) } catch { throw damaged("no formatVersion") }
+        guard version.formatVersion == currentFormatVersion else {
+            throw ManifestError.unsupportedVersion(dir: dir, version: version.formatVersion)
+        }
+        do { return try JSONDecoder().decode(Manifest.self, from: data) } catch { throw damaged("\(error)") }
+    }
+}

@@ -1,0 +1,123 @@
+/// The embedding model an index was built with. Stored in every segment's MODEL section and
+/// in `manifest.json`; a query must be embedded with a compatible model.
+public struct ModelDescriptor: Codable, Equatable, Sendable {
+    /// A human name, e.g. "all-MiniLM-L6-v2". Not used for compatibility.
+    public var name: String
+    /// Vector length, ≥ 1.
+    public var dimensions: Int
+    /// How token vectors become one vector: "mean", "cls" or "max".
+    public var pooling: String
+    /// Whether vectors are L2-normalized (then the int8 dot product approximates cosine).
+    public var normalized: Bool
+    /// The longest input the model takes, in tokens (does not affect compatibility).
+    public var maxTokens: Int
+    /// SHA-256 of the weights file, 64 hex digits (compared case-insensitively).
+    public var weightsSHA256: String
+
+    public init(name: String, dimensions: Int, pooling: String, normalized: Bool, maxTokens: Int, weightsSHA256: String) {
+        self.name = name
+        self.dimensions = dimensions
+        self.pooling = pooling
+        self.normalized = normalized
+        self.maxTokens = maxTokens
+        self.weightsSHA256 = weightsSHA256
+    }
+
+    /// Whether vectors made by `other` (the query model) can be compared with vectors made by
+    /// `self` (the index's model). nil when compatible: same dimensions, weights, pooling and
+    /// normalization (the name and `maxTokens` may differ). Otherwise one line for a human, e.g.
+    /// "index was built with all-MiniLM-L6-v2 (384 dims), the query model is bge-small (384 dims,
+    /// different weights)". O(1).
+    public func incompatibility(with other: ModelDescriptor) -> String? {
+        var why: [String] = []
+        if weightsSHA256.lowercased() != other.weightsSHA256.lowercased() { why.append("different weights") }
+        if pooling != other.pooling { why.append("\(other.pooling) pooling instead of \(pooling)") }
+        if normalized != other.normalized { why.append(other.normalized ? "normalized, the index's vectors are not" : "not normalized, the index's vectors are") }
+        if dimensions == other.dimensions && why.isEmpty { return nil }
+        let extra = why.isEmpty ? "" : ", " + why.joined(separator: ", ")
+        return "index was built with \(name) (\(dimensions) dims), the query model is \(other.name) (\(other.dimensions) dims\(extra))"
+    }
+}
+
+/// One indexed source file.
+public struct DocumentRecord: Equatable, Sendable {
+    /// Relative to the indexed folder, '/' separators.
+    public var path: String
+    /// File size in bytes when indexed.
+    public var size: UInt64
+    /// Modification time, nanoseconds since the Unix epoch.
+    public var mtimeNanoseconds: Int64
+    /// SHA-256 of the file's content: exactly 32 bytes.
+    public var contentSHA256: [UInt8]
+    /// The document's title (first heading or file name); may be empty.
+    public var title: String
+
+    public init(path: String, size: UInt64, mtimeNanoseconds: Int64, contentSHA256: [UInt8], title: String) {
+        self.path = path
+        self.size = size
+        self.mtimeNanoseconds = mtimeNanoseconds
+        self.contentSHA256 = contentSHA256
+        self.title = title
+    }
+}
+
+/// Where one chunk comes from. Its text and vector are stored beside it.
+public struct ChunkRecord: Equatable, Sendable {
+    /// Index of its document in the segment (the value `SegmentWriter.addDocument` returned).
+    public var document: UInt32
+    /// Ordinal within its document (0, 1, 2…).
+    public var ordinal: UInt32
+    /// First and last line in the source file, 1-based, inclusive.
+    public var lineStart: UInt32
+    public var lineEnd: UInt32
+    /// Byte range in the source file, end exclusive.
+    public var byteStart: UInt64
+    public var byteEnd: UInt64
+    /// The headings above the chunk, outermost first, e.g. ["Guide", "Install", "Linux"].
+    public var headingPath: [String]
+
+    public init(
+        document: UInt32, ordinal: UInt32, lineStart: UInt32, lineEnd: UInt32, byteStart: UInt64, byteEnd: UInt64,
+        headingPath: [String]
+    ) {
+        self.document = document
+        self.ordinal = ordinal
+        self.lineStart = lineStart
+        self.lineEnd = lineEnd
+        self.byteStart = byteStart
+        self.byteEnd = byteEnd
+        self.headingPath = headingPath
+    }
+}
+
+/// Per-vector symmetric int8 quantization (format-spec.md, "Quantization").
+public enum Quantization {
+    /// Quantizes `x` into `q`: `q[i] = clamp(round(x[i] / scale), -127, 127)` with
+    /// `scale = max|x| / 127` (round half away from zero). An all-zero vector gets scale 0 and
+    /// all q = 0. Also returns Σ q[i] (Int32), stored for kernels that need an offset correction
+    /// (e.g. when q is shifted to unsigned). Dequantize with `x[i] ≈ scale · q[i]`; the error per
+    /// value is at most scale/2.
+    ///
+    /// Preconditions: `q.count == x.count`, every x[i] finite. O(x.count).
+    public static func quantize(_ x: UnsafeBufferPointer<Float>, into q: UnsafeMutableBufferPointer<Int8>) -> (scale: Float, sum: Int32) {
+        precondition(q.count == x.count, "quantize: \(x.count) values into \(q.count) slots")
+        var maxAbs: Float = 0
+        for v in x {
+            precondition(v.isFinite, "quantize: non-finite value \(v)")
+            maxAbs = max(maxAbs, abs(v))
+        }
+        guard maxAbs > 0 else {
+            for i in 0..<q.count { q[i] = 0 }
+            return (0, 0)
+        }
+        let scale = maxAbs / 127
+        var sum: Int32 = 0
+        for i in 0..<x.count {
+            let r = (x[i] / scale).rounded(.toNearestOrAwayFromZero)
+            let c = Int8(min(127, max(-127, r)))
+            q[i] = c
+            sum += Int32(c)
+        }
+        return (scale, sum)
+    }
+}

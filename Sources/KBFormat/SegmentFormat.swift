@@ -1,0 +1,70 @@
+/// Constants of segment format v1; format-spec.md documents every byte.
+public enum SegmentFormat {
+    /// The format version this code writes and reads.
+    public static let version: UInt32 = 1
+    /// The 8 bytes a segment starts and ends with: "KBSEG", 0, 0, 1.
+    public static let magic: [UInt8] = [0x4B, 0x42, 0x53, 0x45, 0x47, 0x00, 0x00, 0x01]
+    /// Uncompressed text per LZ4 block (format-spec.md, "Why this block size").
+    public static let textBlockSize = 32 * 1024
+    /// Every section starts at a multiple of this.
+    public static let alignment = 64
+
+    static let headerSize = 64
+    static let directoryEntrySize = 32
+    static let footerSize = 16
+    static let documentRecordSize = 64
+    static let chunkRecordSize = 56
+    static let quantRecordSize = 8
+    static let stringRefSize = 8
+    static let textIndexEntrySize = 16
+    static let textBlockHeaderSize = 8
+    /// LZ4_MAX_INPUT_SIZE: the largest block LZ4's block format takes.
+    static let maxBlockSize = 0x7E00_0000
+
+    /// Row stride for `dims`: dims rounded up to a multiple of 64.
+    public static func rowStride(dimensions dims: Int) -> Int { align(dims) }
+
+    static func align(_ n: Int) -> Int { (n + alignment - 1) / alignment * alignment }
+}
+
+/// The sections of a v1 segment (directory `kind` values).
+public enum SectionKind: UInt32, CaseIterable, Sendable {
+    case vectors = 1, quant = 2, model = 3, documents = 4, chunks = 5, headings = 6, strings = 7, textIndex = 8, text = 9
+
+    public var name: String {
+        switch self {
+        case .vectors: "VECTORS"
+        case .quant: "QUANT"
+        case .model: "MODEL"
+        case .documents: "DOCUMENTS"
+        case .chunks: "CHUNKS"
+        case .headings: "HEADINGS"
+        case .strings: "STRINGS"
+        case .textIndex: "TEXT_INDEX"
+        case .text: "TEXT"
+        }
+    }
+}
+
+/// Little-endian appends to a byte array.
+struct ByteWriter {
+    var bytes: [UInt8] = []
+    mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+    mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+    mutating func i32(_ v: Int32) { u32(UInt32(bitPattern: v)) }
+    mutating func i64(_ v: Int64) { u64(UInt64(bitPattern: v)) }
+    mutating func f32(_ v: Float) { u32(v.bitPattern) }
+    mutating func pad(to multiple: Int) {
+        let r = bytes.count % multiple
+        if r != 0 { bytes.append(contentsOf: repeatElement(0, count: multiple - r)) }
+    }
+}
+
+/// Little-endian loads from a mapping; callers bounds-check first.
+extension UnsafeRawBufferPointer {
+    @inline(__always) func u32(_ at: Int) -> UInt32 { UInt32(littleEndian: loadUnaligned(fromByteOffset: at, as: UInt32.self)) }
+    @inline(__always) func u64(_ at: Int) -> UInt64 { UInt64(littleEndian: loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+    @inline(__always) func i32(_ at: Int) -> Int32 { Int32(bitPattern: u32(at)) }
+    @inline(__always) func i64(_ at: Int) -> Int64 { Int64(bitPattern: u64(at)) }
+    @inline(__always) func f32(_ at: Int) -> Float { Float(bitPattern: u32(at)) }
+}
