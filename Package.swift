@@ -8,6 +8,7 @@
 //   KBHTTP             a small blocking HTTP client over libcurl
 //   KBEmbed            the built-in embedding model: tokenizer, safetensors, BERT encoder (no network)
 //   KBModelStore       where models live, and fetching them from the Hugging Face hub over KBHTTP
+//   KBIngest           walking a document folder (.gitignore, globs), parsing by structure, chunking to a token limit
 //   kbindex            the command-line tool, one file per subcommand
 import PackageDescription
 
@@ -19,6 +20,7 @@ let package = Package(
         .library(name: "KBEmbed", targets: ["KBEmbed"]),
         .library(name: "KBModelStore", targets: ["KBModelStore"]),
         .library(name: "KBCore", targets: ["KBCore"]),
+        .library(name: "KBIngest", targets: ["KBIngest"]),
         // For Benchmarks/, which measures OpenBLAS itself as the encoder's baseline.
         .library(name: "COpenBLAS", targets: ["COpenBLAS"]),
     ],
@@ -55,6 +57,11 @@ let package = Package(
             name: "KBModelStore",
             dependencies: ["KBCore", "KBHTTP"]
         ),
+        // Token counting is injected as a closure, so ingestion does not depend on KBEmbed.
+        .target(
+            name: "KBIngest",
+            dependencies: ["KBCore"]
+        ),
         .executableTarget(
             name: "kbindex",
             dependencies: [
@@ -71,6 +78,7 @@ let package = Package(
         .testTarget(name: "KBHTTPTests", dependencies: ["KBHTTP", "KBTestSupport"]),
         .testTarget(name: "KBModelStoreTests", dependencies: ["KBModelStore", "KBHTTP", "KBTestSupport"]),
         .testTarget(name: "KBEmbedTests", dependencies: ["KBEmbed", "CKBKernels", "KBTestSupport"]),
+        .testTarget(name: "KBIngestTests", dependencies: ["KBIngest", "KBEmbed", "KBTestSupport"]),
         .testTarget(
             name: "KBIndexCLITests",
             dependencies: ["KBTestSupport", "KBEmbed", "KBModelStore"]
