@@ -9,6 +9,8 @@
 //   KBEmbed            the built-in embedding model: tokenizer, safetensors, BERT encoder (no network)
 //   KBFormat           the on-disk index: segment files (int8 vectors, LZ4 text), manifest.json
 //   KBModelStore       where models live, and fetching them from the Hugging Face hub over KBHTTP
+//   KBIngest           walking a document folder (.gitignore, globs), parsing by structure, chunking to a token limit
+//   KBSearch           an index folder (manifest + segments) and exact top-k over its int8 vectors
 //   kbindex            the command-line tool, one file per subcommand
 import PackageDescription
 
@@ -21,6 +23,8 @@ let package = Package(
         .library(name: "KBModelStore", targets: ["KBModelStore"]),
         .library(name: "KBCore", targets: ["KBCore"]),
         .library(name: "KBFormat", targets: ["KBFormat"]),
+        .library(name: "KBIngest", targets: ["KBIngest"]),
+        .library(name: "KBSearch", targets: ["KBSearch"]),
         // For Benchmarks/, which measures OpenBLAS itself as the encoder's baseline.
         .library(name: "COpenBLAS", targets: ["COpenBLAS"]),
     ],
@@ -66,10 +70,19 @@ let package = Package(
             name: "KBModelStore",
             dependencies: ["KBCore", "KBHTTP"]
         ),
+        // Token counting is injected as a closure, so ingestion does not depend on KBEmbed.
+        .target(
+            name: "KBIngest",
+            dependencies: ["KBCore"]
+        ),
+        .target(
+            name: "KBSearch",
+            dependencies: ["KBFormat", "KBCore"]
+        ),
         .executableTarget(
             name: "kbindex",
             dependencies: [
-                "KBEmbed", "KBModelStore", "KBCore",
+                "KBEmbed", "KBModelStore", "KBCore", "KBFormat", "KBIngest", "KBSearch",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -83,9 +96,11 @@ let package = Package(
         .testTarget(name: "KBModelStoreTests", dependencies: ["KBModelStore", "KBHTTP", "KBTestSupport"]),
         .testTarget(name: "KBEmbedTests", dependencies: ["KBEmbed", "CKBKernels", "KBTestSupport"]),
         .testTarget(name: "KBFormatTests", dependencies: ["KBFormat", "KBTestSupport"]),
+        .testTarget(name: "KBIngestTests", dependencies: ["KBIngest", "KBEmbed", "KBTestSupport"]),
+        .testTarget(name: "KBSearchTests", dependencies: ["KBSearch", "KBFormat", "KBTestSupport"]),
         .testTarget(
             name: "KBIndexCLITests",
-            dependencies: ["KBTestSupport", "KBEmbed", "KBModelStore"]
+            dependencies: ["KBTestSupport", "KBEmbed", "KBModelStore", "KBFormat"]
         ),
     ]
 )

@@ -124,3 +124,98 @@ public enum AtomicFile {
         }
     }
 }
+
+// MARK: - Walking folders: stat, directory listing, bounded reads
+
+/// What `FileStatus` found at a path: the fields a folder walk needs.
+public struct FileStatus: Sendable, Equatable {
+    /// The kind of file system object.
+    public enum Kind: Sendable, Equatable { case regular, directory, symbolicLink, other }
+    public let kind: Kind
+    /// Size in bytes (of the link itself for a symbolic link seen through `lstat`).
+    public let size: Int
+    /// Last modification time, nanoseconds since the Unix epoch.
+    public let mtimeNanoseconds: Int64
+    /// Device and inode: together they name the object (used to detect symbolic-link loops).
+    public let device: UInt64
+    public let inode: UInt64
+
+    init(_ st: stat) {
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: kind = .regular
+        case S_IFDIR: kind = .directory
+        case S_IFLNK: kind = .symbolicLink
+        default: kind = .other
+        }
+        size = Int(st.st_size)
+        #if canImport(Darwin)
+        mtimeNanoseconds = Int64(st.st_mtimespec.tv_sec) * 1_000_000_000 + Int64(st.st_mtimespec.tv_nsec)
+        #else
+        mtimeNanoseconds = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
+        #endif
+        device = UInt64(st.st_dev)
+        inode = UInt64(st.st_ino)
+    }
+
+    /// `stat(2)`: follows symbolic links. Throws `FileError` (e.g. a dangling link, permission denied).
+    public static func of(_ path: String) throws -> FileStatus {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw FileError(path: path, operation: "cannot stat") }
+        return FileStatus(st)
+    }
+
+    /// `lstat(2)`: describes a symbolic link itself rather than its target.
+    public static func ofLink(_ path: String) throws -> FileStatus {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { throw FileError(path: path, operation: "cannot lstat") }
+        return FileStatus(st)
+    }
+}
+
+/// Folder listing through `opendir`/`readdir`, with the system's error when it fails.
+public enum DirectoryListing {
+    /// The names in folder `path` (without "." and ".."), sorted bytewise so walks are
+    /// deterministic. Throws `FileError` when the folder cannot be opened (e.g. EACCES, ENOTDIR).
+    public static func names(in path: String) throws -> [String] {
+        guard let dir = opendir(path) else { throw FileError(path: path, operation: "cannot list") }
+        defer { closedir(dir) }
+        var names: [String] = []
+        errno = 0
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: MemoryLayout.size(ofValue: entry.pointee.d_name)) {
+                    String(cString: $0)
+                }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        if errno != 0 { throw FileError(path: path, operation: "cannot list") }
+        return names.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+    }
+}
+
+/// Bounded reads with the system's error when they fail (unlike `Data(contentsOf:)`).
+public enum FileReader {
+    /// Reads at most `limit` bytes from the start of the file at `path` (the whole file when nil).
+    public static func read(_ path: String, limit: Int? = nil) throws -> Data {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileError(path: path, operation: "cannot open") }
+        defer { close(fd) }
+        var out = Data()
+        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        while limit.map({ out.count < $0 }) ?? true {
+            let want = min(buffer.count, (limit ?? Int.max) - out.count)
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, want) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw FileError(path: path, operation: "cannot read")
+            }
+            if n == 0 { break }
+            out.append(contentsOf: buffer[0..<n])
+        }
+        return out
+    }
+
+    /// Whether the current process may read `path` (`access(2)` with R_OK; root passes everywhere).
+    public static func isReadable(_ path: String) -> Bool { access(path, R_OK) == 0 }
+}

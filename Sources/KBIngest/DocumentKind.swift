@@ -1,0 +1,112 @@
+import Foundation
+
+/// How a file is parsed.
+public enum DocumentKind: String, Sendable, CaseIterable {
+    /// `.md`, `.markdown`, `.mdx`: sections by ATX/setext headings.
+    case markdown
+    /// `.html`, `.htm`: text out of the markup, sections by h1–h6.
+    case html
+    /// `.txt`, `.text`, `.rst` and extension-less text files (README, LICENSE, …): paragraphs.
+    case text
+    /// Source code: sections by top-level declarations (see `SourceFile.language`).
+    case code
+
+    /// The kind and code language for a file name, from its extension; nil when unsupported.
+    /// Extension-less names are `.text` (the walker checks the content for a shell/python shebang).
+    public static func classify(fileName: String) -> (kind: DocumentKind, language: String?)? {
+        let ext = (fileName as NSString).pathExtension.lowercased()
+        if ext.isEmpty || fileName.hasPrefix(".") && !fileName.dropFirst().contains(".") { return (.text, nil) }
+        switch ext {
+        case "md", "markdown", "mdx": return (.markdown, nil)
+        case "html", "htm": return (.html, nil)
+        case "txt", "text", "rst": return (.text, nil)
+        case "swift": return (.code, "swift")
+        case "py": return (.code, "python")
+        case "c", "h": return (.code, "c")
+        case "cc", "cpp", "hpp", "cxx": return (.code, "cpp")
+        case "js", "mjs", "cjs", "jsx": return (.code, "javascript")
+        case "ts", "tsx": return (.code, "typescript")
+        case "go": return (.code, "go")
+        case "rs": return (.code, "rust")
+        case "sh", "bash", "zsh": return (.code, "shell")
+        default: return nil
+        }
+    }
+}
+
+/// What the walk does: which files, how large, which folders to avoid.
+public struct IngestOptions: Sendable {
+    /// Globs on the relative path (e.g. "docs/**/*.md", "*.txt"); empty means all supported
+    /// files. A glob without '/' matches the file name at any depth, one with '/' the whole
+    /// relative path (as in `.gitignore`).
+    public var include: [String] = []
+    /// Globs (same rules as `include`), applied after `include`; a folder they match, or
+    /// whose contents "folder/**" matches, is not entered.
+    public var exclude: [String] = []
+    /// Files larger than this many bytes are skipped (`SkipReason.tooLarge`).
+    public var maxFileSize: Int = 10 << 20
+    /// Absolute paths of folders never entered (kbindex passes its own index folder).
+    /// Compared by device and inode, so another spelling of the same folder is caught too.
+    public var excludedDirectories: [String] = []
+    /// Follow symbolic links (to files and folders); loops are detected from the device and
+    /// inode of each folder on the current path and reported as `SkipReason.symlinkLoop`.
+    public var followSymlinks: Bool = true
+
+    /// The defaults: every supported file, 10 MiB limit, links followed.
+    public init() {}
+}
+
+/// Why the walker left a path out.
+public enum SkipReason: String, Sendable, CaseIterable {
+    /// Matched a `.gitignore` rule, is hidden (leading '.'), is `node_modules`, did not match
+    /// `include`, or matched `exclude`; or a symbolic link when `followSymlinks` is off.
+    case ignored
+    /// An extension kbindex does not parse.
+    case unsupportedType
+    /// A NUL byte in the first 8 KiB.
+    case binary
+    /// Larger than `IngestOptions.maxFileSize`.
+    case tooLarge
+    /// The system refused to read the file or list the folder (the detail has its reason),
+    /// or a dangling symbolic link.
+    case unreadable
+    /// A folder that is already on the current path (through a symbolic link).
+    case symlinkLoop
+    /// Zero bytes, or only whitespace.
+    case empty
+}
+
+/// One file the walker chose to index.
+public struct SourceFile: Sendable, Equatable {
+    /// Path relative to the root, '/' separators.
+    public var relativePath: String
+    /// Where to read it (the root joined with `relativePath`, links not resolved).
+    public var url: URL
+    /// Size in bytes when walked.
+    public var size: Int
+    /// Modification time (of the link target), nanoseconds since the Unix epoch.
+    public var mtimeNanoseconds: Int64
+    /// How it is parsed.
+    public var kind: DocumentKind
+    /// For code: "swift", "python", "c", "cpp", "javascript", "typescript", "go", "rust", "shell".
+    public var language: String?
+
+    /// Memberwise.
+    public init(relativePath: String, url: URL, size: Int, mtimeNanoseconds: Int64, kind: DocumentKind, language: String?) {
+        self.relativePath = relativePath
+        self.url = url
+        self.size = size
+        self.mtimeNanoseconds = mtimeNanoseconds
+        self.kind = kind
+        self.language = language
+    }
+}
+
+/// Something the walker reports while it goes on.
+public enum WalkEvent: Sendable {
+    /// A file or folder left out, with the relative path ("" for the root), the reason and
+    /// a detail such as the system's error or the rule that matched.
+    case skipped(path: String, reason: SkipReason, detail: String?)
+    /// A problem that did not stop the file or folder from being used.
+    case warning(path: String, message: String)
+}

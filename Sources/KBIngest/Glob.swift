@@ -1,0 +1,126 @@
+/// A compiled glob pattern over '/'-separated relative paths, with the wildcards of
+/// `.gitignore`: `*` (any run of characters except '/'), `?` (one character except '/'),
+/// `[abc]`, `[a-z]`, `[!a-z]` / `[^a-z]` (character classes), `\x` (a literal x) and `**`
+/// as a whole path segment (`**/x`, `a/**/b`, `a/**`: zero or more folders).
+public struct Glob: Sendable, Equatable {
+    /// The pattern as written.
+    public let pattern: String
+    private let scalars: [Unicode.Scalar]
+
+    /// Compiles `pattern` (no syntax can fail: a lone '[' is a literal).
+    public init(_ pattern: String) {
+        self.pattern = pattern
+        scalars = Array(pattern.unicodeScalars)
+    }
+
+    /// Whether the glob matches the whole of `path`.
+    public func matches(_ path: String) -> Bool {
+        let s = Array(path.unicodeScalars)
+        return Glob.match(scalars, 0, s, 0)
+    }
+
+    private static func match(_ p: [Unicode.Scalar], _ pi0: Int, _ s: [Unicode.Scalar], _ si0: Int) -> Bool {
+        var pi = pi0, si = si0
+        while pi < p.count {
+            let c = p[pi]
+            switch c {
+            case "*":
+                var end = pi
+                while end < p.count && p[end] == "*" { end += 1 }
+                let atSegmentStart = pi == 0 || p[pi - 1] == "/"
+                if end - pi >= 2 && atSegmentStart && (end == p.count || p[end] == "/") {
+                    // '**' as a whole segment.
+                    if end == p.count { return true }
+                    // '**/': zero folders, or any number of whole folders.
+                    if match(p, end + 1, s, si) { return true }
+                    var k = si
+                    while k < s.count {
+                        if s[k] == "/" && match(p, end + 1, s, k + 1) { return true }
+                        k += 1
+                    }
+                    return false
+                }
+                // One star (or several in a row inside a segment): any run without '/'.
+                var k = si
+                while true {
+                    if match(p, end, s, k) { return true }
+                    if k >= s.count || s[k] == "/" { return false }
+                    k += 1
+                }
+            case "?":
+                guard si < s.count, s[si] != "/" else { return false }
+                pi += 1; si += 1
+            case "[":
+                if let (matched, next) = matchClass(p, pi, si < s.count ? s[si] : nil) {
+                    guard si < s.count, s[si] != "/", matched else { return false }
+                    pi = next; si += 1
+                } else {
+                    guard si < s.count, s[si] == "[" else { return false }
+                    pi += 1; si += 1
+                }
+            case "\\" where pi + 1 < p.count:
+                guard si < s.count, s[si] == p[pi + 1] else { return false }
+                pi += 2; si += 1
+            default:
+                guard si < s.count, s[si] == c else { return false }
+                pi += 1; si += 1
+            }
+        }
+        return si == s.count
+    }
+
+    /// Parses the class at `p[start] == "["`; nil when it has no closing ']' (then '[' is literal).
+    private static func matchClass(_ p: [Unicode.Scalar], _ start: Int, _ ch: Unicode.Scalar?) -> (Bool, Int)? {
+        var i = start + 1
+        var negate = false
+        if i < p.count && (p[i] == "!" || p[i] == "^") { negate = true; i += 1 }
+        var found = false
+        var first = true
+        while i < p.count {
+            var lo = p[i]
+            if lo == "]" && !first { break }
+            first = false
+            if lo == "\\" && i + 1 < p.count { i += 1; lo = p[i] }
+            var hi = lo
+            if i + 2 < p.count && p[i + 1] == "-" && p[i + 2] != "]" {
+                hi = p[i + 2]
+                if hi == "\\" && i + 3 < p.count { hi = p[i + 3]; i += 1 }
+                i += 2
+            }
+            if let ch, lo.value <= ch.value && ch.value <= hi.value { found = true }
+            i += 1
+        }
+        guard i < p.count else { return nil }
+        return (found != negate, i + 1)
+    }
+}
+
+/// Matching rules shared by `IngestOptions.include`/`exclude` and `.gitignore` lines: a
+/// pattern without '/' (other than a trailing one) matches the last path component at any
+/// depth ("*.txt" matches "a/b/c.txt"); a pattern with '/' matches the whole relative path.
+struct PathPattern: Sendable {
+    let glob: Glob
+    let anchored: Bool
+
+    init(_ pattern: String) {
+        var p = pattern
+        if p.hasPrefix("/") { p.removeFirst(); anchored = true } else { anchored = p.contains("/") }
+        glob = Glob(p)
+    }
+
+    func matches(_ relativePath: String) -> Bool {
+        if anchored { return glob.matches(relativePath) }
+        let name = relativePath.split(separator: "/").last.map(String.init) ?? relativePath
+        return glob.matches(name)
+    }
+
+    /// Whether everything under folder `relativePath` is matched (so the walk need not enter it):
+    /// the folder itself matches, or the pattern is "<prefix>/**" and the prefix matches it.
+    func coversDirectory(_ relativePath: String) -> Bool {
+        if matches(relativePath) { return true }
+        if anchored && glob.pattern.hasSuffix("/**") {
+            return Glob(String(glob.pattern.dropLast(3))).matches(relativePath)
+        }
+        return false
+    }
+}
