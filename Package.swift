@@ -27,6 +27,8 @@ let package = Package(
         .library(name: "KBSearch", targets: ["KBSearch"]),
         // For Benchmarks/, which measures OpenBLAS itself as the encoder's baseline.
         .library(name: "COpenBLAS", targets: ["COpenBLAS"]),
+        // For Benchmarks/, which compares segment text blocks with LZ4 on the whole text.
+        .library(name: "CLZ4", targets: ["CLZ4"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -16,6 +16,9 @@ let package = Package(
             dependencies: [
                 .product(name: "KBEmbed", package: "kbindex"),
                 .product(name: "COpenBLAS", package: "kbindex"),
+                .product(name: "KBSearch", package: "kbindex"),
+                .product(name: "KBFormat", package: "kbindex"),
+                .product(name: "CLZ4", package: "kbindex"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         )

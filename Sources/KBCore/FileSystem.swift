@@ -219,3 +219,34 @@ public enum FileReader {
     /// Whether the current process may read `path` (`access(2)` with R_OK; root passes everywhere).
     public static func isReadable(_ path: String) -> Bool { access(path, R_OK) == 0 }
 }
+
+// MARK: - Advisory locks
+
+/// An exclusive advisory lock on a file (`flock(2)`), held until `unlock()` or deinit. The
+/// kernel drops it when the process dies, so a killed holder never leaves a stale lock.
+public final class FileLock {
+    private var fd: Int32
+
+    /// Takes the lock on `path` (created if missing) without waiting; nil when another
+    /// process holds it. Throws `FileError` when the file cannot be opened.
+    public static func tryLock(_ path: String) throws -> FileLock? {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw FileError(path: path, operation: "cannot open") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            return nil
+        }
+        return FileLock(fd: fd)
+    }
+
+    private init(fd: Int32) { self.fd = fd }
+
+    /// Releases the lock (idempotent).
+    public func unlock() {
+        guard fd >= 0 else { return }
+        close(fd)
+        fd = -1
+    }
+
+    deinit { unlock() }
+}

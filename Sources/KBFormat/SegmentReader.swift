@@ -152,6 +152,8 @@ public final class SegmentReader: @unchecked Sendable {
     public var dimensions: Int { dims }
     /// The file's size in bytes. O(1).
     public var fileSize: Int { bytes.count }
+    /// Bytes in the section of `kind` (0 when absent), for size reports. O(1).
+    public func sectionLength(_ kind: SectionKind) -> Int { sections[kind]?.length ?? 0 }
     /// Uncompressed-text blocks in the TEXT section. O(1).
     public var textBlockCount: Int { blockCount }
 

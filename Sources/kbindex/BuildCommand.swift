@@ -50,9 +50,14 @@ struct BuildCommand: ParsableCommand {
     @Flag(help: "No progress line and no per-file warnings; only the summary.")
     var quiet = false
 
+    /// Chunks per segment file before a new one starts (bounds the writer's memory).
+    @Option(help: .hidden)
+    var segmentChunks = 200_000
+
     func validate() throws {
         if maxFileSize <= 0 { throw ValidationError("--max-file-size must be positive") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if segmentChunks < 1 { throw ValidationError("--segment-chunks must be at least 1") }
     }
 
     func run() throws {
@@ -68,6 +73,11 @@ struct BuildCommand: ParsableCommand {
         } catch {
             throw CLIError("cannot create the index folder \(indexURL.path): \(error.localizedDescription)")
         }
+        // One build at a time per index: a second one would delete the first one's new segments.
+        let lock: FileLock?
+        do { lock = try FileLock.tryLock(indexURL.appendingPathComponent(".lock").path) } catch { throw CLIError("\(error)") }
+        guard let lock else { throw CLIError("another kbindex build is writing \(indexURL.path); wait for it to finish") }
+        defer { lock.unlock() }
 
         let embedder = try ModelLoading.load(model, threads: threads)
         let descriptor = try ModelLoading.descriptor(of: embedder)
@@ -106,10 +116,29 @@ struct BuildCommand: ParsableCommand {
         let tokenizer = embedder.tokenizer
         let chunker = Chunker(maxTokens: embedder.config.maxSequenceLength - 2, overlapTokens: 32,
                               countTokens: { tokenizer.tokenIDs($0).count })
-        let writer = SegmentWriter(model: descriptor)
-        var doneBytes = 0, doneFiles = 0, textBytes = 0
+        // Segments are written as they fill up (each atomically, under a name no manifest
+        // lists yet); the manifest written at the end is the commit point.
+        let stamp = "\(Self.timestamp())-\(getpid())"
+        var writer = SegmentWriter(model: descriptor)
+        var writerDocuments = 0
+        var segments: [Manifest.Segment] = []
+        func writeSegment() throws {
+            guard writer.chunkCount > 0 else { return }
+            let name = "seg-\(stamp)-\(segments.count).kbseg"
+            do {
+                let bytes = try writer.write(to: indexURL.appendingPathComponent(name).path)
+                segments.append(Manifest.Segment(file: name, chunks: writer.chunkCount, documents: writerDocuments, bytes: bytes))
+            } catch {
+                Self.removeSegments(segments.map(\.file), in: indexURL)
+                throw CLIError("cannot write the index in \(indexURL.path): \(error)")
+            }
+            writer = SegmentWriter(model: descriptor)
+            writerDocuments = 0
+        }
+        var doneBytes = 0, doneFiles = 0, textBytes = 0, chunkTotal = 0
         let embedStart = Date()
         var group: [SourceFile] = []
+        var groupBytes = 0
         func flush() throws {
             let prepared = Self.prepare(group, chunker: chunker, threads: embedder.threads)
             var texts: [String] = []
@@ -125,6 +154,7 @@ struct BuildCommand: ParsableCommand {
                 let doc = writer.addDocument(DocumentRecord(
                     path: p.file.relativePath, size: UInt64(p.file.size), mtimeNanoseconds: p.file.mtimeNanoseconds,
                     contentSHA256: p.sha256, title: p.title))
+                writerDocuments += 1
                 for c in p.chunks {
                     writer.addChunk(ChunkRecord(document: doc, ordinal: UInt32(c.ordinal),
                                                 lineStart: UInt32(c.lineStart), lineEnd: UInt32(c.lineEnd),
@@ -134,39 +164,34 @@ struct BuildCommand: ParsableCommand {
                     textBytes += c.text.utf8.count
                     v += 1
                 }
+                chunkTotal += p.chunks.count
                 doneFiles += 1
             }
-            doneBytes += group.reduce(0) { $0 + $1.size }
+            doneBytes += groupBytes
             group.removeAll()
+            groupBytes = 0
+            if writer.chunkCount >= segmentChunks { try writeSegment() }
             let elapsed = Date().timeIntervalSince(embedStart)
-            let rate = Double(writer.chunkCount) / max(elapsed, 1e-3)
+            let rate = Double(chunkTotal) / max(elapsed, 1e-3)
             let eta = doneBytes > 0 ? elapsed * Double(totalBytes - doneBytes) / Double(doneBytes) : 0
-            progress.update("files \(doneFiles)/\(files.count) · chunks \(Format.count(writer.chunkCount)) · \(String(format: "%.0f", rate)) chunks/s · ETA \(Format.duration(eta))")
+            progress.update("files \(Format.count(doneFiles))/\(Format.count(files.count)) · chunks \(Format.count(chunkTotal)) · \(String(format: "%.0f", rate)) chunks/s · ETA \(Format.duration(eta))")
         }
         for f in files {
             group.append(f)
-            if group.count >= 32 || group.reduce(0, { $0 + $1.size }) >= 2 << 20 { try flush() }
+            groupBytes += f.size
+            if group.count >= 32 || groupBytes >= 1 << 20 { try flush() }
         }
         if !group.isEmpty { try flush() }
+        try writeSegment()
         progress.finish()
 
-        // 3. Write the segment, then the manifest (the commit point), then drop old segments.
-        let segmentName = "seg-\(Self.timestamp())-\(getpid()).kbseg"
-        var segments: [Manifest.Segment] = []
-        if writer.chunkCount > 0 {
-            do {
-                let bytes = try writer.write(to: indexURL.appendingPathComponent(segmentName).path)
-                segments.append(Manifest.Segment(file: segmentName, chunks: writer.chunkCount, documents: doneFiles, bytes: bytes))
-            } catch {
-                throw CLIError("cannot write the index in \(indexURL.path): \(error)")
-            }
-        }
+        // 3. The manifest (the commit point), then drop the segments it no longer lists.
         let manifest = Manifest(formatVersion: 1, model: descriptor, segments: segments,
                                 createdAt: ISO8601DateFormatter().string(from: Date()))
         do {
             try manifest.write(to: indexURL.path)
         } catch {
-            try? FileManager.default.removeItem(at: indexURL.appendingPathComponent(segmentName))
+            Self.removeSegments(segments.map(\.file), in: indexURL)
             throw CLIError("cannot write the index manifest in \(indexURL.path): \(error)")
         }
         Self.removeUnreferencedSegments(in: indexURL, keeping: Set(segments.map(\.file)))
@@ -176,7 +201,7 @@ struct BuildCommand: ParsableCommand {
         let skippedText = skipped.filter { $0.value > 0 }.sorted { $0.key.rawValue < $1.key.rawValue }
             .map { "\($0.value) \(Self.describe($0.key))" }.joined(separator: ", ")
         let onDisk = segments.reduce(0) { $0 + $1.bytes }
-        print("indexed \(Format.count(doneFiles)) files into \(Format.count(writer.chunkCount)) chunks (\(Format.bytes(textBytes)) of text) in \(Format.duration(elapsed)), \(String(format: "%.0f", Double(writer.chunkCount) / max(elapsed, 1e-3))) chunks/s")
+        print("indexed \(Format.count(doneFiles)) files into \(Format.count(chunkTotal)) chunks (\(Format.bytes(textBytes)) of text) in \(Format.duration(elapsed)), \(String(format: "%.0f", Double(chunkTotal) / max(elapsed, 1e-3))) chunks/s")
         if !skippedText.isEmpty { print("skipped: \(skippedText)") }
         if warnings > 0 { print("warnings: \(warnings)\(quiet ? " (run without --quiet to see them)" : "")") }
         print("index: \(indexURL.path) (\(Format.bytes(onDisk)), model \(descriptor.name))")
@@ -202,7 +227,7 @@ struct BuildCommand: ParsableCommand {
                 while i < files.count {
                     let f = files[i]
                     do {
-                        let data = try Data(contentsOf: f.url)
+                        let data = try FileReader.read(f.url.path)
                         let (doc, warnings) = DocumentParser.parse(data, kind: f.kind, language: f.language, path: f.relativePath)
                         dst.buffer[i].title = doc.title
                         dst.buffer[i].sha256 = Array(Hashing.sha256Bytes(data))
@@ -210,7 +235,7 @@ struct BuildCommand: ParsableCommand {
                         if !warnings.isEmpty { dst.buffer[i].warning = "\(f.relativePath): \(warnings.joined(separator: "; "))" }
                     } catch {
                         dst.buffer[i].unreadable = true
-                        dst.buffer[i].warning = "\(f.relativePath): skipped (unreadable: \(error.localizedDescription))"
+                        dst.buffer[i].warning = "\(f.relativePath): skipped (unreadable: \(error))"
                     }
                     i += min(threads, max(files.count, 1))
                 }
@@ -236,6 +261,11 @@ struct BuildCommand: ParsableCommand {
         f.dateFormat = "yyyyMMdd'T'HHmmss"
         f.timeZone = TimeZone(identifier: "UTC")
         return f.string(from: Date())
+    }
+
+    /// Deletes the named segment files (a build that failed before its manifest was written).
+    static func removeSegments(_ names: [String], in dir: URL) {
+        for n in names { try? FileManager.default.removeItem(at: dir.appendingPathComponent(n)) }
     }
 
     /// Deletes `*.kbseg` files the manifest no longer lists (and stray temporary files).

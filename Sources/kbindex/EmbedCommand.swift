@@ -83,12 +83,3 @@ private struct JSONLine: Encodable {
     let truncated: Bool
     let embedding: [Float]
 }
-
-/// An error shown to the user as one line on stderr, exit status 1, without
-/// swift-argument-parser's usage text (which would bury the message).
-struct CLIError: Error, CustomStringConvertible {
-    let message: String
-    init(_ error: Error) { message = "\(error)" }
-    init(_ message: String) { self.message = message }
-    var description: String { message }
-}

@@ -7,12 +7,14 @@ struct KBIndexCommand: ParsableCommand {
         commandName: "kbindex",
         abstract: "A local knowledge-base index for retrieval-augmented generation.",
         discussion: """
-            kbindex embeds text with a built-in model that runs in-process and offline \
-            (all-MiniLM-L6-v2 by default).
+            kbindex indexes a folder of documents (markdown, text, HTML, source code) and \
+            answers questions from it with the passages that match best. Its embedding model \
+            runs in-process and offline (all-MiniLM-L6-v2 by default).
 
             Get started:
               scripts/install-model.sh           # or: kbindex model fetch
-              kbindex embed "How do I rotate the logs?"
+              kbindex build ~/notes              # writes ~/notes/.kbindex
+              cd ~/notes && kbindex query "How do I rotate the logs?"
 
             Models live in $KBINDEX_MODEL_DIR, else $XDG_CACHE_HOME/kbindex/models, else
             ~/.cache/kbindex/models.
@@ -33,4 +35,13 @@ struct KBIndexCommand: ParsableCommand {
             exit(withError: error)
         }
     }
+}
+
+/// An error shown to the user as one line on stderr, exit status 1, without
+/// swift-argument-parser's usage text (which would bury the message).
+struct CLIError: Error, CustomStringConvertible {
+    let message: String
+    init(_ error: Error) { message = "\(error)" }
+    init(_ message: String) { self.message = message }
+    var description: String { message }
 }
