@@ -268,10 +268,10 @@ struct BuildCommand: ParsableCommand {
         for n in names { try? FileManager.default.removeItem(at: dir.appendingPathComponent(n)) }
     }
 
-    /// Deletes `*.kbseg` files the manifest no longer lists (and stray temporary files).
+    /// Deletes `*.kbseg` files the manifest no longer lists, and temporary files a killed build left.
     static func removeUnreferencedSegments(in dir: URL, keeping: Set<String>) {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir.path) else { return }
-        for name in names where (name.hasSuffix(".kbseg") && !keeping.contains(name)) || name.contains(".kbseg.tmp-") {
+        for name in names where (name.hasSuffix(".kbseg") && !keeping.contains(name)) || name.contains(".tmp-") {
             try? FileManager.default.removeItem(at: dir.appendingPathComponent(name))
         }
     }

@@ -22,10 +22,7 @@ struct InfoCommand: ParsableCommand {
     var verify = false
 
     func run() throws {
-        let indexURL = index.map { URL(fileURLWithPath: $0).standardizedFileURL }
-            ?? IndexDirectory.locate(from: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
-        let idx: IndexDirectory
-        do { idx = try IndexDirectory(url: indexURL) } catch { throw CLIError(error) }
+        let idx = try IndexOpening.open(index)
         let m = idx.manifest.model
         print("index:     \(idx.url.path)")
         print("built:     \(idx.manifest.createdAt)")

@@ -49,10 +49,7 @@ struct QueryCommand: ParsableCommand {
     }
 
     func run() throws {
-        let indexURL = index.map { URL(fileURLWithPath: $0).standardizedFileURL }
-            ?? IndexDirectory.locate(from: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
-        let idx: IndexDirectory
-        do { idx = try IndexDirectory(url: indexURL) } catch { throw CLIError(error) }
+        let idx = try IndexOpening.open(index)
         let built = idx.manifest.model
         let embedder = try ModelLoading.load(model, preferred: built.name)
         let descriptor = try ModelLoading.descriptor(of: embedder)

@@ -129,4 +129,99 @@ final class BuildQueryTests: XCTestCase {
         XCTAssertEqual(r.status, 1)
         XCTAssertEqual(r.stderr, "error: \(corpus.appendingPathComponent("nope").path) is not a folder\n")
     }
+
+    var indexDir: URL { corpus.appendingPathComponent(".kbindex") }
+
+    func segmentFiles() throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: indexDir.path).filter { $0.hasSuffix(".kbseg") }.sorted()
+    }
+
+    func testManySegmentsAnswerLikeOne() throws {
+        _ = try build()
+        let one = try query(["-k", "6", "lentil soup recipe"])
+        XCTAssertEqual(try segmentFiles().count, 1)
+        let r = try CLIRunner.run(["build", corpus.path, "--quiet", "--segment-chunks", "2"], environment: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let segments = try segmentFiles()
+        XCTAssertGreaterThan(segments.count, 1, "--segment-chunks 2 wrote one segment")
+        let info = try CLIRunner.run(["info", "--index", indexDir.path], environment: env)
+        XCTAssertTrue(info.stdout.contains("segments:  \(segments.count)\n"), info.stdout)
+        let many = try query(["-k", "6", "lentil soup recipe"])
+        XCTAssertEqual(many.map(\.path), one.map(\.path))
+        XCTAssertEqual(many.map(\.text), one.map(\.text))
+        for (a, b) in zip(many, one) { XCTAssertEqual(a.score, b.score, accuracy: 1e-6) }
+    }
+
+    func testRebuildReplacesTheIndexAndItsSegments() throws {
+        _ = try build()
+        let before = try segmentFiles()
+        try Data("# Recipes\n\n## Pancakes\n\nWhisk eggs, milk and flour; fry thin pancakes in butter.\n".utf8)
+            .write(to: corpus.appendingPathComponent("cooking.md"))
+        _ = try build()
+        let after = try segmentFiles()
+        XCTAssertEqual(after.count, 1)
+        XCTAssertTrue(Set(before).isDisjoint(with: after), "the old segment was not removed")
+        let hit = try query(["-k", "1", "how to make pancakes"])[0]
+        XCTAssertEqual(hit.path, "cooking.md")
+        XCTAssertTrue(hit.text.contains("pancakes"), hit.text)
+        XCTAssertFalse(try query(["-k", "10", "lentil soup"]).contains { $0.text.contains("red lentils") })
+    }
+
+    func testDamagedSegmentIsAClearErrorNotACrash() throws {
+        _ = try build()
+        let seg = indexDir.appendingPathComponent(try segmentFiles()[0])
+        let bytes = try Data(contentsOf: seg)
+        try bytes.prefix(bytes.count - 100).write(to: seg)
+        let r = try CLIRunner.run(["query", "--index", indexDir.path, "lentils"], environment: env)
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(r.stderr.hasPrefix("error: segment \(seg.path) is truncated"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("kbindex build"), r.stderr)
+        // A flipped byte in the vectors is caught by info --verify.
+        _ = try build()
+        let seg2 = indexDir.appendingPathComponent(try segmentFiles()[0])
+        var b2 = try Data(contentsOf: seg2)
+        b2[b2.count / 3] ^= 0x40
+        try b2.write(to: seg2)
+        let v = try CLIRunner.run(["info", "--index", indexDir.path, "--verify"], environment: env)
+        XCTAssertEqual(v.status, 1, v.stdout)
+        XCTAssertTrue(v.stderr.contains("is damaged"), v.stderr)
+    }
+
+    /// A build killed with SIGKILL half-way leaves the previous index answering as before;
+    /// the next build removes what the killed one left behind.
+    func testKilledBuildLeavesTheLastGoodIndexReadable() throws {
+        _ = try build()
+        let good = try query(["-k", "1", "log rotation schedule"])
+        XCTAssertEqual(good.first?.path, "ops/logging.md")
+        let manifest = try Data(contentsOf: indexDir.appendingPathComponent("manifest.json"))
+        // Enough new files that the build writes several segments and is still busy after the first.
+        for i in 0..<400 {
+            try Data("Note \(i): the ferry to island \(i) leaves at \(i % 24) o'clock from pier \(i % 7).\n".utf8)
+                .write(to: corpus.appendingPathComponent("bulk-\(i).txt"))
+        }
+        let p = Process()
+        p.executableURL = try CLIRunner.binary()
+        p.arguments = ["build", corpus.path, "--quiet", "--segment-chunks", "1"]
+        var environment = ProcessInfo.processInfo.environment
+        environment["KBINDEX_MODEL_DIR"] = InstalledModels.storeRoot.path
+        p.environment = environment
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let deadline = Date().addingTimeInterval(120)
+        while p.isRunning, Date() < deadline, try segmentFiles().count < 2 { usleep(2_000) }
+        guard p.isRunning else { return XCTFail("the build ended before a segment was written; make the corpus larger") }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationReason, .uncaughtSignal)
+        XCTAssertGreaterThan(try segmentFiles().count, 1, "the killed build left no segment: the test did not test anything")
+        XCTAssertEqual(try Data(contentsOf: indexDir.appendingPathComponent("manifest.json")), manifest)
+        let after = try query(["-k", "1", "log rotation schedule"])
+        XCTAssertEqual(after.map(\.path), good.map(\.path))
+        XCTAssertEqual(after.map(\.score), good.map(\.score))
+        // The next build commits and removes the killed build's segments.
+        _ = try build()
+        XCTAssertEqual(try segmentFiles().count, 1)
+        XCTAssertEqual(try query(["-k", "1", "ferry to island 17"]).first?.path.hasPrefix("bulk-"), true)
+    }
 }
