@@ -60,9 +60,12 @@ public struct Manifest: Codable, Equatable, Sendable {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         var body = Array(try enc.encode(self))
-        while let last = body.last, last == UInt8(ascii: "}") || last == UInt8(ascii: "\n") || last == UInt8(ascii: " ") {
-            body.removeLast()
-        }
+        // Drop the object's closing brace (exactly one, with the white space around it).
+        func trimSpace() { while let last = body.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: " ") { body.removeLast() } }
+        trimSpace()
+        precondition(body.last == UInt8(ascii: "}"), "JSONEncoder output does not end with '}'")
+        body.removeLast()
+        trimSpace()
         body += Array(",\n  ".utf8)
         let hex = body.withUnsafeBytes { Hashing.sha256Hex($0) }
         return Data(body + Self.marker + Array(": \"\(hex)\"\n}\n".utf8))

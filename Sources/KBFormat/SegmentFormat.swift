@@ -21,6 +21,10 @@ public enum SegmentFormat {
     /// LZ4_MAX_INPUT_SIZE: the largest block LZ4's block format takes.
     static let maxBlockSize = 0x7E00_0000
 
+    /// LZ4_COMPRESSBOUND: the most bytes LZ4 compresses `n` ≤ maxBlockSize bytes into. A block
+    /// whose compressed length exceeds it is damaged (and its length would not fit LZ4's Int32).
+    static func compressBound(_ n: Int) -> Int { n + n / 255 + 16 }
+
     /// Row stride for `dims`: dims rounded up to a multiple of 64.
     public static func rowStride(dimensions dims: Int) -> Int { align(dims) }
 

@@ -128,7 +128,9 @@ public final class SegmentReader: @unchecked Sendable {
         for k in 0..<blockCount {
             let e = indexAt + k * SegmentFormat.textIndexEntrySize
             let off = b.u64(e), clen = UInt64(b.u32(e + 8)), ulen = b.u32(e + 12)
-            guard off <= textLen, clen + UInt64(SegmentFormat.textBlockHeaderSize) <= textLen - off, ulen <= SegmentFormat.maxBlockSize else {
+            guard off <= textLen, clen + UInt64(SegmentFormat.textBlockHeaderSize) <= textLen - off, ulen <= SegmentFormat.maxBlockSize,
+                clen <= UInt64(SegmentFormat.compressBound(Int(ulen)))
+            else {
                 throw oob("text block \(k)")
             }
             blockSizes[k] = ulen

@@ -98,16 +98,18 @@ public final class SegmentWriter {
         var allBlocks = blocks
         if !current.isEmpty { allBlocks.append((Self.compress(current), current.count)) }
 
-        // STRINGS (deduplicated) and HEADINGS.
+        // STRINGS (deduplicated) and HEADINGS. Deduplicated by UTF-8 bytes, not by String:
+        // String equality is canonical equivalence, so "é" (U+00E9) and "e\u{301}" are equal
+        // Strings, and keying by String would store one in place of the other.
         var pool = ByteWriter()
-        var seen: [String: (UInt32, UInt32)] = [:]
+        var seen: [[UInt8]: (UInt32, UInt32)] = [:]
         func ref(_ s: String) -> (UInt32, UInt32) {
-            if let r = seen[s] { return r }
             let u = Array(s.utf8)
+            if let r = seen[u] { return r }
             precondition(pool.bytes.count + u.count <= Int(UInt32.max), "string pool over 4 GiB")
             let r = (UInt32(pool.bytes.count), UInt32(u.count))
             pool.bytes.append(contentsOf: u)
-            seen[s] = r
+            seen[u] = r
             return r
         }
         var docs = ByteWriter()

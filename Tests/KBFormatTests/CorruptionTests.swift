@@ -163,6 +163,26 @@ final class CorruptionTests: TempDirTestCase {
         }
     }
 
+    /// A compressed length over LZ4's worst case (n + n/255 + 16) cannot be a valid block, and
+    /// past 2 GiB it would not fit LZ4's Int32 length: rejected at open (format-spec.md §10 #21),
+    /// even when it stays inside TEXT and the block header agrees.
+    func testCompressedLengthOverTheLZ4BoundIsRejectedAtOpen() throws {
+        let n = le(16, 4)
+        var at: [UInt32: (Int, Int)] = [:]
+        for i in 0..<n { let e = 64 + 32 * i; at[UInt32(le(e, 4))] = (le(e + 8, 8), le(e + 16, 8)) }
+        let (index, _) = at[SectionKind.textIndex.rawValue]!, (text, textLen) = at[SectionKind.text.rawValue]!
+        let blockOffset = le(index, 8), ulen = le(index + 12, 4)
+        let over = ulen + ulen / 255 + 17
+        XCTAssertLessThanOrEqual(blockOffset + 8 + over, textLen, "the test needs a TEXT section longer than block 0's bound")
+        var b = original
+        setLE(&b, index + 8, 4, UInt64(over))
+        setLE(&b, text + blockOffset, 4, UInt64(over))
+        try put(b)
+        XCTAssertThrowsError(try SegmentReader(path: p)) { e in
+            XCTAssertEqual(e as? SegmentError, .outOfBounds(file: p, what: "text block 0"))
+        }
+    }
+
     func testDamagedCompressedTextIsAnErrorFromText() throws {
         let n = le(16, 4)
         for i in 0..<n where le(64 + 32 * i, 4) == Int(SectionKind.text.rawValue) {

@@ -17,10 +17,18 @@ final class SegmentRoundTripTests: TempDirTestCase {
         XCTAssertGreaterThanOrEqual(r.rowStride, r.dimensions, file: file, line: line)
         XCTAssertEqual(r.documentCount, s.documents.count, file: file, line: line)
         XCTAssertEqual(r.chunkCount, s.chunks.count, file: file, line: line)
-        for (i, d) in s.documents.enumerated() { XCTAssertEqual(r.document(i), d, file: file, line: line) }
+        // Strings are compared as UTF-8 bytes too: String == is canonical equivalence.
+        for (i, d) in s.documents.enumerated() {
+            let got = r.document(i)
+            XCTAssertEqual(got, d, file: file, line: line)
+            XCTAssertEqual(Array(got.path.utf8), Array(d.path.utf8), file: file, line: line)
+            XCTAssertEqual(Array(got.title.utf8), Array(d.title.utf8), file: file, line: line)
+        }
         for (i, c) in s.chunks.enumerated() {
-            XCTAssertEqual(r.chunk(i), c.record, file: file, line: line)
-            XCTAssertEqual(try r.text(ofChunk: i), c.text, file: file, line: line)
+            let got = r.chunk(i)
+            XCTAssertEqual(got, c.record, file: file, line: line)
+            XCTAssertEqual(got.headingPath.map { Array($0.utf8) }, c.record.headingPath.map { Array($0.utf8) }, file: file, line: line)
+            XCTAssertEqual(Array(try r.text(ofChunk: i).utf8), Array(c.text.utf8), file: file, line: line)
             let scale = r.scale(ofChunk: i)
             let deq = r.dequantized(i)
             XCTAssertEqual(deq.count, c.vector.count)
@@ -63,6 +71,30 @@ final class SegmentRoundTripTests: TempDirTestCase {
         let rec = ChunkRecord(document: 0, ordinal: 0, lineStart: 1, lineEnd: 2, byteStart: 0, byteEnd: 5, headingPath: ["A", "B"])
         s.chunks = [(rec, "before", [Float](repeating: 0.5, count: 384)), (rec, long, [Float](repeating: -0.25, count: 384)), (rec, "after", [Float](repeating: 0, count: 384))]
         try check(s)
+    }
+
+    /// "é" (U+00E9) and "e\u{301}" are equal Strings (canonical equivalence) but different
+    /// bytes; each must come back exactly as written. The string pool once deduplicated by
+    /// String and stored whichever came first for both.
+    func testCanonicallyEquivalentStringsKeepTheirBytes() throws {
+        let composed = "caf\u{E9}", decomposed = "cafe\u{301}"
+        XCTAssertEqual(composed, decomposed)
+        XCTAssertNotEqual(Array(composed.utf8), Array(decomposed.utf8))
+        var s = RandomSegment(seed: 12, dims: 4, documents: 0, chunks: 0)
+        let sha = [UInt8](repeating: 7, count: 32)
+        s.documents = [
+            DocumentRecord(path: composed, size: 1, mtimeNanoseconds: 2, contentSHA256: sha, title: decomposed),
+            DocumentRecord(path: decomposed, size: 1, mtimeNanoseconds: 2, contentSHA256: sha, title: composed),
+        ]
+        let rec = ChunkRecord(document: 1, ordinal: 0, lineStart: 1, lineEnd: 1, byteStart: 0, byteEnd: 1, headingPath: [composed, decomposed, "\u{2126}", "\u{3A9}"])  // OHM SIGN ≡ OMEGA
+        s.chunks = [(rec, decomposed + composed, [1, 0, 0, 0])]
+        try check(s)
+        let p = path("c.kbseg")
+        _ = try s.writer().write(to: p)
+        let r = try SegmentReader(path: p)
+        XCTAssertEqual(Array(r.document(0).path.utf8), Array(composed.utf8))
+        XCTAssertEqual(Array(r.document(1).path.utf8), Array(decomposed.utf8))
+        XCTAssertEqual(r.chunk(0).headingPath.map { Array($0.utf8) }, [Array(composed.utf8), Array(decomposed.utf8), [0xE2, 0x84, 0xA6], [0xCE, 0xA9]])
     }
 
     func testLargeSegment() throws {
