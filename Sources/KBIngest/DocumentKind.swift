@@ -49,7 +49,8 @@ public struct IngestOptions: Sendable {
     /// Compared by device and inode, so another spelling of the same folder is caught too.
     public var excludedDirectories: [String] = []
     /// Follow symbolic links (to files and folders); loops are detected from the device and
-    /// inode of each folder on the current path and reported as `SkipReason.symlinkLoop`.
+    /// inode of each folder on the current path (and cycles of links from ELOOP) and reported
+    /// as `SkipReason.symlinkLoop`.
     public var followSymlinks: Bool = true
 
     /// The defaults: every supported file, 10 MiB limit, links followed.
@@ -70,7 +71,8 @@ public enum SkipReason: String, Sendable, CaseIterable {
     /// The system refused to read the file or list the folder (the detail has its reason),
     /// or a dangling symbolic link.
     case unreadable
-    /// A folder that is already on the current path (through a symbolic link).
+    /// A folder that is already on the current path (through a symbolic link), or a cycle
+    /// of symbolic links that never resolves (ELOOP).
     case symlinkLoop
     /// Zero bytes, or only whitespace.
     case empty

@@ -109,7 +109,10 @@ public struct Walker: Sendable {
                     continue
                 }
                 do { status = try FileStatus.of(full) } catch {
-                    state.events(.skipped(path: rel, reason: .unreadable, detail: "\(error)"))
+                    // A cycle of links ("a -> b", "b -> a") never reaches a folder, so the
+                    // ancestor check below cannot see it: stat reports ELOOP.
+                    let loop = (error as? FileError)?.code == ELOOP
+                    state.events(.skipped(path: rel, reason: loop ? .symlinkLoop : .unreadable, detail: "\(error)"))
                     continue
                 }
             }

@@ -21,6 +21,10 @@ enum HTMLParser {
         let b = [UInt8](data)
         var out = Output(source: source)
         var stack: [Element] = []
+        // How many of each element are open, so a stray end tag costs O(1) instead of a scan
+        // of the whole stack (thousands of unclosed tags then thousands of stray end tags
+        // would otherwise be quadratic).
+        var openCount: [String: Int] = [:]
         var dropDepth = 0   // open elements whose content is dropped
         var preDepth = 0
         var title: String?
@@ -72,9 +76,10 @@ enum HTMLParser {
                                                                    byteStart: h.start, byteEnd: end, verbatim: false))
         }
         func popTo(_ name: String, end: Int) {
-            guard let idx = stack.lastIndex(where: { $0.name == name }) else { return }
+            guard openCount[name, default: 0] > 0, let idx = stack.lastIndex(where: { $0.name == name }) else { return }
             while stack.count > idx {
                 let e = stack.removeLast()
+                openCount[e.name, default: 1] -= 1
                 if e.dropping { dropDepth -= 1 }
                 if e.name == "pre" { preDepth -= 1 }
                 if headingLevel(e.name) != nil { closeHeading(at: end) }
@@ -157,6 +162,7 @@ enum HTMLParser {
             let drop = dropped.contains(name) || attrs["role"] == "navigation" || attrs["role"] == "search"
                 || !classes.isDisjoint(with: droppedClasses) || attrs["aria-hidden"] == "true"
             stack.append(Element(name: name, dropping: drop))
+            openCount[name, default: 0] += 1
             if drop { dropDepth += 1 }
             if name == "pre" { preDepth += 1 }
             if paragraphBlocks.contains(name) { out.paragraphBreak() } else if lineBlocks.contains(name) { out.lineBreak() }

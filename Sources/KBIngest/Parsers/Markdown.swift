@@ -30,7 +30,8 @@ enum MarkdownParser {
 
         func heading(_ level: Int, _ text: String, _ at: SourceLine) {
             while let last = levels.last, last.0 >= level { levels.removeLast() }
-            levels.append((level, text))
+            // An empty heading ("#") ends the sections above its level but names nothing.
+            if !text.isEmpty { levels.append((level, text)) }
             if level == 1 && firstH1 == nil { firstH1 = text }
             collector.start(levels.map(\.1), heading: at)
         }
@@ -59,7 +60,7 @@ enum MarkdownParser {
                 }
             }
             if indent < 4, let (level, h) = atxHeading(body) {
-                heading(level, h.isEmpty ? "" : h, line.source)
+                heading(level, h, line.source)
                 i += 1
                 continue
             }

@@ -1,3 +1,0 @@
-import XCTest
-import KBIngest
-final class SmokeTests: XCTestCase { func testKinds() { XCTAssertEqual(DocumentKind.allCases.count, 4) } }

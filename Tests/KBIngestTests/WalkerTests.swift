@@ -1,0 +1,296 @@
+import Foundation
+import XCTest
+import KBCore
+@testable import KBIngest
+
+final class WalkerTests: XCTestCase {
+    var folder: ScratchFolder!
+
+    override func setUpWithError() throws { folder = try ScratchFolder() }
+    override func tearDown() { folder.remove() }
+
+    // MARK: - Types
+
+    func testKindsAndLanguagesByExtensionAndShebang() throws {
+        let files: [(String, DocumentKind, String?)] = [
+            ("a.md", .markdown, nil), ("b.markdown", .markdown, nil), ("c.html", .html, nil), ("d.htm", .html, nil),
+            ("e.txt", .text, nil), ("f.rst", .text, nil), ("README", .text, nil),
+            ("g.swift", .code, "swift"), ("h.py", .code, "python"), ("i.c", .code, "c"), ("j.h", .code, "c"),
+            ("k.cpp", .code, "cpp"), ("l.js", .code, "javascript"), ("m.ts", .code, "typescript"),
+            ("n.go", .code, "go"), ("o.rs", .code, "rust"), ("p.sh", .code, "shell"),
+            ("tool", .code, "python"), ("run", .code, "shell"),
+        ]
+        for (name, _, _) in files { try folder.write(name, "content of \(name)\n") }
+        try folder.write("tool", "#!/usr/bin/env python3\nprint(1)\n")
+        try folder.write("run", "#!/bin/bash\necho 1\n")
+        try folder.write("picture.png", "not really a png")
+        let result = try walk(folder)
+        XCTAssertEqual(result.paths, files.map(\.0).sorted())
+        for (name, kind, language) in files {
+            XCTAssertEqual(result.file(name)?.kind, kind, name)
+            XCTAssertEqual(result.file(name)?.language, language, name)
+        }
+        XCTAssertEqual(result.reason("picture.png"), .unsupportedType)
+        let a = try XCTUnwrap(result.file("a.md"))
+        XCTAssertEqual(a.size, "content of a.md\n".utf8.count)
+        XCTAssertEqual(a.url.path, folder.url.appendingPathComponent("a.md").path)
+        XCTAssertGreaterThan(a.mtimeNanoseconds, 0)
+    }
+
+    // MARK: - Hostile files
+
+    func testBinaryFileWithNULIsSkipped() throws {
+        try folder.write("blob.txt", Data([0x68, 0x69, 0x00, 0x01, 0x02]))
+        try folder.write("late-nul.txt", Data(repeating: 0x61, count: 9000) + Data([0]))  // NUL past the sniffed 8 KiB
+        let result = try walk(folder)
+        XCTAssertEqual(result.reason("blob.txt"), .binary)
+        XCTAssertEqual(result.paths, ["late-nul.txt"])
+    }
+
+    func testFileOverTheSizeLimitIsSkipped() throws {
+        try folder.write("big.txt", String(repeating: "x", count: 101))
+        try folder.write("fits.txt", String(repeating: "x", count: 100))
+        let result = try walk(folder) { $0.maxFileSize = 100 }
+        XCTAssertEqual(result.reason("big.txt"), .tooLarge)
+        XCTAssertEqual(result.skipped["big.txt"]?.detail, "101 bytes, more than 100")
+        XCTAssertEqual(result.paths, ["fits.txt"])
+    }
+
+    func testEmptyAndWhitespaceOnlyFilesAreSkipped() throws {
+        try folder.write("empty.md", "")
+        try folder.write("blank.md", " \n\t\r\n")
+        try folder.write("long-blank.md", String(repeating: " ", count: 10_000))
+        try folder.write("late-text.md", String(repeating: " ", count: 10_000) + "x")
+        let result = try walk(folder)
+        XCTAssertEqual(result.reason("empty.md"), .empty)
+        XCTAssertEqual(result.reason("blank.md"), .empty)
+        XCTAssertEqual(result.reason("long-blank.md"), .empty)
+        XCTAssertEqual(result.paths, ["late-text.md"])
+    }
+
+    func testInvalidUTF8IsIndexedWithAWarningAndReplacementCharacters() throws {
+        try folder.write("latin1.txt", Data("caf".utf8) + Data([0xE9]) + Data(" au lait\n".utf8))
+        let result = try walk(folder)
+        let file = try XCTUnwrap(result.file("latin1.txt"))
+        let data = try FileReader.read(file.url.path)
+        let (doc, warnings) = DocumentParser.parse(data, kind: file.kind, language: file.language, path: file.relativePath)
+        XCTAssertEqual(warnings.count, 1)
+        XCTAssertTrue(warnings[0].hasPrefix("latin1.txt: invalid UTF-8 on 1 line(s) (first: line 1)"), warnings[0])
+        XCTAssertEqual(doc.sections.map(\.text), ["caf\u{FFFD} au lait"])
+    }
+
+    func testUnreadableFileIsReportedAndTheWalkGoesOn() throws {
+        try folder.write("a.md", "first")
+        try folder.write("locked.md", "secret")
+        try folder.write("z.md", "last")
+        folder.chmod("locked.md", 0)
+        try folder.mkdir("lockeddir")
+        try folder.write("lockeddir/inside.md", "x")
+        folder.chmod("lockeddir", 0)
+        let result = try walk(folder)
+        if geteuid() == 0 {
+            // Root reads through any permission bits: the files are simply indexed.
+            XCTAssertEqual(result.paths, ["a.md", "locked.md", "lockeddir/inside.md", "z.md"])
+        } else {
+            XCTAssertEqual(result.reason("locked.md"), .unreadable)
+            XCTAssertTrue(result.skipped["locked.md"]?.detail?.contains("ermission") ?? false)
+            XCTAssertEqual(result.reason("lockeddir"), .unreadable)
+            XCTAssertEqual(result.paths, ["a.md", "z.md"])
+        }
+    }
+
+    func testReadErrorIsReportedEvenForRoot() throws {
+        // /proc/self/mem looks like a regular file but reading its first bytes fails with EIO,
+        // whatever the privileges: a read error that chmod cannot give when tests run as root.
+        guard FileManager.default.fileExists(atPath: "/proc/self/mem") else { throw XCTSkip("no /proc") }
+        try folder.write("a.md", "first")
+        try folder.symlink("mem.txt", to: "/proc/self/mem")
+        try folder.write("z.md", "last")
+        let result = try walk(folder)
+        XCTAssertEqual(result.reason("mem.txt"), .unreadable)
+        XCTAssertTrue(result.skipped["mem.txt"]?.detail?.contains("cannot read") ?? false, "\(String(describing: result.skipped["mem.txt"]))")
+        XCTAssertEqual(result.paths, ["a.md", "z.md"])
+    }
+
+    func testFifoIsNotOpened() throws {
+        try folder.write("a.md", "x")
+        XCTAssertEqual(mkfifo(folder.url.appendingPathComponent("pipe.md").path, 0o644), 0)
+        let result = try walk(folder)   // would block forever if the walker opened the fifo
+        XCTAssertEqual(result.reason("pipe.md"), .unsupportedType)
+        XCTAssertEqual(result.paths, ["a.md"])
+    }
+
+    // MARK: - Symbolic links
+
+    func testSymlinkLoopsAreReportedWithoutHanging() throws {
+        try folder.write("sub/doc.md", "x")
+        try folder.symlink("sub/up", to: "..")             // folder loop back to the root
+        try folder.symlink("sub/self", to: ".")            // folder loop to itself
+        try folder.symlink("ping.md", to: "pong.md")        // cycle of links: ELOOP
+        try folder.symlink("pong.md", to: "ping.md")
+        try folder.symlink("me.md", to: "me.md")
+        let result = try walk(folder)
+        XCTAssertEqual(result.paths, ["sub/doc.md"])
+        XCTAssertEqual(result.reason("sub/up"), .symlinkLoop)
+        XCTAssertEqual(result.reason("sub/self"), .symlinkLoop)
+        XCTAssertEqual(result.reason("ping.md"), .symlinkLoop)
+        XCTAssertEqual(result.reason("pong.md"), .symlinkLoop)
+        XCTAssertEqual(result.reason("me.md"), .symlinkLoop)
+    }
+
+    func testDanglingSymlinkIsUnreadable() throws {
+        try folder.write("real.md", "x")
+        try folder.symlink("gone.md", to: "does-not-exist.md")
+        let result = try walk(folder)
+        XCTAssertEqual(result.reason("gone.md"), .unreadable)
+        XCTAssertEqual(result.paths, ["real.md"])
+    }
+
+    func testSymlinksFollowedOrIgnored() throws {
+        let outside = try ScratchFolder()
+        defer { outside.remove() }
+        try outside.write("elsewhere.md", "outside text")
+        try outside.write("shared/doc.md", "shared text")
+        try folder.symlink("linked.md", to: outside.url.appendingPathComponent("elsewhere.md").path)
+        try folder.symlink("shared", to: outside.url.appendingPathComponent("shared").path)
+        let followed = try walk(folder)
+        XCTAssertEqual(followed.paths, ["linked.md", "shared/doc.md"])
+        XCTAssertEqual(followed.file("linked.md")?.size, "outside text".utf8.count)
+        XCTAssertEqual(followed.file("linked.md")?.url.path, folder.url.appendingPathComponent("linked.md").path)
+        let notFollowed = try walk(folder) { $0.followSymlinks = false }
+        XCTAssertEqual(notFollowed.paths, [])
+        XCTAssertEqual(notFollowed.reason("linked.md"), .ignored)
+        XCTAssertEqual(notFollowed.reason("shared"), .ignored)
+    }
+
+    // MARK: - .gitignore
+
+    func testGitignoreRules() throws {
+        try folder.write(".gitignore", """
+            # comment
+            *.txt
+            !keep.txt
+            build/
+            /only-root.md
+            docs/**/draft.md
+            **/tmp
+            \\#literal.md
+            trailing.md   \n
+            """)
+        for path in ["a.txt", "keep.txt", "build/out.md", "sub/build/out.md", "notes/build", "only-root.md", "sub/only-root.md",
+                     "docs/draft.md", "docs/a/b/draft.md", "docs/a/final.md", "tmp/x.md", "deep/er/tmp/x.md",
+                     "#literal.md", "trailing.md", "sub/deeper.txt", "sub/x.md"] {
+            try folder.write(path, "text of \(path)")
+        }
+        // A nested .gitignore overrides its parent's rules below it.
+        try folder.write("sub/.gitignore", "!*.txt\nx.md\n")
+        try folder.write(".git/info/exclude", "excluded-by-info.md\n")
+        try folder.write("excluded-by-info.md", "x")
+        let result = try walk(folder)
+        XCTAssertEqual(result.paths, ["docs/a/final.md", "keep.txt", "notes/build", "sub/deeper.txt", "sub/only-root.md"])
+        for ignored in ["a.txt", "build", "sub/build", "only-root.md", "docs/draft.md", "docs/a/b/draft.md", "tmp", "deep/er/tmp",
+                        "#literal.md", "trailing.md", "sub/x.md", "excluded-by-info.md"] {
+            XCTAssertEqual(result.reason(ignored), .ignored, ignored)
+        }
+        XCTAssertEqual(result.skipped["a.txt"]?.detail, ".gitignore")
+    }
+
+    func testGitignoreParsing() {
+        let file = GitignoreFile(base: "", text: "a/b\n/c\nd/\n!e\n\\!f\n  \n#x\n*.o\r\n")
+        XCTAssertEqual(file.rules.count, 6)
+        XCTAssertEqual(file.decision(relativePath: "a/b", isDirectory: false), true)
+        XCTAssertNil(file.decision(relativePath: "z/a/b", isDirectory: false), "a pattern with a middle slash is anchored")
+        XCTAssertEqual(file.decision(relativePath: "c", isDirectory: false), true)
+        XCTAssertNil(file.decision(relativePath: "z/c", isDirectory: false))
+        XCTAssertEqual(file.decision(relativePath: "z/d", isDirectory: true), true)
+        XCTAssertNil(file.decision(relativePath: "z/d", isDirectory: false), "a trailing slash matches folders only")
+        XCTAssertEqual(file.decision(relativePath: "e", isDirectory: false), false)
+        XCTAssertEqual(file.decision(relativePath: "!f", isDirectory: false), true)
+        XCTAssertEqual(file.decision(relativePath: "x/y.o", isDirectory: false), true)
+        let nested = GitignoreFile(base: "sub", text: "/top.md\n")
+        XCTAssertEqual(nested.decision(relativePath: "sub/top.md", isDirectory: false), true)
+        XCTAssertNil(nested.decision(relativePath: "sub/x/top.md", isDirectory: false))
+        XCTAssertNil(nested.decision(relativePath: "top.md", isDirectory: false))
+    }
+
+    func testGlob() {
+        XCTAssertTrue(Glob("*.md").matches("a.md"))
+        XCTAssertFalse(Glob("*.md").matches("d/a.md"))
+        XCTAssertTrue(Glob("**/a.md").matches("a.md"))
+        XCTAssertTrue(Glob("**/a.md").matches("x/y/a.md"))
+        XCTAssertTrue(Glob("a/**/b").matches("a/b"))
+        XCTAssertTrue(Glob("a/**/b").matches("a/x/y/b"))
+        XCTAssertFalse(Glob("a/**/b").matches("ab/b"))
+        XCTAssertTrue(Glob("a/**").matches("a/x/y"))
+        XCTAssertTrue(Glob("file?.[ch]").matches("file1.c"))
+        XCTAssertFalse(Glob("file?.[!ch]").matches("file1.c"))
+        XCTAssertTrue(Glob("[a-c]x").matches("bx"))
+        XCTAssertTrue(Glob("lone[").matches("lone["))
+        XCTAssertTrue(Glob("\\*").matches("*"))
+        XCTAssertFalse(Glob("\\*").matches("x"))
+    }
+
+    // MARK: - Hidden, excluded, include/exclude
+
+    func testHiddenFilesAndFoldersAndNodeModulesAreSkipped() throws {
+        try folder.write(".hidden.md", "x")
+        try folder.write(".config/inside.md", "x")
+        try folder.write("node_modules/pkg/readme.md", "x")
+        try folder.write("visible.md", "x")
+        let result = try walk(folder)
+        XCTAssertEqual(result.paths, ["visible.md"])
+        XCTAssertEqual(result.reason(".hidden.md"), .ignored)
+        XCTAssertEqual(result.reason(".config"), .ignored)
+        XCTAssertEqual(result.reason("node_modules"), .ignored)
+        XCTAssertNil(result.reason(".config/inside.md"), "a hidden folder is not entered")
+    }
+
+    func testIndexFolderIsExcludedWhateverItsSpelling() throws {
+        try folder.write("kb-index/chunks.txt", "index data")
+        try folder.write("doc.md", "x")
+        // Another spelling of the same folder: through "./" and "..".
+        let other = folder.path + "/./kb-index/../kb-index"
+        let result = try walk(folder) { $0.excludedDirectories = [other] }
+        XCTAssertEqual(result.paths, ["doc.md"])
+        XCTAssertEqual(result.reason("kb-index"), .ignored)
+        XCTAssertEqual(result.skipped["kb-index"]?.detail, "excluded folder")
+        // And through a symbolic link to it.
+        try folder.symlink("alias", to: "kb-index")
+        let viaLink = try walk(folder) { $0.excludedDirectories = [self.folder.path + "/alias"] }
+        XCTAssertEqual(viaLink.paths, ["doc.md"])
+        XCTAssertEqual(viaLink.reason("kb-index"), .ignored)
+    }
+
+    func testIncludeAndExcludeGlobs() throws {
+        for path in ["docs/guide.md", "docs/deep/more.md", "docs/private/secret.md", "docs/notes.txt", "notes.txt",
+                     "a/b/c.txt", "draft.draft.txt", "src/main.swift"] {
+            try folder.write(path, "text")
+        }
+        let result = try walk(folder) {
+            $0.include = ["docs/**/*.md", "*.txt"]
+            $0.exclude = ["docs/private/**", "*.draft.txt"]
+        }
+        XCTAssertEqual(result.paths, ["a/b/c.txt", "docs/deep/more.md", "docs/guide.md", "docs/notes.txt", "notes.txt"])
+        XCTAssertEqual(result.reason("src/main.swift"), .ignored)
+        XCTAssertEqual(result.skipped["src/main.swift"]?.detail, "not matched by include")
+        XCTAssertEqual(result.reason("docs/private"), .ignored, "an excluded folder is not entered")
+        XCTAssertEqual(result.skipped["draft.draft.txt"]?.detail, "exclude *.draft.txt")
+    }
+
+    // MARK: - Root and order
+
+    func testRootErrors() throws {
+        let file = try folder.write("file.md", "x")
+        XCTAssertThrowsError(try Walker(root: file, options: IngestOptions()).walk { _ in }) { error in
+            XCTAssertTrue("\(error)".contains("not a folder"), "\(error)")
+        }
+        XCTAssertThrowsError(try Walker(root: folder.url.appendingPathComponent("missing"), options: IngestOptions()).walk { _ in })
+    }
+
+    func testOrderIsSortedByPathBytes() throws {
+        for path in ["b.md", "a/z.md", "B.md", "a.md", "a-b.md", "é.md"] { try folder.write(path, "x") }
+        let first = try walk(folder).paths
+        XCTAssertEqual(first, ["B.md", "a-b.md", "a.md", "a/z.md", "b.md", "é.md"])
+        XCTAssertEqual(try walk(folder).paths, first)
+    }
+}
