@@ -166,11 +166,11 @@ struct BuildCommand: ParsableCommand {
                 }
                 chunkTotal += p.chunks.count
                 doneFiles += 1
+                if writer.chunkCount >= segmentChunks { try writeSegment() }
             }
             doneBytes += groupBytes
             group.removeAll()
             groupBytes = 0
-            if writer.chunkCount >= segmentChunks { try writeSegment() }
             let elapsed = Date().timeIntervalSince(embedStart)
             let rate = Double(chunkTotal) / max(elapsed, 1e-3)
             let eta = doneBytes > 0 ? elapsed * Double(totalBytes - doneBytes) / Double(doneBytes) : 0

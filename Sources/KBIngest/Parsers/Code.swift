@@ -5,7 +5,7 @@ import Foundation
 /// comes before the first declaration (imports, licence, comments) is the preamble.
 /// Heading path: [file name, declaration name], [file name] for the preamble. Title: file name.
 enum CodeParser {
-    nonisolated(unsafe) private static let patterns: [String: [NSRegularExpression]] = {
+    private static let patterns: [String: [NSRegularExpression]] = {
         func r(_ s: [String]) -> [NSRegularExpression] { s.map { try! NSRegularExpression(pattern: $0) } }
         // A definition, not a prototype: no ';' after the '(' unless a '{' opens a body on the
         // same line ("int f(void) { return 0; }").
@@ -30,9 +30,9 @@ enum CodeParser {
 
     /// C and C++ with the return type on a line of its own (GNU and BSD style):
     /// "static int" then "name(args)" at column 0.
-    nonisolated(unsafe) private static let returnTypeLine = try! NSRegularExpression(
+    private static let returnTypeLine = try! NSRegularExpression(
         pattern: #"^(?!(?:if|else|for|while|switch|return|do|case|goto|typedef|using|struct|enum|union|class|namespace|public|private|protected|extern|template)\b)[A-Za-z_][\w\s\*&:<>,]*$"#)
-    nonisolated(unsafe) private static let nameAndParen = try! NSRegularExpression(
+    private static let nameAndParen = try! NSRegularExpression(
         pattern: #"^([A-Za-z_~][\w:~]*)\s*\((?:[^;]*|.*\{.*)$"#)
 
     /// The name of a function whose return type is all of `previous` and whose name starts `line`.

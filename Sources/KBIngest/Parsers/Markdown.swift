@@ -106,7 +106,7 @@ enum MarkdownParser {
         return c == "=" ? 1 : 2
     }
 
-    nonisolated(unsafe) private static let link = try! NSRegularExpression(pattern: #"!?\[([^\]\n]*)\]\([^)\s]*(?:\s+"[^"]*")?\)"#)
+    private static let link = try! NSRegularExpression(pattern: #"!?\[([^\]\n]*)\]\([^)\s]*(?:\s+"[^"]*")?\)"#)
 
     /// Links and images keep their text: `[text](url)` → `text`, `![alt](src)` → `alt`.
     static func clean(_ s: String) -> String {
