@@ -136,11 +136,16 @@ struct BuildCommand: ParsableCommand {
             writerDocuments = 0
         }
         var doneBytes = 0, doneFiles = 0, textBytes = 0, chunkTotal = 0
+        var prepareTime = 0.0, embedTime = 0.0  // read+parse+chunk, and embed+add, in seconds
         let embedStart = Date()
         var group: [SourceFile] = []
         var groupBytes = 0
         func flush() throws {
+            let t0 = Date()
             let prepared = Self.prepare(group, chunker: chunker, threads: embedder.threads)
+            let t1 = Date()
+            prepareTime += t1.timeIntervalSince(t0)
+            defer { embedTime += Date().timeIntervalSince(t1) }
             var texts: [String] = []
             for p in prepared {
                 if let w = p.warning { warnings += 1; if !quiet { progress.finish(); warn(w) } }
@@ -203,6 +208,7 @@ struct BuildCommand: ParsableCommand {
         let onDisk = segments.reduce(0) { $0 + $1.bytes }
         print("indexed \(Format.count(doneFiles)) files into \(Format.count(chunkTotal)) chunks (\(Format.bytes(textBytes)) of text) in \(Format.duration(elapsed)), \(String(format: "%.0f", Double(chunkTotal) / max(elapsed, 1e-3))) chunks/s")
         if !skippedText.isEmpty { print("skipped: \(skippedText)") }
+        print("time: read, parse and chunk \(Format.duration(prepareTime)), embed \(Format.duration(embedTime)), other \(Format.duration(max(0, elapsed - prepareTime - embedTime)))")
         if warnings > 0 { print("warnings: \(warnings)\(quiet ? " (run without --quiet to see them)" : "")") }
         print("index: \(indexURL.path) (\(Format.bytes(onDisk)), model \(descriptor.name))")
     }
