@@ -31,14 +31,6 @@ struct ModelCommand: ParsableCommand {
         FileHandle.standardError.write(Data("\(error)\n".utf8))
         return ExitCode(1)
     }
-
-    static func humanSize(_ bytes: Int64) -> String {
-        let b = Double(bytes)
-        if bytes < 1000 { return "\(bytes) B" }
-        if bytes < 1_000_000 { return String(format: "%.1f kB", b / 1e3) }
-        if bytes < 1_000_000_000 { return String(format: "%.1f MB", b / 1e6) }
-        return String(format: "%.1f GB", b / 1e9)
-    }
 }
 
 extension ModelCommand {
@@ -120,7 +112,7 @@ extension ModelCommand {
                 return
             }
             let names = models.map { $0.name == store.defaultModelName ? "\($0.name) (default)" : $0.name }
-            let sizes = models.map { ModelCommand.humanSize($0.size) }
+            let sizes = models.map { Format.bytes(Int($0.size)) }
             let nameWidth = names.map(\.count).max() ?? 0
             let sizeWidth = sizes.map(\.count).max() ?? 0
             for (i, m) in models.enumerated() {
@@ -183,8 +175,8 @@ private final class FetchPrinter {
             let now = Date()
             guard now.timeIntervalSince(lastDraw) >= 0.1 || received == total else { return }
             lastDraw = now
-            let of = total.map { " / \(ModelCommand.humanSize($0))" } ?? ""
-            write("\r\u{1B}[K  \(file)  \(ModelCommand.humanSize(received))\(of)")
+            let of = total.map { " / \(Format.bytes(Int($0)))" } ?? ""
+            write("\r\u{1B}[K  \(file)  \(Format.bytes(Int(received)))\(of)")
             drawn = true
         case let .finished(file, outcome):
             clearLine()
