@@ -184,6 +184,13 @@ public final class SegmentReader: @unchecked Sendable {
             headingPath: (hs..<hs + hc).map { string(headingsAt + $0 * SegmentFormat.stringRefSize) })
     }
 
+    /// The document chunk `i` belongs to (its record's first field), without decoding the
+    /// rest of the record. Precondition: 0 ≤ i < chunkCount. O(1).
+    public func documentIndex(ofChunk i: Int) -> Int {
+        precondition(i >= 0 && i < chunkCountValue, "chunk \(i) of \(chunkCountValue)")
+        return Int(bytes.u32(chunksAt + i * SegmentFormat.chunkRecordSize))
+    }
+
     /// Chunk `i`'s text. Decompresses only the LZ4 block holding it (≤ about 32 KiB unless the
     /// chunk alone is longer). Invalid UTF-8 is replaced with U+FFFD. Throws `SegmentError`
     /// when the block is damaged. Precondition: 0 ≤ i < chunkCount. O(block size).

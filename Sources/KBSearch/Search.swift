@@ -39,7 +39,7 @@ public enum Search {
             }
             q.withUnsafeBufferPointer { qp in
                 for row in 0..<segment.chunkCount {
-                    if let allowed, !allowed[Int(segment.chunk(row).document)] { continue }
+                    if let allowed, !allowed[segment.documentIndex(ofChunk: row)] { continue }
                     let d = Scoring.dot(qp.baseAddress!, segment.vectorBase + row * segment.rowStride, count: dims)
                     heap.offer(Hit(segment: s, chunk: row, score: qScale * segment.scale(ofChunk: row) * Float(d)))
                 }

@@ -81,10 +81,23 @@ struct IndexBench: ParsableCommand {
         // 2. Sizes, from the index itself.
         let idx = try IndexDirectory(url: URL(fileURLWithPath: indexDir))
         let dims = idx.manifest.model.dimensions
+        // The build's floor: the forward-pass FLOPs of what it embedded (each chunk's heading
+        // path + text, as the real tokenizer cuts it; the chunker shortens very long heading
+        // paths, so this can only overcount) at this machine's sgemm rate.
+        let embedder = try Embedder(modelDirectory: try resolveModel(nil), threads: 1)
+        let buildThreads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        var tokens = 0, flops = 0.0
         var text: [UInt8] = []
         var textSection = 0, vectorBytes = 0, quantBytes = 0
         for seg in idx.segments {
-            for c in 0..<seg.chunkCount { text += Array(try seg.text(ofChunk: c).utf8) }
+            for c in 0..<seg.chunkCount {
+                let chunkText = try seg.text(ofChunk: c)
+                text += Array(chunkText.utf8)
+                let path = seg.chunk(c).headingPath.joined(separator: " › ")
+                let n = embedder.tokenizer.encode((path.isEmpty ? "" : path + "\n") + chunkText).ids.count
+                tokens += n
+                flops += forwardFLOPs(embedder.config.bert, length: n)
+            }
             textSection += seg.sectionLength(.text) + seg.sectionLength(.textIndex)
             vectorBytes += seg.sectionLength(.vectors)
             quantBytes += seg.sectionLength(.quant)
@@ -95,19 +108,6 @@ struct IndexBench: ParsableCommand {
         let wholeLZ4 = Self.lz4(text)
         let corpusBytes = Self.folderBytes(corpus)
 
-        // The build's floor: the forward-pass FLOPs of exactly what it embedded (each chunk's
-        // heading path + text, as the real tokenizer cuts it) at this machine's sgemm rate.
-        let embedder = try Embedder(modelDirectory: try resolveModel(nil), threads: 1)
-        let buildThreads = threads ?? ProcessInfo.processInfo.activeProcessorCount
-        var tokens = 0, flops = 0.0
-        for seg in idx.segments {
-            for c in 0..<seg.chunkCount {
-                let path = seg.chunk(c).headingPath.joined(separator: " › ")
-                let n = embedder.tokenizer.encode((path.isEmpty ? "" : path + "\n") + (try seg.text(ofChunk: c))).ids.count
-                tokens += n
-                flops += forwardFLOPs(embedder.config.bert, length: n)
-            }
-        }
         let floorSeconds = flops / sgemmRate(config: embedder.config.bert, rows: embedder.tokenBudget, threads: buildThreads)
 
         // 3. Query latency as whole processes, against a process that only starts.
