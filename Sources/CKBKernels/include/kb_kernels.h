@@ -101,7 +101,8 @@ void kb_i8_dot_rows_avx2(const int8_t *q, const int8_t *rows, size_t stride, siz
 void kb_i8_dot_rows_avx512vnni(const int8_t *q, const int8_t *rows, size_t stride, size_t dims, size_t n, int32_t *scores);
 void kb_i8_dot_rows_neon(const int8_t *q, const int8_t *rows, size_t stride, size_t dims, size_t n, int32_t *scores);
 
-/// For nq queries at qs + j·qstride (qstride ≥ dims): scores[j·n + r] = Σ_{i<dims} q_j[i]·row_r[i].
+/// For nq queries at qs + j·qstride (any qstride; queries are only read, so they may overlap):
+/// scores[j·n + r] = Σ_{i<dims} q_j[i]·row_r[i], scores holding nq·n values.
 /// Each row is loaded once per call and multiplied with a block of queries held in registers,
 /// so a batch costs about one pass over the rows. O(nq·n·dims) arithmetic, O(n·dims) row reads.
 void kb_i8_dot_rows_batch(const int8_t *qs, size_t qstride, size_t nq, const int8_t *rows, size_t stride,
