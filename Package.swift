@@ -3,7 +3,7 @@
 //
 // Target map (one folder each under Sources/):
 //   COpenBLAS, CCurl, CLZ4  system libraries from Debian (libopenblas-dev, libcurl4-openssl-dev, liblz4-dev)
-//   CKBKernels         C kernels with runtime CPU dispatch (softmax, GELU; later the int8 scan)
+//   CKBKernels         C kernels with runtime CPU dispatch (softmax, GELU, int8 dot products for the scan)
 //   KBCore             syscalls fenced in one place: memory-mapped files, atomic writes, hashing
 //   KBHTTP             a small blocking HTTP client over libcurl
 //   KBEmbed            the built-in embedding model: tokenizer, safetensors, BERT encoder (no network)
@@ -50,7 +50,7 @@ let package = Package(
             pkgConfig: "liblz4",
             providers: [.apt(["liblz4-dev"])]
         ),
-        // Hot element-wise kernels in C: per-ISA variants (AVX-512, AVX2, scalar), one dispatch point.
+        // Hot kernels in C: per-ISA variants (AVX-512/VNNI, AVX2, NEON, scalar), runtime dispatch.
         .target(name: "CKBKernels"),
         .target(
             name: "KBCore",
@@ -96,6 +96,7 @@ let package = Package(
         .testTarget(name: "KBCoreTests", dependencies: ["KBCore", "KBTestSupport"]),
         .testTarget(name: "KBHTTPTests", dependencies: ["KBHTTP", "KBTestSupport"]),
         .testTarget(name: "KBModelStoreTests", dependencies: ["KBModelStore", "KBHTTP", "KBTestSupport"]),
+        .testTarget(name: "KBKernelsTests", dependencies: ["CKBKernels", "KBTestSupport"]),
         .testTarget(name: "KBEmbedTests", dependencies: ["KBEmbed", "CKBKernels", "KBTestSupport"]),
         .testTarget(name: "KBFormatTests", dependencies: ["KBFormat", "KBTestSupport"]),
         .testTarget(name: "KBIngestTests", dependencies: ["KBIngest", "KBEmbed", "KBTestSupport"]),

@@ -12,6 +12,7 @@
 #ifndef KB_KERNELS_H
 #define KB_KERNELS_H
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -45,6 +46,81 @@ void kb_bias_gelu_avx512(float *m, size_t rows, size_t cols, const float *bias);
 /// the scalar twins of the vector code, exported for tests.
 float kb_exp_scalar(float x);
 float kb_erf_scalar(float x);
+
+// ---- int8 dot products (the index scan) ------------------------------------------------
+//
+// Exact int8 · int8 → int32 dot products of one or several queries against rows of a matrix,
+// with their own kernel choice (separate from kb_active_isa: the scan's best kernel depends on
+// VNNI/dotprod, not on the float kernels' ISA). Variants:
+//   kb_i8_dot_rows_scalar      the plain reference, always compiled,
+//   kb_i8_dot_rows_avx2        x86-64 AVX2: the abs/sign trick into vpmaddubsw, which cannot
+//                              saturate because no input is −128 (see dot.c),
+//   kb_i8_dot_rows_avx512vnni  x86-64 AVX-512 VNNI: vpdpbusd on (row + 128) as the unsigned side,
+//                              minus 128·Σq once per query,
+//   kb_i8_dot_rows_neon        AArch64: sdot (vdotq_s32) when the CPU has dotprod, else
+//                              vmull_s8 + vpadalq_s16.
+// Every name exists on every platform; a variant of another architecture (or one this CPU
+// cannot run) is not selected by dispatch, and kb_i8_dot_rows_with falls back to scalar for it.
+// All variants return identical integers (tested exhaustively against the scalar twin).
+//
+// Preconditions shared by every function below:
+//   - q and rows hold values in [-127, 127] (never −128: the AVX2 trick needs |x| ≤ 127);
+//   - 0 ≤ dims ≤ 131072, so |Σ q·r| ≤ 127²·131072 < 2³¹ fits an int32 exactly;
+//   - stride ≥ dims (bytes between row starts); no alignment is required of any pointer;
+//   - scores does not overlap the inputs. n == 0 or nq == 0 writes nothing; dims == 0 writes 0s.
+// Complexity: O(n · dims) per query; rows are read once per call (from memory) however many
+// queries there are; no allocation, no locks after the first call.
+
+/// The dot-product kernels. Values are stable (usable as ids across calls).
+typedef enum {
+    KB_DOT_SCALAR = 0,
+    KB_DOT_AVX2 = 1,
+    KB_DOT_AVX512VNNI = 2,
+    KB_DOT_NEON = 3,
+} kb_dot_kernel_id;
+
+/// The kernel kb_i8_dot_rows / kb_i8_dot_rows_batch dispatch to, chosen once (thread-safe):
+/// the best this CPU runs, unless the environment variable KBINDEX_KERNEL names another one
+/// ("scalar", "avx2", "avx512vnni", "neon") that this CPU supports. A forced kernel the CPU
+/// cannot run (or an unknown name) falls back to the best available.
+kb_dot_kernel_id kb_dot_kernel(void);
+/// The name of kb_dot_kernel(): the kernel actually used, not the one asked for.
+const char *kb_dot_kernel_name(void);
+/// "scalar", "avx2", "avx512vnni" or "neon" ("unknown" for any other value).
+const char *kb_dot_kernel_id_name(kb_dot_kernel_id k);
+/// Whether this CPU (and OS) can run kernel `k`.
+int kb_dot_kernel_supported(kb_dot_kernel_id k);
+/// The selection rule of kb_dot_kernel() applied to `forced` (a KBINDEX_KERNEL value, or NULL
+/// for none), without touching the cached choice: for tests and diagnostics.
+kb_dot_kernel_id kb_dot_kernel_select(const char *forced);
+
+/// scores[r] = Σ_{i<dims} q[i]·rows[r·stride + i] for r < n. O(n·dims).
+void kb_i8_dot_rows(const int8_t *q, const int8_t *rows, size_t stride, size_t dims, size_t n, int32_t *scores);
+void kb_i8_dot_rows_scalar(const int8_t *q, const int8_t *rows, size_t stride, size_t dims, size_t n, int32_t *scores);
+void kb_i8_dot_rows_avx2(const int8_t *q, const int8_t *rows, size_t stride, size_t dims, size_t n, int32_t *scores);
+void kb_i8_dot_rows_avx512vnni(const int8_t *q, const int8_t *rows, size_t stride, size_t dims, size_t n, int32_t *scores);
+void kb_i8_dot_rows_neon(const int8_t *q, const int8_t *rows, size_t stride, size_t dims, size_t n, int32_t *scores);
+
+/// For nq queries at qs + j·qstride (any qstride; queries are only read, so they may overlap):
+/// scores[j·n + r] = Σ_{i<dims} q_j[i]·row_r[i], scores holding nq·n values.
+/// Each row is loaded once per call and multiplied with a block of queries held in registers,
+/// so a batch costs about one pass over the rows. O(nq·n·dims) arithmetic, O(n·dims) row reads.
+void kb_i8_dot_rows_batch(const int8_t *qs, size_t qstride, size_t nq, const int8_t *rows, size_t stride,
+                          size_t dims, size_t n, int32_t *scores);
+void kb_i8_dot_rows_batch_scalar(const int8_t *qs, size_t qstride, size_t nq, const int8_t *rows, size_t stride,
+                                 size_t dims, size_t n, int32_t *scores);
+void kb_i8_dot_rows_batch_avx2(const int8_t *qs, size_t qstride, size_t nq, const int8_t *rows, size_t stride,
+                               size_t dims, size_t n, int32_t *scores);
+void kb_i8_dot_rows_batch_avx512vnni(const int8_t *qs, size_t qstride, size_t nq, const int8_t *rows,
+                                     size_t stride, size_t dims, size_t n, int32_t *scores);
+void kb_i8_dot_rows_batch_neon(const int8_t *qs, size_t qstride, size_t nq, const int8_t *rows, size_t stride,
+                               size_t dims, size_t n, int32_t *scores);
+
+/// The same, through kernel `k` explicitly (scalar when this CPU cannot run `k`).
+void kb_i8_dot_rows_with(kb_dot_kernel_id k, const int8_t *q, const int8_t *rows, size_t stride, size_t dims,
+                         size_t n, int32_t *scores);
+void kb_i8_dot_rows_batch_with(kb_dot_kernel_id k, const int8_t *qs, size_t qstride, size_t nq,
+                               const int8_t *rows, size_t stride, size_t dims, size_t n, int32_t *scores);
 
 #ifdef __cplusplus
 }
