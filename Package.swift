@@ -10,7 +10,8 @@
 //   KBFormat           the on-disk index: segment files (int8 vectors, LZ4 text), manifest.json
 //   KBModelStore       where models live, and fetching them from the Hugging Face hub over KBHTTP
 //   KBIngest           walking a document folder (.gitignore, globs), parsing by structure, chunking to a token limit
-//   KBSearch           an index folder (manifest + segments) and exact top-k over its int8 vectors
+//   KBKernels          the scan's int8 kernels seen from Swift: which one runs, query batches, fused threshold scan
+//   KBSearch           an index folder (manifest + segments) and exact multithreaded top-k over its int8 vectors
 //   kbindex            the command-line tool, one file per subcommand
 import PackageDescription
 
@@ -25,6 +26,7 @@ let package = Package(
         .library(name: "KBFormat", targets: ["KBFormat"]),
         .library(name: "KBIngest", targets: ["KBIngest"]),
         .library(name: "KBSearch", targets: ["KBSearch"]),
+        .library(name: "KBKernels", targets: ["KBKernels"]),
         // For Benchmarks/, which measures OpenBLAS itself as the encoder's baseline.
         .library(name: "COpenBLAS", targets: ["COpenBLAS"]),
         // For Benchmarks/, which compares segment text blocks with LZ4 on the whole text.
@@ -77,9 +79,14 @@ let package = Package(
             name: "KBIngest",
             dependencies: ["KBCore"]
         ),
+        // Swift face of the scan kernels: the dispatch choice and prepared query batches.
+        .target(
+            name: "KBKernels",
+            dependencies: ["CKBKernels"]
+        ),
         .target(
             name: "KBSearch",
-            dependencies: ["KBFormat", "KBCore"]
+            dependencies: ["KBFormat", "KBKernels", "KBCore"]
         ),
         .executableTarget(
             name: "kbindex",
@@ -96,11 +103,11 @@ let package = Package(
         .testTarget(name: "KBCoreTests", dependencies: ["KBCore", "KBTestSupport"]),
         .testTarget(name: "KBHTTPTests", dependencies: ["KBHTTP", "KBTestSupport"]),
         .testTarget(name: "KBModelStoreTests", dependencies: ["KBModelStore", "KBHTTP", "KBTestSupport"]),
-        .testTarget(name: "KBKernelsTests", dependencies: ["CKBKernels", "KBTestSupport"]),
+        .testTarget(name: "KBKernelsTests", dependencies: ["CKBKernels", "KBKernels", "KBTestSupport"]),
         .testTarget(name: "KBEmbedTests", dependencies: ["KBEmbed", "CKBKernels", "KBTestSupport"]),
         .testTarget(name: "KBFormatTests", dependencies: ["KBFormat", "KBTestSupport"]),
         .testTarget(name: "KBIngestTests", dependencies: ["KBIngest", "KBEmbed", "KBTestSupport"]),
-        .testTarget(name: "KBSearchTests", dependencies: ["KBSearch", "KBFormat", "KBTestSupport"]),
+        .testTarget(name: "KBSearchTests", dependencies: ["KBSearch", "KBKernels", "KBFormat", "KBTestSupport"]),
         .testTarget(
             name: "KBIndexCLITests",
             dependencies: ["KBTestSupport", "KBEmbed", "KBModelStore", "KBFormat"]

@@ -17,6 +17,8 @@ let package = Package(
                 .product(name: "KBEmbed", package: "kbindex"),
                 .product(name: "COpenBLAS", package: "kbindex"),
                 .product(name: "KBSearch", package: "kbindex"),
+                .product(name: "KBIngest", package: "kbindex"),
+                .product(name: "KBCore", package: "kbindex"),
                 .product(name: "KBFormat", package: "kbindex"),
                 .product(name: "CLZ4", package: "kbindex"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -226,6 +226,13 @@ public final class SegmentReader: @unchecked Sendable {
     /// Bytes per vector row: dimensions rounded up to a multiple of 64.
     public var rowStride: Int { stride }
 
+    /// The QUANT records straight from the mapping: record i (8 bytes: f32 scale, i32 sum)
+    /// starts at `quantBase + i * quantRecordStride`, so row i's scale is the Float there.
+    /// Valid while the reader lives.
+    public var quantBase: UnsafeRawPointer { UnsafeRawPointer(bytes.baseAddress! + quantAt) }
+    /// Bytes per QUANT record.
+    public var quantRecordStride: Int { SegmentFormat.quantRecordSize }
+
     /// The quantization scale of row `i` (x ≈ scale · q). Precondition: 0 ≤ i < chunkCount. O(1).
     public func scale(ofChunk i: Int) -> Float {
         precondition(i >= 0 && i < chunkCountValue, "chunk \(i) of \(chunkCountValue)")

@@ -1,114 +1,221 @@
+import Dispatch
 import Foundation
 import KBFormat
+import KBKernels
 
 /// One result of a search: where the chunk is and how well it scored.
 public struct Hit: Sendable, Equatable {
     /// Index of the segment in the manifest, and of the chunk in that segment.
     public var segment: Int
     public var chunk: Int
-    /// Approximate cosine similarity from the int8 vectors (float query · dequantized chunk).
+    /// Approximate cosine similarity from the int8 vectors: scale_query · (scale_chunk · Σ q·d),
+    /// the float dot product of the two dequantized vectors up to float rounding.
     public var score: Float
+
+    public init(segment: Int, chunk: Int, score: Float) {
+        self.segment = segment
+        self.chunk = chunk
+        self.score = score
+    }
 }
+
+/// Which documents a search may return: decided once per document of each segment, before
+/// the scan, and applied to every row during it (a bitmap over documents), so a filtered
+/// search still returns k hits whenever k chunks pass.
+public typealias DocumentFilter = (SegmentReader, Int) -> Bool
 
 /// Exact top-k over every chunk of an index.
 ///
-/// The query is quantized once; every row's score is `scale_q · scale_d · Σ q_q[i]·q_d[i]`
-/// computed in integers (`Scoring.dot`), so ranking follows the float dot product of the two
-/// dequantized vectors. Ties break by (segment, chunk) ascending, so results are deterministic.
+/// Each query is quantized once. Rows are split evenly across threads (across segment
+/// boundaries) and scanned straight from the mapping, a block at a time, by the CPU's best
+/// int8 kernel (`DotKernel.active`), fused with each query's current top-k threshold; each
+/// thread keeps its own bounded heap per query, and the heaps are merged at the end. Only the
+/// survivors are rescaled by the query's scale. Ties break by (segment, chunk) ascending, so
+/// results are the same for every thread count, block size and kernel.
 public enum Search {
+    /// How a search runs; the defaults are right for users, the rest is for tests and benchmarks.
+    public struct Options: Sendable {
+        /// Worker threads (nil: one per core). Small indexes use fewer: each thread gets at
+        /// least `minRowsPerThread` rows.
+        public var threads: Int?
+        /// The int8 kernel (nil: `DotKernel.active`).
+        public var kernel: DotKernel?
+        public var minRowsPerThread = 16_384
+
+        public init(threads: Int? = nil, kernel: DotKernel? = nil) {
+            self.threads = threads
+            self.kernel = kernel
+        }
+    }
+
     /// The `k` best chunks for `query` (a float vector of the index's dimensions) among
     /// chunks whose document passes `documentFilter` (nil = all).
     ///
-    /// Cost: O(chunks · dims) integer multiply-adds, O(k) memory for the heap.
+    /// Cost: O(chunks · dims) integer multiply-adds over all threads, O(threads · k) memory.
     /// - Precondition: `query.count` equals every segment's dimensions; `k ≥ 0`.
     public static func topK(_ query: [Float], k: Int, in index: IndexDirectory,
-                            documentFilter: ((SegmentReader, Int) -> Bool)? = nil) -> [Hit] {
-        guard k > 0 else { return [] }
-        let dims = query.count
-        var q = [Int8](repeating: 0, count: dims)
-        let (qScale, _) = query.withUnsafeBufferPointer { x in
-            q.withUnsafeMutableBufferPointer { Quantization.quantize(x, into: $0) }
+                            documentFilter: DocumentFilter? = nil, options: Options = Options()) -> [Hit] {
+        topK(batch: [query], k: k, in: index, documentFilter: documentFilter, options: options)[0]
+    }
+
+    /// `topK` for many queries in one pass over the vectors: each block of rows is read from
+    /// memory once and scored against every query while it is in cache. Result `j` equals
+    /// `topK(queries[j], …)` exactly.
+    ///
+    /// Cost: O(queries · chunks · dims) multiply-adds, O(chunks · dims) bytes read,
+    /// O(threads · queries · k) memory.
+    /// - Precondition: every query has the index's dimensions; `k ≥ 0`.
+    public static func topK(batch queries: [[Float]], k: Int, in index: IndexDirectory,
+                            documentFilter: DocumentFilter? = nil, options: Options = Options()) -> [[Hit]] {
+        let nq = queries.count
+        guard k > 0, nq > 0, !index.segments.isEmpty else { return Array(repeating: [], count: nq) }
+        let dims = queries[0].count
+        for seg in index.segments {
+            precondition(seg.dimensions == dims, "query has \(dims) dimensions, segment \(seg.path) has \(seg.dimensions)")
         }
-        var heap = TopK(k: k)
-        for (s, segment) in index.segments.enumerated() {
-            precondition(segment.dimensions == dims, "query has \(dims) dimensions, segment \(segment.path) has \(segment.dimensions)")
-            // Which documents pass the filter: decided once per document, not per chunk.
-            var allowed: [Bool]? = nil
-            if let documentFilter {
-                allowed = (0..<segment.documentCount).map { documentFilter(segment, $0) }
-            }
-            q.withUnsafeBufferPointer { qp in
-                for row in 0..<segment.chunkCount {
-                    if let allowed, !allowed[segment.documentIndex(ofChunk: row)] { continue }
-                    let d = Scoring.dot(qp.baseAddress!, segment.vectorBase + row * segment.rowStride, count: dims)
-                    heap.offer(Hit(segment: s, chunk: row, score: qScale * segment.scale(ofChunk: row) * Float(d)))
+        // 1. Quantize every query once.
+        var q = [Int8](repeating: 0, count: nq * dims)
+        var qScales = [Float](repeating: 0, count: nq)
+        q.withUnsafeMutableBufferPointer { qb in
+            for (j, query) in queries.enumerated() {
+                precondition(query.count == dims, "query \(j) has \(query.count) dimensions, not \(dims)")
+                query.withUnsafeBufferPointer { x in
+                    qScales[j] = Quantization.quantize(x, into: UnsafeMutableBufferPointer(rebasing: qb[j * dims..<(j + 1) * dims])).scale
                 }
             }
         }
-        return heap.sorted()
+        let batch = QueryBatch(queries: q, count: nq, dimensions: dims, kernel: options.kernel ?? .active)
+
+        // 2. Which documents pass, as one bitmap per segment.
+        let allowed: [DocumentBitmap?] = index.segments.map { seg in
+            documentFilter.map { f in DocumentBitmap(count: seg.documentCount) { f(seg, $0) } }
+        }
+
+        // 3. Split the rows evenly across threads, then scan.
+        let parts = ScanPlan(segments: index.segments.map(\.chunkCount),
+                             threads: options.threads ?? ProcessInfo.processInfo.activeProcessorCount,
+                             minRowsPerThread: options.minRowsPerThread).parts
+        let perPart = UnsafeMutableBufferPointer<[TopK]>.allocate(capacity: parts.count)
+        perPart.initialize(repeating: [])
+        defer { perPart.deinitialize(); perPart.deallocate() }
+        let shared = SharedScan(index: index, batch: batch, allowed: allowed, k: k, out: perPart)
+        if parts.count == 1 {
+            shared.scan(part: 0, parts[0])
+        } else {
+            DispatchQueue.concurrentPerform(iterations: parts.count) { p in shared.scan(part: p, parts[p]) }
+        }
+
+        // 4. Merge the threads' heaps; rescale only the survivors.
+        return (0..<nq).map { j in
+            var merged = TopK(k: k)
+            for part in perPart { for h in part[j].heap { merged.offer(h) } }
+            return merged.sorted().map { Hit(segment: $0.segment, chunk: $0.chunk, score: $0.score * qScales[j]) }
+        }
     }
 }
 
-/// The row-scoring primitive: the one function the SIMD kernels replace.
-public enum Scoring {
-    /// Σ a[i]·b[i] over `count` int8 values, accumulated exactly in Int32.
-    /// - Precondition: `count ≤ 133_152` (so 127·127·count fits in Int32).
-    @inline(__always)
-    public static func dot(_ a: UnsafePointer<Int8>, _ b: UnsafePointer<Int8>, count: Int) -> Int32 {
-        var sum: Int32 = 0
-        for i in 0..<count { sum &+= Int32(a[i]) &* Int32(b[i]) }
-        return sum
-    }
-}
-
-/// A bounded collection of the k best hits: a min-heap on (score, then reverse position), so
-/// the worst kept hit is at the root and a better one replaces it in O(log k).
-struct TopK {
+/// Everything a scanning thread reads, plus the slot it writes its heaps to.
+private final class SharedScan: @unchecked Sendable {
+    let index: IndexDirectory
+    let batch: QueryBatch
+    let allowed: [DocumentBitmap?]
     let k: Int
-    private(set) var heap: [Hit] = []
+    let out: UnsafeMutableBufferPointer<[TopK]>  // one slot per part; each thread writes only its own
 
-    init(k: Int) { self.k = k; heap.reserveCapacity(k) }
+    init(index: IndexDirectory, batch: QueryBatch, allowed: [DocumentBitmap?], k: Int, out: UnsafeMutableBufferPointer<[TopK]>) {
+        self.index = index
+        self.batch = batch
+        self.allowed = allowed
+        self.k = k
+        self.out = out
+    }
 
-    /// True when `a` ranks below `b`: lower score, or equal score and later position.
+    /// Scans one part's rows into a heap per query and stores them in `out[part]`.
+    /// Allocates once per call (heaps, thresholds, candidate buffer), never per row.
+    func scan(part: Int, _ ranges: [ScanPlan.Range]) {
+        let nq = batch.count
+        var heaps = [TopK](repeating: TopK(k: k), count: nq)
+        var thresholds = [Float](repeating: -.infinity, count: nq)
+        // Rows per kernel call: ~4096 row·query pairs, so the candidate buffer (which must hold
+        // every pair, as on the first block) stays in L2.
+        let blockRows = max(64, min(4096, (4096 / nq) / 64 * 64))
+        let out = UnsafeMutablePointer<ScanCandidate>.allocate(capacity: blockRows * nq)
+        defer { out.deallocate() }
+        for r in ranges {
+            let seg = index.segments[r.segment]
+            let stride = seg.rowStride, base = seg.vectorBase
+            let quant = seg.quantBase, quantStride = seg.quantRecordStride
+            let docs = allowed[r.segment]
+            var start = r.rows.lowerBound
+            while start < r.rows.upperBound {
+                let n = min(blockRows, r.rows.upperBound - start)
+                let found = thresholds.withUnsafeBufferPointer { t in
+                    batch.scan(rows: base + start * stride, stride: stride, n: n, scales: quant + start * quantStride,
+                               scaleStride: quantStride, thresholds: t.baseAddress!, into: out)
+                }
+                if found > 0 {
+                    for c in 0..<found {
+                        let cand = out[c]
+                        let row = start + Int(cand.row)
+                        if let docs, !docs[seg.documentIndex(ofChunk: row)] { continue }
+                        heaps[Int(cand.query)].offer(Hit(segment: r.segment, chunk: row, score: cand.score))
+                    }
+                    for j in 0..<nq { thresholds[j] = heaps[j].threshold }
+                }
+                start += n
+            }
+        }
+        self.out[part] = heaps
+    }
+}
+
+/// One bit per document of a segment: whether its chunks may be returned.
+struct DocumentBitmap {
+    private var words: [UInt64]
+
+    /// Evaluates `allows` once per document. O(count).
+    init(count: Int, allows: (Int) -> Bool) {
+        words = [UInt64](repeating: 0, count: (count + 63) / 64)
+        for d in 0..<count where allows(d) { words[d >> 6] |= 1 << UInt64(d & 63) }
+    }
+
+    /// Documents past the end (only in a damaged file) are not allowed.
     @inline(__always)
-    static func worse(_ a: Hit, _ b: Hit) -> Bool {
-        if a.score != b.score { return a.score < b.score }
-        return (a.segment, a.chunk) > (b.segment, b.chunk)
+    subscript(d: Int) -> Bool {
+        let w = d >> 6
+        return w < words.count && words[w] & (1 << UInt64(d & 63)) != 0
+    }
+}
+
+/// How the rows of all segments are split across threads: contiguous, nearly equal runs of
+/// the concatenated rows, each a list of per-segment ranges.
+struct ScanPlan {
+    struct Range: Equatable {
+        var segment: Int
+        var rows: Swift.Range<Int>
     }
 
-    mutating func offer(_ h: Hit) {
-        if heap.count < k {
-            heap.append(h)
-            siftUp(heap.count - 1)
-        } else if Self.worse(heap[0], h) {
-            heap[0] = h
-            siftDown(0)
-        }
-    }
+    let parts: [[Range]]
 
-    /// Best first.
-    func sorted() -> [Hit] { heap.sorted { Self.worse($1, $0) } }
-
-    private mutating func siftUp(_ i: Int) {
-        var i = i
-        while i > 0 {
-            let p = (i - 1) / 2
-            guard Self.worse(heap[i], heap[p]) else { return }
-            heap.swapAt(i, p)
-            i = p
+    /// - Parameters: `segments` holds each segment's row count. At most `threads` parts, each
+    ///   with at least `minRowsPerThread` rows (one part when there are fewer rows in all).
+    init(segments: [Int], threads: Int, minRowsPerThread: Int) {
+        let total = segments.reduce(0, +)
+        let n = max(1, min(max(threads, 1), total / max(minRowsPerThread, 1)))
+        var parts: [[Range]] = []
+        var seg = 0, offset = 0  // position in the concatenation
+        for p in 0..<n {
+            var want = total * (p + 1) / n - total * p / n
+            var ranges: [Range] = []
+            while want > 0 && seg < segments.count {
+                let take = min(want, segments[seg] - offset)
+                if take > 0 { ranges.append(Range(segment: seg, rows: offset..<offset + take)) }
+                want -= take
+                offset += take
+                if offset == segments[seg] { seg += 1; offset = 0 }
+            }
+            parts.append(ranges)
         }
-    }
-
-    private mutating func siftDown(_ i: Int) {
-        var i = i
-        while true {
-            let l = 2 * i + 1, r = l + 1
-            var m = i
-            if l < heap.count, Self.worse(heap[l], heap[m]) { m = l }
-            if r < heap.count, Self.worse(heap[r], heap[m]) { m = r }
-            if m == i { return }
-            heap.swapAt(i, m)
-            i = m
-        }
+        self.parts = parts
     }
 }

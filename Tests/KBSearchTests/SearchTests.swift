@@ -1,5 +1,6 @@
 import Foundation
 import KBFormat
+import KBKernels
 import KBTestSupport
 import XCTest
 
@@ -26,11 +27,19 @@ final class SearchTests: XCTestCase {
 
     /// Writes `segments` segments of random unit vectors (one document per 10 chunks) and a manifest.
     func makeIndex(segments: Int, chunksPerSegment: Int, dims: Int = 40, seed: UInt64 = 1,
-                   vectors: ((Int, Int) -> [Float])? = nil) throws -> IndexDirectory {
+                   vectors: ((Int, Int) -> [Float]?)? = nil) throws -> IndexDirectory {
+        try makeIndexOfSizes(Array(repeating: chunksPerSegment, count: segments), dims: dims, seed: seed, vectors: vectors)
+    }
+
+    /// Segments of the given chunk counts; `vectors(segment, chunk)` may supply a row (nil: random).
+    func makeIndexOfSizes(_ sizes: [Int], dims: Int = 40, seed: UInt64 = 1,
+                          vectors: ((Int, Int) -> [Float]?)? = nil) throws -> IndexDirectory {
         var rng = SeededRNG(seed: seed)
         var entries: [Manifest.Segment] = []
-        for s in 0..<segments {
-            let w = SegmentWriter(model: Self.model)
+        let model = ModelDescriptor(name: "test", dimensions: dims, pooling: "mean", normalized: true,
+                                    maxTokens: 256, weightsSHA256: String(repeating: "ab", count: 32))
+        for (s, chunksPerSegment) in sizes.enumerated() {
+            let w = SegmentWriter(model: model)
             for c in 0..<chunksPerSegment {
                 if c % 10 == 0 {
                     w.addDocument(DocumentRecord(path: "dir\(s)/doc\(c / 10).md", size: 1, mtimeNanoseconds: 0,
@@ -44,7 +53,7 @@ final class SearchTests: XCTestCase {
             let bytes = try w.write(to: dir.appendingPathComponent(name).path)
             entries.append(Manifest.Segment(file: name, chunks: chunksPerSegment, documents: (chunksPerSegment + 9) / 10, bytes: bytes))
         }
-        try Manifest(formatVersion: 1, model: Self.model, segments: entries, createdAt: "2026-11-25T00:00:00Z").write(to: dir.path)
+        try Manifest(formatVersion: 1, model: model, segments: entries, createdAt: "2026-11-25T00:00:00Z").write(to: dir.path)
         return try IndexDirectory(url: dir)
     }
 
@@ -115,15 +124,97 @@ final class SearchTests: XCTestCase {
         XCTAssertEqual(Search.topK(q, k: 0, in: idx).count, 0)
     }
 
-    func testDotIsExactInIntegers() {
-        var rng = SeededRNG(seed: 8)
-        for n in [0, 1, 15, 64, 384, 1000] {
-            let a = (0..<n).map { _ in Int8.random(in: -127...127, using: &rng) }
-            let b = (0..<n).map { _ in Int8.random(in: -127...127, using: &rng) }
-            let want = zip(a, b).reduce(Int64(0)) { $0 + Int64($1.0) * Int64($1.1) }
-            let got = a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in
-                Scoring.dot(pa.baseAddress ?? UnsafePointer(bitPattern: 1)!, pb.baseAddress ?? UnsafePointer(bitPattern: 1)!, count: n) } }
-            XCTAssertEqual(Int64(got), want, "n \(n)")
+    /// The whole pipeline's exact reference: the query quantized as the format specifies, each
+    /// row's dot product in Int64, score = qScale · (scale · Float(dot)) in Float, sorted by
+    /// (score desc, position asc). Any kernel, thread count or batch must give exactly this.
+    func exactReference(_ query: [Float], _ idx: IndexDirectory, k: Int, filter: DocumentFilter? = nil) -> [Hit] {
+        var q = [Int8](repeating: 0, count: query.count)
+        let qs = query.withUnsafeBufferPointer { x in q.withUnsafeMutableBufferPointer { Quantization.quantize(x, into: $0).scale } }
+        var all: [Hit] = []
+        for (s, seg) in idx.segments.enumerated() {
+            for c in 0..<seg.chunkCount where filter?(seg, seg.documentIndex(ofChunk: c)) ?? true {
+                let row = seg.vectorBase + c * seg.rowStride
+                var dot: Int64 = 0
+                for i in 0..<query.count { dot += Int64(q[i]) * Int64(row[i]) }
+                all.append(Hit(segment: s, chunk: c, score: seg.scale(ofChunk: c) * Float(dot)))
+            }
+        }
+        all.sort { TopK.worse($1, $0) }
+        return all.prefix(k).map { Hit(segment: $0.segment, chunk: $0.chunk, score: $0.score * qs) }
+    }
+
+    func testEveryKernelThreadCountAndBatchSizeGivesTheExactReference() throws {
+        // Uneven segments, dims with a tail past every vector width, and a few duplicated rows
+        // so that some scores tie exactly.
+        var rng = SeededRNG(seed: 5)
+        let dims = 103
+        let dup = Self.unit(&rng, dims: dims)
+        let sizes = [700, 13, 1290, 0, 401]
+        let idx = try makeIndexOfSizes(sizes, dims: dims, seed: 11, vectors: { s, c in c % 97 == 5 ? dup : nil })
+        var queries = (0..<19).map { _ in Self.unit(&rng, dims: dims) }
+        queries.append(dup)
+        let filter: DocumentFilter = { seg, d in d % 3 != 1 }
+        for k in [1, 10, 64] {
+            for f in [nil, filter] {
+                let want = queries.map { exactReference($0, idx, k: k, filter: f) }
+                for kernel in DotKernel.supported {
+                    for threads in [1, 2, 3, 8] {
+                        var opts = Search.Options(threads: threads, kernel: kernel)
+                        opts.minRowsPerThread = 100
+                        let batch = Search.topK(batch: queries, k: k, in: idx, documentFilter: f, options: opts)
+                        XCTAssertEqual(batch, want, "batch of \(queries.count), \(kernel), \(threads) threads, k \(k), filter \(f != nil)")
+                        // Single queries (and batches too small for the packed kernel) too.
+                        for j in [0, 7, queries.count - 1] {
+                            XCTAssertEqual(Search.topK(queries[j], k: k, in: idx, documentFilter: f, options: opts), want[j],
+                                           "query \(j), \(kernel), \(threads) threads, k \(k)")
+                        }
+                        XCTAssertEqual(Search.topK(batch: Array(queries[0..<5]), k: k, in: idx, documentFilter: f, options: opts),
+                                       Array(want[0..<5]), "batch of 5, \(kernel), \(threads) threads")
+                    }
+                }
+            }
+        }
+    }
+
+    func testBatchTiesBreakByPositionOnEveryKernel() throws {
+        let same = (0..<64).map { Float($0 % 7) - 3 }
+        let idx = try makeIndexOfSizes([300, 300], dims: 64, seed: 2, vectors: { _, _ in same })
+        for kernel in DotKernel.supported {
+            var opts = Search.Options(threads: 2, kernel: kernel)
+            opts.minRowsPerThread = 50
+            let hits = Search.topK(batch: Array(repeating: same, count: 9), k: 310, in: idx, options: opts)
+            for h in hits { XCTAssertEqual(h.map { $0.segment * 1000 + $0.chunk }, Array(0..<300) + Array(1000..<1010), "\(kernel)") }
+        }
+    }
+
+    func testFilterKeepsKHitsWhenFewRowsPass() throws {
+        // One document in 40 passes; its rows are not the best ones, so a post-filter on the
+        // unfiltered top-k would come back (nearly) empty.
+        let idx = try makeIndex(segments: 2, chunksPerSegment: 400)
+        var rng = SeededRNG(seed: 12)
+        let qs = (0..<10).map { _ in Self.unit(&rng, dims: 40) }
+        let only: DocumentFilter = { seg, d in d == 17 }
+        var opts = Search.Options(threads: 2)
+        opts.minRowsPerThread = 64
+        for hits in Search.topK(batch: qs, k: 20, in: idx, documentFilter: only, options: opts) {
+            XCTAssertEqual(hits.count, 20)
+            for h in hits { XCTAssertEqual(idx.segments[h.segment].documentIndex(ofChunk: h.chunk), 17) }
+        }
+    }
+
+    func testScanPlanCoversEveryRowOnceInBalancedRuns() {
+        for sizes in [[0], [5], [1000, 0, 3, 2000], [100, 100, 100], [0, 0, 7]] {
+            for threads in [1, 2, 3, 16] {
+                let plan = ScanPlan(segments: sizes, threads: threads, minRowsPerThread: 10)
+                let total = sizes.reduce(0, +)
+                XCTAssertEqual(plan.parts.count, max(1, min(threads, total / 10)), "\(sizes) \(threads)")
+                let flat = plan.parts.flatMap { $0 }
+                var seen = sizes.map { [Bool](repeating: false, count: $0) }
+                for r in flat { for i in r.rows { XCTAssertFalse(seen[r.segment][i]); seen[r.segment][i] = true } }
+                XCTAssertTrue(seen.allSatisfy { $0.allSatisfy { $0 } }, "\(sizes) \(threads)")
+                let counts = plan.parts.map { $0.reduce(0) { $0 + $1.rows.count } }
+                XCTAssertLessThanOrEqual((counts.max() ?? 0) - (counts.min() ?? 0), 1)
+            }
         }
     }
 

@@ -122,6 +122,45 @@ void kb_i8_dot_rows_with(kb_dot_kernel_id k, const int8_t *q, const int8_t *rows
 void kb_i8_dot_rows_batch_with(kb_dot_kernel_id k, const int8_t *qs, size_t qstride, size_t nq,
                                const int8_t *rows, size_t stride, size_t dims, size_t n, int32_t *scores);
 
+
+// ---- the index scan: dot products fused with a top-k threshold -------------------------------
+//
+// A batch of queries prepared once (copied, and for AVX-512 VNNI with 8 or more queries laid
+// out for a register-tiled kernel, see scan.c), then scanned against blocks of rows. For each
+// row r < n and query j, with v = scale_r · (float)dot(q_j, row_r) computed in float exactly as
+// written (int32 → float rounding to nearest, one float multiply), the pair is a candidate when
+// v >= thresholds[j]. Callers keep thresholds[j] at the score of the worst hit in query j's
+// top-k (−∞ until it holds k), so rows that cannot enter it never leave the kernel.
+// Every kernel emits the same set of candidates with the same v (order may differ).
+
+/// One (row, query) pair that passed its query's threshold; `score` = scale_row · dot.
+typedef struct {
+    uint32_t row;
+    uint32_t query;
+    float score;
+} kb_candidate;
+
+typedef struct kb_query_batch kb_query_batch;
+
+/// Copies nq queries of `dims` int8 values (query j at qs + j·qstride, values in [-127, 127],
+/// dims ≤ 131072) for scanning with kernel `kernel` (scalar when this CPU cannot run it).
+/// NULL when memory is short. O(nq · dims).
+kb_query_batch *kb_query_batch_new(kb_dot_kernel_id kernel, const int8_t *qs, size_t qstride, size_t nq,
+                                   size_t dims);
+void kb_query_batch_free(kb_query_batch *batch);
+size_t kb_query_batch_count(const kb_query_batch *batch);
+/// The kernel the batch actually runs with.
+kb_dot_kernel_id kb_query_batch_kernel(const kb_query_batch *batch);
+
+/// Scores rows 0..<n (row r at rows + r·stride, stride ≥ dims, values in [-127, 127]) against
+/// every query of `batch` and writes each candidate to `out`; returns how many. Row r's scale
+/// is the float at byte offset r·scale_stride from `scales`. `thresholds` holds one float per
+/// query. Precondition: `out` has room for n · nq candidates (the most there can be).
+/// The row indices in `out` are relative to `rows`. Thread-safe for concurrent calls sharing
+/// a batch (it is only read). No allocation. O(n · nq · dims).
+size_t kb_i8_scan(const kb_query_batch *batch, const int8_t *rows, size_t stride, size_t n, const float *scales,
+                  size_t scale_stride, const float *thresholds, kb_candidate *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,227 @@
+// The index scan: int8 dot products of a batch of queries against a block of rows, fused with
+// the first step of top-k selection (a per-query score threshold), so only rows that can still
+// enter a query's top-k ever leave the kernel. See include/kb_kernels.h for the contract.
+//
+// Two paths compute the same candidates:
+//   - generic (every kernel, and VNNI for small batches): blocks of KB_SUB rows, scored with
+//     kb_i8_dot_rows_batch_with one group of queries at a time while the block sits in L1/L2,
+//     then compared with the thresholds in scalar code;
+//   - packed (AVX-512 VNNI, batches of KB_PACKED_MIN_QUERIES or more): the queries are laid out
+//     once, at kb_query_batch_new, as u8 (q + 128) interleaved 16 queries × 4 dimensions per
+//     64-byte vector. The kernel broadcasts 4 bytes of a row to every lane and one vpdpbusd
+//     advances 16 queries by 4 dimensions: a register-tiled matrix product with no horizontal
+//     reductions (the generic path's cost at dims 384). Σ (q+128)·r = q·r + 128·Σr, so each row's
+//     Σr (computed in the kernel, 1/16 of the work of one query group) is subtracted once.
+#include "kb_kernels.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KB_SUB 64          // rows per generic sub-block: 64 × 384 B = 24 KiB, L1/L2-resident
+#define KB_QGROUP 16       // queries per generic group (scores buffer 16 × 64 int32 = 4 KiB)
+#define KB_PACKED_MIN_QUERIES 8
+
+struct kb_query_batch {
+    kb_dot_kernel_id kernel;
+    size_t nq, dims;
+    int8_t *queries;   // nq × dims, contiguous
+    uint8_t *packed;   // NULL, or groups × steps × 64 bytes (packed path)
+    size_t groups;     // ceil(nq / 16)
+    size_t steps;      // ceil(dims / 4)
+};
+
+static inline float kb_scale_at(const float *scales, size_t scale_stride, size_t r) {
+    float s;
+    memcpy(&s, (const char *)scales + r * scale_stride, sizeof s);
+    return s;
+}
+
+kb_query_batch *kb_query_batch_new(kb_dot_kernel_id kernel, const int8_t *qs, size_t qstride, size_t nq,
+                                   size_t dims) {
+    if (!kb_dot_kernel_supported(kernel)) kernel = KB_DOT_SCALAR;
+    kb_query_batch *b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    b->kernel = kernel;
+    b->nq = nq;
+    b->dims = dims;
+    b->queries = malloc(nq * dims + 1);
+    if (!b->queries) { free(b); return NULL; }
+    for (size_t j = 0; j < nq; j++) memcpy(b->queries + j * dims, qs + j * qstride, dims);
+    b->groups = (nq + 15) / 16;
+    b->steps = (dims + 3) / 4;
+#ifdef __x86_64__
+    if (kernel == KB_DOT_AVX512VNNI && nq >= KB_PACKED_MIN_QUERIES) {
+        b->packed = aligned_alloc(64, b->groups * b->steps * 64 + 64);
+        if (!b->packed) { free(b->queries); free(b); return NULL; }
+        // Byte (g, t, 4·l + u) = q_{16g+l}[4t+u] + 128; padding queries and dimensions hold
+        // 128 (the encoding of 0): against a padding dimension the row byte is 0 (see the
+        // kernel's tail load), and a padding query's results are never read.
+        for (size_t g = 0; g < b->groups; g++)
+            for (size_t t = 0; t < b->steps; t++)
+                for (size_t l = 0; l < 16; l++)
+                    for (size_t u = 0; u < 4; u++) {
+                        const size_t j = 16 * g + l, i = 4 * t + u;
+                        const int v = (j < nq && i < dims) ? qs[j * qstride + i] : 0;
+                        b->packed[(g * b->steps + t) * 64 + 4 * l + u] = (uint8_t)(v + 128);
+                    }
+    }
+#endif
+    return b;
+}
+
+void kb_query_batch_free(kb_query_batch *b) {
+    if (!b) return;
+    free(b->packed);
+    free(b->queries);
+    free(b);
+}
+
+size_t kb_query_batch_count(const kb_query_batch *b) { return b->nq; }
+kb_dot_kernel_id kb_query_batch_kernel(const kb_query_batch *b) { return b->kernel; }
+
+static size_t kb_scan_generic(const kb_query_batch *b, const int8_t *rows, size_t stride, size_t n,
+                              const float *scales, size_t scale_stride, const float *thresholds,
+                              kb_candidate *out) {
+    int32_t dots[KB_QGROUP * KB_SUB];
+    size_t count = 0;
+    for (size_t r0 = 0; r0 < n; r0 += KB_SUB) {
+        const size_t m = n - r0 < KB_SUB ? n - r0 : KB_SUB;
+        const int8_t *block = rows + r0 * stride;
+        for (size_t j0 = 0; j0 < b->nq; j0 += KB_QGROUP) {
+            const size_t qn = b->nq - j0 < KB_QGROUP ? b->nq - j0 : KB_QGROUP;
+            kb_i8_dot_rows_batch_with(b->kernel, b->queries + j0 * b->dims, b->dims, qn, block, stride, b->dims, m,
+                                      dots);
+            for (size_t r = 0; r < m; r++) {
+                const float s = kb_scale_at(scales, scale_stride, r0 + r);
+                for (size_t j = 0; j < qn; j++) {
+                    const float v = s * (float)dots[j * m + r];
+                    if (v >= thresholds[j0 + j])
+                        out[count++] = (kb_candidate){(uint32_t)(r0 + r), (uint32_t)(j0 + j), v};
+                }
+            }
+        }
+    }
+    return count;
+}
+
+#ifdef __x86_64__
+#include <immintrin.h>
+#define KB_VNNI_T __attribute__((target("avx512f,avx512bw,avx512vnni")))
+
+// The 4 bytes of `row` at dimension 4t (fewer, zero-filled, at the end of the row: the only
+// read that must not go past dims, since stride may equal dims).
+KB_VNNI_T static inline int32_t kb_row4(const int8_t *row, size_t t, size_t dims) {
+    int32_t v = 0;
+    const size_t i = 4 * t, left = dims - i;
+    memcpy(&v, row + i, left >= 4 ? 4 : left);
+    return v;
+}
+
+KB_VNNI_T static inline int32_t kb_row_sum(const int8_t *row, size_t dims) {
+    // Σ r over dims: vpdpbusd of 1s (unsigned) with the row (signed), then one reduction.
+    const __m512i ones = _mm512_set1_epi8(1);
+    __m512i acc = _mm512_setzero_si512();
+    size_t i = 0;
+    for (; i + 64 <= dims; i += 64) acc = _mm512_dpbusd_epi32(acc, ones, _mm512_loadu_si512((const void *)(row + i)));
+    if (i < dims) {
+        const __mmask64 m = (((__mmask64)1 << (dims - i)) - 1);
+        acc = _mm512_dpbusd_epi32(acc, ones, _mm512_maskz_loadu_epi8(m, row + i));
+    }
+    return _mm512_reduce_add_epi32(acc);
+}
+
+// R rows × G query groups (16 queries each) over all dimensions, then the threshold test.
+// R·G accumulators (≤ 24 of the 32 zmm registers); per 4 dimensions: G 64-byte query loads,
+// R broadcasts, R·G vpdpbusd.
+#define KB_PR 6
+#define KB_PG 4
+KB_VNNI_T static inline size_t kb_packed_tile(const kb_query_batch *b, const int8_t *rows, size_t stride,
+                                              size_t r0, size_t g0, const int R, const int G, const float *scales,
+                                              size_t scale_stride, const float *thresholds, kb_candidate *out) {
+    __m512i acc[KB_PR][KB_PG];
+    for (int r = 0; r < R; r++)
+        for (int g = 0; g < G; g++) acc[r][g] = _mm512_setzero_si512();
+    const size_t steps = b->steps, dims = b->dims, full = dims / 4;
+    const uint8_t *qp = b->packed + g0 * steps * 64;
+    const int8_t *rp[KB_PR];
+    for (int r = 0; r < R; r++) rp[r] = rows + (r0 + r) * stride;
+    for (size_t t = 0; t < steps; t++) {
+        __m512i qv[KB_PG];
+        for (int g = 0; g < G; g++) qv[g] = _mm512_load_si512((const void *)(qp + (g * steps + t) * 64));
+        for (int r = 0; r < R; r++) {
+            int32_t w;
+            if (t < full) memcpy(&w, rp[r] + 4 * t, 4);
+            else w = kb_row4(rp[r], t, dims);
+            const __m512i rv = _mm512_set1_epi32(w);
+            for (int g = 0; g < G; g++) acc[r][g] = _mm512_dpbusd_epi32(acc[r][g], qv[g], rv);
+        }
+    }
+    size_t count = 0;
+    for (int r = 0; r < R; r++) {
+        const int8_t *row = rp[r];
+        const __m512i corr = _mm512_set1_epi32((int32_t)((uint32_t)kb_row_sum(row, dims) * 128u));
+        const __m512 s = _mm512_set1_ps(kb_scale_at(scales, scale_stride, r0 + r));
+        for (int g = 0; g < G; g++) {
+            const size_t j0 = (g0 + g) * 16;
+            const size_t live = b->nq - j0 < 16 ? b->nq - j0 : 16;
+            const __mmask16 lm = live >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << live) - 1);
+            const __m512i dot = _mm512_sub_epi32(acc[r][g], corr);
+            const __m512 v = _mm512_mul_ps(s, _mm512_cvtepi32_ps(dot));
+            const __m512 th = _mm512_maskz_loadu_ps(lm, thresholds + j0);
+            __mmask16 hit = _mm512_mask_cmp_ps_mask(lm, v, th, _CMP_GE_OQ);
+            if (hit) {
+                float vs[16];
+                _mm512_storeu_ps(vs, v);
+                while (hit) {
+                    const int l = __builtin_ctz(hit);
+                    hit &= hit - 1;
+                    out[count++] = (kb_candidate){(uint32_t)(r0 + r), (uint32_t)(j0 + l), vs[l]};
+                }
+            }
+        }
+    }
+    return count;
+}
+
+KB_VNNI_T static size_t kb_scan_packed(const kb_query_batch *b, const int8_t *rows, size_t stride, size_t n,
+                                       const float *scales, size_t scale_stride, const float *thresholds,
+                                       kb_candidate *out) {
+    size_t count = 0;
+    // Rows in sub-blocks that stay in L1 while every query group passes over them.
+    for (size_t s0 = 0; s0 < n; s0 += KB_SUB) {
+        const size_t se = n - s0 < KB_SUB ? n : s0 + KB_SUB;
+        for (size_t g0 = 0; g0 < b->groups; g0 += KB_PG) {
+            const int G = (int)(b->groups - g0 < KB_PG ? b->groups - g0 : KB_PG);
+            size_t r = s0;
+            for (; r + KB_PR <= se; r += KB_PR) {
+#define KB_TILE(RR, GG) count += kb_packed_tile(b, rows, stride, r, g0, RR, GG, scales, scale_stride, thresholds, out + count)
+                switch (G) {
+                case 1: KB_TILE(KB_PR, 1); break;
+                case 2: KB_TILE(KB_PR, 2); break;
+                case 3: KB_TILE(KB_PR, 3); break;
+                default: KB_TILE(KB_PR, 4); break;
+                }
+            }
+            for (; r < se; r++) {
+                switch (G) {
+                case 1: KB_TILE(1, 1); break;
+                case 2: KB_TILE(1, 2); break;
+                case 3: KB_TILE(1, 3); break;
+                default: KB_TILE(1, 4); break;
+                }
+#undef KB_TILE
+            }
+        }
+    }
+    return count;
+}
+#endif
+
+size_t kb_i8_scan(const kb_query_batch *b, const int8_t *rows, size_t stride, size_t n, const float *scales,
+                  size_t scale_stride, const float *thresholds, kb_candidate *out) {
+    if (n == 0 || b->nq == 0) return 0;
+#ifdef __x86_64__
+    if (b->packed) return kb_scan_packed(b, rows, stride, n, scales, scale_stride, thresholds, out);
+#endif
+    return kb_scan_generic(b, rows, stride, n, scales, scale_stride, thresholds, out);
+}

@@ -1,0 +1,22 @@
+import CKBKernels
+
+/// The int8 dot-product kernels the scan can run (one per instruction set), and the one it
+/// does run: chosen once per process for this CPU, or forced with `KBINDEX_KERNEL=<name>`
+/// (ignored, falling back to the best, when this CPU cannot run the named kernel).
+public enum DotKernel: Int, CaseIterable, Sendable, CustomStringConvertible {
+    case scalar = 0, avx2 = 1, avx512vnni = 2, neon = 3
+
+    /// The kernel scans use by default. O(1) after the first call.
+    public static var active: DotKernel { DotKernel(rawValue: Int(kb_dot_kernel().rawValue)) ?? .scalar }
+
+    /// Every kernel this CPU can run, scalar first.
+    public static var supported: [DotKernel] { allCases.filter(\.isSupported) }
+
+    /// Whether this CPU (and OS) can run the kernel.
+    public var isSupported: Bool { kb_dot_kernel_supported(cID) != 0 }
+
+    /// "scalar", "avx2", "avx512vnni" or "neon": the value `KBINDEX_KERNEL` accepts.
+    public var description: String { String(cString: kb_dot_kernel_id_name(cID)) }
+
+    var cID: kb_dot_kernel_id { kb_dot_kernel_id(rawValue: UInt32(rawValue)) }
+}
