@@ -11,10 +11,14 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
+        // The memory floor's read loop (widest loads the CPU has), in C like the kernels it bounds.
+        .target(name: "CBenchStream"),
         .executableTarget(
             name: "kbindex-bench",
             dependencies: [
+                "CBenchStream",
                 .product(name: "KBEmbed", package: "kbindex"),
+                .product(name: "KBKernels", package: "kbindex"),
                 .product(name: "COpenBLAS", package: "kbindex"),
                 .product(name: "KBSearch", package: "kbindex"),
                 .product(name: "KBIngest", package: "kbindex"),

@@ -38,14 +38,17 @@ public final class QueryBatch: @unchecked Sendable {
     /// Scores `n` rows against every query and writes to `out` each (row, query) pair whose
     /// score `scale(row) · dot(query, row)` (as Float, computed exactly that way) is ≥
     /// `thresholds[query]`. Returns the number written. Row `r` is at `rows + r · stride`; its
-    /// scale is the Float at byte offset `r · scaleStride` from `scales`.
+    /// scale (Float) and the sum of its values (Int32) are at byte offset `r · quantStride`
+    /// from `scales` and `sums` (a segment's QUANT records). Kernels may use the stored sums
+    /// rather than recompute them; a wrong sum gives wrong scores, never a wrong memory access.
     ///
     /// - Precondition: `out` has room for `n · count` candidates; `thresholds` holds `count`
     ///   values; rows hold `dimensions` values in −127…127 and `stride ≥ dimensions`.
     /// - Complexity: O(n · count · dimensions); no allocation.
     @inline(__always)
-    public func scan(rows: UnsafePointer<Int8>, stride: Int, n: Int, scales: UnsafeRawPointer, scaleStride: Int,
-                     thresholds: UnsafePointer<Float>, into out: UnsafeMutablePointer<ScanCandidate>) -> Int {
-        kb_i8_scan(handle, rows, stride, n, scales.assumingMemoryBound(to: Float.self), scaleStride, thresholds, out)
+    public func scan(rows: UnsafePointer<Int8>, stride: Int, n: Int, scales: UnsafeRawPointer, sums: UnsafeRawPointer,
+                     quantStride: Int, thresholds: UnsafePointer<Float>, into out: UnsafeMutablePointer<ScanCandidate>) -> Int {
+        kb_i8_scan(handle, rows, stride, n, scales.assumingMemoryBound(to: Float.self), sums.assumingMemoryBound(to: Int32.self),
+                   quantStride, thresholds, out)
     }
 }

@@ -151,7 +151,8 @@ private final class SharedScan: @unchecked Sendable {
                 let n = min(blockRows, r.rows.upperBound - start)
                 let found = thresholds.withUnsafeBufferPointer { t in
                     batch.scan(rows: base + start * stride, stride: stride, n: n, scales: quant + start * quantStride,
-                               scaleStride: quantStride, thresholds: t.baseAddress!, into: out)
+                               sums: quant + start * quantStride + 4, quantStride: quantStride,
+                               thresholds: t.baseAddress!, into: out)
                 }
                 if found > 0 {
                     for c in 0..<found {

@@ -11,12 +11,18 @@ import XCTest
 final class ScanKernelTests: XCTestCase {
     struct Candidate: Hashable { var row: UInt32, query: UInt32, score: Float }
 
+    /// Scans with QUANT-like records (f32 scale, i32 Σ of the row's values; 8 bytes each).
     func scan(_ batch: QueryBatch, rows: UnsafePointer<Int8>, stride: Int, n: Int, scales: [Float], thresholds: [Float]) -> [Candidate] {
         let out = UnsafeMutablePointer<ScanCandidate>.allocate(capacity: max(1, n * batch.count))
         defer { out.deallocate() }
-        let found = scales.withUnsafeBytes { s in
+        var quant = [UInt32](repeating: 0, count: 2 * max(n, 1))
+        for r in 0..<n {
+            quant[2 * r] = scales[r].bitPattern
+            quant[2 * r + 1] = UInt32(bitPattern: (0..<batch.dimensions).reduce(Int32(0)) { $0 + Int32(rows[r * stride + $1]) })
+        }
+        let found = quant.withUnsafeBytes { q in
             thresholds.withUnsafeBufferPointer { t in
-                batch.scan(rows: rows, stride: stride, n: n, scales: s.baseAddress!, scaleStride: 4,
+                batch.scan(rows: rows, stride: stride, n: n, scales: q.baseAddress!, sums: q.baseAddress! + 4, quantStride: 8,
                            thresholds: t.baseAddress!, into: out)
             }
         }
@@ -32,6 +38,7 @@ final class ScanKernelTests: XCTestCase {
         let cases: [(dims: Int, nq: Int, n: Int)] = [
             (1, 1, 5), (3, 8, 7), (4, 9, 13), (5, 16, 6), (63, 17, 64), (64, 7, 65), (65, 33, 12),
             (103, 50, 130), (384, 8, 200), (384, 64, 70), (384, 200, 19), (385, 23, 31), (770, 65, 9),
+            (384, 1, 16), (384, 1, 47), (100, 2, 33), (64, 1, 15), (129, 3, 100), (7, 1, 17),
         ]
         for (dims, nq, n) in cases {
             for extreme in [false, true] {

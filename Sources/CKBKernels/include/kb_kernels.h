@@ -154,12 +154,15 @@ kb_dot_kernel_id kb_query_batch_kernel(const kb_query_batch *batch);
 
 /// Scores rows 0..<n (row r at rows + r·stride, stride ≥ dims, values in [-127, 127]) against
 /// every query of `batch` and writes each candidate to `out`; returns how many. Row r's scale
-/// is the float at byte offset r·scale_stride from `scales`. `thresholds` holds one float per
-/// query. Precondition: `out` has room for n · nq candidates (the most there can be).
+/// is the float, and its Σ of values the int32, at byte offset r·quant_stride from `scales`
+/// and `sums` (a segment's QUANT records). Kernels may use the sums instead of recomputing
+/// them (VNNI's unsigned × signed correction): a wrong sum gives wrong scores, never a wrong
+/// memory access. `thresholds` holds one float per query.
+/// Precondition: `out` has room for n · nq candidates (the most there can be).
 /// The row indices in `out` are relative to `rows`. Thread-safe for concurrent calls sharing
 /// a batch (it is only read). No allocation. O(n · nq · dims).
 size_t kb_i8_scan(const kb_query_batch *batch, const int8_t *rows, size_t stride, size_t n, const float *scales,
-                  size_t scale_stride, const float *thresholds, kb_candidate *out);
+                  const int32_t *sums, size_t quant_stride, const float *thresholds, kb_candidate *out);
 
 #ifdef __cplusplus
 }
