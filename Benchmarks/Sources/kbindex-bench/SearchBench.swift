@@ -69,6 +69,9 @@ struct SearchBench: ParsableCommand {
     @Flag(help: "Print one JSON object instead of tables.")
     var json = false
 
+    @Option(help: "Also write the JSON object to this file (tables still print).")
+    var jsonFile: String?
+
     static let segmentRows = 200_000
 
     func log(_ s: String) { FileHandle.standardError.write((s + "\n").data(using: .utf8)!) }
@@ -125,6 +128,7 @@ struct SearchBench: ParsableCommand {
                 var lat: [Double] = []
                 for q in queries.prefix(single) { lat.append(time { _ = Search.topK(q, k: k, in: idx, options: opts) }) }
                 let p50 = percentile(lat, 50)
+                log("  kbindex single query, \(t) thread(s): min \(fmt(lat.min()! * 1000, 2)) p50 \(fmt(p50 * 1000, 2)) p90 \(fmt(percentile(lat, 90) * 1000, 2)) ms; floor min \(fmt(floorTimes.min()! * 1000, 2)) p50 \(fmt(floorS * 1000, 2))")
 
                 // kbindex, batches.
                 var found: [[Hit]] = []
@@ -185,6 +189,9 @@ struct SearchBench: ParsableCommand {
             "kernel": DotKernel.active.description, "floor_loads": String(cString: bench_stream_isa()),
             "command": CommandLine.arguments.joined(separator: " "), "results": results,
         ]
+        if let jsonFile {
+            try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: jsonFile))
+        }
         if json { printJSON(report); return }
         let m = machineDescription()
         print("kbindex-bench search: \(m["cpu"]!), \(m["cores"]!) cores; kernel \(DotKernel.active), floor loads \(String(cString: bench_stream_isa()))")
