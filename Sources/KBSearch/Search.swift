@@ -36,7 +36,8 @@ public enum Search {
     /// How a search runs; the defaults are right for users, the rest is for tests and benchmarks.
     public struct Options: Sendable {
         /// Worker threads (nil: one per core). Small indexes use fewer: each thread gets at
-        /// least `minRowsPerThread` rows.
+        /// least `minRowsPerThread` rows (divided by the number of queries in a batch, but at
+        /// least 64).
         public var threads: Int?
         /// The int8 kernel (nil: `DotKernel.active`).
         public var kernel: DotKernel?
@@ -92,9 +93,11 @@ public enum Search {
         }
 
         // 3. Split the rows evenly across threads, then scan.
+        // A thread's share must be worth waking it: minRowsPerThread rows for one query, fewer
+        // for a batch (each row costs nq dot products).
         let parts = ScanPlan(segments: index.segments.map(\.chunkCount),
                              threads: options.threads ?? ProcessInfo.processInfo.activeProcessorCount,
-                             minRowsPerThread: options.minRowsPerThread).parts
+                             minRowsPerThread: max(64, options.minRowsPerThread / nq)).parts
         let perPart = UnsafeMutableBufferPointer<[TopK]>.allocate(capacity: parts.count)
         perPart.initialize(repeating: [])
         defer { perPart.deinitialize(); perPart.deallocate() }

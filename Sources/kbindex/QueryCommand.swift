@@ -16,15 +16,23 @@ struct QueryCommand: ParsableCommand {
             path:lines, heading path, and the text (trimmed; whole with --full). Without \
             --index, kbindex looks for .kbindex in the current folder and its parents.
 
+            With --batch FILE (one question per line, - for standard input), every question \
+            is answered in one pass over the index, and each prints as one JSON line: \
+            {"line", "question", "hits": [...]}, the hits as --json prints them.
+
             Examples:
               kbindex query "how do I rotate the logs?"
               kbindex query -k 10 --path 'library/*' "read a file line by line"
               kbindex query --json --full "deadline for the report" | jq -r .text
+              kbindex query --batch questions.txt -k 3 > answers.jsonl
             """
     )
 
-    @Argument(help: "The question (any text).")
-    var question: String
+    @Argument(help: "The question (any text); omit it with --batch.")
+    var question: String?
+
+    @Option(help: ArgumentHelp("Answer every line of this file (- for standard input) as JSON lines.", valueName: "file"))
+    var batch: String?
 
     @Option(name: .short, help: "How many passages to print.")
     var k = 5
@@ -46,7 +54,13 @@ struct QueryCommand: ParsableCommand {
 
     func validate() throws {
         if k < 1 { throw ValidationError("-k must be at least 1") }
+        if question == nil && batch == nil { throw ValidationError("give a question, or --batch FILE with one question per line") }
+        if question != nil && batch != nil { throw ValidationError("give either a question or --batch FILE, not both") }
     }
+
+    /// Questions answered per pass over the index: bounds memory for long files, and keeps
+    /// output flowing.
+    static let batchGroup = 256
 
     func run() throws {
         let idx = try IndexOpening.open(index)
@@ -56,38 +70,82 @@ struct QueryCommand: ParsableCommand {
         if let reason = built.incompatibility(with: descriptor) {
             throw CLIError("\(reason): query with the model the index was built with (--model), or rebuild the index with 'kbindex build'")
         }
-        let vector = embedder.embed(question)
         let globs = path.map { Glob($0) }
-        let filter: ((SegmentReader, Int) -> Bool)? = globs.isEmpty ? nil : { seg, doc in
+        let filter: DocumentFilter? = globs.isEmpty ? nil : { seg, doc in
             let p = seg.document(doc).path
             return globs.contains { $0.matches(p) }
         }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+
+        if let batch {
+            let lines = try Self.readQuestions(batch)
+            for start in stride(from: 0, to: lines.count, by: Self.batchGroup) {
+                let group = Array(lines[start..<min(start + Self.batchGroup, lines.count)])
+                let vectors = embedder.embed(group.map(\.text))
+                let results = Search.topK(batch: vectors, k: k, in: idx, documentFilter: filter)
+                for (q, hits) in zip(group, results) {
+                    let answer = JSONAnswer(line: q.line, question: q.text, hits: try hits.enumerated().map { try jsonHit($1, rank: $0 + 1, in: idx) })
+                    print(String(decoding: try encoder.encode(answer), as: UTF8.self))
+                }
+            }
+            return
+        }
+
+        let vector = embedder.embed(question ?? "")
         let hits = Search.topK(vector, k: k, in: idx, documentFilter: filter)
         if hits.isEmpty, !json {
             print(idx.chunkCount == 0 ? "the index is empty" : "no chunk matches --path \(path.joined(separator: " "))")
             return
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         for (rank, hit) in hits.enumerated() {
+            if json {
+                print(String(decoding: try encoder.encode(try jsonHit(hit, rank: rank + 1, in: idx)), as: UTF8.self))
+                continue
+            }
             let seg = idx.segments[hit.segment]
             let chunk = seg.chunk(hit.chunk)
             let doc = seg.document(Int(chunk.document))
             let text: String
             do { text = try seg.text(ofChunk: hit.chunk) } catch { throw CLIError(error) }
-            if json {
-                let line = JSONHit(rank: rank + 1, score: hit.score, path: doc.path, title: doc.title,
-                                   line_start: Int(chunk.lineStart), line_end: Int(chunk.lineEnd),
-                                   heading: chunk.headingPath, text: full ? text : Self.trim(text, to: 600))
-                print(String(decoding: try encoder.encode(line), as: UTF8.self))
-                continue
-            }
             let heading = chunk.headingPath.joined(separator: " › ")
             print("\(rank + 1). \(String(format: "%.3f", hit.score))  \(doc.path):\(chunk.lineStart)-\(chunk.lineEnd)\(heading.isEmpty ? "" : "  \(heading)")")
             let body = full ? text : Self.trim(text, to: 400)
             for l in body.split(separator: "\n", omittingEmptySubsequences: true) { print("   \(l)") }
             if rank + 1 < hits.count { print("") }
         }
+    }
+
+    private func jsonHit(_ hit: Hit, rank: Int, in idx: IndexDirectory) throws -> JSONHit {
+        let seg = idx.segments[hit.segment]
+        let chunk = seg.chunk(hit.chunk)
+        let doc = seg.document(Int(chunk.document))
+        let text: String
+        do { text = try seg.text(ofChunk: hit.chunk) } catch { throw CLIError(error) }
+        return JSONHit(rank: rank, score: hit.score, path: doc.path, title: doc.title,
+                       line_start: Int(chunk.lineStart), line_end: Int(chunk.lineEnd),
+                       heading: chunk.headingPath, text: full ? text : Self.trim(text, to: 600))
+    }
+
+    /// The non-blank lines of `file` (- = standard input) with their 1-based line numbers;
+    /// invalid UTF-8 is replaced with U+FFFD, and a trailing \r is dropped.
+    static func readQuestions(_ file: String) throws -> [(line: Int, text: String)] {
+        let data: Data
+        if file == "-" {
+            data = FileHandle.standardInput.readDataToEndOfFile()
+        } else {
+            do { data = try Data(contentsOf: URL(fileURLWithPath: file)) } catch {
+                throw CLIError("cannot read the questions file \(file): \(error.localizedDescription)")
+            }
+        }
+        let text = String(decoding: data, as: UTF8.self)
+        var out: [(Int, String)] = []
+        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let q = raw.hasSuffix("\r") ? raw.dropLast() : raw
+            if !q.allSatisfy(\.isWhitespace) { out.append((i + 1, String(q))) }
+        }
+        if out.isEmpty { throw CLIError("the questions file \(file) has no questions (one per line)") }
+        return out
     }
 
     /// At most `limit` characters, cut at a word boundary, with "…" when cut.
@@ -100,6 +158,12 @@ struct QueryCommand: ParsableCommand {
         }
         return cut + " …"
     }
+}
+
+private struct JSONAnswer: Encodable {
+    let line: Int
+    let question: String
+    let hits: [JSONHit]
 }
 
 private struct JSONHit: Encodable {

@@ -95,6 +95,60 @@ final class BuildQueryTests: XCTestCase {
         XCTAssertTrue(first.hasSuffix("  cooking.md:3-6  Recipes › Lentil soup") || first.contains("cooking.md:"), first)
     }
 
+    struct JSONAnswer: Decodable { let line: Int; let question: String; let hits: [JSONHit] }
+
+    func testBatchAnswersEveryLineLikeSingleQueries() throws {
+        _ = try build()
+        let questions = ["how do I cook lentil soup?", "", "log rotation schedule", "   ", "nightly database backup\r"]
+        let file = corpus.appendingPathComponent("questions.txt")
+        try Data(questions.joined(separator: "\n").utf8).write(to: file)
+        let idx = corpus.appendingPathComponent(".kbindex").path
+        for source in [file.path, "-"] {
+            let r = try CLIRunner.run(["query", "--index", idx, "-k", "3", "--batch", source], environment: env,
+                                      stdin: source == "-" ? Data(questions.joined(separator: "\n").utf8) : nil)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let answers = try r.stdoutLines.map { try JSONDecoder().decode(JSONAnswer.self, from: Data($0.utf8)) }
+            XCTAssertEqual(answers.map(\.line), [1, 3, 5])
+            XCTAssertEqual(answers.map(\.question), ["how do I cook lentil soup?", "log rotation schedule", "nightly database backup"])
+            XCTAssertEqual(answers.map { $0.hits.first?.path }, ["cooking.md", "ops/logging.md", "tools/backup.py"])
+            // Each answer is what the question alone returns. (Scores may differ in the last
+            // float bits: the encoder's matrix products run with other shapes for a batch.)
+            for a in answers {
+                let single = try query(["-k", "3", a.question])
+                XCTAssertEqual(a.hits.map(\.path), single.map(\.path))
+                XCTAssertEqual(a.hits.map(\.line_start), single.map(\.line_start))
+                for (x, y) in zip(a.hits, single) { XCTAssertEqual(x.score, y.score, accuracy: 1e-5) }
+                XCTAssertEqual(a.hits.map(\.rank), [1, 2, 3])
+            }
+        }
+        // A batch with a filter keeps k hits from the allowed documents only.
+        let r = try CLIRunner.run(["query", "--index", idx, "-k", "2", "--path", "*.md", "--batch", "-"], environment: env,
+                                  stdin: Data("moon orbit\nbread dough".utf8))
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for line in r.stdoutLines {
+            let a = try JSONDecoder().decode(JSONAnswer.self, from: Data(line.utf8))
+            XCTAssertEqual(a.hits.count, 2)
+            XCTAssertTrue(a.hits.allSatisfy { $0.path.hasSuffix(".md") }, "\(a.hits.map(\.path))")
+        }
+    }
+
+    func testBatchMisuseIsAClearError() throws {
+        _ = try build()
+        let idx = corpus.appendingPathComponent(".kbindex").path
+        let both = try CLIRunner.run(["query", "--index", idx, "--batch", "-", "soup"], environment: env)
+        XCTAssertNotEqual(both.status, 0)
+        XCTAssertTrue(both.stderr.contains("either a question or --batch"), both.stderr)
+        let neither = try CLIRunner.run(["query", "--index", idx], environment: env)
+        XCTAssertNotEqual(neither.status, 0)
+        XCTAssertTrue(neither.stderr.contains("give a question, or --batch FILE"), neither.stderr)
+        let missing = try CLIRunner.run(["query", "--index", idx, "--batch", corpus.appendingPathComponent("nope.txt").path], environment: env)
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.stderr.contains("cannot read the questions file"), missing.stderr)
+        let empty = try CLIRunner.run(["query", "--index", idx, "--batch", "-"], environment: env, stdin: Data("\n \n".utf8))
+        XCTAssertEqual(empty.status, 1)
+        XCTAssertTrue(empty.stderr.contains("has no questions"), empty.stderr)
+    }
+
     func testInfoAndNearestIndexLookup() throws {
         _ = try build()
         let r = try CLIRunner.run(["info", "--index", corpus.appendingPathComponent(".kbindex").path, "--verify"], environment: env)
