@@ -2,16 +2,18 @@
 // the first step of top-k selection (a per-query score threshold), so only rows that can still
 // enter a query's top-k ever leave the kernel. See include/kb_kernels.h for the contract.
 //
-// Two paths compute the same candidates:
-//   - generic (every kernel, and VNNI for small batches): blocks of KB_SUB rows, scored with
+// Three paths compute the same candidates:
+//   - generic (every kernel but VNNI): blocks of KB_SUB rows, scored with
 //     kb_i8_dot_rows_batch_with one group of queries at a time while the block sits in L1/L2,
 //     then compared with the thresholds in scalar code;
-//   - packed (AVX-512 VNNI, batches of KB_PACKED_MIN_QUERIES or more): the queries are laid out
-//     once, at kb_query_batch_new, as u8 (q + 128) interleaved 16 queries × 4 dimensions per
-//     64-byte vector. The kernel broadcasts 4 bytes of a row to every lane and one vpdpbusd
-//     advances 16 queries by 4 dimensions: a register-tiled matrix product with no horizontal
-//     reductions (the generic path's cost at dims 384). Σ (q+128)·r = q·r + 128·Σr, so each row's
-//     Σr (computed in the kernel, 1/16 of the work of one query group) is subtracted once.
+//   - VNNI, fewer than KB_PACKED_MIN_QUERIES queries (kb_scan_one_vnni): one query at a time,
+//     16 rows per tile, rows read as they are (signed) and corrected with their stored Σr;
+//   - VNNI, batches (kb_scan_packed): the queries are laid out once, at kb_query_batch_new, as
+//     u8 (q + 128) interleaved 16 queries × 4 dimensions per 64-byte vector. The kernel
+//     broadcasts 4 bytes of a row to every lane and one vpdpbusd advances 16 queries by 4
+//     dimensions: a register-tiled matrix product with no horizontal reductions (the generic
+//     path's cost at dims 384). Σ (q+128)·r = q·r + 128·Σr, so each row's stored Σr (the
+//     segment's QUANT record) is subtracted once per row and query group.
 #include "kb_kernels.h"
 #include <math.h>
 #include <stdlib.h>
@@ -124,72 +126,74 @@ KB_VNNI_T static inline int32_t kb_row4(const int8_t *row, size_t t, size_t dims
     return v;
 }
 
-KB_VNNI_T static inline int32_t kb_row_sum(const int8_t *row, size_t dims) {
-    // Σ r over dims: vpdpbusd of 1s (unsigned) with the row (signed), then one reduction.
-    const __m512i ones = _mm512_set1_epi8(1);
-    __m512i acc = _mm512_setzero_si512();
-    size_t i = 0;
-    for (; i + 64 <= dims; i += 64) acc = _mm512_dpbusd_epi32(acc, ones, _mm512_loadu_si512((const void *)(row + i)));
-    if (i < dims) {
-        const __mmask64 m = (((__mmask64)1 << (dims - i)) - 1);
-        acc = _mm512_dpbusd_epi32(acc, ones, _mm512_maskz_loadu_epi8(m, row + i));
-    }
-    return _mm512_reduce_add_epi32(acc);
-}
-
-// R rows × G query groups (16 queries each) over all dimensions, then the threshold test.
-// R·G accumulators (≤ 24 of the 32 zmm registers); per 4 dimensions: G 64-byte query loads,
-// R broadcasts, R·G vpdpbusd.
-#define KB_PR 6
-#define KB_PG 4
-KB_VNNI_T static inline size_t kb_packed_tile(const kb_query_batch *b, const int8_t *rows, size_t stride,
-                                              size_t r0, size_t g0, const int R, const int G, const float *scales,
-                                              size_t scale_stride, const float *thresholds, kb_candidate *out) {
-    __m512i acc[KB_PR][KB_PG];
-    for (int r = 0; r < R; r++)
-        for (int g = 0; g < G; g++) acc[r][g] = _mm512_setzero_si512();
-    const size_t steps = b->steps, dims = b->dims, full = dims / 4;
-    const uint8_t *qp = b->packed + g0 * steps * 64;
-    const int8_t *rp[KB_PR];
-    for (int r = 0; r < R; r++) rp[r] = rows + (r0 + r) * stride;
-    for (size_t t = 0; t < steps; t++) {
-        __m512i qv[KB_PG];
-        for (int g = 0; g < G; g++) qv[g] = _mm512_load_si512((const void *)(qp + (g * steps + t) * 64));
-        for (int r = 0; r < R; r++) {
-            int32_t w;
-            if (t < full) memcpy(&w, rp[r] + 4 * t, 4);
-            else w = kb_row4(rp[r], t, dims);
-            const __m512i rv = _mm512_set1_epi32(w);
-            for (int g = 0; g < G; g++) acc[r][g] = _mm512_dpbusd_epi32(acc[r][g], qv[g], rv);
-        }
-    }
+// Writes the lanes of `v` set in `hit` as candidates: lane l is row row0 + l·row_step of
+// query query0 + l·query_step. Returns how many.
+KB_VNNI_T static inline size_t kb_emit(__mmask16 hit, __m512 v, uint32_t row0, uint32_t row_step, uint32_t query0,
+                                       uint32_t query_step, kb_candidate *out) {
+    float vs[16];
+    _mm512_storeu_ps(vs, v);
     size_t count = 0;
-    for (int r = 0; r < R; r++) {
-        const int8_t *row = rp[r];
-        const __m512i corr = _mm512_set1_epi32((int32_t)((uint32_t)kb_row_sum(row, dims) * 128u));
-        const __m512 s = _mm512_set1_ps(kb_scale_at(scales, scale_stride, r0 + r));
-        for (int g = 0; g < G; g++) {
-            const size_t j0 = (g0 + g) * 16;
-            const size_t live = b->nq - j0 < 16 ? b->nq - j0 : 16;
-            const __mmask16 lm = live >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << live) - 1);
-            const __m512i dot = _mm512_sub_epi32(acc[r][g], corr);
-            const __m512 v = _mm512_mul_ps(s, _mm512_cvtepi32_ps(dot));
-            const __m512 th = _mm512_maskz_loadu_ps(lm, thresholds + j0);
-            __mmask16 hit = _mm512_mask_cmp_ps_mask(lm, v, th, _CMP_GE_OQ);
-            if (hit) {
-                float vs[16];
-                _mm512_storeu_ps(vs, v);
-                while (hit) {
-                    const int l = __builtin_ctz(hit);
-                    hit &= hit - 1;
-                    out[count++] = (kb_candidate){(uint32_t)(r0 + r), (uint32_t)(j0 + l), vs[l]};
-                }
-            }
-        }
+    while (hit) {
+        const uint32_t l = (uint32_t)__builtin_ctz(hit);
+        hit &= hit - 1;
+        out[count++] = (kb_candidate){row0 + l * row_step, query0 + l * query_step, vs[l]};
     }
     return count;
 }
 
+// R rows × G query groups (16 queries each) over all dimensions, then the threshold test.
+// R·G accumulators (≤ 24 of the 32 zmm registers); per 4 dimensions: G 64-byte query loads,
+// R broadcasts, R·G vpdpbusd. R and G are constants at every call site (the switch in
+// kb_scan_packed), so the loops unroll and the accumulators stay in registers; the main loop
+// has no branch (the last, partial 4 dimensions are a separate step).
+#define KB_PR 6
+#define KB_PG 4
+KB_VNNI_T static inline __attribute__((always_inline)) size_t
+kb_packed_tile(const kb_query_batch *b, const int8_t *rows, size_t stride, size_t r0, size_t g0, const int R,
+               const int G, const float *scales, const int32_t *sums, size_t quant_stride, const float *thresholds,
+               kb_candidate *out) {
+    __m512i acc[KB_PR][KB_PG];
+    for (int r = 0; r < R; r++)
+        for (int g = 0; g < G; g++) acc[r][g] = _mm512_setzero_si512();
+    const size_t steps = b->steps, dims = b->dims, full = dims / 4, gstride = steps * 64;
+    const uint8_t *qp = b->packed + g0 * gstride;
+    const int8_t *rp[KB_PR];
+    for (int r = 0; r < R; r++) rp[r] = rows + (r0 + r) * stride;
+    for (size_t t = 0; t < full; t++) {
+        __m512i qv[KB_PG];
+        for (int g = 0; g < G; g++) qv[g] = _mm512_load_si512((const void *)(qp + g * gstride + t * 64));
+        for (int r = 0; r < R; r++) {
+            int32_t w;
+            memcpy(&w, rp[r] + 4 * t, 4);
+            const __m512i rv = _mm512_set1_epi32(w);
+            for (int g = 0; g < G; g++) acc[r][g] = _mm512_dpbusd_epi32(acc[r][g], qv[g], rv);
+        }
+    }
+    if (full < steps) {
+        for (int r = 0; r < R; r++) {
+            const __m512i rv = _mm512_set1_epi32(kb_row4(rp[r], full, dims));
+            for (int g = 0; g < G; g++)
+                acc[r][g] = _mm512_dpbusd_epi32(acc[r][g], _mm512_load_si512((const void *)(qp + g * gstride + full * 64)), rv);
+        }
+    }
+    size_t count = 0;
+    for (int r = 0; r < R; r++) {
+        int32_t sr;
+        memcpy(&sr, (const char *)sums + (r0 + r) * quant_stride, 4);
+        const __m512i corr = _mm512_set1_epi32((int32_t)((uint32_t)sr << 7));
+        const __m512 sc = _mm512_set1_ps(kb_scale_at(scales, quant_stride, r0 + r));
+        for (int g = 0; g < G; g++) {
+            const size_t j0 = (g0 + g) * 16;
+            const size_t live = b->nq - j0 < 16 ? b->nq - j0 : 16;
+            const __mmask16 lm = live >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << live) - 1);
+            const __m512 v = _mm512_mul_ps(sc, _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][g], corr)));
+            const __m512 th = _mm512_maskz_loadu_ps(lm, thresholds + j0);
+            const __mmask16 hit = _mm512_mask_cmp_ps_mask(lm, v, th, _CMP_GE_OQ);
+            if (hit) count += kb_emit(hit, v, (uint32_t)(r0 + r), 0, (uint32_t)j0, 1, out + count);
+        }
+    }
+    return count;
+}
 
 // One query against rows, 16 rows at a time: the query as u8 (q + 128), the rows as they are
 // (signed), so vpdpbusd takes row bytes straight from memory (no flip) and Σ (q+128)·r =
@@ -253,16 +257,8 @@ KB_VNNI_T static size_t kb_scan_one_vnni(const uint8_t *qu, uint32_t query, size
         const __m512 sc = _mm512_i32gather_ps(qstride_idx, (const void *)((const char *)scales + r0 * quant_stride), 1);
         const __m512i dot = _mm512_sub_epi32(raw, _mm512_slli_epi32(sr, 7));
         const __m512 v = _mm512_mul_ps(sc, _mm512_cvtepi32_ps(dot));
-        __mmask16 hit = _mm512_cmp_ps_mask(v, th, _CMP_GE_OQ);
-        if (hit) {
-            float vs[16];
-            _mm512_storeu_ps(vs, v);
-            while (hit) {
-                const int l = __builtin_ctz(hit);
-                hit &= hit - 1;
-                out[count++] = (kb_candidate){(uint32_t)(r0 + l), query, vs[l]};
-            }
-        }
+        const __mmask16 hit = _mm512_cmp_ps_mask(v, th, _CMP_GE_OQ);
+        if (hit) count += kb_emit(hit, v, (uint32_t)r0, 1, query, 0, out + count);
     }
     for (; r0 < n; r0++) {  // the last n % 16 rows, one at a time
         const int8_t *row = rows + r0 * stride;
@@ -280,17 +276,20 @@ KB_VNNI_T static size_t kb_scan_one_vnni(const uint8_t *qu, uint32_t query, size
 }
 
 KB_VNNI_T static size_t kb_scan_packed(const kb_query_batch *b, const int8_t *rows, size_t stride, size_t n,
-                                       const float *scales, size_t scale_stride, const float *thresholds,
-                                       kb_candidate *out) {
+                                       const float *scales, const int32_t *sums, size_t quant_stride,
+                                       const float *thresholds, kb_candidate *out) {
     size_t count = 0;
+    // Query groups in chunks of at most KB_PG, as even as possible (13 groups: 4+3+3+3, not
+    // 4+4+4+1: a 1-group tile is bound by its broadcasts, not by vpdpbusd).
+    const size_t chunks = (b->groups + KB_PG - 1) / KB_PG;
     // Rows in sub-blocks that stay in L1 while every query group passes over them.
     for (size_t s0 = 0; s0 < n; s0 += KB_SUB) {
         const size_t se = n - s0 < KB_SUB ? n : s0 + KB_SUB;
-        for (size_t g0 = 0; g0 < b->groups; g0 += KB_PG) {
-            const int G = (int)(b->groups - g0 < KB_PG ? b->groups - g0 : KB_PG);
+        for (size_t c = 0; c < chunks; c++) {
+            const size_t g0 = b->groups * c / chunks, G = b->groups * (c + 1) / chunks - g0;
             size_t r = s0;
+#define KB_TILE(RR, GG) count += kb_packed_tile(b, rows, stride, r, g0, RR, GG, scales, sums, quant_stride, thresholds, out + count)
             for (; r + KB_PR <= se; r += KB_PR) {
-#define KB_TILE(RR, GG) count += kb_packed_tile(b, rows, stride, r, g0, RR, GG, scales, scale_stride, thresholds, out + count)
                 switch (G) {
                 case 1: KB_TILE(KB_PR, 1); break;
                 case 2: KB_TILE(KB_PR, 2); break;
@@ -305,8 +304,8 @@ KB_VNNI_T static size_t kb_scan_packed(const kb_query_batch *b, const int8_t *ro
                 case 3: KB_TILE(1, 3); break;
                 default: KB_TILE(1, 4); break;
                 }
-#undef KB_TILE
             }
+#undef KB_TILE
         }
     }
     return count;
@@ -318,7 +317,7 @@ size_t kb_i8_scan(const kb_query_batch *b, const int8_t *rows, size_t stride, si
     if (n == 0 || b->nq == 0) return 0;
     const size_t scale_stride = quant_stride;
 #ifdef __x86_64__
-    if (b->packed) return kb_scan_packed(b, rows, stride, n, scales, scale_stride, thresholds, out);
+    if (b->packed) return kb_scan_packed(b, rows, stride, n, scales, sums, quant_stride, thresholds, out);
     if (b->biased) {
         size_t count = 0;
         for (size_t j = 0; j < b->nq; j++)

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import KBFormat
 import KBKernels
+import Synchronization
 
 /// One result of a search: where the chunk is and how well it scored.
 public struct Hit: Sendable, Equatable {
@@ -33,6 +34,9 @@ public typealias DocumentFilter = (SegmentReader, Int) -> Bool
 /// survivors are rescaled by the query's scale. Ties break by (segment, chunk) ascending, so
 /// results are the same for every thread count, block size and kernel.
 public enum Search {
+    /// Parts per thread (see step 3 of `topK(batch:)`).
+    static let partsPerThread = 4
+
     /// How a search runs; the defaults are right for users, the rest is for tests and benchmarks.
     public struct Options: Sendable {
         /// Worker threads (nil: one per core). Small indexes use fewer: each thread gets at
@@ -92,50 +96,61 @@ public enum Search {
             documentFilter.map { f in DocumentBitmap(count: seg.documentCount) { f(seg, $0) } }
         }
 
-        // 3. Split the rows evenly across threads, then scan.
-        // A thread's share must be worth waking it: minRowsPerThread rows for one query, fewer
-        // for a batch (each row costs nq dot products).
-        let parts = ScanPlan(segments: index.segments.map(\.chunkCount),
-                             threads: options.threads ?? ProcessInfo.processInfo.activeProcessorCount,
-                             minRowsPerThread: max(64, options.minRowsPerThread / nq)).parts
-        let perPart = UnsafeMutableBufferPointer<[TopK]>.allocate(capacity: parts.count)
-        perPart.initialize(repeating: [])
-        defer { perPart.deinitialize(); perPart.deallocate() }
-        let shared = SharedScan(index: index, batch: batch, allowed: allowed, k: k, out: perPart)
-        if parts.count == 1 {
-            shared.scan(part: 0, parts[0])
+        // 3. Split the rows into contiguous parts, several per thread, and let each thread
+        // claim parts until none are left: a worker that wakes late (the pool's wake-up costs
+        // tens of microseconds, as much as a whole scan of a small index) then takes fewer
+        // parts instead of leaving the caller to scan everything alone. A thread's share must
+        // be worth waking it: minRowsPerThread rows for one query, fewer for a batch (each row
+        // costs nq dot products).
+        let threads = max(1, options.threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        let minRows = max(64, options.minRowsPerThread / nq)
+        let workers = ScanPlan(segments: index.segments.map(\.chunkCount), threads: threads, minRowsPerThread: minRows).parts.count
+        let parts = ScanPlan(segments: index.segments.map(\.chunkCount), threads: workers == 1 ? 1 : workers * Self.partsPerThread,
+                             minRowsPerThread: minRows / Self.partsPerThread).parts
+        let perThread = UnsafeMutableBufferPointer<[TopK]>.allocate(capacity: workers)
+        perThread.initialize(repeating: [])
+        defer { perThread.deinitialize(); perThread.deallocate() }
+        let shared = SharedScan(index: index, batch: batch, allowed: allowed, k: k, parts: parts, out: perThread)
+        if workers == 1 {
+            shared.work(thread: 0)
         } else {
-            DispatchQueue.concurrentPerform(iterations: parts.count) { p in shared.scan(part: p, parts[p]) }
+            DispatchQueue.concurrentPerform(iterations: workers) { w in shared.work(thread: w) }
         }
 
         // 4. Merge the threads' heaps; rescale only the survivors.
         return (0..<nq).map { j in
             var merged = TopK(k: k)
-            for part in perPart { for h in part[j].heap { merged.offer(h) } }
+            for heaps in perThread where !heaps.isEmpty { for h in heaps[j].heap { merged.offer(h) } }
             return merged.sorted().map { Hit(segment: $0.segment, chunk: $0.chunk, score: $0.score * qScales[j]) }
         }
     }
 }
 
-/// Everything a scanning thread reads, plus the slot it writes its heaps to.
+/// Everything a scanning thread reads, the next part to claim, and one slot per thread for
+/// its heaps.
 private final class SharedScan: @unchecked Sendable {
     let index: IndexDirectory
     let batch: QueryBatch
     let allowed: [DocumentBitmap?]
     let k: Int
-    let out: UnsafeMutableBufferPointer<[TopK]>  // one slot per part; each thread writes only its own
+    let parts: [[ScanPlan.Range]]
+    let next = Atomic<Int>(0)
+    let out: UnsafeMutableBufferPointer<[TopK]>  // each thread writes only its own slot
 
-    init(index: IndexDirectory, batch: QueryBatch, allowed: [DocumentBitmap?], k: Int, out: UnsafeMutableBufferPointer<[TopK]>) {
+    init(index: IndexDirectory, batch: QueryBatch, allowed: [DocumentBitmap?], k: Int, parts: [[ScanPlan.Range]],
+         out: UnsafeMutableBufferPointer<[TopK]>) {
         self.index = index
         self.batch = batch
         self.allowed = allowed
         self.k = k
+        self.parts = parts
         self.out = out
     }
 
-    /// Scans one part's rows into a heap per query and stores them in `out[part]`.
-    /// Allocates once per call (heaps, thresholds, candidate buffer), never per row.
-    func scan(part: Int, _ ranges: [ScanPlan.Range]) {
+    /// Claims parts until none are left, scanning their rows into one heap per query, and
+    /// stores the heaps in `out[thread]`. Allocates once per call (heaps, thresholds,
+    /// candidate buffer), never per row.
+    func work(thread: Int) {
         let nq = batch.count
         var heaps = [TopK](repeating: TopK(k: k), count: nq)
         var thresholds = [Float](repeating: -.infinity, count: nq)
@@ -144,32 +159,42 @@ private final class SharedScan: @unchecked Sendable {
         let blockRows = max(64, min(4096, (4096 / nq) / 64 * 64))
         let out = UnsafeMutablePointer<ScanCandidate>.allocate(capacity: blockRows * nq)
         defer { out.deallocate() }
-        for r in ranges {
-            let seg = index.segments[r.segment]
-            let stride = seg.rowStride, base = seg.vectorBase
-            let quant = seg.quantBase, quantStride = seg.quantRecordStride
-            let docs = allowed[r.segment]
-            var start = r.rows.lowerBound
-            while start < r.rows.upperBound {
-                let n = min(blockRows, r.rows.upperBound - start)
-                let found = thresholds.withUnsafeBufferPointer { t in
-                    batch.scan(rows: base + start * stride, stride: stride, n: n, scales: quant + start * quantStride,
-                               sums: quant + start * quantStride + 4, quantStride: quantStride,
-                               thresholds: t.baseAddress!, into: out)
-                }
-                if found > 0 {
-                    for c in 0..<found {
-                        let cand = out[c]
-                        let row = start + Int(cand.row)
-                        if let docs, !docs[seg.documentIndex(ofChunk: row)] { continue }
-                        heaps[Int(cand.query)].offer(Hit(segment: r.segment, chunk: row, score: cand.score))
-                    }
-                    for j in 0..<nq { thresholds[j] = heaps[j].threshold }
-                }
-                start += n
-            }
+        while true {
+            let p = next.add(1, ordering: .relaxed).oldValue
+            guard p < parts.count else { break }
+            for r in parts[p] { scan(r, blockRows: blockRows, heaps: &heaps, thresholds: &thresholds, out: out) }
         }
-        self.out[part] = heaps
+        self.out[thread] = heaps
+    }
+
+    /// Scans one range of one segment's rows, a block at a time: the kernel returns the
+    /// candidates at or above each query's threshold; those whose document passes go into
+    /// the query's heap, and the thresholds rise with the heaps.
+    private func scan(_ r: ScanPlan.Range, blockRows: Int, heaps: inout [TopK], thresholds: inout [Float],
+                      out: UnsafeMutablePointer<ScanCandidate>) {
+        let seg = index.segments[r.segment]
+        let stride = seg.rowStride, base = seg.vectorBase
+        let quant = seg.quantBase, quantStride = seg.quantRecordStride
+        let docs = allowed[r.segment]
+        var start = r.rows.lowerBound
+        while start < r.rows.upperBound {
+            let n = min(blockRows, r.rows.upperBound - start)
+            let found = thresholds.withUnsafeBufferPointer { t in
+                batch.scan(rows: base + start * stride, stride: stride, n: n, scales: quant + start * quantStride,
+                           sums: quant + start * quantStride + 4, quantStride: quantStride,
+                           thresholds: t.baseAddress!, into: out)
+            }
+            if found > 0 {
+                for c in 0..<found {
+                    let cand = out[c]
+                    let row = start + Int(cand.row)
+                    if let docs, !docs[seg.documentIndex(ofChunk: row)] { continue }
+                    heaps[Int(cand.query)].offer(Hit(segment: r.segment, chunk: row, score: cand.score))
+                }
+                for j in 0..<heaps.count { thresholds[j] = heaps[j].threshold }
+            }
+            start += n
+        }
     }
 }
 
