@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KBFormat
+import KBKernels
 import KBSearch
 
 /// `kbindex info`: what an index holds.
@@ -31,6 +32,8 @@ struct InfoCommand: ParsableCommand {
         print("documents: \(Format.count(idx.documentCount))")
         print("chunks:    \(Format.count(idx.chunkCount))")
         print("on disk:   \(Format.bytes(idx.bytesOnDisk))")
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        print("scan:      \(DotKernel.active) kernel on \(cores) \(cores == 1 ? "core" : "cores") (KBINDEX_KERNEL=\(DotKernel.supported.map(\.description).joined(separator: "|")) forces one)")
         if verify {
             for s in idx.segments {
                 do { try s.verify() } catch { throw CLIError(error) }

@@ -46,6 +46,9 @@ struct QueryCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Model name or folder (default: the model the index was built with).", valueName: "name|path"))
     var model: String?
 
+    @Option(help: ArgumentHelp("Threads scanning the index (default: every core).", valueName: "n"))
+    var threads: Int?
+
     @Flag(help: "Print whole chunks instead of trimming them.")
     var full = false
 
@@ -54,6 +57,7 @@ struct QueryCommand: ParsableCommand {
 
     func validate() throws {
         if k < 1 { throw ValidationError("-k must be at least 1") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if question == nil && batch == nil { throw ValidationError("give a question, or --batch FILE with one question per line") }
         if question != nil && batch != nil { throw ValidationError("give either a question or --batch FILE, not both") }
     }
@@ -83,7 +87,7 @@ struct QueryCommand: ParsableCommand {
             for start in stride(from: 0, to: lines.count, by: Self.batchGroup) {
                 let group = Array(lines[start..<min(start + Self.batchGroup, lines.count)])
                 let vectors = embedder.embed(group.map(\.text))
-                let results = Search.topK(batch: vectors, k: k, in: idx, documentFilter: filter)
+                let results = Search.topK(batch: vectors, k: k, in: idx, documentFilter: filter, options: .init(threads: threads))
                 for (q, hits) in zip(group, results) {
                     let answer = JSONAnswer(line: q.line, question: q.text, hits: try hits.enumerated().map { try jsonHit($1, rank: $0 + 1, in: idx) })
                     print(String(decoding: try encoder.encode(answer), as: UTF8.self))
@@ -93,7 +97,7 @@ struct QueryCommand: ParsableCommand {
         }
 
         let vector = embedder.embed(question ?? "")
-        let hits = Search.topK(vector, k: k, in: idx, documentFilter: filter)
+        let hits = Search.topK(vector, k: k, in: idx, documentFilter: filter, options: .init(threads: threads))
         if hits.isEmpty, !json {
             print(idx.chunkCount == 0 ? "the index is empty" : "no chunk matches --path \(path.joined(separator: " "))")
             return

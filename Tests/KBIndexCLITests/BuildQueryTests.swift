@@ -200,6 +200,18 @@ final class BuildQueryTests: XCTestCase {
         XCTAssertGreaterThan(segments.count, 1, "--segment-chunks 2 wrote one segment")
         let info = try CLIRunner.run(["info", "--index", indexDir.path], environment: env)
         XCTAssertTrue(info.stdout.contains("segments:  \(segments.count)\n"), info.stdout)
+        XCTAssertTrue(info.stdout.contains("scan:      ") && info.stdout.contains(" kernel on "), info.stdout)
+        // A forced kernel is the one the scan reports and uses; an unknown name falls back.
+        let forced = try CLIRunner.run(["info", "--index", indexDir.path], environment: env.merging(["KBINDEX_KERNEL": "scalar"]) { $1 })
+        XCTAssertTrue(forced.stdout.contains("scan:      scalar kernel"), forced.stdout)
+        let bogus = try CLIRunner.run(["info", "--index", indexDir.path], environment: env.merging(["KBINDEX_KERNEL": "bogus"]) { $1 })
+        let scanLine = { (out: String) in out.split(separator: "\n").first { $0.hasPrefix("scan:") }.map(String.init) }
+        XCTAssertEqual(scanLine(bogus.stdout), scanLine(info.stdout))
+        let scalarHits = try CLIRunner.run(["query", "--index", indexDir.path, "--json", "-k", "3", "--threads", "1", "lentil soup"],
+                                           environment: env.merging(["KBINDEX_KERNEL": "scalar"]) { $1 })
+        let bestHits = try CLIRunner.run(["query", "--index", indexDir.path, "--json", "-k", "3", "lentil soup"], environment: env)
+        XCTAssertEqual(scalarHits.status, 0, scalarHits.stderr)
+        XCTAssertEqual(scalarHits.stdout, bestHits.stdout, "the scalar kernel and the best one must return the same hits")
         let many = try query(["-k", "6", "lentil soup recipe"])
         XCTAssertEqual(many.map(\.path), one.map(\.path))
         XCTAssertEqual(many.map(\.text), one.map(\.text))
