@@ -110,7 +110,7 @@ let package = Package(
         .testTarget(name: "KBSearchTests", dependencies: ["KBSearch", "KBKernels", "KBFormat", "KBTestSupport"]),
         .testTarget(
             name: "KBIndexCLITests",
-            dependencies: ["KBTestSupport", "KBEmbed", "KBModelStore", "KBFormat"]
+            dependencies: ["KBTestSupport", "KBEmbed", "KBModelStore", "KBFormat", "KBCore"]
         ),
     ]
 )

@@ -22,6 +22,22 @@ public struct FileError: Error, CustomStringConvertible, Sendable {
     public var description: String {
         "\(operation) \(path): \(String(cString: strerror(code)))"
     }
+
+    /// Whether the file did not exist (ENOENT), e.g. removed by a compaction after the
+    /// manifest that named it was read.
+    public var isMissingFile: Bool { code == ENOENT }
+}
+
+/// Crash points for the fault-injection tests: when the environment variable
+/// `KBINDEX_FAULT` equals a point's name, the process kills itself there with SIGKILL, as a
+/// power cut or `kill -9` would. Unset (always, for users), each point is one comparison.
+public enum FaultInjection {
+    private static let armed: String? = ProcessInfo.processInfo.environment["KBINDEX_FAULT"]
+
+    /// Dies with SIGKILL if `KBINDEX_FAULT` is `name`.
+    public static func point(_ name: String) {
+        if let armed, armed == name { kill(getpid(), SIGKILL) }
+    }
 }
 
 /// A read-only memory mapping of a whole file.
@@ -95,6 +111,7 @@ public enum AtomicFile {
             throw FileError(path: tmp, operation: "cannot fsync", code: e)
         }
         close(fd)
+        FaultInjection.point("before-rename:" + (path as NSString).lastPathComponent)
         try rename(tmp, over: path)
         ok = true
     }

@@ -12,7 +12,7 @@ public enum ManifestError: Error, CustomStringConvertible, Equatable, Sendable {
         case .missing(let d): "no index in \(d): run 'kbindex build'"
         case .damaged(let d, let r): "the index manifest \(d)/\(Manifest.fileName) is damaged (\(r)): run 'kbindex build' to rebuild it"
         case .unsupportedVersion(let d, let v):
-            "the index in \(d) has format version \(v); this kbindex reads version \(Manifest.currentFormatVersion): rebuild it with 'kbindex build'"
+            "the index in \(d) has format version \(v); this kbindex reads versions \(Manifest.readableFormatVersions.sorted().map(String.init).joined(separator: " and ")): rebuild it with 'kbindex build --rebuild'"
         }
     }
 }
@@ -26,12 +26,26 @@ public struct Manifest: Codable, Equatable, Sendable {
         public var chunks: Int
         public var documents: Int
         public var bytes: Int
-        public init(file: String, chunks: Int, documents: Int, bytes: Int) {
+        /// The segment's deletion file (format-spec.md §13.4), when documents in it were
+        /// deleted or replaced by a later build; nil when every document is live.
+        public var deletions: String?
+        /// Documents and chunks the deletion file marks deleted (nil with no deletion file).
+        public var deletedDocuments: Int?
+        public var deletedChunks: Int?
+
+        public init(file: String, chunks: Int, documents: Int, bytes: Int,
+                    deletions: String? = nil, deletedDocuments: Int? = nil, deletedChunks: Int? = nil) {
             self.file = file
             self.chunks = chunks
             self.documents = documents
             self.bytes = bytes
+            self.deletions = deletions
+            self.deletedDocuments = deletedDocuments
+            self.deletedChunks = deletedChunks
         }
+
+        /// Chunks the scan may return.
+        public var liveChunks: Int { chunks - (deletedChunks ?? 0) }
     }
 
     public var formatVersion: Int
@@ -41,8 +55,10 @@ public struct Manifest: Codable, Equatable, Sendable {
     public var createdAt: String
 
     public static let fileName = "manifest.json"
-    /// The manifest version this code writes and reads.
-    public static let currentFormatVersion = 1
+    /// The manifest version this code writes (2: segments may name a deletion file).
+    public static let currentFormatVersion = 2
+    /// The versions this code reads (1 has no deletion fields; it reads as version 2 without them).
+    public static let readableFormatVersions: Set<Int> = [1, 2]
 
     public init(formatVersion: Int = Manifest.currentFormatVersion, model: ModelDescriptor, segments: [Segment], createdAt: String? = nil) {
         self.formatVersion = formatVersion
@@ -113,9 +129,19 @@ public struct Manifest: Codable, Equatable, Sendable {
         let data = Data(b)
         let version: Version
         do { version = try JSONDecoder().decode(Version.self, from: data) } catch { throw damaged("no formatVersion") }
-        guard version.formatVersion == currentFormatVersion else {
+        guard readableFormatVersions.contains(version.formatVersion) else {
             throw ManifestError.unsupportedVersion(dir: dir, version: version.formatVersion)
         }
-        do { return try JSONDecoder().decode(Manifest.self, from: data) } catch { throw damaged("\(error)") }
+        let manifest: Manifest
+        do { manifest = try JSONDecoder().decode(Manifest.self, from: data) } catch { throw damaged("\(error)") }
+        // File names stay inside the index folder; counts are sane.
+        func plainName(_ n: String) -> Bool { !n.isEmpty && !n.contains("/") && !n.hasPrefix(".") && !n.contains("\0") }
+        for s in manifest.segments {
+            guard plainName(s.file), s.deletions.map(plainName) ?? true else { throw damaged("segment file name \"\(s.file)\" is not a plain file name") }
+            guard s.chunks >= 0, s.documents >= 0, s.bytes >= 0, (0...s.documents).contains(s.deletedDocuments ?? 0),
+                  (0...s.chunks).contains(s.deletedChunks ?? 0)
+            else { throw damaged("segment \(s.file) has impossible counts") }
+        }
+        return manifest
     }
 }

@@ -251,6 +251,14 @@ public final class SegmentReader: @unchecked Sendable {
         return (0..<dims).map { Float(row[$0]) * s }
     }
 
+    /// Every section whose CRC32C does not match, by name, in file order (empty when the
+    /// segment is intact). O(file size).
+    public func damagedSections() -> [String] {
+        sections.sorted(by: { $0.value.offset < $1.value.offset }).compactMap { kind, s in
+            CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[s.offset..<s.offset + s.length])) == s.crc ? nil : kind.name
+        }
+    }
+
     /// Re-reads every section and checks its CRC32C (open checks header/directory/footer
     /// only), in file order; throws `SegmentError.checksumMismatch` naming the first damaged
     /// section. O(file size).

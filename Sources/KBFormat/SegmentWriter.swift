@@ -45,6 +45,31 @@ public final class SegmentWriter {
     /// O(dimensions + text length), plus compressing a block when one fills.
     public func addChunk(_ c: ChunkRecord, text: String, vector: [Float]) {
         precondition(vector.count == model.dimensions, "vector has \(vector.count) values, the model \(model.dimensions)")
+        let row = appendRecordAndText(c, text)
+        let q = vector.withUnsafeBufferPointer { x in
+            vectors.withUnsafeMutableBufferPointer { v in
+                Quantization.quantize(x, into: UnsafeMutableBufferPointer(rebasing: v[row..<row + x.count]))
+            }
+        }
+        quant.append(q)
+    }
+
+    /// Adds a chunk whose vector is already quantized (compaction copies rows from another
+    /// segment this way, without re-embedding): `row` holds `model.dimensions` int8 values,
+    /// `scale` and `sum` are its QUANT record. Same preconditions as `addChunk`, and
+    /// `sum` = Σ row. O(dimensions + text length).
+    public func addQuantizedChunk(_ c: ChunkRecord, text: String, row: UnsafeBufferPointer<Int8>, scale: Float, sum: Int32) {
+        precondition(row.count == model.dimensions, "row has \(row.count) values, the model \(model.dimensions)")
+        let at = appendRecordAndText(c, text)
+        vectors.withUnsafeMutableBufferPointer { v in
+            _ = UnsafeMutableBufferPointer(rebasing: v[at..<at + row.count]).initialize(from: row)
+        }
+        quant.append((scale, sum))
+    }
+
+    /// Checks a chunk's record and text, packs the text into the current block, appends the
+    /// record and a zeroed vector row; returns the row's offset in `vectors`.
+    private func appendRecordAndText(_ c: ChunkRecord, _ text: String) -> Int {
         precondition(Int(c.document) < documents.count, "chunk refers to document \(c.document) of \(documents.count)")
         precondition(chunks.count < Int(UInt32.max))
         let utf8 = Array(text.utf8)
@@ -57,15 +82,9 @@ public final class SegmentWriter {
             current.append(contentsOf: utf8)
         }
         chunks.append((c, location.0, location.1, location.2))
-
         let row = vectors.count
         vectors.append(contentsOf: repeatElement(0, count: stride))
-        let q = vector.withUnsafeBufferPointer { x in
-            vectors.withUnsafeMutableBufferPointer { v in
-                Quantization.quantize(x, into: UnsafeMutableBufferPointer(rebasing: v[row..<row + x.count]))
-            }
-        }
-        quant.append(q)
+        return row
     }
 
     /// Chunks added so far.

@@ -91,9 +91,14 @@ public enum Search {
         }
         let batch = QueryBatch(queries: q, count: nq, dimensions: dims, kernel: options.kernel ?? .active)
 
-        // 2. Which documents pass, as one bitmap per segment.
-        let allowed: [DocumentBitmap?] = index.segments.map { seg in
-            documentFilter.map { f in DocumentBitmap(count: seg.documentCount) { f(seg, $0) } }
+        // 2. Which documents pass, as one bitmap per segment: not deleted by a later build,
+        // and accepted by the filter. nil: every document passes.
+        let allowed: [DocumentBitmap?] = index.segments.indices.map { s in
+            let seg = index.segments[s], deleted = index.deletions[s]
+            if documentFilter == nil && deleted == nil { return nil }
+            return DocumentBitmap(count: seg.documentCount) { d in
+                !(deleted?.contains(d) ?? false) && (documentFilter?(seg, d) ?? true)
+            }
         }
 
         // 3. Split the rows into contiguous parts, several per thread, and let each thread

@@ -16,13 +16,22 @@ struct BuildCommand: ParsableCommand {
             Walks FOLDER (honouring .gitignore, skipping hidden, binary and oversized files), \
             cuts every document along its structure (headings, paragraphs, declarations) into \
             chunks that fit the model, embeds them with the built-in model, and writes the \
-            index: by default FOLDER/.kbindex. The new index replaces the old one only when it \
-            is complete; a failed or killed build leaves the last good index readable.
+            index: by default FOLDER/.kbindex.
+
+            Run it again after the documents change: it re-reads only files whose size or \
+            modification time changed, re-embeds only those whose content changed, and marks \
+            the old versions of changed and deleted files as deleted. When deleted chunks pass \
+            a quarter of the index, or segments pass 16, it compacts the index (see 'kbindex \
+            compact'). Each build ends in one atomic switch of the manifest: a failed or \
+            killed build leaves the last good index readable, and queries keep working while \
+            it runs.
 
             Examples:
               kbindex build ~/notes
+              kbindex build ~/notes                # again: only what changed
               kbindex build . --include 'docs/**' --exclude '*.min.js'
               kbindex build /usr/share/doc/python3.11/html --index ~/pydocs.kbindex
+              kbindex build ~/notes --rebuild      # everything again (e.g. after a model change)
             """
     )
 
@@ -50,6 +59,12 @@ struct BuildCommand: ParsableCommand {
     @Flag(help: "No progress line and no per-file warnings; only the summary.")
     var quiet = false
 
+    @Flag(help: "Re-read and re-embed every file, ignoring the existing index.")
+    var rebuild = false
+
+    @Flag(help: "Do not compact the index after the update, whatever its deletions and segment count.")
+    var noCompact = false
+
     /// Chunks per segment file before a new one starts (bounds the writer's memory).
     @Option(help: .hidden)
     var segmentChunks = 200_000
@@ -73,15 +88,33 @@ struct BuildCommand: ParsableCommand {
         } catch {
             throw CLIError("cannot create the index folder \(indexURL.path): \(error.localizedDescription)")
         }
-        // One build at a time per index: a second one would delete the first one's new segments.
+        // One writer at a time per index: a second one would delete the first one's new
+        // files. Readers take no lock.
         let lock: FileLock?
         do { lock = try FileLock.tryLock(indexURL.appendingPathComponent(".lock").path) } catch { throw CLIError("\(error)") }
-        guard let lock else { throw CLIError("another kbindex build is writing \(indexURL.path); wait for it to finish") }
+        guard let lock else { throw CLIError("another kbindex build or compact is writing \(indexURL.path); wait for it to finish") }
         defer { lock.unlock() }
 
         let embedder = try ModelLoading.load(model, threads: threads)
         let descriptor = try ModelLoading.descriptor(of: embedder)
         let progress = ProgressLine(quiet: quiet)
+        let quiet = self.quiet
+
+        // 0. The index to update, if there is one this build can update.
+        var old: IndexDirectory?
+        if !rebuild && FileManager.default.fileExists(atPath: indexURL.appendingPathComponent(Manifest.fileName).path) {
+            do {
+                let idx = try IndexDirectory(url: indexURL)
+                if idx.manifest.model == descriptor {
+                    old = idx
+                } else {
+                    note("the index was built with model \(idx.manifest.model.name) (\(idx.manifest.model.dimensions) dimensions); re-embedding every file with \(descriptor.name)")
+                }
+            } catch {
+                warn("the existing index cannot be updated (\(error)); building it anew")
+            }
+        }
+        let known = old.map(KnownDocuments.init) ?? KnownDocuments()
 
         // 1. Walk.
         var options = IngestOptions()
@@ -91,16 +124,19 @@ struct BuildCommand: ParsableCommand {
         options.excludedDirectories = [indexURL.path]
         var skipped: [SkipReason: Int] = [:]
         var warnings = 0
-        let quiet = self.quiet
+        var keep: [String] = []  // unreadable paths: their indexed versions stay
         let files: [SourceFile]
         do {
             files = try Walker(root: root, options: options).walk { event in
                 switch event {
                 case .skipped(let path, let reason, let detail):
                     skipped[reason, default: 0] += 1
-                    if !quiet, [.unreadable, .symlinkLoop].contains(reason) {
-                        progress.finish()
-                        warn("\(path): skipped (\(reason.rawValue)\(detail.map { ": \($0)" } ?? ""))")
+                    if [.unreadable, .symlinkLoop].contains(reason) {
+                        keep.append(path)
+                        if !quiet {
+                            progress.finish()
+                            warn("\(path): skipped (\(reason.rawValue)\(detail.map { ": \($0)" } ?? ""))")
+                        }
                     }
                 case .warning(let path, let message):
                     warnings += 1
@@ -110,9 +146,22 @@ struct BuildCommand: ParsableCommand {
         } catch {
             throw CLIError(error)
         }
-        let totalBytes = files.reduce(0) { $0 + $1.size }
 
-        // 2. Parse, chunk and embed, a group of files at a time so memory stays flat.
+        // 2. Which files to read: new ones, and known ones whose size or modification time
+        // changed. The others cost nothing more.
+        var unchanged = 0
+        var toRead: [SourceFile] = []
+        for f in files {
+            if let k = known[f.relativePath], k.size == UInt64(f.size), k.mtimeNanoseconds == f.mtimeNanoseconds {
+                unchanged += 1
+            } else {
+                toRead.append(f)
+            }
+        }
+        let totalBytes = toRead.reduce(0) { $0 + $1.size }
+
+        // 3. Read, hash, parse, chunk and embed, a group of files at a time so memory stays
+        // flat. A file whose content hash is the indexed one is not parsed or embedded.
         let tokenizer = embedder.tokenizer
         let chunker = Chunker(maxTokens: embedder.config.maxSequenceLength - 2, overlapTokens: 32,
                               countTokens: { tokenizer.tokenIDs($0).count })
@@ -124,17 +173,20 @@ struct BuildCommand: ParsableCommand {
         var segments: [Manifest.Segment] = []
         func writeSegment() throws {
             guard writer.chunkCount > 0 else { return }
-            let name = "seg-\(stamp)-\(segments.count).kbseg"
+            let name = "seg-\(stamp)-\(segments.count)\(IndexFiles.segmentSuffix)"
             do {
                 let bytes = try writer.write(to: indexURL.appendingPathComponent(name).path)
                 segments.append(Manifest.Segment(file: name, chunks: writer.chunkCount, documents: writerDocuments, bytes: bytes))
             } catch {
-                Self.removeSegments(segments.map(\.file), in: indexURL)
+                Self.removeFiles(segments.map(\.file), in: indexURL)
                 throw CLIError("cannot write the index in \(indexURL.path): \(error)")
             }
+            FaultInjection.point("segment-written")
             writer = SegmentWriter(model: descriptor)
             writerDocuments = 0
         }
+        var replaced: Set<String> = []  // known paths whose new version replaces the old
+        var added = 0, changed = 0
         var doneBytes = 0, doneFiles = 0, textBytes = 0, chunkTotal = 0
         var prepareTime = 0.0, embedTime = 0.0  // read+parse+chunk, and embed+add, in seconds
         let embedStart = Date()
@@ -142,19 +194,23 @@ struct BuildCommand: ParsableCommand {
         var groupBytes = 0
         func flush() throws {
             let t0 = Date()
-            let prepared = Self.prepare(group, chunker: chunker, threads: embedder.threads)
+            let prepared = Self.prepare(group, known: known, chunker: chunker, threads: embedder.threads)
             let t1 = Date()
             prepareTime += t1.timeIntervalSince(t0)
             defer { embedTime += Date().timeIntervalSince(t1) }
             var texts: [String] = []
             for p in prepared {
                 if let w = p.warning { warnings += 1; if !quiet { progress.finish(); warn(w) } }
-                if p.unreadable { skipped[.unreadable, default: 0] += 1 }
+                if p.unreadable { skipped[.unreadable, default: 0] += 1; keep.append(p.file.relativePath) }
+                if p.sameContent { unchanged += 1 }
                 texts += p.chunks.map(\.embeddingText)
             }
             let vectors = embedder.embed(texts)
             var v = 0
-            for p in prepared where !p.unreadable {
+            for p in prepared where !p.unreadable && !p.sameContent {
+                // A file without chunks is not indexed: "skipped: empty", not "added" (it is
+                // read again by every build, which costs little: it has no text).
+                if known[p.file.relativePath] != nil { changed += 1; replaced.insert(p.file.relativePath) } else if !p.chunks.isEmpty { added += 1 }
                 guard !p.chunks.isEmpty else { skipped[.empty, default: 0] += 1; continue }
                 let doc = writer.addDocument(DocumentRecord(
                     path: p.file.relativePath, size: UInt64(p.file.size), mtimeNanoseconds: p.file.mtimeNanoseconds,
@@ -179,9 +235,9 @@ struct BuildCommand: ParsableCommand {
             let elapsed = Date().timeIntervalSince(embedStart)
             let rate = Double(chunkTotal) / max(elapsed, 1e-3)
             let eta = doneBytes > 0 ? elapsed * Double(totalBytes - doneBytes) / Double(doneBytes) : 0
-            progress.update("files \(Format.count(doneFiles))/\(Format.count(files.count)) · chunks \(Format.count(chunkTotal)) · \(String(format: "%.0f", rate)) chunks/s · ETA \(Format.duration(eta))")
+            progress.update("files \(Format.count(doneFiles))/\(Format.count(toRead.count)) · chunks \(Format.count(chunkTotal)) · \(String(format: "%.0f", rate)) chunks/s · ETA \(Format.duration(eta))")
         }
-        for f in files {
+        for f in toRead {
             group.append(f)
             groupBytes += f.size
             if group.count >= 32 || groupBytes >= 1 << 20 { try flush() }
@@ -190,27 +246,75 @@ struct BuildCommand: ParsableCommand {
         try writeSegment()
         progress.finish()
 
-        // 3. The manifest (the commit point), then drop the segments it no longer lists.
-        let manifest = Manifest(formatVersion: 1, model: descriptor, segments: segments,
-                                createdAt: ISO8601DateFormatter().string(from: Date()))
-        do {
-            try manifest.write(to: indexURL.path)
-        } catch {
-            Self.removeSegments(segments.map(\.file), in: indexURL)
-            throw CLIError("cannot write the index manifest in \(indexURL.path): \(error)")
+        // 4. Deletions: the old versions of changed files, and files that are gone (or now
+        // excluded). Unreadable files keep their indexed version.
+        let walked = Set(files.map(\.relativePath))
+        func kept(_ path: String) -> Bool { keep.contains { path == $0 || path.hasPrefix($0 + "/") } }
+        var deleted = 0
+        var deletions: [Int: (set: DeletionSet, chunks: Int)] = [:]
+        for (path, versions) in known.byPath {
+            let gone = !walked.contains(path) && !kept(path)
+            guard gone || replaced.contains(path) else { continue }
+            if gone { deleted += 1 }
+            for k in versions {
+                let entry = old!.manifest.segments[k.segment]
+                var d = deletions[k.segment] ?? (old!.deletions[k.segment] ?? DeletionSet(documentCount: old!.segments[k.segment].documentCount), entry.deletedChunks ?? 0)
+                if !d.set.contains(k.document) { d.set.insert(k.document); d.chunks += k.chunks }
+                deletions[k.segment] = d
+            }
         }
-        Self.removeUnreferencedSegments(in: indexURL, keeping: Set(segments.map(\.file)))
 
-        // 4. Summary.
+        // 5. Commit: deletion files, then the manifest (old segments, then the new ones).
+        let summary = "files: \(added) added, \(changed) changed, \(deleted) deleted, \(unchanged) unchanged"
+        if let old, added + changed + deleted == 0 && segments.isEmpty && !Self.hasStrayFiles(indexURL, old.manifest) {
+            print("index is up to date: \(Format.count(files.count)) files, \(Format.count(old.liveChunkCount)) chunks (\(summary))")
+            return
+        }
+        var entries: [Manifest.Segment] = []
+        var written = segments.map(\.file)
+        do {
+            for (s, entry) in (old?.manifest.segments ?? []).enumerated() {
+                guard let d = deletions[s] else { entries.append(entry); continue }
+                if d.set.count == d.set.documentCount { continue }  // nothing live: drop the segment
+                let base = entry.file.hasSuffix(IndexFiles.segmentSuffix) ? String(entry.file.dropLast(IndexFiles.segmentSuffix.count)) : entry.file
+                let name = "\(base)-del-\(stamp)\(IndexFiles.deletionSuffix)"
+                try d.set.write(to: indexURL.appendingPathComponent(name).path)
+                written.append(name)
+                var e = entry
+                e.deletions = name
+                e.deletedDocuments = d.set.count
+                e.deletedChunks = d.chunks
+                entries.append(e)
+            }
+            FaultInjection.point("deletions-written")
+            try IndexFiles.commit(Manifest(model: descriptor, segments: entries + segments), in: indexURL)
+        } catch {
+            Self.removeFiles(written, in: indexURL)
+            throw CLIError("cannot write the index in \(indexURL.path): \(error)")
+        }
+
+        // 6. Compaction, when deletions or segments pile up.
+        var compacted: String?
+        if !noCompact, let m = try? Manifest.read(from: indexURL.path), Compaction.isWorthwhile(m) {
+            do {
+                compacted = try CompactCommand.compact(indexURL, stamp: stamp + "-c", segmentChunks: segmentChunks)
+            } catch {
+                warn("compaction failed, the index is complete without it: \(error)")
+            }
+        }
+
+        // 7. Summary.
         let elapsed = Date().timeIntervalSince(start)
         let skippedText = skipped.filter { $0.value > 0 }.sorted { $0.key.rawValue < $1.key.rawValue }
             .map { "\($0.value) \(Self.describe($0.key))" }.joined(separator: ", ")
-        let onDisk = segments.reduce(0) { $0 + $1.bytes }
         print("indexed \(Format.count(doneFiles)) files into \(Format.count(chunkTotal)) chunks (\(Format.bytes(textBytes)) of text) in \(Format.duration(elapsed)), \(String(format: "%.0f", Double(chunkTotal) / max(elapsed, 1e-3))) chunks/s")
+        print(summary)
         if !skippedText.isEmpty { print("skipped: \(skippedText)") }
         print("time: read, parse and chunk \(Format.duration(prepareTime)), embed \(Format.duration(embedTime)), other \(Format.duration(max(0, elapsed - prepareTime - embedTime)))")
         if warnings > 0 { print("warnings: \(warnings)\(quiet ? " (run without --quiet to see them)" : "")") }
-        print("index: \(indexURL.path) (\(Format.bytes(onDisk)), model \(descriptor.name))")
+        if let compacted { print(compacted) }
+        let now = try? IndexDirectory(url: indexURL)
+        print("index: \(indexURL.path) (\(Format.count(now?.liveChunkCount ?? chunkTotal)) chunks, \(Format.bytes(now?.bytesOnDisk ?? 0)), model \(descriptor.name))")
     }
 
     /// A file read, parsed and chunked.
@@ -221,29 +325,38 @@ struct BuildCommand: ParsableCommand {
         var chunks: [Chunk] = []
         var warning: String?
         var unreadable = false
+        /// The content hash is the indexed version's: not parsed, nothing to do.
+        var sameContent = false
     }
 
-    /// Reads, parses and chunks `files` on `threads` workers (the tokenizer does most of the work).
-    static func prepare(_ files: [SourceFile], chunker: Chunker, threads: Int) -> [Prepared] {
+    /// Reads, hashes, parses and chunks `files` on `threads` workers (the tokenizer does most
+    /// of the work). A file whose SHA-256 equals its indexed version's in `known` is not parsed.
+    static func prepare(_ files: [SourceFile], known: KnownDocuments, chunker: Chunker, threads: Int) -> [Prepared] {
         var out = files.map { Prepared(file: $0) }
+        let workers = min(threads, max(files.count, 1))
         out.withUnsafeMutableBufferPointer { buf in
             let dst = SendableBuffer(buf)
-            DispatchQueue.concurrentPerform(iterations: min(threads, max(files.count, 1))) { w in
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
                 var i = w
                 while i < files.count {
                     let f = files[i]
                     do {
                         let data = try FileReader.read(f.url.path)
-                        let (doc, warnings) = DocumentParser.parse(data, kind: f.kind, language: f.language, path: f.relativePath)
-                        dst.buffer[i].title = doc.title
-                        dst.buffer[i].sha256 = Array(Hashing.sha256Bytes(data))
-                        dst.buffer[i].chunks = chunker.chunks(of: doc)
-                        if !warnings.isEmpty { dst.buffer[i].warning = "\(f.relativePath): \(warnings.joined(separator: "; "))" }
+                        let sha = Array(Hashing.sha256Bytes(data))
+                        dst.buffer[i].sha256 = sha
+                        if let k = known[f.relativePath], k.sha256 == sha {
+                            dst.buffer[i].sameContent = true
+                        } else {
+                            let (doc, warnings) = DocumentParser.parse(data, kind: f.kind, language: f.language, path: f.relativePath)
+                            dst.buffer[i].title = doc.title
+                            dst.buffer[i].chunks = chunker.chunks(of: doc)
+                            if !warnings.isEmpty { dst.buffer[i].warning = "\(f.relativePath): \(warnings.joined(separator: "; "))" }
+                        }
                     } catch {
                         dst.buffer[i].unreadable = true
                         dst.buffer[i].warning = "\(f.relativePath): skipped (unreadable: \(error))"
                     }
-                    i += min(threads, max(files.count, 1))
+                    i += workers
                 }
             }
         }
@@ -269,16 +382,19 @@ struct BuildCommand: ParsableCommand {
         return f.string(from: Date())
     }
 
-    /// Deletes the named segment files (a build that failed before its manifest was written).
-    static func removeSegments(_ names: [String], in dir: URL) {
+    /// Deletes the named files of a change that failed before its manifest was committed.
+    static func removeFiles(_ names: [String], in dir: URL) {
         for n in names { try? FileManager.default.removeItem(at: dir.appendingPathComponent(n)) }
     }
 
-    /// Deletes `*.kbseg` files the manifest no longer lists, and temporary files a killed build left.
-    static func removeUnreferencedSegments(in dir: URL, keeping: Set<String>) {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir.path) else { return }
-        for name in names where (name.hasSuffix(".kbseg") && !keeping.contains(name)) || name.contains(".tmp-") {
-            try? FileManager.default.removeItem(at: dir.appendingPathComponent(name))
+    /// Whether the index folder holds files a killed build left (temporary files, or segment
+    /// and deletion files the manifest does not name): then even a build with no changes
+    /// commits, which removes them.
+    static func hasStrayFiles(_ dir: URL, _ manifest: Manifest) -> Bool {
+        let referenced = IndexFiles.referenced(by: manifest)
+        return ((try? DirectoryListing.names(in: dir.path)) ?? []).contains { name in
+            name.contains(".tmp-")
+                || ((name.hasSuffix(IndexFiles.segmentSuffix) || name.hasSuffix(IndexFiles.deletionSuffix)) && !referenced.contains(name))
         }
     }
 }
@@ -291,4 +407,8 @@ struct SendableBuffer<T>: @unchecked Sendable {
 
 func warn(_ message: String) {
     FileHandle.standardError.write(Data("warning: \(message)\n".utf8))
+}
+
+func note(_ message: String) {
+    FileHandle.standardError.write(Data("note: \(message)\n".utf8))
 }

@@ -19,7 +19,7 @@ struct InfoCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The index folder (default: the nearest .kbindex).", valueName: "dir"))
     var index: String?
 
-    @Flag(help: "Also check every section's checksum (reads the whole index).")
+    @Flag(help: "Also check every section's checksum (reads the whole index; 'kbindex verify' reports every problem).")
     var verify = false
 
     func run() throws {
@@ -29,8 +29,9 @@ struct InfoCommand: ParsableCommand {
         print("built:     \(idx.manifest.createdAt)")
         print("model:     \(m.name), \(m.dimensions) dimensions, \(m.pooling) pooling\(m.normalized ? ", normalized" : ""), \(m.maxTokens) tokens max")
         print("segments:  \(idx.segments.count)")
-        print("documents: \(Format.count(idx.documentCount))")
-        print("chunks:    \(Format.count(idx.chunkCount))")
+        let deletedDocs = idx.documentCount - idx.liveDocumentCount, deletedChunks = idx.chunkCount - idx.liveChunkCount
+        print("documents: \(Format.count(idx.liveDocumentCount))\(deletedDocs > 0 ? " (and \(Format.count(deletedDocs)) deleted)" : "")")
+        print("chunks:    \(Format.count(idx.liveChunkCount))\(deletedChunks > 0 ? " (and \(Format.count(deletedChunks)) deleted, which 'kbindex compact' drops)" : "")")
         print("on disk:   \(Format.bytes(idx.bytesOnDisk))")
         let cores = ProcessInfo.processInfo.activeProcessorCount
         print("scan:      \(DotKernel.active) kernel on \(cores) \(cores == 1 ? "core" : "cores") (KBINDEX_KERNEL=\(DotKernel.supported.map(\.description).joined(separator: "|")) forces one)")

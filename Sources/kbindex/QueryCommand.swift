@@ -99,7 +99,7 @@ struct QueryCommand: ParsableCommand {
         let vector = embedder.embed(question ?? "")
         let hits = Search.topK(vector, k: k, in: idx, documentFilter: filter, options: .init(threads: threads))
         if hits.isEmpty, !json {
-            print(idx.chunkCount == 0 ? "the index is empty" : "no chunk matches --path \(path.joined(separator: " "))")
+            print(idx.liveChunkCount == 0 ? "the index is empty" : "no chunk matches --path \(path.joined(separator: " "))")
             return
         }
         for (rank, hit) in hits.enumerated() {

@@ -194,7 +194,7 @@ final class BuildQueryTests: XCTestCase {
         _ = try build()
         let one = try query(["-k", "6", "lentil soup recipe"])
         XCTAssertEqual(try segmentFiles().count, 1)
-        let r = try CLIRunner.run(["build", corpus.path, "--quiet", "--segment-chunks", "2"], environment: env)
+        let r = try CLIRunner.run(["build", corpus.path, "--quiet", "--rebuild", "--segment-chunks", "2"], environment: env)
         XCTAssertEqual(r.status, 0, r.stderr)
         let segments = try segmentFiles()
         XCTAssertGreaterThan(segments.count, 1, "--segment-chunks 2 wrote one segment")
@@ -218,19 +218,26 @@ final class BuildQueryTests: XCTestCase {
         for (a, b) in zip(many, one) { XCTAssertEqual(a.score, b.score, accuracy: 1e-6) }
     }
 
-    func testRebuildReplacesTheIndexAndItsSegments() throws {
+    func testChangedFileReplacesItsOldVersionAndRebuildStartsOver() throws {
         _ = try build()
         let before = try segmentFiles()
         try Data("# Recipes\n\n## Pancakes\n\nWhisk eggs, milk and flour; fry thin pancakes in butter.\n".utf8)
             .write(to: corpus.appendingPathComponent("cooking.md"))
-        _ = try build()
-        let after = try segmentFiles()
-        XCTAssertEqual(after.count, 1)
-        XCTAssertTrue(Set(before).isDisjoint(with: after), "the old segment was not removed")
+        let r = try build()
+        XCTAssertTrue(r.stdout.contains("files: 0 added, 1 changed, 0 deleted, 4 unchanged\n"), r.stdout)
         let hit = try query(["-k", "1", "how to make pancakes"])[0]
         XCTAssertEqual(hit.path, "cooking.md")
         XCTAssertTrue(hit.text.contains("pancakes"), hit.text)
         XCTAssertFalse(try query(["-k", "10", "lentil soup"]).contains { $0.text.contains("red lentils") })
+        // --rebuild re-embeds everything into one new segment and removes the old ones.
+        let again = try CLIRunner.run(["build", corpus.path, "--quiet", "--rebuild"], environment: env)
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertTrue(again.stdout.contains("files: 5 added, 0 changed, 0 deleted, 0 unchanged\n"), again.stdout)
+        let after = try segmentFiles()
+        XCTAssertEqual(after.count, 1)
+        XCTAssertTrue(Set(before).isDisjoint(with: after), "the old segment was not removed")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: indexDir.path).filter { $0.hasSuffix(".kbdel") }, [])
+        XCTAssertEqual(try query(["-k", "1", "how to make pancakes"])[0].text, hit.text)
     }
 
     func testDamagedSegmentIsAClearErrorNotACrash() throws {
@@ -285,9 +292,11 @@ final class BuildQueryTests: XCTestCase {
         let after = try query(["-k", "1", "log rotation schedule"])
         XCTAssertEqual(after.map(\.path), good.map(\.path))
         XCTAssertEqual(after.map(\.score), good.map(\.score))
-        // The next build commits and removes the killed build's segments.
-        _ = try build()
-        XCTAssertEqual(try segmentFiles().count, 1)
+        // The next build commits (the old segment and one new one for the new files) and
+        // removes the killed build's segments.
+        let next = try build()
+        XCTAssertTrue(next.stdout.contains("files: 400 added, 0 changed, 0 deleted, 5 unchanged\n"), next.stdout)
+        XCTAssertEqual(try segmentFiles().count, 2)
         XCTAssertEqual(try query(["-k", "1", "ferry to island 17"]).first?.path.hasPrefix("bulk-"), true)
     }
 }

@@ -7,6 +7,8 @@ public enum CLIRunner {
         public let status: Int32
         public let stdout: String
         public let stderr: String
+        /// Whether `run(…, killAfter:)` killed the process (SIGKILL) before it ended.
+        public var killed = false
         /// stdout split on "\n", without the empty string after the final newline.
         public var stdoutLines: [String] { stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init) }
     }
@@ -29,8 +31,10 @@ public enum CLIRunner {
 
     /// Runs `kbindex args…` with `environment` changes applied (nil removes a variable),
     /// standard input from `stdin` (empty when nil). Output goes through files, so a large
-    /// output cannot dead-lock on a full pipe.
-    public static func run(_ args: [String], environment: [String: String?] = [:], stdin: Data? = nil) throws -> Result {
+    /// output cannot dead-lock on a full pipe. With `killAfter`, a process still running that
+    /// many seconds after its start is killed with SIGKILL (`Result.killed`).
+    public static func run(_ args: [String], environment: [String: String?] = [:], stdin: Data? = nil,
+                           killAfter: Double? = nil) throws -> Result {
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("kbcli-run-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: tmp) }
@@ -49,10 +53,17 @@ public enum CLIRunner {
         p.standardError = err
         p.standardInput = input
         try p.run()
+        if let killAfter {
+            let deadline = Date().addingTimeInterval(killAfter)
+            while p.isRunning && Date() < deadline { usleep(200) }
+            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        }
         p.waitUntilExit()
         try out.close(); try err.close(); try input.close()
-        return Result(status: p.terminationStatus,
-                      stdout: try String(contentsOf: outURL, encoding: .utf8),
-                      stderr: try String(contentsOf: errURL, encoding: .utf8))
+        var result = Result(status: p.terminationStatus,
+                            stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
+                            stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
+        result.killed = p.terminationReason == .uncaughtSignal && p.terminationStatus == SIGKILL
+        return result
     }
 }

@@ -1,0 +1,88 @@
+import Foundation
+import KBCore
+import KBFormat
+
+/// An opened index: the manifest of an index folder, a reader for each of its segments and
+/// each segment's deletion set.
+///
+/// Opening reads the manifest, maps every segment (header, directory and footer are checked;
+/// vectors are not copied) and reads the deletion files. The segments stay mapped while the
+/// value lives, so a compaction that removes them afterwards does not disturb it. Readers
+/// take no lock: a build or compaction replaces the manifest atomically and removes the
+/// files it no longer names only after that; a reader that read the old manifest just before
+/// and finds one of its files gone reads the manifest again (once).
+public final class IndexDirectory: @unchecked Sendable {
+    /// The index folder (e.g. `docs/.kbindex`).
+    public let url: URL
+    public let manifest: Manifest
+    public let segments: [SegmentReader]
+    /// Per segment: its deleted documents (nil when it has no deletion file).
+    public let deletions: [DeletionSet?]
+
+    /// The default index folder name inside an indexed folder.
+    public static let defaultName = ".kbindex"
+
+    /// Opens the index in `url`. Throws the manifest's, a segment's or a deletion file's
+    /// one-line error (`ManifestError`, `SegmentError`, `DeletionFileError`, `FileError`).
+    public init(url: URL) throws {
+        self.url = url
+        var attempt = 0
+        while true {
+            attempt += 1
+            let m = try Manifest.read(from: url.path)
+            do {
+                let segs = try m.segments.map { try SegmentReader(path: url.appendingPathComponent($0.file).path) }
+                var dels: [DeletionSet?] = []
+                for (s, entry) in zip(segs, m.segments) {
+                    guard let name = entry.deletions else { dels.append(nil); continue }
+                    let path = url.appendingPathComponent(name).path
+                    let set = try DeletionSet.read(path: path)
+                    guard set.documentCount == s.documentCount else {
+                        throw DeletionFileError(file: path, reason: "it covers \(set.documentCount) documents, its segment has \(s.documentCount)")
+                    }
+                    dels.append(set)
+                }
+                manifest = m
+                segments = segs
+                deletions = dels
+                return
+            } catch let e as FileError where e.isMissingFile && attempt == 1 {
+                continue  // a concurrent build or compaction replaced the manifest: read it again
+            }
+        }
+    }
+
+    /// Chunks in all segments, deleted ones included.
+    public var chunkCount: Int { segments.reduce(0) { $0 + $1.chunkCount } }
+    /// Documents in all segments, deleted ones included.
+    public var documentCount: Int { segments.reduce(0) { $0 + $1.documentCount } }
+    /// Chunks a search may return (not deleted).
+    public var liveChunkCount: Int { manifest.segments.reduce(0) { $0 + $1.liveChunks } }
+    /// Documents not deleted.
+    public var liveDocumentCount: Int { zip(segments, deletions).reduce(0) { $0 + $1.0.documentCount - ($1.1?.count ?? 0) } }
+
+    /// Whether document `d` of segment `s` is deleted. O(1).
+    public func isDeleted(segment s: Int, document d: Int) -> Bool { deletions[s]?.contains(d) ?? false }
+
+    /// Bytes on disk: the segments, the deletion files and the manifest.
+    public var bytesOnDisk: Int {
+        func size(_ name: String) -> Int {
+            (try? FileStatus.of(url.appendingPathComponent(name).path).size) ?? 0
+        }
+        return segments.reduce(size(Manifest.fileName)) { $0 + $1.fileSize }
+            + manifest.segments.compactMap(\.deletions).reduce(0) { $0 + size($1) }
+    }
+
+    /// The index folder to use when none is given: the first `.kbindex` found in `start` or
+    /// one of its parents (like git finds `.git`), else `start/.kbindex`.
+    public static func locate(from start: URL) -> URL {
+        var dir = start.standardizedFileURL
+        while true {
+            let candidate = dir.appendingPathComponent(defaultName)
+            if FileManager.default.fileExists(atPath: candidate.appendingPathComponent(Manifest.fileName).path) { return candidate }
+            let parent = dir.deletingLastPathComponent()
+            if parent.path == dir.path { return start.standardizedFileURL.appendingPathComponent(defaultName) }
+            dir = parent
+        }
+    }
+}
