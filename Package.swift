@@ -107,7 +107,7 @@ let package = Package(
         .testTarget(name: "KBEmbedTests", dependencies: ["KBEmbed", "CKBKernels", "KBTestSupport"]),
         .testTarget(name: "KBFormatTests", dependencies: ["KBFormat", "KBTestSupport"]),
         .testTarget(name: "KBIngestTests", dependencies: ["KBIngest", "KBEmbed", "KBTestSupport"]),
-        .testTarget(name: "KBSearchTests", dependencies: ["KBSearch", "KBKernels", "KBFormat", "KBTestSupport"]),
+        .testTarget(name: "KBSearchTests", dependencies: ["KBSearch", "KBKernels", "KBFormat", "KBCore", "KBTestSupport"]),
         .testTarget(
             name: "KBIndexCLITests",
             dependencies: ["KBTestSupport", "KBEmbed", "KBModelStore", "KBFormat", "KBCore"]

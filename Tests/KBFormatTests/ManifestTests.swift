@@ -25,7 +25,7 @@ final class ManifestTests: TempDirTestCase {
     func testDefaultCreatedAtIsISO8601() {
         let m = Manifest(model: RandomSegment.model(dims: 4), segments: [])
         XCTAssertNotNil(ISO8601DateFormatter().date(from: m.createdAt), m.createdAt)
-        XCTAssertEqual(m.formatVersion, 1)
+        XCTAssertEqual(m.formatVersion, 2)
     }
 
     func testMissingManifest() {
@@ -120,5 +120,46 @@ final class ModelDescriptorTests: XCTestCase {
 
     func testCodable() throws {
         XCTAssertEqual(try JSONDecoder().decode(ModelDescriptor.self, from: JSONEncoder().encode(mini)), mini)
+    }
+}
+
+final class ManifestVersionTests: TempDirTestCase {
+    func testVersion1ManifestsStillReadAndVersion2CarriesDeletions() throws {
+        let model = RandomSegment.model(dims: 4)
+        try Manifest(formatVersion: 1, model: model, segments: [.init(file: "a.kbseg", chunks: 3, documents: 2, bytes: 10)]).write(to: dir.path)
+        let v1 = try Manifest.read(from: dir.path)
+        XCTAssertEqual(v1.formatVersion, 1)
+        XCTAssertNil(v1.segments[0].deletions)
+        XCTAssertEqual(v1.segments[0].liveChunks, 3)
+        let seg = Manifest.Segment(file: "a.kbseg", chunks: 3, documents: 2, bytes: 10, deletions: "a-del-1.kbdel", deletedDocuments: 1, deletedChunks: 2)
+        try Manifest(model: model, segments: [seg]).write(to: dir.path)
+        let v2 = try Manifest.read(from: dir.path)
+        XCTAssertEqual(v2.formatVersion, 2)
+        XCTAssertEqual(v2.segments, [seg])
+        XCTAssertEqual(v2.segments[0].liveChunks, 1)
+        // A segment without deletions writes no deletion keys at all.
+        try Manifest(model: model, segments: [.init(file: "b.kbseg", chunks: 1, documents: 1, bytes: 5)]).write(to: dir.path)
+        XCTAssertFalse(try String(contentsOfFile: path(Manifest.fileName), encoding: .utf8).contains("deleted"))
+    }
+
+    /// A manifest is checksummed, but one written by hand (or by a buggy tool) must still not
+    /// send a reader outside the index folder or past a segment's counts.
+    func testNamesOutsideTheFolderAndImpossibleCountsAreDamage() throws {
+        let model = RandomSegment.model(dims: 4)
+        let bad: [Manifest.Segment] = [
+            .init(file: "../../etc/passwd", chunks: 1, documents: 1, bytes: 1),
+            .init(file: "/abs.kbseg", chunks: 1, documents: 1, bytes: 1),
+            .init(file: "", chunks: 1, documents: 1, bytes: 1),
+            .init(file: "a.kbseg", chunks: 1, documents: 1, bytes: 1, deletions: "sub/x.kbdel", deletedDocuments: 0, deletedChunks: 0),
+            .init(file: "a.kbseg", chunks: -1, documents: 1, bytes: 1),
+            .init(file: "a.kbseg", chunks: 2, documents: 1, bytes: 1, deletions: "x.kbdel", deletedDocuments: 2, deletedChunks: 0),
+            .init(file: "a.kbseg", chunks: 2, documents: 1, bytes: 1, deletions: "x.kbdel", deletedDocuments: 1, deletedChunks: 3),
+        ]
+        for s in bad {
+            try Manifest(model: model, segments: [s]).write(to: dir.path)
+            XCTAssertThrowsError(try Manifest.read(from: dir.path), "\(s)") { e in
+                guard case .damaged = e as? ManifestError else { return XCTFail("\(e)") }
+            }
+        }
     }
 }

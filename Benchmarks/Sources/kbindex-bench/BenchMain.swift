@@ -14,6 +14,6 @@ struct KBIndexBench: ParsableCommand {
               swift run -c release kbindex-bench embed
               swift run -c release kbindex-bench embed --chunks 200 --json
             """,
-        subcommands: [EmbedBench.self, EmbedMemoryProbe.self, IndexBench.self, SearchBench.self]
+        subcommands: [EmbedBench.self, EmbedMemoryProbe.self, IndexBench.self, UpdateBench.self, SearchBench.self]
     )
 }
