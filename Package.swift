@@ -11,7 +11,8 @@
 //   KBModelStore       where models live, and fetching them from the Hugging Face hub over KBHTTP
 //   KBIngest           walking a document folder (.gitignore, globs), parsing by structure, chunking to a token limit
 //   KBKernels          the scan's int8 kernels seen from Swift: which one runs, query batches, fused threshold scan
-//   KBSearch           an index folder (manifest + segments) and exact multithreaded top-k over its int8 vectors
+//   KBSearch           exact multithreaded top-k over the int8 vectors; Index/: opening an index folder,
+//                      known documents for incremental builds, compaction, commits and cleanup
 //   kbindex            the command-line tool, one file per subcommand
 import PackageDescription
 

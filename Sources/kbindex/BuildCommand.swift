@@ -267,7 +267,7 @@ struct BuildCommand: ParsableCommand {
         // 5. Commit: deletion files, then the manifest (old segments, then the new ones).
         let summary = "files: \(added) added, \(changed) changed, \(deleted) deleted, \(unchanged) unchanged"
         if let old, added + changed + deleted == 0 && segments.isEmpty && !Self.hasStrayFiles(indexURL, old.manifest) {
-            print("index is up to date: \(Format.count(files.count)) files, \(Format.count(old.liveChunkCount)) chunks (\(summary))")
+            print("index is up to date: \(Format.count(unchanged)) files, \(Format.count(old.liveChunkCount)) chunks (\(summary))")
             return
         }
         var entries: [Manifest.Segment] = []

@@ -405,4 +405,34 @@ final class SpecReaderTests: TempDirTestCase {
             XCTAssertTrue(msg.contains("io:"), msg)
         }
     }
+
+    /// Deletion files (format-spec.md §13.4): the Python reader decodes what DeletionSet
+    /// writes, and rejects what it rejects.
+    func testSpecReaderReadsDeletionFiles() throws {
+        try requirePython()
+        struct Decoded: Decodable { let document_count: Int; let deleted_count: Int; let deleted: [Int] }
+        var rng = SeededRNG(seed: 11)
+        for n in [0, 1, 8, 13, 200] {
+            var set = DeletionSet(documentCount: n)
+            for _ in 0..<(n / 2) { set.insert(Int.random(in: 0..<n, using: &rng)) }
+            let p = path("d\(n).kbdel")
+            try set.write(to: p)
+            let run = try python([Self.script, p, "--json"])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            let d = try JSONDecoder().decode(Decoded.self, from: run.stdout)
+            XCTAssertEqual(d.document_count, n)
+            XCTAssertEqual(d.deleted_count, set.count)
+            XCTAssertEqual(d.deleted, (0..<n).filter(set.contains))
+        }
+        var set = DeletionSet(documentCount: 13)
+        set.insert(4)
+        let good = set.encoded()
+        let p = path("bad.kbdel")
+        for (what, bytes) in [("truncated", Array(good.dropLast())), ("flipped", good.enumerated().map { $0.offset == 24 ? $0.element ^ 1 : $0.element })] {
+            try Data(bytes).write(to: URL(fileURLWithPath: p))
+            let run = try python([Self.script, p, "--json"])
+            XCTAssertEqual(run.status, 1, "\(what): \(run.stderr)")
+            XCTAssertThrowsError(try DeletionSet.read(path: p), what)
+        }
+    }
 }

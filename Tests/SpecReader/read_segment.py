@@ -20,6 +20,10 @@ Exit status: 0 the segment is valid; 1 it is not (or cannot be read): one line o
 unsupported_version, checksum_mismatch, out_of_bounds, corrupt, io; 2 usage error; 3 the lz4
 module is missing.
 
+Given a deletion file (magic "KBDL", §13.4) instead, it performs that section's checks and
+prints its document count and the deleted documents (--json: one object with
+document_count, deleted_count and deleted, the sorted list of deleted document indexes).
+
 The lz4 module comes from PyPI (`lz4`); scripts/test.sh installs it into <repo>/.pydeps:
     PYTHONPATH=.pydeps python3 Tests/SpecReader/read_segment.py SEGMENT --json
 """
@@ -355,6 +359,29 @@ def _finite(x):
     return x
 
 
+def read_deletions(data: bytes):
+    """A deletion file (§13.4), checked in the spec's order. Raises SegmentError."""
+    if len(data) < 28:
+        raise SegmentError('truncated', f'{len(data)} bytes, shorter than a deletion file header')
+    if data[0:4] != b'KBDL':
+        raise SegmentError('bad_magic', 'not a deletion file')
+    version, count, deleted = struct.unpack_from('<IQQ', data, 4)
+    if version != 1:
+        raise SegmentError('unsupported_version', f'deletion file version {version}')
+    if len(data) != 28 + (count + 7) // 8:
+        raise SegmentError('corrupt', f'{len(data)} bytes for {count} documents')
+    (crc,) = struct.unpack_from('<I', data, len(data) - 4)
+    if crc32c(data[:-4]) != crc:
+        raise SegmentError('checksum_mismatch', 'deletion file')
+    bitmap = data[24:-4]
+    if count % 8 and bitmap[-1] >> (count % 8):
+        raise SegmentError('corrupt', f'bits set past document {count}')
+    marked = [i for i in range(count) if bitmap[i // 8] >> (i % 8) & 1]
+    if len(marked) != deleted:
+        raise SegmentError('corrupt', f'the header counts {deleted} deleted documents, the bitmap {len(marked)}')
+    return {'document_count': count, 'deleted_count': deleted, 'deleted': marked}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description='Validate and dump a kbindex segment file (format version 1).')
     ap.add_argument('segment')
@@ -372,6 +399,19 @@ def main(argv=None):
     except OSError as e:
         print(f'error: {args.segment}: io: {e.strerror}', file=sys.stderr)
         return 1
+    if data[0:4] == b'KBDL':
+        try:
+            d = read_deletions(data)
+        except SegmentError as e:
+            print(f'error: {args.segment}: {e}', file=sys.stderr)
+            return 1
+        if args.json:
+            json.dump(d, sys.stdout)
+            sys.stdout.write('\n')
+        else:
+            print(f'{args.segment}: valid kbindex deletion file, {d["document_count"]} documents, '
+                  f'{d["deleted_count"]} deleted: {d["deleted"]}')
+        return 0
     try:
         seg = Segment(data)
         out = seg.to_json(text=not args.no_text, vectors=not args.no_vectors) if args.json else None
