@@ -24,14 +24,7 @@ struct IndexBench: ParsableCommand {
             """
     )
 
-    @Option(help: "The folder to index.")
-    var corpus: String
-
-    @Option(help: "Globs passed to kbindex build --exclude (repeatable).")
-    var exclude: [String] = []
-
-    @Option(help: "The kbindex executable (default: ../.build/release/kbindex).")
-    var kbindex: String?
+    @OptionGroup var target: BuildTarget
 
     @Option(help: "Where to write the index (default: a temporary folder, removed afterwards).")
     var index: String?
@@ -62,11 +55,8 @@ struct IndexBench: ParsableCommand {
     ]
 
     func run() throws {
-        let exe = kbindex ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../../../.build/release/kbindex").standardizedFileURL.path
-        guard FileManager.default.isExecutableFile(atPath: exe) else {
-            throw ValidationError("no kbindex at \(exe): run 'swift build -c release' in the repository root, or pass --kbindex")
-        }
+        let exe = try target.executable()
+        let corpus = target.corpus, exclude = target.exclude
         let keep = index != nil
         let indexDir = index ?? NSTemporaryDirectory() + "kbindex-bench-\(getpid())"
         defer { if !keep { try? FileManager.default.removeItem(atPath: indexDir) } }

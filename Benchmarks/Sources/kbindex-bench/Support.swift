@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -68,4 +69,26 @@ func machineDescription() -> [String: String] {
 func printJSON(_ value: Any) {
     let data = try! JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys])
     print(String(decoding: data, as: UTF8.self))
+}
+
+/// What `index` and `update` build: a corpus folder, its exclusions, and the kbindex binary.
+struct BuildTarget: ParsableArguments {
+    @Option(help: "The folder to index (update copies it first; the original is not touched).")
+    var corpus: String
+
+    @Option(help: "Globs passed to kbindex build --exclude (repeatable).")
+    var exclude: [String] = []
+
+    @Option(help: "The kbindex executable (default: ../.build/release/kbindex).")
+    var kbindex: String?
+
+    /// The kbindex binary to run; throws with the command that builds it when it is missing.
+    func executable() throws -> String {
+        let exe = kbindex ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../../.build/release/kbindex").standardizedFileURL.path
+        guard FileManager.default.isExecutableFile(atPath: exe) else {
+            throw ValidationError("no kbindex at \(exe): run 'swift build -c release' in the repository root, or pass --kbindex")
+        }
+        return exe
+    }
 }

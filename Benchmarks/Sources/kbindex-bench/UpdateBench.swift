@@ -23,14 +23,7 @@ struct UpdateBench: ParsableCommand {
             """
     )
 
-    @Option(help: "The folder to index (copied first; the original is not touched).")
-    var corpus: String
-
-    @Option(help: "Globs passed to kbindex build --exclude (repeatable).")
-    var exclude: [String] = []
-
-    @Option(help: "The kbindex executable (default: ../.build/release/kbindex).")
-    var kbindex: String?
+    @OptionGroup var target: BuildTarget
 
     @Option(help: "Fraction of the indexed files to edit.")
     var fraction = 0.01
@@ -42,11 +35,8 @@ struct UpdateBench: ParsableCommand {
     var json = false
 
     func run() throws {
-        let exe = kbindex ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../../../.build/release/kbindex").standardizedFileURL.path
-        guard FileManager.default.isExecutableFile(atPath: exe) else {
-            throw ValidationError("no kbindex at \(exe): run 'swift build -c release' in the repository root, or pass --kbindex")
-        }
+        let exe = try target.executable()
+        let corpus = target.corpus, exclude = target.exclude
         let work = URL(fileURLWithPath: NSTemporaryDirectory() + "kbindex-bench-update-\(getpid())")
         defer { try? FileManager.default.removeItem(at: work) }
         let copy = work.appendingPathComponent("corpus"), indexDir = work.appendingPathComponent("index")
