@@ -388,6 +388,8 @@ final class MalformedSegmentTests: TempDirTestCase {
                 // Index and header agree, the data does not.
                 cases.append(("block \(k) ulen + 1 in both", [(e + 12, 4, ulen + 1), (h + 4, 4, ulen + 1)]))
                 cases.append(("block \(k) clen - 1 in both", [(e + 8, 4, clen - 1), (h, 4, clen - 1)]))
+                // LZ4's largest block, claimed by a few bytes: LZ4 expands at most 255-fold.
+                cases.append(("block \(k) ulen = LZ4 max in both", [(e + 12, 4, 0x7E00_0000), (h + 4, 4, 0x7E00_0000)]))
                 cases.append(("block \(k) LZ4 data zeroed", (0..<Int(clen)).map { (h + 8 + $0, 1, 0) }))
                 cases.append(("block \(k) LZ4 data 0xFF", (0..<Int(clen)).map { (h + 8 + $0, 1, 0xFF) }))
             }
