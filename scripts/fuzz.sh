@@ -49,7 +49,10 @@ echo "exec/s: $(stat average_exec_per_sec)"
 echo "cov: $(echo "$last" | sed -nE 's/.*cov: ([0-9]+).*/\1/p')  ft: $(echo "$last" | sed -nE 's/.*ft: ([0-9]+).*/\1/p')"
 echo "last status line: $last"
 echo "corpus: $(ls "$corpus" | wc -l) inputs in Fuzz/$corpus"
-echo "crash files in Fuzz/$crashes: $(ls "$crashes" | wc -l)"
+# crash-, leak-, oom-, timeout- files are findings; slow-unit- files only mean one input took
+# over 10 s of wall time once (on a loaded machine, often the machine, not the input).
+echo "findings in Fuzz/$crashes: $(ls "$crashes" | grep -cvE '^slow-unit-' || true)"
+echo "slow units in Fuzz/$crashes: $(ls "$crashes" | grep -cE '^slow-unit-' || true)"
 ls "$crashes" | sed 's/^/  /'
 echo "libFuzzer exit status: $status"
 exit "$status"
