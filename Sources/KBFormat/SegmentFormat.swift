@@ -24,6 +24,9 @@ public enum SegmentFormat {
     /// LZ4_COMPRESSBOUND: the most bytes LZ4 compresses `n` ≤ maxBlockSize bytes into. A block
     /// whose compressed length exceeds it is damaged (and its length would not fit LZ4's Int32).
     static func compressBound(_ n: Int) -> Int { n + n / 255 + 16 }
+    /// The most bytes one byte of an LZ4 block decompresses to: a length byte adds at most
+    /// 255 (format-spec.md §12); a token yields at most 19, a literal 1, an offset byte 0.
+    static let maxExpansion = 255
 
     /// Row stride for `dims`: dims rounded up to a multiple of 64.
     public static func rowStride(dimensions dims: Int) -> Int { align(dims) }

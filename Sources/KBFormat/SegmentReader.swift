@@ -204,6 +204,11 @@ public final class SegmentReader: @unchecked Sendable {
         guard bytes.u32(at) == UInt32(clen), bytes.u32(at + 4) == UInt32(ulen) else {
             throw SegmentError.corrupt(file: path, reason: "text block \(block)'s header disagrees with TEXT_INDEX")
         }
+        // Each LZ4 input byte yields at most 255 output bytes. Without this, a few hostile bytes
+        // claiming a 2 GiB block make every call allocate and zero 2 GiB before LZ4 fails.
+        guard ulen <= SegmentFormat.maxExpansion * clen else {
+            throw SegmentError.corrupt(file: path, reason: "text block \(block) cannot decompress to \(ulen) bytes")
+        }
         let src = UnsafeRawBufferPointer(rebasing: bytes[at + 8..<at + 8 + clen])
         var out = [UInt8](repeating: 0, count: ulen)
         let got = out.withUnsafeMutableBytes { d in
