@@ -4,7 +4,8 @@
 // with `-Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library` (they link only with
 // libFuzzer, which that flag brings).
 //
-//   fuzz-segment    SegmentReader(path:) on arbitrary bytes, then every record, text, vector, verify()
+//   fuzz-segment    SegmentReader(path:) on arbitrary bytes, then every record, text, vector, verify();
+//                   the same bytes as a deletion file (DeletionSet.decode)
 //   fuzz-manifest   Manifest.read(from:) on arbitrary manifest.json bytes
 //   FuzzSupport     shared helpers: per-process files under /dev/shm, the seed corpora
 import PackageDescription

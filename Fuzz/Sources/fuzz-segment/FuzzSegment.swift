@@ -1,4 +1,4 @@
-// libFuzzer target: SegmentReader on arbitrary bytes. Errors are fine; a crash, a Swift
+// libFuzzer target: SegmentReader (and DeletionSet.decode) on arbitrary bytes. Errors are fine; a crash, a Swift
 // runtime trap (the KBFormat code is built -Onone, so its unsafe-buffer bounds checks are on)
 // or an ASan report is a bug. Built and run by scripts/fuzz.sh segment SECONDS.
 //
@@ -38,7 +38,29 @@ func readEverything(_ path: String) {
         _ = r.scale(ofChunk: i)
         _ = r.sum(ofChunk: i)
     }
+    _ = r.damagedSections()
     do { try r.verify() } catch { checkContract(error, names: path) }
+}
+
+/// The same bytes as a deletion file (format-spec.md §13.4), as is and with magic, version
+/// and CRC made right: a `DeletionFileError` or a set, nothing else.
+func decodeAsDeletions(_ data: UnsafePointer<UInt8>, _ size: Int) {
+    func decode(_ b: UnsafeRawBufferPointer) {
+        do {
+            let set = try DeletionSet.decode(b, file: "fuzz.kbdel")
+            for i in 0..<set.documentCount { _ = set.contains(i) }
+            _ = set.encoded()
+        } catch is DeletionFileError {
+        } catch {
+            fatalError("DeletionSet.decode threw \(error)")
+        }
+    }
+    decode(UnsafeRawBufferPointer(start: data, count: size))
+    guard size >= 28 else { return }
+    var b = Array(UnsafeBufferPointer(start: data, count: size))
+    b.replaceSubrange(0..<8, with: Array("KBDL".utf8) + [1, 0, 0, 0])
+    putLE(&b, size - 4, 4, UInt64(CRC32C.checksum(Array(b[0..<size - 4]))))
+    b.withUnsafeBytes { decode($0) }
 }
 
 @inline(__always) func putLE(_ b: inout [UInt8], _ at: Int, _ size: Int, _ v: UInt64) {
@@ -66,6 +88,7 @@ func sealed(_ data: UnsafePointer<UInt8>, _ size: Int) -> [UInt8]? {
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     FuzzFiles.write(data, size, to: segmentPath)
     readEverything(segmentPath)
+    decodeAsDeletions(data, size)
     if let b = sealed(data, size), !b.elementsEqual(UnsafeBufferPointer(start: data, count: size)) {
         FuzzFiles.write(b, to: segmentPath)
         readEverything(segmentPath)
