@@ -13,6 +13,7 @@
 //   KBKernels          the scan's int8 kernels seen from Swift: which one runs, query batches, fused threshold scan
 //   KBSearch           exact multithreaded top-k over the int8 vectors; Index/: opening an index folder,
 //                      known documents for incremental builds, compaction, commits and cleanup
+//   KBEval             question files (TSV / JSON lines) and retrieval metrics for `kbindex eval`
 //   kbindex            the command-line tool, one file per subcommand
 import PackageDescription
 
@@ -89,10 +90,12 @@ let package = Package(
             name: "KBSearch",
             dependencies: ["KBFormat", "KBKernels", "KBCore"]
         ),
+        // Question files and retrieval metrics for `kbindex eval` (no I/O beyond parsing bytes).
+        .target(name: "KBEval"),
         .executableTarget(
             name: "kbindex",
             dependencies: [
-                "KBEmbed", "KBModelStore", "KBCore", "KBFormat", "KBIngest", "KBSearch",
+                "KBEmbed", "KBModelStore", "KBCore", "KBFormat", "KBIngest", "KBSearch", "KBEval",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -108,6 +111,7 @@ let package = Package(
         .testTarget(name: "KBEmbedTests", dependencies: ["KBEmbed", "CKBKernels", "KBTestSupport"]),
         .testTarget(name: "KBFormatTests", dependencies: ["KBFormat", "KBTestSupport"]),
         .testTarget(name: "KBIngestTests", dependencies: ["KBIngest", "KBEmbed", "KBTestSupport"]),
+        .testTarget(name: "KBEvalTests", dependencies: ["KBEval"]),
         .testTarget(name: "KBSearchTests", dependencies: ["KBSearch", "KBKernels", "KBFormat", "KBCore", "KBTestSupport"]),
         .testTarget(
             name: "KBIndexCLITests",

@@ -20,7 +20,7 @@ struct KBIndexCommand: ParsableCommand {
             ~/.cache/kbindex/models.
             """,
         version: "0.1.0",
-        subcommands: [BuildCommand.self, QueryCommand.self, InfoCommand.self, VerifyCommand.self, CompactCommand.self, EmbedCommand.self, ModelCommand.self]
+        subcommands: [BuildCommand.self, QueryCommand.self, EvalCommand.self, InfoCommand.self, VerifyCommand.self, CompactCommand.self, EmbedCommand.self, ModelCommand.self]
     )
 
     /// Runs the command; a `CLIError` prints as one line on stderr with exit status 1.

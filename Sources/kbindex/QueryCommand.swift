@@ -144,7 +144,8 @@ struct QueryCommand: ParsableCommand {
         }
         let text = String(decoding: data, as: UTF8.self)
         var out: [(Int, String)] = []
-        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // "\r\n" is one Character in Swift: split on both spellings of a line end.
+        for (i, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
             let q = raw.hasSuffix("\r") ? raw.dropLast() : raw
             if !q.allSatisfy(\.isWhitespace) { out.append((i + 1, String(q))) }
         }

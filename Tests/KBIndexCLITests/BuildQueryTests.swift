@@ -105,7 +105,7 @@ final class BuildQueryTests: XCTestCase {
         let idx = corpus.appendingPathComponent(".kbindex").path
         for source in [file.path, "-"] {
             let r = try CLIRunner.run(["query", "--index", idx, "-k", "3", "--batch", source], environment: env,
-                                      stdin: source == "-" ? Data(questions.joined(separator: "\n").utf8) : nil)
+                                      stdin: source == "-" ? Data(questions.joined(separator: "\r\n").utf8) : nil)  // CRLF too
             XCTAssertEqual(r.status, 0, r.stderr)
             let answers = try r.stdoutLines.map { try JSONDecoder().decode(JSONAnswer.self, from: Data($0.utf8)) }
             XCTAssertEqual(answers.map(\.line), [1, 3, 5])

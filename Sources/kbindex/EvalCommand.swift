@@ -1,0 +1,211 @@
+import ArgumentParser
+import Foundation
+import KBEmbed
+import KBEval
+import KBFormat
+import KBSearch
+
+/// `kbindex eval QUESTIONS`: how well the index finds the passages that answer your questions.
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Measure what the index finds for a set of questions with known answers.",
+        discussion: """
+            QUESTIONS is a TSV file with the header id<TAB>question<TAB>relevant_paths, or \\
+            JSON lines with the fields id, question and relevant_paths. Relevant paths are \\
+            relative to the indexed folder and comma-separated, each optionally with #anchor \\
+            or a line range :L10-L40. A retrieved chunk is relevant when its document is one of \\
+            them (and, with a line range, when its lines overlap the range).
+
+            Every question is run against the index, and the table shows, per retrieval mode: \\
+            recall@1/5/10 (share of a question's relevant places found in the first k hits), \\
+            MRR@10 (1/rank of the first relevant hit), nDCG@10 (binary gains, each place counted \\
+            once), hit rate (a relevant hit in the top 10), and p50/p95 query latency (embedding \\
+            included, one question at a time). Then it lists the questions that failed (no \\
+            relevant hit in the top 10) with what came back instead.
+
+            Modes: vector (the exact int8 scan). The lexical (BM25) and hybrid modes need the \\
+            lexical section in the segment format, which this version does not write yet.
+
+            Examples:
+              kbindex eval Benchmarks/questions/python-docs.tsv --index .demo/pydocs.kbindex
+              kbindex eval questions.jsonl --json > eval.json
+              kbindex eval questions.tsv --index small-chunks.kbindex --compare big-chunks.kbindex
+            """
+    )
+
+    @Argument(help: "The question file (TSV with a header, or JSON lines).")
+    var questions: String
+
+    @Option(help: ArgumentHelp("The index folder (default: the nearest .kbindex).", valueName: "dir"))
+    var index: String?
+
+    @Option(help: ArgumentHelp("A second index to run the same questions against, side by side.", valueName: "dir"))
+    var compare: String?
+
+    @Option(help: ArgumentHelp("Model name or folder (default: the model the index was built with).", valueName: "name|path"))
+    var model: String?
+
+    @Option(help: ArgumentHelp("How many failed questions to list (0: none).", valueName: "n"))
+    var failures = 20
+
+    @Flag(help: "One JSON object: modes with their metrics, and per-question results.")
+    var json = false
+
+    static let modes = ["vector"]
+
+    func run() throws {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: questions)) } catch {
+            throw CLIError("cannot read the question file \(questions): \(error.localizedDescription)")
+        }
+        let set: [Question]
+        do { set = try QuestionSet.parse(data, file: questions) } catch { throw CLIError(error) }
+
+        var runs: [Run] = [try evaluate(set, indexOption: index)]
+        if let compare { runs.append(try evaluate(set, indexOption: compare)) }
+
+        if json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            var out = runs[0].json
+            if runs.count > 1 { out.compare = runs[1].json }
+            print(String(decoding: try enc.encode(out), as: UTF8.self))
+            return
+        }
+        print("\(set.count) questions from \(questions)")
+        let header = ["index", "mode", "recall@1", "recall@5", "recall@10", "MRR@10", "nDCG@10", "hit rate", "p50 ms", "p95 ms"]
+        var rows: [[String]] = []
+        for run in runs {
+            for (mode, s) in run.summaries {
+                rows.append([run.name, mode, f(s.recallAt1), f(s.recallAt5), f(s.recallAt10), f(s.mrrAt10), f(s.ndcgAt10), f(s.hitRate),
+                             String(format: "%.1f", s.latencyP50 * 1000), String(format: "%.1f", s.latencyP95 * 1000)])
+            }
+        }
+        print(Self.table(header, rows))
+        for run in runs {
+            for (mode, results) in run.results {
+                let failed = results.filter { !$0.score.hit }
+                guard !failed.isEmpty, failures > 0 else { continue }
+                print("\nfailed (\(mode)\(runs.count > 1 ? ", \(run.name)" : "")): \(failed.count) of \(results.count) questions had no relevant passage in the top 10")
+                for r in failed.prefix(failures) {
+                    print("  \(r.question.id): \(r.question.text)")
+                    print("    wanted:   \(r.question.relevant.map(\.path).joined(separator: ", "))")
+                    print("    returned: \(r.returned.prefix(3).map { "\($0.path):\($0.lines.lowerBound)-\($0.lines.upperBound)" }.joined(separator: ", "))")
+                }
+                if failed.count > failures { print("  … and \(failed.count - failures) more (--failures N)") }
+            }
+        }
+    }
+
+    private func f(_ x: Double) -> String { String(format: "%.3f", x) }
+
+    struct QuestionResult {
+        var question: Question
+        var score: QuestionScore
+        var returned: [RetrievedChunk]
+        var seconds: Double
+    }
+
+    struct Run {
+        var name: String
+        var summaries: [(String, EvalSummary)]
+        var results: [(String, [QuestionResult])]
+        var json: JSONRun {
+            JSONRun(index: name,
+                    modes: Dictionary(uniqueKeysWithValues: summaries.map { ($0.0, JSONMetrics($0.1)) }),
+                    questions: results.first!.1.indices.map { i in
+                        let q = results.first!.1[i].question
+                        return JSONQuestion(id: q.id, question: q.text, relevant_paths: q.relevant.map(\.path),
+                                            modes: Dictionary(uniqueKeysWithValues: results.map { mode, rs in
+                                                (mode, JSONQuestionResult(rs[i]))
+                                            }))
+                    })
+        }
+    }
+
+    /// Runs every question against the index of `indexOption` in every mode.
+    func evaluate(_ set: [Question], indexOption: String?) throws -> Run {
+        let idx = try IndexOpening.open(indexOption)
+        let built = idx.manifest.model
+        let embedder = try ModelLoading.load(model, preferred: built.name)
+        if let reason = built.incompatibility(with: try ModelLoading.descriptor(of: embedder)) {
+            throw CLIError("\(reason): evaluate with the model the index was built with (--model)")
+        }
+        _ = Search.topK(embedder.embed("warm up"), k: 10, in: idx)  // page in the vectors once
+        var results: [QuestionResult] = []
+        for q in set {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let hits = Search.topK(embedder.embed(q.text), k: 10, in: idx)
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            let returned = hits.map { h -> RetrievedChunk in
+                let seg = idx.segments[h.segment], c = seg.chunk(h.chunk)
+                return RetrievedChunk(path: seg.document(Int(c.document)).path, lines: Int(c.lineStart)...max(Int(c.lineStart), Int(c.lineEnd)))
+            }
+            results.append(QuestionResult(question: q, score: QuestionScore(ranked: returned, relevant: q.relevant), returned: returned, seconds: seconds))
+        }
+        let summary = EvalSummary(scores: results.map(\.score), latencies: results.map(\.seconds))
+        return Run(name: idx.url.path, summaries: [("vector", summary)], results: [("vector", results)])
+    }
+
+    /// A plain text table: columns padded to their widest cell, numbers right-aligned.
+    static func table(_ header: [String], _ rows: [[String]]) -> String {
+        let widths = header.indices.map { c in ([header] + rows).map { $0[c].count }.max()! }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { c, s in
+                let pad = String(repeating: " ", count: widths[c] - s.count)
+                return c < 2 ? s + pad : pad + s
+            }.joined(separator: "  ")
+        }
+        return ([line(header), widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")] + rows.map(line)).joined(separator: "\n")
+    }
+}
+
+struct JSONMetrics: Encodable {
+    let questions: Int
+    let recall1, recall5, recall10, mrr10, ndcg10, hitRate, p50, p95: Double
+    init(_ s: EvalSummary) {
+        questions = s.questions
+        recall1 = s.recallAt1; recall5 = s.recallAt5; recall10 = s.recallAt10
+        mrr10 = s.mrrAt10; ndcg10 = s.ndcgAt10; hitRate = s.hitRate
+        p50 = s.latencyP50 * 1000; p95 = s.latencyP95 * 1000
+    }
+    enum CodingKeys: String, CodingKey {
+        case questions, recall1 = "recall@1", recall5 = "recall@5", recall10 = "recall@10", mrr10 = "mrr@10", ndcg10 = "ndcg@10"
+        case hitRate = "hit_rate", p50 = "latency_p50_ms", p95 = "latency_p95_ms"
+    }
+}
+
+struct JSONQuestionResult: Encodable {
+    let first_relevant_rank: Int?
+    let recall_at_10: Double
+    let reciprocal_rank: Double
+    let ndcg_at_10: Double
+    let returned: [String]
+    init(_ r: EvalCommand.QuestionResult) {
+        first_relevant_rank = r.score.firstRelevantRank
+        recall_at_10 = r.score.recallAt10
+        reciprocal_rank = r.score.reciprocalRank
+        ndcg_at_10 = r.score.ndcgAt10
+        returned = r.returned.map { "\($0.path):L\($0.lines.lowerBound)-L\($0.lines.upperBound)" }
+    }
+}
+
+struct JSONQuestion: Encodable {
+    let id: String
+    let question: String
+    let relevant_paths: [String]
+    let modes: [String: JSONQuestionResult]
+}
+
+final class JSONRun: Encodable {
+    let index: String
+    let modes: [String: JSONMetrics]
+    let questions: [JSONQuestion]
+    var compare: JSONRun?
+    init(index: String, modes: [String: JSONMetrics], questions: [JSONQuestion]) {
+        self.index = index
+        self.modes = modes
+        self.questions = questions
+    }
+}
