@@ -37,6 +37,11 @@ public enum SegmentFormat {
 /// The sections of a v1 segment (directory `kind` values).
 public enum SectionKind: UInt32, CaseIterable, Sendable {
     case vectors = 1, quant = 2, model = 3, documents = 4, chunks = 5, headings = 6, strings = 7, textIndex = 8, text = 9
+    /// Optional (segments written before it existed lack it): terms for BM25 (§8.11).
+    case lexical = 10
+
+    /// The kinds every segment has.
+    public static let required: [SectionKind] = [.vectors, .quant, .model, .documents, .chunks, .headings, .strings, .textIndex, .text]
 
     public var name: String {
         switch self {
@@ -48,6 +53,7 @@ public enum SectionKind: UInt32, CaseIterable, Sendable {
         case .headings: "HEADINGS"
         case .strings: "STRINGS"
         case .textIndex: "TEXT_INDEX"
+        case .lexical: "LEXICAL"
         case .text: "TEXT"
         }
     }

@@ -18,6 +18,8 @@ public final class SegmentReader: @unchecked Sendable {
     private let bytes: UnsafeRawBufferPointer
     private let sections: [SectionKind: (offset: Int, length: Int, crc: UInt32)]
     private let docCount: Int, chunkCountValue: Int, dims: Int, stride: Int, blockCount: Int
+    /// The LEXICAL section, when the segment has one (written since BM25 search exists).
+    public let lexical: LexicalIndex?
     private let vectorsAt: Int, quantAt: Int, docsAt: Int, chunksAt: Int, headingsAt: Int, stringsAt: Int, indexAt: Int, textAt: Int
 
     /// Opens and maps `path`. Throws `FileError` when it cannot be opened or mapped and
@@ -69,7 +71,7 @@ public final class SegmentReader: @unchecked Sendable {
             guard secs[kind] == nil else { throw corrupt("section \(kind.name) appears twice") }
             secs[kind] = (Int(off), Int(len), b.u32(e + 4))
         }
-        for k in SectionKind.allCases where secs[k] == nil { throw corrupt("section \(k.name) is missing") }
+        for k in SectionKind.required where secs[k] == nil { throw corrupt("section \(k.name) is missing") }
         let sorted = secs.values.sorted { ($0.offset, $0.length) < ($1.offset, $1.length) }
         for (a, z) in zip(sorted, sorted.dropFirst()) where a.offset + a.length > z.offset {
             throw corrupt("sections overlap at offset \(z.offset)")
@@ -134,6 +136,11 @@ public final class SegmentReader: @unchecked Sendable {
                 throw oob("text block \(k)")
             }
             blockSizes[k] = ulen
+        }
+        if let l = secs[.lexical] {
+            lexical = try LexicalIndex(section: UnsafeRawBufferPointer(rebasing: b[l.offset..<l.offset + l.length]), chunkCount: chunkCountValue, file: path)
+        } else {
+            lexical = nil
         }
         for i in 0..<chunkCountValue {
             let r = chunksAt + i * SegmentFormat.chunkRecordSize

@@ -19,6 +19,7 @@ public final class SegmentWriter {
     private var quant: [(scale: Float, sum: Int32)] = []
     private var blocks: [(compressed: [UInt8], uncompressed: Int)] = []
     private var current: [UInt8] = []
+    private var terms: [[(term: [UInt8], tf: UInt32)]] = []
 
     /// Precondition: `model.dimensions` ≥ 1 and < 2^24; `textBlockSize` ≥ 1.
     public init(model: ModelDescriptor, textBlockSize: Int = SegmentFormat.textBlockSize) {
@@ -43,9 +44,11 @@ public final class SegmentWriter {
     /// Preconditions: `vector.count == model.dimensions`, every value finite,
     /// `chunk.document < ` documents added, text shorter than LZ4's 2,113,929,216-byte limit.
     /// O(dimensions + text length), plus compressing a block when one fills.
-    public func addChunk(_ c: ChunkRecord, text: String, vector: [Float]) {
+    /// `terms`: the chunk's term counts for the LEXICAL section (nil: `LexicalTokenizer`'s
+    /// counts of `text`).
+    public func addChunk(_ c: ChunkRecord, text: String, vector: [Float], terms: [(term: [UInt8], tf: UInt32)]? = nil) {
         precondition(vector.count == model.dimensions, "vector has \(vector.count) values, the model \(model.dimensions)")
-        let row = appendRecordAndText(c, text)
+        let row = appendRecordAndText(c, text, terms: terms)
         let q = vector.withUnsafeBufferPointer { x in
             vectors.withUnsafeMutableBufferPointer { v in
                 Quantization.quantize(x, into: UnsafeMutableBufferPointer(rebasing: v[row..<row + x.count]))
@@ -58,9 +61,10 @@ public final class SegmentWriter {
     /// segment this way, without re-embedding): `row` holds `model.dimensions` int8 values,
     /// `scale` and `sum` are its QUANT record. Same preconditions as `addChunk`, and
     /// `sum` = Σ row. O(dimensions + text length).
-    public func addQuantizedChunk(_ c: ChunkRecord, text: String, row: UnsafeBufferPointer<Int8>, scale: Float, sum: Int32) {
+    public func addQuantizedChunk(_ c: ChunkRecord, text: String, row: UnsafeBufferPointer<Int8>, scale: Float, sum: Int32,
+                                  terms: [(term: [UInt8], tf: UInt32)]? = nil) {
         precondition(row.count == model.dimensions, "row has \(row.count) values, the model \(model.dimensions)")
-        let at = appendRecordAndText(c, text)
+        let at = appendRecordAndText(c, text, terms: terms)
         vectors.withUnsafeMutableBufferPointer { v in
             _ = UnsafeMutableBufferPointer(rebasing: v[at..<at + row.count]).initialize(from: row)
         }
@@ -69,7 +73,7 @@ public final class SegmentWriter {
 
     /// Checks a chunk's record and text, packs the text into the current block, appends the
     /// record and a zeroed vector row; returns the row's offset in `vectors`.
-    private func appendRecordAndText(_ c: ChunkRecord, _ text: String) -> Int {
+    private func appendRecordAndText(_ c: ChunkRecord, _ text: String, terms t: [(term: [UInt8], tf: UInt32)]?) -> Int {
         precondition(Int(c.document) < documents.count, "chunk refers to document \(c.document) of \(documents.count)")
         precondition(chunks.count < Int(UInt32.max))
         let utf8 = Array(text.utf8)
@@ -82,6 +86,7 @@ public final class SegmentWriter {
             current.append(contentsOf: utf8)
         }
         chunks.append((c, location.0, location.1, location.2))
+        terms.append(t ?? LexicalTokenizer.counts(text))
         let row = vectors.count
         vectors.append(contentsOf: repeatElement(0, count: stride))
         return row
@@ -169,7 +174,7 @@ public final class SegmentWriter {
         let sections: [(SectionKind, [UInt8])] = [
             (.vectors, vectors.withUnsafeBytes { Array($0) }), (.quant, q.bytes), (.chunks, recs.bytes),
             (.documents, docs.bytes), (.headings, headings.bytes), (.strings, pool.bytes),
-            (.textIndex, index.bytes), (.text, text.bytes), (.model, modelJSON),
+            (.textIndex, index.bytes), (.text, text.bytes), (.lexical, encodeLexical(terms)), (.model, modelJSON),
         ]
 
         // Layout: header, directory, sections (each 64-aligned), footer.

@@ -49,10 +49,11 @@ struct EvalCommand: ParsableCommand {
     @Option(help: ArgumentHelp("How many failed questions to list (0: none).", valueName: "n"))
     var failures = 20
 
+    @OptionGroup(title: "Hybrid search")
+    var fusion: FusionOptions
+
     @Flag(help: "One JSON object: modes with their metrics, and per-question results.")
     var json = false
-
-    static let modes = ["vector"]
 
     func run() throws {
         let data: Data
@@ -91,7 +92,8 @@ struct EvalCommand: ParsableCommand {
                 for r in failed.prefix(failures) {
                     print("  \(r.question.id): \(r.question.text)")
                     print("    wanted:   \(r.question.relevant.map(\.path).joined(separator: ", "))")
-                    print("    returned: \(r.returned.prefix(3).map { "\($0.path):\($0.lines.lowerBound)-\($0.lines.upperBound)" }.joined(separator: ", "))")
+                    let got = r.returned.prefix(3).map { "\($0.path):\($0.lines.lowerBound)-\($0.lines.upperBound)" }
+                    print("    returned: \(got.isEmpty ? "nothing" : got.joined(separator: ", "))")
                 }
                 if failed.count > failures { print("  … and \(failed.count - failures) more (--failures N)") }
             }
@@ -132,20 +134,27 @@ struct EvalCommand: ParsableCommand {
         if let reason = built.incompatibility(with: try ModelLoading.descriptor(of: embedder)) {
             throw CLIError("\(reason): evaluate with the model the index was built with (--model)")
         }
-        _ = Search.topK(embedder.embed("warm up"), k: 10, in: idx)  // page in the vectors once
-        var results: [QuestionResult] = []
-        for q in set {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            let hits = Search.topK(embedder.embed(q.text), k: 10, in: idx)
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            let returned = hits.map { h -> RetrievedChunk in
-                let seg = idx.segments[h.segment], c = seg.chunk(h.chunk)
-                return RetrievedChunk(path: seg.document(Int(c.document)).path, lines: Int(c.lineStart)...max(Int(c.lineStart), Int(c.lineEnd)))
+        let retriever = Retriever(index: idx, embedder: embedder, fusion: fusion.options)
+        let modes: [SearchMode] = LexicalSearch.isAvailable(in: idx) ? [.lexical, .vector, .hybrid] : [.vector]
+        var summaries: [(String, EvalSummary)] = []
+        var all: [(String, [QuestionResult])] = []
+        for mode in modes {
+            _ = try retriever.answer(["warm up"], mode: mode, k: 10)  // page in what the mode reads
+            var results: [QuestionResult] = []
+            for q in set {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                let hits = try retriever.answer([q.text], mode: mode, k: 10)[0]
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                let returned = hits.map { h -> RetrievedChunk in
+                    let seg = idx.segments[h.segment], c = seg.chunk(h.chunk)
+                    return RetrievedChunk(path: seg.document(Int(c.document)).path, lines: Int(c.lineStart)...max(Int(c.lineStart), Int(c.lineEnd)))
+                }
+                results.append(QuestionResult(question: q, score: QuestionScore(ranked: returned, relevant: q.relevant), returned: returned, seconds: seconds))
             }
-            results.append(QuestionResult(question: q, score: QuestionScore(ranked: returned, relevant: q.relevant), returned: returned, seconds: seconds))
+            summaries.append((mode.rawValue, EvalSummary(scores: results.map(\.score), latencies: results.map(\.seconds))))
+            all.append((mode.rawValue, results))
         }
-        let summary = EvalSummary(scores: results.map(\.score), latencies: results.map(\.seconds))
-        return Run(name: idx.url.path, summaries: [("vector", summary)], results: [("vector", results)])
+        return Run(name: idx.url.path, summaries: summaries, results: all)
     }
 
     /// A plain text table: columns padded to their widest cell, numbers right-aligned.

@@ -11,10 +11,17 @@ struct QueryCommand: ParsableCommand {
         commandName: "query",
         abstract: "Find the passages that best answer a question.",
         discussion: """
-            Embeds the question with the model the index was built with, scores every chunk \
-            exactly, and prints the best: rank, score (cosine similarity, -1…1), \
+            Finds the chunks that answer the question and prints the best: rank, score, \
             path:lines, heading path, and the text (trimmed; whole with --full). Without \
             --index, kbindex looks for .kbindex in the current folder and its parents.
+
+            Modes (--mode): vector embeds the question with the model the index was built \
+            with and scores every chunk exactly (cosine similarity, -1…1); lexical ranks \
+            chunks by BM25 over their words (identifiers like os.path.join and camelCase are \
+            also split into parts); hybrid (the default) runs both and fuses the two rankings \
+            by reciprocal rank fusion: a chunk at rank r in a list adds weight/(c + r), c = \
+            --rrf-k. Hybrid output shows each hit's fused score, cosine and BM25 score; \
+            --json adds vector_score, bm25_score, vector_rank and lexical_rank.
 
             With --batch FILE (one question per line, - for standard input), every question \
             is answered in one pass over the index, and each prints as one JSON line: \
@@ -25,6 +32,7 @@ struct QueryCommand: ParsableCommand {
               kbindex query -k 10 --path 'library/*' "read a file line by line"
               kbindex query --json --full "deadline for the report" | jq -r .text
               kbindex query --batch questions.txt -k 3 > answers.jsonl
+              kbindex query --mode lexical "os.path.join"
             """
     )
 
@@ -48,6 +56,12 @@ struct QueryCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("Threads scanning the index (default: every core).", valueName: "n"))
     var threads: Int?
+
+    @Option(help: ArgumentHelp("hybrid (default), vector or lexical.", valueName: "mode"))
+    var mode: SearchMode?
+
+    @OptionGroup(title: "Hybrid search")
+    var fusion: FusionOptions
 
     @Flag(help: "Print whole chunks instead of trimming them.")
     var full = false
@@ -81,13 +95,24 @@ struct QueryCommand: ParsableCommand {
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        // Hybrid needs the LEXICAL section; an index built before it existed falls back to
+        // vector search when no mode was asked for.
+        let mode: SearchMode
+        if let asked = self.mode {
+            mode = asked
+        } else if LexicalSearch.isAvailable(in: idx) {
+            mode = .hybrid
+        } else {
+            note("this index has no lexical section (built before BM25 search): vector search only; 'kbindex build --rebuild' adds it")
+            mode = .vector
+        }
+        let retriever = Retriever(index: idx, embedder: embedder, fusion: fusion.options, threads: threads, filter: filter)
 
         if let batch {
             let lines = try Self.readQuestions(batch)
             for start in stride(from: 0, to: lines.count, by: Self.batchGroup) {
                 let group = Array(lines[start..<min(start + Self.batchGroup, lines.count)])
-                let vectors = embedder.embed(group.map(\.text))
-                let results = Search.topK(batch: vectors, k: k, in: idx, documentFilter: filter, options: .init(threads: threads))
+                let results = try retriever.answer(group.map(\.text), mode: mode, k: k)
                 for (q, hits) in zip(group, results) {
                     let answer = JSONAnswer(line: q.line, question: q.text, hits: try hits.enumerated().map { try jsonHit($1, rank: $0 + 1, in: idx) })
                     print(String(decoding: try encoder.encode(answer), as: UTF8.self))
@@ -96,10 +121,9 @@ struct QueryCommand: ParsableCommand {
             return
         }
 
-        let vector = embedder.embed(question ?? "")
-        let hits = Search.topK(vector, k: k, in: idx, documentFilter: filter, options: .init(threads: threads))
+        let hits = try retriever.answer([question ?? ""], mode: mode, k: k)[0]
         if hits.isEmpty, !json {
-            print(idx.liveChunkCount == 0 ? "the index is empty" : "no chunk matches --path \(path.joined(separator: " "))")
+            print(idx.liveChunkCount == 0 ? "the index is empty" : path.isEmpty ? "no chunk matches" : "no chunk matches --path \(path.joined(separator: " "))")
             return
         }
         for (rank, hit) in hits.enumerated() {
@@ -113,20 +137,33 @@ struct QueryCommand: ParsableCommand {
             let text: String
             do { text = try seg.text(ofChunk: hit.chunk) } catch { throw CLIError(error) }
             let heading = chunk.headingPath.joined(separator: " › ")
-            print("\(rank + 1). \(String(format: "%.3f", hit.score))  \(doc.path):\(chunk.lineStart)-\(chunk.lineEnd)\(heading.isEmpty ? "" : "  \(heading)")")
+            print("\(rank + 1). \(Self.scoreText(hit, mode))  \(doc.path):\(chunk.lineStart)-\(chunk.lineEnd)\(heading.isEmpty ? "" : "  \(heading)")")
             let body = full ? text : Self.trim(text, to: 400)
             for l in body.split(separator: "\n", omittingEmptySubsequences: true) { print("   \(l)") }
             if rank + 1 < hits.count { print("") }
         }
     }
 
-    private func jsonHit(_ hit: Hit, rank: Int, in idx: IndexDirectory) throws -> JSONHit {
+    /// "0.512" (vector), "bm25 7.31" (lexical), "0.0325 (cos 0.512, bm25 7.31)" (hybrid; a
+    /// dash where the hit was not in that list's top 100).
+    static func scoreText(_ h: RankedHit, _ mode: SearchMode) -> String {
+        switch mode {
+        case .vector: return String(format: "%.3f", h.score)
+        case .lexical: return String(format: "bm25 %.2f", h.score)
+        case .hybrid:
+            return String(format: "%.4f", h.score) + " (cos " + (h.vectorScore.map { String(format: "%.3f", $0) } ?? "–")
+                + ", bm25 " + (h.bm25Score.map { String(format: "%.2f", $0) } ?? "–") + ")"
+        }
+    }
+
+    private func jsonHit(_ hit: RankedHit, rank: Int, in idx: IndexDirectory) throws -> JSONHit {
         let seg = idx.segments[hit.segment]
         let chunk = seg.chunk(hit.chunk)
         let doc = seg.document(Int(chunk.document))
         let text: String
         do { text = try seg.text(ofChunk: hit.chunk) } catch { throw CLIError(error) }
-        return JSONHit(rank: rank, score: hit.score, path: doc.path, title: doc.title,
+        return JSONHit(rank: rank, score: hit.score, vector_score: hit.vectorScore, bm25_score: hit.bm25Score,
+                       vector_rank: hit.vectorRank, lexical_rank: hit.lexicalRank, path: doc.path, title: doc.title,
                        line_start: Int(chunk.lineStart), line_end: Int(chunk.lineEnd),
                        heading: chunk.headingPath, text: full ? text : Self.trim(text, to: 600))
     }
@@ -173,7 +210,12 @@ private struct JSONAnswer: Encodable {
 
 private struct JSONHit: Encodable {
     let rank: Int
-    let score: Float
+    /// The mode's ranking score: cosine, BM25, or the fused RRF score.
+    let score: Double
+    let vector_score: Float?
+    let bm25_score: Float?
+    let vector_rank: Int?
+    let lexical_rank: Int?
     let path: String
     let title: String
     let line_start: Int

@@ -76,7 +76,7 @@ final class CorruptionTests: TempDirTestCase {
             }
             seen.insert(kind.name)
         }
-        XCTAssertEqual(seen.count, 9, "\(seen)")
+        XCTAssertEqual(seen.count, 10, "\(seen)")
     }
 
     func testDamagedHeaderDirectoryOrFooterIsDetectedAtOpen() throws {

@@ -87,6 +87,21 @@ final class SpecReaderTests: TempDirTestCase {
         let model: ModelDescriptor
         let documents: [Document]
         let chunks: [Chunk]
+        struct Lexical: Decodable {
+            let chunkLengths: [Int]
+            /// [term, [[chunk, tf], …]] in dictionary order (a list, not an object: Swift
+            /// dictionaries would merge canonically equivalent terms).
+            let terms: [Term]
+            struct Term: Decodable {
+                let term: String, entries: [[Int]]
+                init(from d: Decoder) throws {
+                    var c = try d.unkeyedContainer()
+                    term = try c.decode(String.self)
+                    entries = try c.decode([[Int]].self)
+                }
+            }
+        }
+        let lexical: Lexical?
     }
 
     // MARK: Random segments
@@ -174,12 +189,13 @@ final class SpecReaderTests: TempDirTestCase {
         let dec = JSONDecoder()
         dec.keyDecodingStrategy = .convertFromSnakeCase
         let dump = try dec.decode(Dump.self, from: run.stdout)
+        compareLexical(dump, input, file: file, line: line)
 
         // Header and model.
         let h = dump.header
         XCTAssertEqual(h.version, 1, file: file, line: line)
         XCTAssertEqual(h.flags, 0, file: file, line: line)
-        XCTAssertEqual(h.sectionCount, 9, file: file, line: line)
+        XCTAssertEqual(h.sectionCount, 10, file: file, line: line)
         XCTAssertEqual(h.dimensions, input.model.dimensions, file: file, line: line)
         XCTAssertEqual(h.rowStride, r.rowStride, file: file, line: line)
         XCTAssertEqual(h.rowStride, (input.model.dimensions + 63) / 64 * 64, file: file, line: line)
@@ -233,6 +249,21 @@ final class SpecReaderTests: TempDirTestCase {
                 XCTFail("chunk \(i) value \(j): read_segment.py \(py), SegmentReader \(sw)", file: file, line: line)
                 break
             }
+        }
+    }
+
+    /// The LEXICAL section as read_segment.py decodes it equals each chunk's term counts.
+    func compareLexical(_ dump: Dump, _ input: Input, file: StaticString = #filePath, line: UInt = #line) {
+        guard let lex = dump.lexical else { return XCTFail("read_segment.py found no LEXICAL section", file: file, line: line) }
+        // Keyed by UTF-8 bytes: String keys would merge canonically equivalent terms.
+        var fromPostings = [[[UInt8]: Int]](repeating: [:], count: input.chunks.count)
+        for t in lex.terms { for e in t.entries { fromPostings[e[0]][Array(t.term.utf8)] = e[1] } }
+        let order = lex.terms.map { Array($0.term.utf8) }
+        XCTAssertEqual(order, order.sorted { $0.lexicographicallyPrecedes($1) }, "terms in byte order", file: file, line: line)
+        for (i, c) in input.chunks.enumerated() {
+            let want = Dictionary(LexicalTokenizer.counts(c.text).map { ($0.term, Int($0.tf)) }, uniquingKeysWith: +)
+            XCTAssertEqual(fromPostings[i], want, "chunk \(i) terms", file: file, line: line)
+            XCTAssertEqual(lex.chunkLengths[i], want.values.reduce(0, +), "chunk \(i) length", file: file, line: line)
         }
     }
 
@@ -323,7 +354,7 @@ final class SpecReaderTests: TempDirTestCase {
                 try expectRejected(b, "\(kind.name) middle bit", kind: "the \(kind.name) checksum does not match")
             }
         }
-        XCTAssertEqual(sections, 9)
+        XCTAssertEqual(sections, 10)
 
         // Header, directory and footer damage; a wrong magic; a future version.
         for at in [12, 20, 33, 64 + 8, 64 + 32 * 8 + 16, good.count - 16, good.count - 12, good.count - 1] {
@@ -342,6 +373,8 @@ final class SpecReaderTests: TempDirTestCase {
     /// format-spec.md §10 #10/§16: a directory entry of an unknown kind is skipped, so a later
     /// writer can add an optional section. Both readers must open such a file and read the same
     /// contents from it.
+    /// A segment whose LEXICAL entry carries an unknown kind (42): both readers skip it, so
+    /// the segment reads as one written before the LEXICAL section existed.
     func testUnknownSectionKindIsIgnoredByBothReaders() throws {
         try requirePython()
         let input = Self.input(seed: 6, dims: 10, documents: 2, chunks: 12, blockSize: 512)
@@ -349,30 +382,17 @@ final class SpecReaderTests: TempDirTestCase {
         try input.write(to: p)
         var b = [UInt8](try Data(contentsOf: URL(fileURLWithPath: p)))
         func setLE(_ at: Int, _ size: Int, _ v: UInt64) { for k in 0..<size { b[at + k] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(k))) } }
-        // The 9-entry directory ends at 352 and VECTORS starts at 384: a 10th entry fits in the
-        // padding. The new section goes where the footer was (a multiple of 64).
-        XCTAssertEqual(b[16], 9)
-        XCTAssertTrue(b[352..<384].allSatisfy { $0 == 0 })
-        let body = Array("a section from the future".utf8)
-        let at = b.count - 16
-        b.removeLast(16)
-        b += body
-        b += [UInt8](repeating: 0, count: (64 - b.count % 64) % 64)
-        setLE(16, 4, 10)
-        setLE(352, 4, 42)
-        setLE(356, 4, UInt64(CRC32C.checksum(body)))
-        setLE(360, 8, UInt64(at))
-        setLE(368, 8, UInt64(body.count))
-        let size = b.count + 16
-        setLE(56, 8, UInt64(size))
-        let crc = CRC32C.checksum(Array(b[0..<384]))
-        b += [0, 0, 0, 0, 0, 0, 0, 0] + SegmentFormat.magic
-        setLE(size - 16, 4, UInt64(crc))
+        let n = Int(b[16])
+        XCTAssertEqual(n, 10)
+        let entry = try XCTUnwrap((0..<n).map { 64 + 32 * $0 }.first { b[$0] == 10 })
+        setLE(entry, 4, 42)
+        setLE(b.count - 16, 4, UInt64(CRC32C.checksum(Array(b[0..<(64 + 32 * n)]))))
         let q = path("unknown-section.kbseg")
         try Data(b).write(to: URL(fileURLWithPath: q))
 
         let r = try SegmentReader(path: q)
         try r.verify()
+        XCTAssertNil(r.lexical)
         XCTAssertEqual(r.chunkCount, input.chunks.count)
         for (i, c) in input.chunks.enumerated() { XCTAssertEqual(Array(try r.text(ofChunk: i).utf8), Array(c.text.utf8)) }
         let run = try python([Self.script, q, "--json"])
@@ -381,6 +401,7 @@ final class SpecReaderTests: TempDirTestCase {
         dec.keyDecodingStrategy = .convertFromSnakeCase
         let dump = try dec.decode(Dump.self, from: run.stdout)
         XCTAssertEqual(dump.header.sectionCount, 10)
+        XCTAssertNil(dump.lexical)
         XCTAssertEqual(dump.chunks.map { Array($0.text.utf8) }, input.chunks.map { Array($0.text.utf8) })
         XCTAssertEqual(dump.documents.count, input.documents.count)
     }

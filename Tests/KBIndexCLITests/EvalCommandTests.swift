@@ -58,6 +58,7 @@ final class EvalCommandTests: XCTestCase {
         let r = try CLIRunner.run(["eval", questions.path, "--index", index, "--json", "--compare", index], environment: env)
         XCTAssertEqual(r.status, 0, r.stderr)
         let report = try JSONDecoder().decode(Report.self, from: Data(r.stdout.utf8))
+        XCTAssertEqual(Set(report.modes.keys), ["lexical", "vector", "hybrid"])
         let v = try XCTUnwrap(report.modes["vector"])
         // Three questions find their document first; "wrong" names a page that does not answer it.
         XCTAssertEqual(v.questions, 4)
@@ -77,7 +78,10 @@ final class EvalCommandTests: XCTestCase {
         let lines = h.stdout.split(separator: "\n").map(String.init)
         XCTAssertEqual(lines[0], "2 questions from \(questions.path)")
         XCTAssertTrue(lines[1].hasPrefix("index") && lines[1].contains("recall@1  recall@5  recall@10  MRR@10  nDCG@10  hit rate  p50 ms  p95 ms"), lines[1])
-        XCTAssertTrue(lines[3].hasPrefix("\(index)  vector     0.500     0.500      0.500   0.500    0.500     0.500"), lines[3])
+        // One row per mode: lexical, vector, hybrid.
+        XCTAssertEqual(lines[3...5].map { $0.split(separator: " ")[1] }, ["lexical", "vector", "hybrid"])
+        XCTAssertTrue(lines[4].hasPrefix("\(index)  vector      0.500     0.500      0.500   0.500    0.500     0.500"), lines[4])
+        XCTAssertTrue(h.stdout.contains("\nfailed (lexical): 1 of 2 questions"), h.stdout)
         XCTAssertTrue(h.stdout.contains("\nfailed (vector): 1 of 2 questions had no relevant passage in the top 10\n  missing: sourdough starter\n    wanted:   not-indexed.md\n    returned: "), h.stdout)
     }
 

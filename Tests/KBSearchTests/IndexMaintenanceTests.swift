@@ -117,6 +117,10 @@ final class IndexMaintenanceTests: XCTestCase {
         XCTAssertEqual(compacted.chunkCount, compacted.liveChunkCount)
         XCTAssertEqual(compacted.liveDocumentCount, 14)
         for q in 0..<15 { XCTAssertEqual(try seen(Search.topK(query(UInt64(q)), k: 8, in: compacted), compacted), before[q]) }
+        // BM25 too: the terms are carried over, and deleted chunks were never counted.
+        for q in ["segment 1 document", "chunk 2 xxxx", "document 4"] {
+            XCTAssertEqual(try seen(LexicalSearch.topK(q, k: 8, in: compacted), compacted), try seen(LexicalSearch.topK(q, k: 8, in: idx), idx), q)
+        }
         XCTAssertEqual(Set(try DirectoryListing.names(in: dir.path)), IndexFiles.referenced(by: m).union([Manifest.fileName]))
     }
 

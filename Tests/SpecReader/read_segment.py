@@ -54,11 +54,12 @@ INDEX_SIZE = 16        # §8.8
 BLOCK_HEADER_SIZE = 8  # §8.9
 MAX_BLOCK = 0x7E000000
 
-VECTORS, QUANT, MODEL, DOCUMENTS, CHUNKS, HEADINGS, STRINGS, TEXT_INDEX, TEXT = range(1, 10)
+VECTORS, QUANT, MODEL, DOCUMENTS, CHUNKS, HEADINGS, STRINGS, TEXT_INDEX, TEXT, LEXICAL = range(1, 11)
 KIND_NAMES = {
     VECTORS: 'VECTORS', QUANT: 'QUANT', MODEL: 'MODEL', DOCUMENTS: 'DOCUMENTS', CHUNKS: 'CHUNKS',
-    HEADINGS: 'HEADINGS', STRINGS: 'STRINGS', TEXT_INDEX: 'TEXT_INDEX', TEXT: 'TEXT',
+    HEADINGS: 'HEADINGS', STRINGS: 'STRINGS', TEXT_INDEX: 'TEXT_INDEX', TEXT: 'TEXT', LEXICAL: 'LEXICAL',
 }
+OPTIONAL_KINDS = {LEXICAL}  # §8.11: segments written before it existed lack it
 # §8.3: the model descriptor's keys and JSON types.
 MODEL_KEYS = {'name': str, 'dimensions': int, 'pooling': str, 'normalized': bool,
               'maxTokens': int, 'weightsSHA256': str}
@@ -180,7 +181,7 @@ class Segment:
                 raise SegmentError('corrupt', f'section {name} appears twice')
             secs[kind] = (off, length, crc)
         for kind in sorted(KIND_NAMES):
-            if kind not in secs:
+            if kind not in secs and kind not in OPTIONAL_KINDS:
                 raise SegmentError('corrupt', f'section {KIND_NAMES[kind]} is missing')
         # #13 overlap.
         ordered = sorted(secs.values(), key=lambda s: (s[0], s[1]))
@@ -245,6 +246,10 @@ class Segment:
             if length > 0 and (block >= blocks or off + length > self.blocks[block][2]):
                 raise SegmentError('out_of_bounds', f'the text of chunk {i} is out of bounds')
 
+        # #22a the LEXICAL section's header, when present (the rest is decoded after #23).
+        if LEXICAL in secs:
+            lexical_header_checks(b, *secs[LEXICAL][:2], chunks)
+
         # #23 section checksums, in file order.
         for kind, (off, length, crc) in sorted(secs.items(), key=lambda kv: kv[1][0]):
             if crc32c(b[off:off + length]) != crc:
@@ -259,6 +264,9 @@ class Segment:
                 self.block_text.append(lz4_decompress(b[at + BLOCK_HEADER_SIZE:at + BLOCK_HEADER_SIZE + clen], ulen))
             except Exception as e:  # lz4.block.LZ4BlockError, ValueError
                 raise SegmentError('corrupt', f'text block {k} does not decompress to {ulen} bytes ({e})') from None
+
+        # §8.11 the LEXICAL section, when present, decoded whole.
+        self.lexical = read_lexical(b, *secs[LEXICAL][:2], chunks) if LEXICAL in secs else None
 
     def _model(self, dims):
         off, length, _ = self.secs[MODEL]
@@ -345,7 +353,110 @@ class Segment:
             'documents': [self.document(i) for i in range(h['document_count'])],
             'text_blocks': [{'block_offset': o, 'compressed_length': c, 'uncompressed_length': u} for o, c, u in self.blocks],
             'chunks': [self.chunk(i, text, vectors) for i in range(h['chunk_count'])],
+            'lexical': self.lexical,
         }
+
+
+def _varint(b, at, end, what):
+    """Unsigned LEB128 at b[at:end] (§8.11); returns (value, next offset)."""
+    v = shift = 0
+    while at < end and shift < 64:
+        byte = b[at]
+        at += 1
+        v |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return v, at
+        shift += 7
+    raise SegmentError('corrupt', f'LEXICAL: a varint in {what} runs past its end')
+
+
+def lexical_header_checks(b, off, length, chunks):
+    """§10 check 22a: what kbindex checks of LEXICAL at open, in its order."""
+    def bad(r):
+        return SegmentError('corrupt', f'LEXICAL: {r}')
+    if length < 40:
+        raise bad('shorter than its header')
+    T, B, C, total, D, P = struct.unpack_from('<IIQQQQ', b, off)
+    if B < 1:
+        raise bad('block size 0')
+    if C != chunks:
+        raise bad(f'{C} chunk lengths for {chunks} chunks')
+    nblocks = (T + B - 1) // B
+    if T > D // 4 or (T > P // 2 and T != 0):
+        raise bad(f'{T} terms in {D} + {P} bytes')
+    if 40 + 4 * C + 16 * nblocks + D + P != length:
+        raise bad('its lengths do not add up to the section')
+    if sum(struct.unpack_from(f'<{C}I', b, off + 40)) != total:
+        raise bad('chunk lengths do not add up to total_terms')
+    blocks_at = off + 40 + 4 * C
+    prev = (0, 0)
+    for k in range(nblocks):
+        e = struct.unpack_from('<QQ', b, blocks_at + 16 * k)
+        if not (e[0] < D and e[1] < P and (e == (0, 0) if k == 0 else (e[0] > prev[0] and e[1] > prev[1]))):
+            raise bad(f"block {k}'s offsets")
+        prev = e
+
+
+def read_lexical(b, off, length, chunks):
+    """The LEXICAL section (§8.11), every field checked: chunk lengths and each term's postings."""
+    def bad(r):
+        return SegmentError('corrupt', f'LEXICAL: {r}')
+    if length < 40:
+        raise bad('shorter than its header')
+    T, B, C, total, D, P = struct.unpack_from('<IIQQQQ', b, off)
+    if B < 1:
+        raise bad('block size 0')
+    if C != chunks:
+        raise bad(f'{C} chunk lengths for {chunks} chunks')
+    nblocks = (T + B - 1) // B
+    if 40 + 4 * C + 16 * nblocks + D + P != length:
+        raise bad('its lengths do not add up to the section')
+    lengths = list(struct.unpack_from(f'<{C}I', b, off + 40))
+    if sum(lengths) != total:
+        raise bad('chunk lengths do not add up to total_terms')
+    blocks_at = off + 40 + 4 * C
+    dict_at, dict_end = blocks_at + 16 * nblocks, blocks_at + 16 * nblocks + D
+    post_at = dict_end
+    at, ppos, prev, terms = dict_at, 0, b'', []
+    counted = [0] * C
+    for i in range(T):
+        if i % B == 0:
+            if struct.unpack_from('<QQ', b, blocks_at + 16 * (i // B)) != (at - dict_at, ppos):
+                raise bad(f'block {i // B} offsets')
+        shared, at = _varint(b, at, dict_end, 'the dictionary')
+        n, at = _varint(b, at, dict_end, 'the dictionary')
+        if (i % B == 0 and shared != 0) or shared > len(prev) or at + n > dict_end:
+            raise bad(f'dictionary entry {i}')
+        term = prev[:shared] + bytes(b[at:at + n])
+        at += n
+        if i > 0 and term <= prev:
+            raise bad('terms are not in strictly increasing byte order')
+        df, at = _varint(b, at, dict_end, 'the dictionary')
+        plen, at = _varint(b, at, dict_end, 'the dictionary')
+        if df < 1 or df > C or ppos + plen > P:
+            raise bad(f'postings of term {i}')
+        p, pend, chunk, entries = post_at + ppos, post_at + ppos + plen, -1, []
+        for k in range(df):
+            delta, p = _varint(b, p, pend, 'postings')
+            tf, p = _varint(b, p, pend, 'postings')
+            chunk = delta if k == 0 else chunk + delta
+            if (k > 0 and delta < 1) or chunk >= C or tf < 1:
+                raise bad(f'a postings entry of term {i}')
+            entries.append([chunk, tf])
+            counted[chunk] += tf
+        if p != pend:
+            raise bad(f'the postings of term {i} do not fill their length')
+        ppos += plen
+        try:
+            terms.append([term.decode('utf-8'), entries])
+        except UnicodeDecodeError:
+            raise bad(f'term {i} is not UTF-8') from None
+        prev = term
+    if at != dict_end or ppos != P:
+        raise bad('the dictionary or postings have bytes left over')
+    if counted != lengths:
+        raise bad("a chunk's length is not the sum of its term frequencies")
+    return {'chunk_lengths': lengths, 'terms': terms}
 
 
 def _finite(x):

@@ -38,6 +38,13 @@ func readEverything(_ path: String) {
         _ = r.scale(ofChunk: i)
         _ = r.sum(ofChunk: i)
     }
+    if let lex = r.lexical {
+        for c in 0..<lex.chunkCount { _ = lex.length(ofChunk: c) }
+        do {
+            for (t, _) in try lex.allTerms() { _ = try lex.postings(t) }
+            _ = try lex.postings(Array("the".utf8))
+        } catch { checkContract(error, names: path) }
+    }
     _ = r.damagedSections()
     do { try r.verify() } catch { checkContract(error, names: path) }
 }

@@ -44,6 +44,15 @@ public enum Compaction {
         }
         do {
             for (s, seg) in index.segments.enumerated() {
+                // The chunks' terms, from the LEXICAL section (nil: the writer tokenizes the text).
+                var termsOf: [[(term: [UInt8], tf: UInt32)]]?
+                if let lex = seg.lexical {
+                    var t = [[(term: [UInt8], tf: UInt32)]](repeating: [], count: seg.chunkCount)
+                    for (term, p) in try lex.allTerms() {
+                        for (c, f) in zip(p.chunks, p.frequencies) { t[c].append((term, UInt32(f))) }
+                    }
+                    termsOf = t
+                }
                 var chunksOf = [[Int]](repeating: [], count: seg.documentCount)
                 for c in 0..<seg.chunkCount { chunksOf[seg.documentIndex(ofChunk: c)].append(c) }
                 for d in 0..<seg.documentCount where !index.isDeleted(segment: s, document: d) && !chunksOf[d].isEmpty {
@@ -54,7 +63,7 @@ public enum Compaction {
                         record.document = doc
                         let row = UnsafeBufferPointer(start: seg.vectorBase + c * seg.rowStride, count: seg.dimensions)
                         writer.addQuantizedChunk(record, text: try seg.text(ofChunk: c), row: row,
-                                                 scale: seg.scale(ofChunk: c), sum: seg.sum(ofChunk: c))
+                                                 scale: seg.scale(ofChunk: c), sum: seg.sum(ofChunk: c), terms: termsOf?[c])
                     }
                     if writer.chunkCount >= segmentChunks { try flush() }
                 }
