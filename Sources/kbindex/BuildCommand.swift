@@ -221,7 +221,9 @@ struct BuildCommand: ParsableCommand {
                                                 lineStart: UInt32(c.lineStart), lineEnd: UInt32(c.lineEnd),
                                                 byteStart: UInt64(c.byteStart), byteEnd: UInt64(c.byteEnd),
                                                 headingPath: c.headingPath),
-                                    text: c.text, vector: vectors[v])
+                                    text: c.text, vector: vectors[v],
+                                    // BM25 sees what the model sees: the heading path and the text.
+                                    terms: LexicalTokenizer.counts(c.embeddingText))
                     textBytes += c.text.utf8.count
                     v += 1
                 }

@@ -33,6 +33,13 @@ struct InfoCommand: ParsableCommand {
         print("documents: \(Format.count(idx.liveDocumentCount))\(deletedDocs > 0 ? " (and \(Format.count(deletedDocs)) deleted)" : "")")
         print("chunks:    \(Format.count(idx.liveChunkCount))\(deletedChunks > 0 ? " (and \(Format.count(deletedChunks)) deleted, which 'kbindex compact' drops)" : "")")
         print("on disk:   \(Format.bytes(idx.bytesOnDisk))")
+        let lexicalBytes = idx.segments.reduce(0) { $0 + $1.sectionLength(.lexical) }
+        if LexicalSearch.isAvailable(in: idx) {
+            let terms = idx.segments.reduce(0) { $0 + ($1.lexical?.termCount ?? 0) }
+            print("lexical:   BM25 over \(Format.count(terms)) terms (summed over segments), \(Format.bytes(lexicalBytes)); query modes hybrid, vector, lexical")
+        } else {
+            print("lexical:   none (built before BM25 search; 'kbindex build --rebuild' adds it): vector search only")
+        }
         let cores = ProcessInfo.processInfo.activeProcessorCount
         print("scan:      \(DotKernel.active) kernel on \(cores) \(cores == 1 ? "core" : "cores") (KBINDEX_KERNEL=\(DotKernel.supported.map(\.description).joined(separator: "|")) forces one)")
         if verify {

@@ -401,19 +401,10 @@ def read_lexical(b, off, length, chunks):
     """The LEXICAL section (§8.11), every field checked: chunk lengths and each term's postings."""
     def bad(r):
         return SegmentError('corrupt', f'LEXICAL: {r}')
-    if length < 40:
-        raise bad('shorter than its header')
+    lexical_header_checks(b, off, length, chunks)
     T, B, C, total, D, P = struct.unpack_from('<IIQQQQ', b, off)
-    if B < 1:
-        raise bad('block size 0')
-    if C != chunks:
-        raise bad(f'{C} chunk lengths for {chunks} chunks')
     nblocks = (T + B - 1) // B
-    if 40 + 4 * C + 16 * nblocks + D + P != length:
-        raise bad('its lengths do not add up to the section')
     lengths = list(struct.unpack_from(f'<{C}I', b, off + 40))
-    if sum(lengths) != total:
-        raise bad('chunk lengths do not add up to total_terms')
     blocks_at = off + 40 + 4 * C
     dict_at, dict_end = blocks_at + 16 * nblocks, blocks_at + 16 * nblocks + D
     post_at = dict_end

@@ -78,11 +78,15 @@ struct IndexBench: ParsableCommand {
         let buildThreads = threads ?? ProcessInfo.processInfo.activeProcessorCount
         var tokens = 0, flops = 0.0
         var text: [UInt8] = []
-        var textSection = 0, vectorBytes = 0, quantBytes = 0
+        var textSection = 0, vectorBytes = 0, quantBytes = 0, lexicalBytes = 0
+        var tokenizeSeconds = 0.0  // what the LEXICAL section costs the build: cutting every chunk into terms
         for seg in idx.segments {
             for c in 0..<seg.chunkCount {
                 let chunkText = try seg.text(ofChunk: c)
                 text += Array(chunkText.utf8)
+                let t0 = now()
+                _ = LexicalTokenizer.counts(chunkText)
+                tokenizeSeconds += now() - t0
                 let path = seg.chunk(c).headingPath.joined(separator: " › ")
                 let n = embedder.tokenizer.encode((path.isEmpty ? "" : path + "\n") + chunkText).ids.count
                 tokens += n
@@ -91,6 +95,7 @@ struct IndexBench: ParsableCommand {
             textSection += seg.sectionLength(.text) + seg.sectionLength(.textIndex)
             vectorBytes += seg.sectionLength(.vectors)
             quantBytes += seg.sectionLength(.quant)
+            lexicalBytes += seg.sectionLength(.lexical)
         }
         let chunks = idx.chunkCount
         let onDisk = idx.bytesOnDisk
@@ -120,6 +125,7 @@ struct IndexBench: ParsableCommand {
             "index_bytes": onDisk, "text_bytes": text.count, "float32_vector_bytes": chunks * dims * 4,
             "index_vs_raw_text_plus_f32": Double(onDisk) / Double(rawBaseline),
             "vectors_bytes": vectorBytes, "quant_bytes": quantBytes, "text_section_bytes": textSection,
+            "lexical_bytes": lexicalBytes, "lexical_tokenize_s": tokenizeSeconds,
             "text_ratio_blocks": Double(text.count) / Double(textSection),
             "text_ratio_whole_lz4": Double(text.count) / Double(wholeLZ4),
             "query_p50_ms": qp50 * 1000, "query_p90_ms": qp90 * 1000, "process_start_p50_ms": sp50 * 1000,
@@ -138,7 +144,9 @@ struct IndexBench: ParsableCommand {
             ["  int8 vectors", "\(vectorBytes)", fmt(Double(vectorBytes) / Double(rawBaseline), 3)],
             ["  quantization terms", "\(quantBytes)", fmt(Double(quantBytes) / Double(rawBaseline), 3)],
             ["  text (LZ4 blocks + index)", "\(textSection)", fmt(Double(textSection) / Double(rawBaseline), 3)],
+            ["  lexical (BM25 terms, postings)", "\(lexicalBytes)", fmt(Double(lexicalBytes) / Double(rawBaseline), 3)],
         ])
+        print("lexical section: \(fmt(100 * Double(lexicalBytes) / Double(onDisk)))% of the index; cutting every chunk into terms took \(fmt(tokenizeSeconds, 2)) s on one thread" + (skipBuild ? "" : ", \(fmt(100 * tokenizeSeconds / buildTime, 2))% of the build's time"))
         printTable("text compression", header: ["scheme", "bytes", "ratio"], rows: [
             ["chunk text, uncompressed", "\(text.count)", "1.00"],
             ["LZ4, whole text at once", "\(wholeLZ4)", fmt(Double(text.count) / Double(wholeLZ4), 2)],

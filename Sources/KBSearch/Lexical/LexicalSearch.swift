@@ -117,21 +117,17 @@ public enum Fusion {
     /// (segment, chunk). O((|vector| + |lexical|) log).
     public static func fuse(vector: [Hit], lexical: [Hit], k: Int, options: Options = Options()) -> [FusedHit] {
         var byKey: [Int: FusedHit] = [:]
-        func key(_ h: Hit) -> Int { h.segment << 40 | h.chunk }
-        for (r, h) in vector.enumerated() {
-            var f = byKey[key(h)] ?? FusedHit(segment: h.segment, chunk: h.chunk, score: 0)
-            f.vectorRank = r + 1
-            f.vectorScore = h.score
-            f.score += options.vectorWeight / (options.constant + Double(r + 1))
-            byKey[key(h)] = f
+        func add(_ list: [Hit], weight: Double, _ mark: (inout FusedHit, Int, Float) -> Void) {
+            for (r, h) in list.enumerated() {
+                let key = h.segment << 40 | h.chunk
+                var f = byKey[key] ?? FusedHit(segment: h.segment, chunk: h.chunk, score: 0)
+                mark(&f, r + 1, h.score)
+                f.score += weight / (options.constant + Double(r + 1))
+                byKey[key] = f
+            }
         }
-        for (r, h) in lexical.enumerated() {
-            var f = byKey[key(h)] ?? FusedHit(segment: h.segment, chunk: h.chunk, score: 0)
-            f.lexicalRank = r + 1
-            f.lexicalScore = h.score
-            f.score += options.lexicalWeight / (options.constant + Double(r + 1))
-            byKey[key(h)] = f
-        }
+        add(vector, weight: options.vectorWeight) { f, rank, score in f.vectorRank = rank; f.vectorScore = score }
+        add(lexical, weight: options.lexicalWeight) { f, rank, score in f.lexicalRank = rank; f.lexicalScore = score }
         return Array(byKey.values.sorted { $0.score != $1.score ? $0.score > $1.score : ($0.segment, $0.chunk) < ($1.segment, $1.chunk) }.prefix(k))
     }
 }
