@@ -5,8 +5,8 @@
 #   scripts/fuzz.sh manifest SECONDS   Manifest.read(from:)
 #
 # Builds Fuzz/ (its own package, depending on this one) with -sanitize=fuzzer,address, writes
-# a seed corpus of valid segments or manifests into Fuzz/corpus/TARGET if it is empty (the fuzz
-# binary writes them itself when KBINDEX_FUZZ_SEEDS is set), then runs libFuzzer for SECONDS
+# a seed corpus of valid segments or manifests into Fuzz/corpus/TARGET (every run, so the seeds
+# follow the writer; the fuzz binary writes them itself when KBINDEX_FUZZ_SEEDS is set), then runs libFuzzer for SECONDS
 # over that corpus (new inputs are added to it), with Fuzz/TARGET.dict. Inputs that crash,
 # trap, leak or run out of memory are saved under Fuzz/crashes/TARGET/; reproduce one with
 #   Fuzz/.build/debug/fuzz-TARGET Fuzz/crashes/TARGET/crash-…
@@ -26,10 +26,10 @@ bin="$(swift build "${flags[@]}" --show-bin-path)/fuzz-$target"
 
 corpus="corpus/$target" crashes="crashes/$target"
 mkdir -p "$corpus" "$crashes"
-if [ -z "$(ls -A "$corpus")" ]; then
-  echo "== writing seeds into Fuzz/$corpus"
-  KBINDEX_FUZZ_SEEDS="$corpus" "$bin"
-fi
+# The seeds are (re)written every run, so the corpus always holds files in the format the
+# current writer produces (e.g. with sections added since the corpus was started).
+echo "== writing seeds into Fuzz/$corpus"
+KBINDEX_FUZZ_SEEDS="$corpus" "$bin"
 
 log="$(mktemp "${TMPDIR:-/tmp}/kbindex-fuzz-$target.XXXXXX")"
 trap 'rm -f "$log"' EXIT
