@@ -10,11 +10,11 @@ struct CompactCommand: ParsableCommand {
         commandName: "compact",
         abstract: "Merge an index's segments into fewer and drop deleted chunks.",
         discussion: """
-            Every 'kbindex build' after the first writes the changed files as a new segment \\
-            and marks their old chunks deleted. Compaction copies the live chunks into new \\
-            segments (nothing is re-embedded; scores stay exactly the same) and switches the \\
-            manifest atomically. Queries keep working while it runs. 'kbindex build' compacts \\
-            on its own when a quarter of the chunks are deleted or there are more than 16 \\
+            Every 'kbindex build' after the first writes the changed files as a new segment \
+            and marks their old chunks deleted. Compaction copies the live chunks into new \
+            segments (nothing is re-embedded; scores stay exactly the same) and switches the \
+            manifest atomically. Queries keep working while it runs. 'kbindex build' compacts \
+            on its own when a quarter of the chunks are deleted or there are more than 16 \
             segments.
 
             Examples:

@@ -11,20 +11,20 @@ struct EvalCommand: ParsableCommand {
         commandName: "eval",
         abstract: "Measure what the index finds for a set of questions with known answers.",
         discussion: """
-            QUESTIONS is a TSV file with the header id<TAB>question<TAB>relevant_paths, or \\
-            JSON lines with the fields id, question and relevant_paths. Relevant paths are \\
-            relative to the indexed folder and comma-separated, each optionally with #anchor \\
-            or a line range :L10-L40. A retrieved chunk is relevant when its document is one of \\
+            QUESTIONS is a TSV file with the header id<TAB>question<TAB>relevant_paths, or \
+            JSON lines with the fields id, question and relevant_paths. Relevant paths are \
+            relative to the indexed folder and comma-separated, each optionally with #anchor \
+            or a line range :L10-L40. A retrieved chunk is relevant when its document is one of \
             them (and, with a line range, when its lines overlap the range).
 
-            Every question is run against the index, and the table shows, per retrieval mode: \\
-            recall@1/5/10 (share of a question's relevant places found in the first k hits), \\
-            MRR@10 (1/rank of the first relevant hit), nDCG@10 (binary gains, each place counted \\
-            once), hit rate (a relevant hit in the top 10), and p50/p95 query latency (embedding \\
-            included, one question at a time). Then it lists the questions that failed (no \\
+            Every question is run against the index, and the table shows, per retrieval mode: \
+            recall@1/5/10 (share of a question's relevant places found in the first k hits), \
+            MRR@10 (1/rank of the first relevant hit), nDCG@10 (binary gains, each place counted \
+            once), hit rate (a relevant hit in the top 10), and p50/p95 query latency (embedding \
+            included, one question at a time). Then it lists the questions that failed (no \
             relevant hit in the top 10) with what came back instead.
 
-            Modes: vector (the exact int8 scan). The lexical (BM25) and hybrid modes need the \\
+            Modes: vector (the exact int8 scan). The lexical (BM25) and hybrid modes need the \
             lexical section in the segment format, which this version does not write yet.
 
             Examples:
