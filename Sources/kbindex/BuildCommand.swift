@@ -393,11 +393,7 @@ struct BuildCommand: ParsableCommand {
     /// and deletion files the manifest does not name): then even a build with no changes
     /// commits, which removes them.
     static func hasStrayFiles(_ dir: URL, _ manifest: Manifest) -> Bool {
-        let referenced = IndexFiles.referenced(by: manifest)
-        return ((try? DirectoryListing.names(in: dir.path)) ?? []).contains { name in
-            name.contains(".tmp-")
-                || ((name.hasSuffix(IndexFiles.segmentSuffix) || name.hasSuffix(IndexFiles.deletionSuffix)) && !referenced.contains(name))
-        }
+        !IndexFiles.unreferenced(in: dir, keeping: IndexFiles.referenced(by: manifest)).isEmpty
     }
 }
 

@@ -46,7 +46,7 @@ struct VerifyCommand: ParsableCommand {
                         do { _ = try seg.text(ofChunk: c) } catch { problems.append("\(error)"); break }
                     }
                 }
-                sections += SectionKind.allCases.count
+                sections += SectionKind.required.count + (seg.lexical == nil ? 0 : 1)
                 chunks += seg.chunkCount
                 if let name = entry.deletions {
                     let set = try DeletionSet.read(path: url.appendingPathComponent(name).path)

@@ -30,19 +30,23 @@ public enum IndexFiles {
         removeUnreferenced(in: dir, keeping: referenced(by: manifest))
     }
 
-    /// Removes segment and deletion files not in `keeping`, and temporary files a killed
-    /// writer left (`*.tmp-<pid>`). Only the holder of the index's write lock may call it
-    /// (another writer's temporary files would go). Best effort: a file that cannot be
+    /// The files in `dir` that no change needs: segment and deletion files not in `keeping`,
+    /// and temporary files a killed writer left (`*.tmp-<pid>`). Empty when the folder cannot
+    /// be listed.
+    public static func unreferenced(in dir: URL, keeping: Set<String>) -> [String] {
+        ((try? DirectoryListing.names(in: dir.path)) ?? []).filter { name in
+            let ours = name.hasSuffix(segmentSuffix) || name.hasSuffix(deletionSuffix)
+            return (ours && !keeping.contains(name)) || name.contains(".tmp-")
+        }
+    }
+
+    /// Removes `unreferenced(in:keeping:)`. Only the holder of the index's write lock may
+    /// call it (another writer's temporary files would go). Best effort: a file that cannot be
     /// removed stays until the next change.
     public static func removeUnreferenced(in dir: URL, keeping: Set<String>) {
-        guard let names = try? DirectoryListing.names(in: dir.path) else { return }
-        var removed = 0
-        for name in names {
-            let ours = name.hasSuffix(segmentSuffix) || name.hasSuffix(deletionSuffix)
-            guard (ours && !keeping.contains(name)) || name.contains(".tmp-") else { continue }
+        for (i, name) in unreferenced(in: dir, keeping: keeping).enumerated() {
             try? FileManager.default.removeItem(at: dir.appendingPathComponent(name))
-            removed += 1
-            if removed == 1 { FaultInjection.point("mid-cleanup") }
+            if i == 0 { FaultInjection.point("mid-cleanup") }
         }
     }
 }
