@@ -129,11 +129,7 @@ struct EvalCommand: ParsableCommand {
     /// Runs every question against the index of `indexOption` in every mode.
     func evaluate(_ set: [Question], indexOption: String?) throws -> Run {
         let idx = try IndexOpening.open(indexOption)
-        let built = idx.manifest.model
-        let embedder = try ModelLoading.load(model, preferred: built.name)
-        if let reason = built.incompatibility(with: try ModelLoading.descriptor(of: embedder)) {
-            throw CLIError("\(reason): evaluate with the model the index was built with (--model)")
-        }
+        let embedder = try ModelLoading.load(model, forIndexBuiltWith: idx.manifest.model, verb: "evaluate")
         let retriever = Retriever(index: idx, embedder: embedder, fusion: fusion.options)
         let modes: [SearchMode] = LexicalSearch.isAvailable(in: idx) ? [.lexical, .vector, .hybrid] : [.vector]
         var summaries: [(String, EvalSummary)] = []

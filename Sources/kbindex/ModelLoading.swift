@@ -17,6 +17,17 @@ enum ModelLoading {
         }
     }
 
+    /// The model to embed questions for an index built with `built`: `option`, else the
+    /// index's own model. A model whose vectors are not comparable is a `CLIError` that says
+    /// what differs and what to do (`verb`: "query", "evaluate").
+    static func load(_ option: String?, forIndexBuiltWith built: ModelDescriptor, verb: String) throws -> Embedder {
+        let embedder = try load(option, preferred: built.name)
+        if let reason = built.incompatibility(with: try descriptor(of: embedder)) {
+            throw CLIError("\(reason): \(verb) with the model the index was built with (--model), or rebuild the index with 'kbindex build'")
+        }
+        return embedder
+    }
+
     /// What an index records about the model that made its vectors. The weights' SHA-256
     /// is cached beside them (`model.safetensors.sha256`, keyed by size and mtime), so only
     /// the first use hashes the 90 MB file.

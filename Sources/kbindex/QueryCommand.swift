@@ -82,12 +82,7 @@ struct QueryCommand: ParsableCommand {
 
     func run() throws {
         let idx = try IndexOpening.open(index)
-        let built = idx.manifest.model
-        let embedder = try ModelLoading.load(model, preferred: built.name)
-        let descriptor = try ModelLoading.descriptor(of: embedder)
-        if let reason = built.incompatibility(with: descriptor) {
-            throw CLIError("\(reason): query with the model the index was built with (--model), or rebuild the index with 'kbindex build'")
-        }
+        let embedder = try ModelLoading.load(model, forIndexBuiltWith: idx.manifest.model, verb: "query")
         let globs = path.map { Glob($0) }
         let filter: DocumentFilter? = globs.isEmpty ? nil : { seg, doc in
             let p = seg.document(doc).path
