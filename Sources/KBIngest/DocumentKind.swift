@@ -48,6 +48,12 @@ public struct IngestOptions: Sendable {
     /// Absolute paths of folders never entered (kbindex passes its own index folder).
     /// Compared by device and inode, so another spelling of the same folder is caught too.
     public var excludedDirectories: [String] = []
+    /// Skip source files that look minified or generated (`SkipReason.minified`): a code file
+    /// whose first 8 KiB have an average line length over `Walker.minifiedLineLength` bytes,
+    /// as GitHub Linguist judges minified JavaScript. Such files (a bundled `app.min.js`, a
+    /// search index written as one line of JSON) are not prose or readable code, and their
+    /// thousands of chunks drown real answers.
+    public var skipMinified: Bool = true
     /// Follow symbolic links (to files and folders); loops are detected from the device and
     /// inode of each folder on the current path (and cycles of links from ELOOP) and reported
     /// as `SkipReason.symlinkLoop`.
@@ -76,6 +82,9 @@ public enum SkipReason: String, Sendable, CaseIterable {
     case symlinkLoop
     /// Zero bytes, or only whitespace.
     case empty
+    /// Source code whose lines average more than `Walker.minifiedLineLength` bytes (see
+    /// `IngestOptions.skipMinified`).
+    case minified
 }
 
 /// One file the walker chose to index.

@@ -15,6 +15,9 @@ public struct Walker: Sendable {
 
     private static let neverEntered: Set<String> = ["node_modules", ".git"]
     private static let sniffSize = 8 << 10
+    /// Average line length (bytes, over the first 8 KiB) above which a code file counts as
+    /// minified: GitHub Linguist's threshold for minified JavaScript and CSS.
+    public static let minifiedLineLength = 110
 
     /// A walker over `root` (not touched until `walk`).
     public init(root: URL, options: IngestOptions) {
@@ -182,6 +185,9 @@ public struct Walker: Sendable {
                 return skip(.empty, "only whitespace")
             }
         }
+        if options.skipMinified && kind == .code, let average = Walker.averageLineLength(head), average > Walker.minifiedLineLength {
+            return skip(.minified, "its lines average \(average) bytes (over at most its first 8 KiB); --include-minified indexes it")
+        }
         if kind == .text && (name as NSString).pathExtension.isEmpty, head.starts(with: Array("#!".utf8)) {
             let line = String(decoding: head.prefix(while: { $0 != 0x0A }), as: UTF8.self)
             if line.contains("python") { (kind, language) = (.code, "python") }
@@ -189,6 +195,15 @@ public struct Walker: Sendable {
         }
         return SourceFile(relativePath: rel, url: root.appendingPathComponent(rel), size: status.size,
                           mtimeNanoseconds: status.mtimeNanoseconds, kind: kind, language: language)
+    }
+
+    /// The mean length in bytes of the lines of `head` (a final line without its newline
+    /// counts as a line), or nil for an empty buffer. O(head).
+    static func averageLineLength(_ head: Data) -> Int? {
+        guard !head.isEmpty else { return nil }
+        let newlines = head.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
+        let lines = newlines + (head.last == 0x0A ? 0 : 1)
+        return (head.count - newlines) / max(lines, 1)
     }
 
     private static func isWhitespace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09 || b == 0x0B || b == 0x0C }

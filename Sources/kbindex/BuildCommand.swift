@@ -13,10 +13,10 @@ struct BuildCommand: ParsableCommand {
         commandName: "build",
         abstract: "Index a folder of documents (markdown, text, HTML, source code).",
         discussion: """
-            Walks FOLDER (honouring .gitignore, skipping hidden, binary and oversized files), \
-            cuts every document along its structure (headings, paragraphs, declarations) into \
-            chunks that fit the model, embeds them with the built-in model, and writes the \
-            index: by default FOLDER/.kbindex.
+            Walks FOLDER (honouring .gitignore, skipping hidden, binary, oversized and minified \
+            files), cuts every document along its structure (headings, paragraphs, \
+            declarations) into chunks that fit the model, embeds them with the built-in \
+            model, and writes the index: by default FOLDER/.kbindex.
 
             Run it again after the documents change: it re-reads only files whose size or \
             modification time changed, re-embeds only those whose content changed, and marks \
@@ -58,6 +58,9 @@ struct BuildCommand: ParsableCommand {
 
     @Flag(help: "No progress line and no per-file warnings; only the summary.")
     var quiet = false
+
+    @Flag(help: ArgumentHelp("Also index source files that look minified or generated (lines averaging over 110 bytes, such as bundled .min.js files or a one-line search index); by default they are skipped."))
+    var includeMinified = false
 
     @Flag(help: "Re-read and re-embed every file, ignoring the existing index.")
     var rebuild = false
@@ -121,6 +124,7 @@ struct BuildCommand: ParsableCommand {
         options.include = include
         options.exclude = exclude
         options.maxFileSize = Int(maxFileSize * 1_048_576)
+        options.skipMinified = !includeMinified
         options.excludedDirectories = [indexURL.path]
         var skipped: [SkipReason: Int] = [:]
         var warnings = 0
@@ -374,6 +378,7 @@ struct BuildCommand: ParsableCommand {
         case .unreadable: return "unreadable"
         case .symlinkLoop: return "symlink loop"
         case .empty: return "empty"
+        case .minified: return "minified"
         }
     }
 

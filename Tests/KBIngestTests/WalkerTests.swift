@@ -56,6 +56,35 @@ final class WalkerTests: XCTestCase {
         XCTAssertEqual(result.paths, ["fits.txt"])
     }
 
+    func testMinifiedCodeIsSkippedUnlessAskedFor() throws {
+        // One 20 KB line (a bundle or a one-line search index), and a license comment
+        // followed by a long line: both average far over 110 bytes in the first 8 KiB.
+        try folder.write("app.min.js", "var a=" + String(repeating: "f(1),", count: 4000) + "0;")
+        try folder.write("lib.js", "/*! lib v1 | MIT */\n" + String(repeating: "x=1;", count: 3000) + "\n")
+        // Ordinary code with a few long lines, exactly at the threshold, and prose with
+        // one-paragraph lines: kept.
+        try folder.write("app.js", String(repeating: "function f(x) {\n  return x + 1;\n}\n", count: 50)
+                         + "const s = \"" + String(repeating: "y", count: 300) + "\";\n")
+        try folder.write("edge.py", String(repeating: String(repeating: "a", count: 110) + "\n", count: 3))
+        try folder.write("notes.md", String(repeating: String(repeating: "word ", count: 200) + "\n\n", count: 5))
+        let result = try walk(folder)
+        XCTAssertEqual(result.reason("app.min.js"), .minified)
+        XCTAssertEqual(result.reason("lib.js"), .minified)
+        XCTAssertEqual(result.skipped["app.min.js"]?.detail, "its lines average 8192 bytes (over at most its first 8 KiB); --include-minified indexes it")
+        XCTAssertEqual(result.paths, ["app.js", "edge.py", "notes.md"])
+
+        let all = try walk(folder) { $0.skipMinified = false }
+        XCTAssertEqual(all.paths, ["app.js", "app.min.js", "edge.py", "lib.js", "notes.md"])
+    }
+
+    func testAverageLineLength() {
+        XCTAssertNil(Walker.averageLineLength(Data()))
+        XCTAssertEqual(Walker.averageLineLength(Data("abc".utf8)), 3)
+        XCTAssertEqual(Walker.averageLineLength(Data("abc\n".utf8)), 3)
+        XCTAssertEqual(Walker.averageLineLength(Data("ab\ncdef\n".utf8)), 3)
+        XCTAssertEqual(Walker.averageLineLength(Data("\n\n\n".utf8)), 0)
+    }
+
     func testEmptyAndWhitespaceOnlyFilesAreSkipped() throws {
         try folder.write("empty.md", "")
         try folder.write("blank.md", " \n\t\r\n")
