@@ -79,17 +79,7 @@ public enum Search {
             precondition(seg.dimensions == dims, "query has \(dims) dimensions, segment \(seg.path) has \(seg.dimensions)")
         }
         // 1. Quantize every query once.
-        var q = [Int8](repeating: 0, count: nq * dims)
-        var qScales = [Float](repeating: 0, count: nq)
-        q.withUnsafeMutableBufferPointer { qb in
-            for (j, query) in queries.enumerated() {
-                precondition(query.count == dims, "query \(j) has \(query.count) dimensions, not \(dims)")
-                query.withUnsafeBufferPointer { x in
-                    qScales[j] = Quantization.quantize(x, into: UnsafeMutableBufferPointer(rebasing: qb[j * dims..<(j + 1) * dims])).scale
-                }
-            }
-        }
-        let batch = QueryBatch(queries: q, count: nq, dimensions: dims, kernel: options.kernel ?? .active)
+        let (batch, qScales) = prepare(queries, dimensions: dims, kernel: options.kernel)
 
         // 2. Which documents pass, as one bitmap per segment: not deleted by a later build,
         // and accepted by the filter. nil: every document passes.
@@ -128,6 +118,49 @@ public enum Search {
             for heaps in perThread where !heaps.isEmpty { for h in heaps[j].heap { merged.offer(h) } }
             return merged.sorted().map { Hit(segment: $0.segment, chunk: $0.chunk, score: $0.score * qScales[j]) }
         }
+    }
+}
+
+extension Search {
+    /// The vector scores of the given chunks for `query`, computed exactly as `topK` computes
+    /// them (the same quantized query, kernel and rescaling), so a chunk scores the same here
+    /// as in any top-k list that holds it. Deleted chunks are scored too: callers choose which
+    /// chunks to ask about.
+    ///
+    /// Cost: O(chunks · dims).
+    /// - Precondition: `query` has the index's dimensions; every (segment, chunk) exists.
+    public static func scores(_ query: [Float], of chunks: [(segment: Int, chunk: Int)], in index: IndexDirectory,
+                              kernel: DotKernel? = nil) -> [Float] {
+        guard !chunks.isEmpty else { return [] }
+        let (batch, qScales) = prepare([query], dimensions: query.count, kernel: kernel)
+        let out = UnsafeMutablePointer<ScanCandidate>.allocate(capacity: 1)
+        defer { out.deallocate() }
+        var threshold = -Float.infinity
+        return chunks.map { c in
+            let seg = index.segments[c.segment]
+            precondition(seg.dimensions == query.count && c.chunk >= 0 && c.chunk < seg.chunkCount, "no chunk \(c) of dimension \(query.count)")
+            let quant = seg.quantBase + c.chunk * seg.quantRecordStride
+            let found = batch.scan(rows: seg.vectorBase + c.chunk * seg.rowStride, stride: seg.rowStride, n: 1,
+                                   scales: quant, sums: quant + 4, quantStride: seg.quantRecordStride,
+                                   thresholds: &threshold, into: out)
+            return found == 1 ? out[0].score * qScales[0] : -.infinity
+        }
+    }
+
+    /// Quantizes every query once into a batch for the scan kernels, with each query's scale.
+    static func prepare(_ queries: [[Float]], dimensions dims: Int, kernel: DotKernel?) -> (QueryBatch, [Float]) {
+        let nq = queries.count
+        var q = [Int8](repeating: 0, count: nq * dims)
+        var qScales = [Float](repeating: 0, count: nq)
+        q.withUnsafeMutableBufferPointer { qb in
+            for (j, query) in queries.enumerated() {
+                precondition(query.count == dims, "query \(j) has \(query.count) dimensions, not \(dims)")
+                query.withUnsafeBufferPointer { x in
+                    qScales[j] = Quantization.quantize(x, into: UnsafeMutableBufferPointer(rebasing: qb[j * dims..<(j + 1) * dims])).scale
+                }
+            }
+        }
+        return (QueryBatch(queries: q, count: nq, dimensions: dims, kernel: kernel ?? .active), qScales)
     }
 }
 

@@ -97,7 +97,7 @@ final class LexicalSearchTests: XCTestCase {
     func testFusionIsReciprocalRankWithDeterministicTies() {
         let v = [Hit(segment: 0, chunk: 1, score: 0.9), Hit(segment: 0, chunk: 2, score: 0.8), Hit(segment: 1, chunk: 0, score: 0.7)]
         let l = [Hit(segment: 1, chunk: 0, score: 9), Hit(segment: 0, chunk: 5, score: 5)]
-        let f = Fusion.fuse(vector: v, lexical: l, k: 10)
+        let f = Fusion.reciprocalRank(vector: v, lexical: l, k: 10)
         // (1,0): 1/63 + 1/61; (0,1): 1/61; (0,5): 1/62; (0,2): 1/62 — (0,2) before (0,5) by position.
         XCTAssertEqual(f.map { [$0.segment, $0.chunk] }, [[1, 0], [0, 1], [0, 2], [0, 5]])
         XCTAssertEqual(f[0].score, 1.0 / 63 + 1.0 / 61, accuracy: 1e-15)
@@ -106,10 +106,10 @@ final class LexicalSearchTests: XCTestCase {
         XCTAssertEqual(f[0].lexicalScore, 9)
         XCTAssertNil(f[1].lexicalRank)
         XCTAssertEqual(f[2].score, f[3].score)
-        let weighted = Fusion.fuse(vector: v, lexical: l, k: 2, options: .init(constant: 0, vectorWeight: 0, lexicalWeight: 2))
+        let weighted = Fusion.reciprocalRank(vector: v, lexical: l, k: 2, options: .init(method: .rrf, constant: 0, vectorWeight: 0, lexicalWeight: 2))
         XCTAssertEqual(weighted.map { [$0.segment, $0.chunk] }, [[1, 0], [0, 5]])
         XCTAssertEqual(weighted[0].score, 2.0)
-        XCTAssertEqual(Fusion.fuse(vector: v, lexical: l, k: 10), f, "fusion is deterministic")
+        XCTAssertEqual(Fusion.reciprocalRank(vector: v, lexical: l, k: 10), f, "fusion is deterministic")
     }
 
     /// A segment written before the LEXICAL section existed: its directory entry turned into

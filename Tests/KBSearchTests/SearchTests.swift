@@ -176,6 +176,23 @@ final class SearchTests: XCTestCase {
         }
     }
 
+    func testScoresOfChosenChunksEqualTheScanOnEveryKernel() throws {
+        var rng = SeededRNG(seed: 21)
+        let dims = 103
+        let idx = try makeIndexOfSizes([300, 7, 250], dims: dims, seed: 4)
+        let all = idx.segments.enumerated().flatMap { s, seg in (0..<seg.chunkCount).map { (segment: s, chunk: $0) } }
+        for _ in 0..<5 {
+            let q = Self.unit(&rng, dims: dims)
+            let want = Dictionary(uniqueKeysWithValues: exactReference(q, idx, k: all.count).map { ([$0.segment, $0.chunk], $0.score) })
+            let asked = (0..<40).map { _ in all[Int.random(in: 0..<all.count, using: &rng)] } + [all[0], all[all.count - 1]]
+            for kernel in DotKernel.supported {
+                let got = Search.scores(q, of: asked, in: idx, kernel: kernel)
+                XCTAssertEqual(got, asked.map { want[[$0.segment, $0.chunk]]! }, "\(kernel)")
+            }
+        }
+        XCTAssertEqual(Search.scores(Self.unit(&rng, dims: dims), of: [], in: idx), [])
+    }
+
     func testBatchTiesBreakByPositionOnEveryKernel() throws {
         let same = (0..<64).map { Float($0 % 7) - 3 }
         let idx = try makeIndexOfSizes([300, 300], dims: 64, seed: 2, vectors: { _, _ in same })
