@@ -24,13 +24,16 @@ struct EvalCommand: ParsableCommand {
             included, one question at a time). Then it lists the questions that failed (no \
             relevant hit in the top 10) with what came back instead.
 
-            Modes: vector (the exact int8 scan). The lexical (BM25) and hybrid modes need the \
-            lexical section in the segment format, which this version does not write yet.
+            Modes: lexical (BM25), vector (the exact int8 scan) and hybrid (both, fused as \
+            'kbindex query' fuses them; --fusion, --alpha and the rank fusion options change \
+            how). An index built before BM25 existed has no lexical section and is evaluated \
+            in vector mode only.
 
             Examples:
               kbindex eval Benchmarks/questions/python-docs.tsv --index .demo/pydocs.kbindex
               kbindex eval questions.jsonl --json > eval.json
               kbindex eval questions.tsv --index small-chunks.kbindex --compare big-chunks.kbindex
+              kbindex eval questions.tsv --fusion rrf --rrf-k 20
             """
     )
 
@@ -69,12 +72,13 @@ struct EvalCommand: ParsableCommand {
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            var out = runs[0].json
+            let out = runs[0].json
+            out.fusion = fusion.summary
             if runs.count > 1 { out.compare = runs[1].json }
             print(String(decoding: try enc.encode(out), as: UTF8.self))
             return
         }
-        print("\(set.count) questions from \(questions)")
+        print("\(set.count) questions from \(questions); hybrid: \(fusion.summary)")
         let header = ["index", "mode", "recall@1", "recall@5", "recall@10", "MRR@10", "nDCG@10", "hit rate", "p50 ms", "p95 ms"]
         var rows: [[String]] = []
         for run in runs {
@@ -207,6 +211,8 @@ final class JSONRun: Encodable {
     let index: String
     let modes: [String: JSONMetrics]
     let questions: [JSONQuestion]
+    /// How hybrid mode fused (`FusionOptions.summary`), on the top-level run.
+    var fusion: String?
     var compare: JSONRun?
     init(index: String, modes: [String: JSONMetrics], questions: [JSONQuestion]) {
         self.index = index

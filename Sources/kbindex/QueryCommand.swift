@@ -18,10 +18,13 @@ struct QueryCommand: ParsableCommand {
             Modes (--mode): vector embeds the question with the model the index was built \
             with and scores every chunk exactly (cosine similarity, -1…1); lexical ranks \
             chunks by BM25 over their words (identifiers like os.path.join and camelCase are \
-            also split into parts); hybrid (the default) runs both and fuses the two rankings \
-            by reciprocal rank fusion: a chunk at rank r in a list adds weight/(c + r), c = \
-            --rrf-k. Hybrid output shows each hit's fused score, cosine and BM25 score; \
-            --json adds vector_score, bm25_score, vector_rank and lexical_rank.
+            also split into parts); hybrid (the default) runs both at once and fuses them. \
+            By default (--fusion convex) every chunk either search found scores \
+            α·cosine + (1−α)·BM25/(the best BM25 among them), α = --alpha (0.85, chosen on \
+            a dev question set; see Benchmarks/RESULTS.md); --fusion rrf uses reciprocal rank \
+            fusion instead: a chunk at rank r in a list adds weight/(c + r), c = --rrf-k. \
+            Hybrid output shows each hit's fused score, cosine and BM25 score; --json adds \
+            vector_score, bm25_score, vector_rank and lexical_rank.
 
             With --batch FILE (one question per line, - for standard input), every question \
             is answered in one pass over the index, and each prints as one JSON line: \
@@ -139,8 +142,8 @@ struct QueryCommand: ParsableCommand {
         }
     }
 
-    /// "0.512" (vector), "bm25 7.31" (lexical), "0.0325 (cos 0.512, bm25 7.31)" (hybrid; a
-    /// dash where the hit was not in that list's top 100).
+    /// "0.512" (vector), "bm25 7.31" (lexical), "0.6125 (cos 0.512, bm25 7.31)" (hybrid; with
+    /// --fusion rrf, a dash where the hit was not in that list's top 100).
     static func scoreText(_ h: RankedHit, _ mode: SearchMode) -> String {
         switch mode {
         case .vector: return String(format: "%.3f", h.score)

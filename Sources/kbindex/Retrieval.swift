@@ -27,51 +27,79 @@ struct Retriever {
     var filter: DocumentFilter?
 
     /// Answers `questions` in `mode`, k hits each. The vector scans of all questions share one
-    /// pass over memory. Throws `CLIError` when the lexical index is missing or damaged.
+    /// pass over memory, and the BM25 statistics are computed once. Throws `CLIError` when the
+    /// lexical index is missing or damaged.
     func answer(_ questions: [String], mode: SearchMode, k: Int) throws -> [[RankedHit]] {
-        let depth = mode == .hybrid ? max(k, Fusion.depth) : k
-        var vector: [[Hit]] = Array(repeating: [], count: questions.count)
-        if mode != .lexical {
-            vector = Search.topK(batch: embedder.embed(questions), k: depth, in: index, documentFilter: filter, options: .init(threads: threads))
-        }
-        var lexical: [[Hit]] = Array(repeating: [], count: questions.count)
-        if mode != .vector {
-            do {
-                lexical = try questions.map { try LexicalSearch.topK($0, k: depth, in: index, documentFilter: filter) }
-            } catch {
-                throw CLIError(error)
-            }
-        }
-        return zip(vector, lexical).map { v, l in
+        let options = Search.Options(threads: threads)
+        do {
             switch mode {
             case .vector:
-                return v.enumerated().map { RankedHit(segment: $1.segment, chunk: $1.chunk, score: Double($1.score), vectorScore: $1.score, vectorRank: $0 + 1) }
+                return Search.topK(batch: embedder.embed(questions), k: k, in: index, documentFilter: filter, options: options).map { hits in
+                    hits.enumerated().map { RankedHit(segment: $1.segment, chunk: $1.chunk, score: Double($1.score), vectorScore: $1.score, vectorRank: $0 + 1) }
+                }
             case .lexical:
-                return l.enumerated().map { RankedHit(segment: $1.segment, chunk: $1.chunk, score: Double($1.score), bm25Score: $1.score, lexicalRank: $0 + 1) }
+                let statistics = try LexicalSearch.Statistics(index)
+                return try questions.map { q in
+                    try LexicalSearch.scores(q, statistics: statistics).top(k, in: index, documentFilter: filter).enumerated().map {
+                        RankedHit(segment: $1.segment, chunk: $1.chunk, score: Double($1.score), bm25Score: $1.score, lexicalRank: $0 + 1)
+                    }
+                }
             case .hybrid:
-                return Fusion.fuse(vector: v, lexical: l, k: k, options: fusion).map {
-                    RankedHit(segment: $0.segment, chunk: $0.chunk, score: $0.score, vectorScore: $0.vectorScore, vectorRank: $0.vectorRank,
-                              bm25Score: $0.lexicalScore, lexicalRank: $0.lexicalRank)
+                return try HybridSearch.topK(texts: questions, vectors: embedder.embed(questions), k: k, in: index,
+                                             documentFilter: filter, fusion: fusion, search: options).map { hits in
+                    hits.map {
+                        RankedHit(segment: $0.segment, chunk: $0.chunk, score: $0.score, vectorScore: $0.vectorScore, vectorRank: $0.vectorRank,
+                                  bm25Score: $0.lexicalScore, lexicalRank: $0.lexicalRank)
+                    }
                 }
             }
+        } catch let error as CLIError {
+            throw error
+        } catch {
+            throw CLIError(error)
         }
     }
 }
 
 /// The fusion options `query` and `eval` share.
 struct FusionOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Reciprocal rank fusion constant c: a hit at rank r in a list adds weight/(c + r).", valueName: "c"))
+    @Option(help: ArgumentHelp("How hybrid mode combines the two rankings: convex (α·cosine + (1−α)·BM25 scaled to 0…1) or rrf (reciprocal rank fusion).", valueName: "convex|rrf"))
+    var fusion: FusionMethod = .convex
+
+    @Option(help: ArgumentHelp("Convex fusion: the cosine's share α (0…1); BM25 gets 1 − α.", valueName: "α"))
+    var alpha: Double = 0.85
+
+    @Option(help: ArgumentHelp("Rank fusion constant c: a hit at rank r in a list adds weight/(c + r).", valueName: "c"))
     var rrfK: Double = 60
 
-    @Option(help: ArgumentHelp("Weight of the vector ranking in hybrid mode.", valueName: "w"))
+    @Option(help: ArgumentHelp("Rank fusion: weight of the vector ranking.", valueName: "w"))
     var vectorWeight: Double = 1
 
-    @Option(help: ArgumentHelp("Weight of the BM25 ranking in hybrid mode.", valueName: "w"))
+    @Option(help: ArgumentHelp("Rank fusion: weight of the BM25 ranking.", valueName: "w"))
     var lexicalWeight: Double = 1
 
     func validate() throws {
+        if !(0...1).contains(alpha) { throw ValidationError("--alpha must be between 0 and 1") }
         if rrfK < 0 || vectorWeight < 0 || lexicalWeight < 0 { throw ValidationError("--rrf-k and the weights must not be negative") }
     }
 
-    var options: Fusion.Options { Fusion.Options(constant: rrfK, vectorWeight: vectorWeight, lexicalWeight: lexicalWeight) }
+    var options: Fusion.Options {
+        Fusion.Options(method: fusion.method, alpha: alpha, constant: rrfK, vectorWeight: vectorWeight, lexicalWeight: lexicalWeight)
+    }
+
+    private static func number(_ x: Double) -> String { String(format: "%g", x) }
+
+    /// One line naming the fusion and its settings, for eval's report.
+    var summary: String {
+        switch fusion {
+        case .convex: return "convex fusion, alpha \(Self.number(alpha))"
+        case .rrf: return "reciprocal rank fusion, c \(Self.number(rrfK)), weights \(Self.number(vectorWeight)) vector / \(Self.number(lexicalWeight)) lexical"
+        }
+    }
+}
+
+/// `--fusion`'s values.
+enum FusionMethod: String, CaseIterable, ExpressibleByArgument {
+    case convex, rrf
+    var method: Fusion.Method { self == .convex ? .convex : .rrf }
 }

@@ -84,6 +84,44 @@ final class BuildQueryTests: XCTestCase {
         XCTAssertTrue(moon.text.contains("27.3 days & always"), moon.text)
     }
 
+    struct ModeHit: Decodable {
+        let rank: Int; let score: Double; let path: String
+        let vector_score: Double?; let bm25_score: Double?; let vector_rank: Int?; let lexical_rank: Int?
+    }
+
+    func testModesAndFusionShowWhyAHitWasChosen() throws {
+        try build()
+        func run(_ args: [String]) throws -> [ModeHit] {
+            let r = try CLIRunner.run(["query", "--index", corpus.appendingPathComponent(".kbindex").path, "--json", "-k", "8"] + args, environment: env)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            return try r.stdoutLines.map { try JSONDecoder().decode(ModeHit.self, from: Data($0.utf8)) }
+        }
+        let question = "back_up the database file"
+        // Lexical: identifier parts match ("back", "up"), BM25 only.
+        let lexical = try run(["--mode", "lexical", question])
+        XCTAssertEqual(lexical.first?.path, "tools/backup.py")
+        XCTAssertTrue(lexical.allSatisfy { $0.vector_score == nil && abs($0.bm25_score! - $0.score) < 1e-5 * $0.score && $0.lexical_rank == $0.rank })
+        let vector = try run(["--mode", "vector", question])
+        XCTAssertTrue(vector.allSatisfy { $0.bm25_score == nil && abs($0.vector_score! - $0.score) < 1e-6 && $0.vector_rank == $0.rank })
+        // Hybrid (convex, α = 0.85 by default): every hit carries both scores, and the fused
+        // score is α·cosine + (1−α)·BM25/(the best BM25 among the candidates).
+        let hybrid = try run([question])
+        XCTAssertEqual(hybrid.first?.path, "tools/backup.py")
+        let best = try XCTUnwrap(hybrid.compactMap(\.bm25_score).max())
+        for h in hybrid {
+            let cos = try XCTUnwrap(h.vector_score), bm = try XCTUnwrap(h.bm25_score)
+            XCTAssertEqual(h.score, 0.85 * cos + 0.15 * bm / best, accuracy: 1e-5, h.path)
+        }
+        XCTAssertEqual(hybrid.map(\.score), hybrid.map(\.score).sorted(by: >))
+        // α = 1 is the vector ranking; rank fusion scores by ranks only.
+        XCTAssertEqual(try run(["--alpha", "1", question]).map(\.path), vector.map(\.path))
+        let rrf = try run(["--fusion", "rrf", question])
+        for h in rrf {
+            let want = (h.vector_rank.map { 1 / (60 + Double($0)) } ?? 0) + (h.lexical_rank.map { 1 / (60 + Double($0)) } ?? 0)
+            XCTAssertEqual(h.score, want, accuracy: 1e-9, h.path)
+        }
+    }
+
     func testPathFilterAndHumanOutput() throws {
         _ = try build()
         let onlyOps = try query(["-k", "5", "--path", "ops/*", "lentil soup"])

@@ -41,6 +41,7 @@ final class EvalCommandTests: XCTestCase {
         struct Other: Decodable { let modes: [String: Metrics] }
         let modes: [String: Metrics]
         let questions: [Q]
+        let fusion: String
         let compare: Other?
     }
 
@@ -59,6 +60,7 @@ final class EvalCommandTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         let report = try JSONDecoder().decode(Report.self, from: Data(r.stdout.utf8))
         XCTAssertEqual(Set(report.modes.keys), ["lexical", "vector", "hybrid"])
+        XCTAssertEqual(report.fusion, "convex fusion, alpha 0.85")
         let v = try XCTUnwrap(report.modes["vector"])
         // Three questions find their document first; "wrong" names a page that does not answer it.
         XCTAssertEqual(v.questions, 4)
@@ -76,13 +78,21 @@ final class EvalCommandTests: XCTestCase {
         let h = try CLIRunner.run(["eval", questions.path, "--index", index], environment: env)
         XCTAssertEqual(h.status, 0, h.stderr)
         let lines = h.stdout.split(separator: "\n").map(String.init)
-        XCTAssertEqual(lines[0], "2 questions from \(questions.path)")
+        XCTAssertEqual(lines[0], "2 questions from \(questions.path); hybrid: convex fusion, alpha 0.85")
         XCTAssertTrue(lines[1].hasPrefix("index") && lines[1].contains("recall@1  recall@5  recall@10  MRR@10  nDCG@10  hit rate  p50 ms  p95 ms"), lines[1])
         // One row per mode: lexical, vector, hybrid.
         XCTAssertEqual(lines[3...5].map { $0.split(separator: " ")[1] }, ["lexical", "vector", "hybrid"])
         XCTAssertTrue(lines[4].hasPrefix("\(index)  vector      0.500     0.500      0.500   0.500    0.500     0.500"), lines[4])
         XCTAssertTrue(h.stdout.contains("\nfailed (lexical): 1 of 2 questions"), h.stdout)
         XCTAssertTrue(h.stdout.contains("\nfailed (vector): 1 of 2 questions had no relevant passage in the top 10\n  missing: sourdough starter\n    wanted:   not-indexed.md\n    returned: "), h.stdout)
+
+        // Rank fusion, named with its settings.
+        let rrf = try CLIRunner.run(["eval", questions.path, "--index", index, "--fusion", "rrf", "--rrf-k", "20", "--lexical-weight", "0.5"], environment: env)
+        XCTAssertEqual(rrf.status, 0, rrf.stderr)
+        XCTAssertTrue(rrf.stdout.hasPrefix("2 questions from \(questions.path); hybrid: reciprocal rank fusion, c 20, weights 1 vector / 0.5 lexical\n"), rrf.stdout)
+        let bad = try CLIRunner.run(["eval", questions.path, "--index", index, "--alpha", "1.5"], environment: env)
+        XCTAssertEqual(bad.status, 64)
+        XCTAssertTrue(bad.stderr.contains("--alpha must be between 0 and 1"), bad.stderr)
     }
 
     func testAMalformedQuestionFileIsAClearErrorWithItsLine() throws {
