@@ -206,6 +206,16 @@ public final class SegmentReader: @unchecked Sendable {
         let r = chunksAt + i * SegmentFormat.chunkRecordSize
         let block = Int(bytes.u32(r + 40)), off = Int(bytes.u32(r + 44)), len = Int(bytes.u32(r + 48))
         if len == 0 { return "" }
+        let out = try textBlock(block)
+        return String(decoding: out[off..<off + len], as: UTF8.self)
+    }
+
+    /// Text block `block`, decompressed (every chunk's extent in it was checked at open).
+    /// Throws `SegmentError.corrupt` when its header disagrees with TEXT_INDEX or its LZ4 data
+    /// does not decompress to the stated size. Precondition: 0 ≤ block < textBlockCount.
+    /// O(block size).
+    public func textBlock(_ block: Int) throws -> [UInt8] {
+        precondition(block >= 0 && block < blockCount, "text block \(block) of \(blockCount)")
         let e = indexAt + block * SegmentFormat.textIndexEntrySize
         let at = textAt + Int(bytes.u64(e)), clen = Int(bytes.u32(e + 8)), ulen = Int(bytes.u32(e + 12))
         guard bytes.u32(at) == UInt32(clen), bytes.u32(at + 4) == UInt32(ulen) else {
@@ -226,7 +236,7 @@ public final class SegmentReader: @unchecked Sendable {
         guard got == Int32(ulen) else {
             throw SegmentError.corrupt(file: path, reason: "text block \(block) does not decompress to \(ulen) bytes")
         }
-        return String(decoding: out[off..<off + len], as: UTF8.self)
+        return out
     }
 
     /// Row-major int8 vectors straight from the mapping (no copy); row i starts at

@@ -100,7 +100,9 @@ final class MalformedSegmentTests: TempDirTestCase {
         var open: SegmentError?
         var read: SegmentError?
         var verify: SegmentError?
-        var any: SegmentError? { open ?? read ?? verify }
+        /// The first error of `textBlock(_:)` over every block (what `kbindex verify` reads).
+        var block: SegmentError?
+        var any: SegmentError? { open ?? read ?? verify ?? block }
     }
 
     func segmentError(_ error: Error, _ label: String) -> SegmentError {
@@ -131,6 +133,9 @@ final class MalformedSegmentTests: TempDirTestCase {
             do { _ = try r.text(ofChunk: i) } catch { o.read = o.read ?? segmentError(error, label) }
         }
         do { try r.verify() } catch { o.verify = segmentError(error, label) }
+        for b in 0..<r.textBlockCount {
+            do { _ = try r.textBlock(b) } catch { o.block = o.block ?? segmentError(error, label) }
+        }
         return o
     }
 
@@ -296,6 +301,7 @@ final class MalformedSegmentTests: TempDirTestCase {
             let o = try outcome(Self.resealed(s, edits), label)
             if lazy {
                 XCTAssertNotNil(o.open ?? o.read, "\(label): neither open nor text(ofChunk:) failed")
+                if o.read != nil { XCTAssertNotNil(o.block, "\(label): text(ofChunk:) failed but reading every block did not") }
             } else {
                 XCTAssertNotNil(o.open, "\(label): opened without an error")
             }
