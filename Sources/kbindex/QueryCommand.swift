@@ -19,7 +19,7 @@ struct QueryCommand: ParsableCommand {
             with and scores every chunk exactly (cosine similarity, -1…1); lexical ranks \
             chunks by BM25 over their words (identifiers like os.path.join and camelCase are \
             also split into parts); hybrid (the default) runs both at once and fuses them. \
-            By default (--fusion convex) every chunk either search found scores \
+            By default (--fusion convex) every chunk in either search's top 100 scores \
             α·cosine + (1−α)·BM25/(the best BM25 among them), α = --alpha (0.85, chosen on \
             a dev question set; see Benchmarks/RESULTS.md); --fusion rrf uses reciprocal rank \
             fusion instead: a chunk at rank r in a list adds weight/(c + r), c = --rrf-k. \
