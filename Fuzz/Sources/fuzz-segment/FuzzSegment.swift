@@ -38,6 +38,9 @@ func readEverything(_ path: String) {
         _ = r.scale(ofChunk: i)
         _ = r.sum(ofChunk: i)
     }
+    for b in 0..<r.textBlockCount {
+        do { _ = try r.textBlock(b) } catch { checkContract(error, names: path) }
+    }
     if let lex = r.lexical {
         for c in 0..<lex.chunkCount { _ = lex.length(ofChunk: c) }
         do {
