@@ -70,12 +70,17 @@ public struct QuestionFileError: Error, CustomStringConvertible, Equatable, Send
 public enum QuestionSet {
     public static let header = "id\tquestion\trelevant_paths"
 
+    /// The lines of a question file, without their line ends ("\n" or "\r\n"; a lone "\r"
+    /// before the end of a line is dropped too). Line i (1-based) is element i − 1. O(size).
+    public static func lines(of text: String) -> [String] {
+        // "\r\n" is one Character in Swift: split on both spellings of a line end.
+        text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+            .map { $0.hasSuffix("\r") ? String($0.dropLast()) : String($0) }
+    }
+
     /// Parses `data`; `file` names it in errors. Throws `QuestionFileError`. O(size).
     public static func parse(_ data: Data, file: String) throws -> [Question] {
-        let text = String(decoding: data, as: UTF8.self)
-        // "\r\n" is one Character in Swift: split on both spellings of a line end.
-        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
-            .map { $0.hasSuffix("\r") ? String($0.dropLast()) : String($0) }
+        let lines = Self.lines(of: String(decoding: data, as: UTF8.self))
         func fail(_ line: Int, _ m: String) -> QuestionFileError { QuestionFileError(file: file, line: line, message: m) }
         guard let first = lines.firstIndex(where: { !$0.trimmingCharacters(in: .whitespaces).isEmpty }) else {
             throw fail(0, "no questions (expected the TSV header '\(header.replacingOccurrences(of: "\t", with: "<TAB>"))' or JSON lines)")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KBEmbed
+import KBEval
 import KBFormat
 import KBIngest
 import KBSearch
@@ -177,12 +178,9 @@ struct QueryCommand: ParsableCommand {
                 throw CLIError("cannot read the questions file \(file): \(error.localizedDescription)")
             }
         }
-        let text = String(decoding: data, as: UTF8.self)
         var out: [(Int, String)] = []
-        // "\r\n" is one Character in Swift: split on both spellings of a line end.
-        for (i, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
-            let q = raw.hasSuffix("\r") ? raw.dropLast() : raw
-            if !q.allSatisfy(\.isWhitespace) { out.append((i + 1, String(q))) }
+        for (i, q) in QuestionSet.lines(of: String(decoding: data, as: UTF8.self)).enumerated() where !q.allSatisfy(\.isWhitespace) {
+            out.append((i + 1, q))
         }
         if out.isEmpty { throw CLIError("the questions file \(file) has no questions (one per line)") }
         return out
@@ -208,7 +206,7 @@ private struct JSONAnswer: Encodable {
 
 private struct JSONHit: Encodable {
     let rank: Int
-    /// The mode's ranking score: cosine, BM25, or the fused RRF score.
+    /// The mode's ranking score: cosine, BM25, or the fused score (convex or rank fusion).
     let score: Double
     let vector_score: Float?
     let bm25_score: Float?
