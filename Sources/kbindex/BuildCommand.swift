@@ -59,7 +59,7 @@ struct BuildCommand: ParsableCommand {
     @Flag(help: "No progress line and no per-file warnings; only the summary.")
     var quiet = false
 
-    @Flag(help: ArgumentHelp("Also index source files that look minified or generated (lines averaging over 110 bytes, such as bundled .min.js files or a one-line search index); by default they are skipped."))
+    @Flag(help: ArgumentHelp("Also index source files that look minified or generated (lines averaging over \(Walker.minifiedLineLength) bytes, such as bundled .min.js files or a one-line search index); by default they are skipped."))
     var includeMinified = false
 
     @Flag(help: "Re-read and re-embed every file, ignoring the existing index.")

@@ -39,8 +39,9 @@ struct Retriever {
                 }
             case .lexical:
                 let statistics = try LexicalSearch.Statistics(index)
+                let selection = LexicalSearch.DocumentSelection(index, filter)
                 return try questions.map { q in
-                    try LexicalSearch.scores(q, statistics: statistics).top(k, in: index, documentFilter: filter).enumerated().map {
+                    try LexicalSearch.scores(q, statistics: statistics).top(k, in: index, selection: selection).enumerated().map {
                         RankedHit(segment: $1.segment, chunk: $1.chunk, score: Double($1.score), bm25Score: $1.score, lexicalRank: $0 + 1)
                     }
                 }
@@ -53,8 +54,6 @@ struct Retriever {
                     }
                 }
             }
-        } catch let error as CLIError {
-            throw error
         } catch {
             throw CLIError(error)
         }

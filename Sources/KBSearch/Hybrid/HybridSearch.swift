@@ -34,9 +34,10 @@ public enum HybridSearch {
             }
         }
         if let error = work.error { throw error }
+        let selection = LexicalSearch.DocumentSelection(index, documentFilter)
         return texts.indices.map { j in
             let scores = work.lexical[j]
-            let lexical = scores.top(depth, in: index, documentFilter: documentFilter)
+            let lexical = scores.top(depth, in: index, selection: selection)
             switch fusion.method {
             case .rrf:
                 return Fusion.reciprocalRank(vector: work.vector[j], lexical: lexical, k: k, options: fusion)

@@ -72,13 +72,16 @@ public enum LexicalSearch {
         public subscript(segment: Int, chunk: Int) -> Double { byChunk[segment][chunk] ?? 0 }
 
         /// The `k` best, ties broken by (segment, chunk) ascending, among chunks whose document
-        /// passes `documentFilter` (nil = all). O(scored · log).
+        /// passes `documentFilter` (nil = all). O(documents) for the filter plus O(scored · log).
         public func top(_ k: Int, in index: IndexDirectory, documentFilter: DocumentFilter? = nil) -> [Hit] {
+            top(k, in: index, selection: DocumentSelection(index, documentFilter))
+        }
+
+        /// `top(_:in:documentFilter:)` with the filter already applied to every document, so a
+        /// batch of questions evaluates it once. O(scored · log).
+        public func top(_ k: Int, in index: IndexDirectory, selection: DocumentSelection) -> [Hit] {
             guard k > 0 else { return [] }
-            var allowed: [DocumentBitmap?] = Array(repeating: nil, count: byChunk.count)
-            if let documentFilter {
-                for (s, seg) in index.segments.enumerated() { allowed[s] = DocumentBitmap(count: seg.documentCount) { documentFilter(seg, $0) } }
-            }
+            let allowed = selection.allowed
             var all: [(s: Int, c: Int, score: Double)] = []
             for (s, m) in byChunk.enumerated() {
                 for (c, v) in m where allowed[s].map({ $0[index.segments[s].documentIndex(ofChunk: c)] }) ?? true { all.append((s, c, v)) }
@@ -115,6 +118,16 @@ public enum LexicalSearch {
             }
         }
         return Scores(byChunk: scores)
+    }
+
+    /// Which documents of each segment results may come from: a `DocumentFilter` evaluated
+    /// once per document. O(documents) to make.
+    public struct DocumentSelection {
+        let allowed: [DocumentBitmap?]  // nil: every document of that segment
+
+        public init(_ index: IndexDirectory, _ filter: DocumentFilter?) {
+            allowed = index.segments.map { seg in filter.map { f in DocumentBitmap(count: seg.documentCount) { f(seg, $0) } } }
+        }
     }
 
     /// The `k` best chunks for `query` by BM25. Throws `LexicalUnavailable` when a segment
