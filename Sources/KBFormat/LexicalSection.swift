@@ -193,7 +193,7 @@ public struct LexicalIndex: @unchecked Sendable {
         var lo = 0, hi = blockCount - 1
         while lo < hi {
             let mid = (lo + hi + 1) / 2
-            if try firstTerm(ofBlock: mid).lexicographicallyPrecedes(term) || (try firstTerm(ofBlock: mid)) == term { lo = mid } else { hi = mid - 1 }
+            if try !term.lexicographicallyPrecedes(firstTerm(ofBlock: mid)) { lo = mid } else { hi = mid - 1 }
         }
         var c = Cursor(b: base, at: dictAt + Int(base.u64(blocksAt + 16 * lo)), end: dictAt + dictLength)
         var postOffset = base.u64(blocksAt + 16 * lo + 8)
@@ -205,49 +205,64 @@ public struct LexicalIndex: @unchecked Sendable {
             else { throw bad("dictionary entry in block \(lo)") }
             current.removeSubrange(Int(shared)...)
             current += suffix
-            if current == term {
-                guard df >= 1, df <= UInt64(chunkCount), postOffset <= UInt64(postLength), plen <= UInt64(postLength) - postOffset else {
-                    throw bad("postings of a term out of range")
-                }
-                var p = Cursor(b: base, at: postAt + Int(postOffset), end: postAt + Int(postOffset + plen))
-                var out = Postings(chunks: [], frequencies: [])
-                out.chunks.reserveCapacity(Int(df))
-                var chunk: UInt64 = 0
-                for k in 0..<Int(df) {
-                    guard let delta = p.varint(), let tf = p.varint(), tf >= 1, k == 0 || delta >= 1 else { throw bad("a postings entry") }
-                    let (next, o) = chunk.addingReportingOverflow(delta)
-                    guard !o, next < UInt64(chunkCount) else { throw bad("a chunk id out of range") }
-                    chunk = next
-                    out.chunks.append(Int(chunk))
-                    out.frequencies.append(Int(min(tf, UInt64(UInt32.max))))
-                }
-                guard p.at == p.end else { throw bad("postings length") }
-                return out
-            }
+            if current == term { return try decodePostings(offset: postOffset, length: plen, df: df) }
             if !current.lexicographicallyPrecedes(term) { return nil }  // passed where it would be
             postOffset += plen
         }
         return nil
     }
 
-    /// Every term with its postings, in dictionary order (compaction, tests, dumps).
-    /// Throws `SegmentError` when damaged. O(section size).
+    /// The `df` (chunk, tf) pairs stored in `length` bytes at `offset` of the postings, every
+    /// field checked. Throws `SegmentError` when they are out of range or do not fill exactly
+    /// `length` bytes. O(df).
+    private func decodePostings(offset: UInt64, length: UInt64, df: UInt64) throws -> Postings {
+        func bad(_ r: String) -> SegmentError { .corrupt(file: file, reason: "LEXICAL: \(r)") }
+        guard df >= 1, df <= UInt64(chunkCount), offset <= UInt64(postLength), length <= UInt64(postLength) - offset else {
+            throw bad("postings of a term out of range")
+        }
+        var p = Cursor(b: base, at: postAt + Int(offset), end: postAt + Int(offset + length))
+        var out = Postings(chunks: [], frequencies: [])
+        out.chunks.reserveCapacity(Int(df))
+        var chunk: UInt64 = 0
+        for k in 0..<Int(df) {
+            guard let delta = p.varint(), let tf = p.varint(), tf >= 1, k == 0 || delta >= 1 else { throw bad("a postings entry") }
+            let (next, o) = chunk.addingReportingOverflow(delta)
+            guard !o, next < UInt64(chunkCount) else { throw bad("a chunk id out of range") }
+            chunk = next
+            out.chunks.append(Int(chunk))
+            out.frequencies.append(Int(min(tf, UInt64(UInt32.max))))
+        }
+        guard p.at == p.end else { throw bad("postings length") }
+        return out
+    }
+
+    /// Every term with its postings, in dictionary order (compaction, tests, dumps), in one
+    /// pass over the dictionary and the postings. Throws `SegmentError` when damaged: besides
+    /// every entry's own checks, terms must rise strictly and each block must start where the
+    /// block index says (the entries `postings(_:)` relies on). O(section size).
     public func allTerms() throws -> [(term: [UInt8], postings: Postings)] {
+        func bad(_ r: String) -> SegmentError { .corrupt(file: file, reason: "LEXICAL: \(r)") }
         var out: [(term: [UInt8], postings: Postings)] = []
+        out.reserveCapacity(termCount)
         var c = Cursor(b: base, at: dictAt, end: dictAt + dictLength)
         var current: [UInt8] = []
-        var terms: [[UInt8]] = []
-        for _ in 0..<termCount {
-            guard let shared = c.varint(), shared <= UInt64(current.count), let n = c.varint(), let suffix = c.bytes(n),
-                  c.varint() != nil, c.varint() != nil
-            else { throw SegmentError.corrupt(file: file, reason: "LEXICAL: a dictionary entry") }
+        var postOffset: UInt64 = 0
+        for i in 0..<termCount {
+            if i % blockSize == 0 {
+                let k = i / blockSize
+                guard UInt64(c.at - dictAt) == base.u64(blocksAt + 16 * k), postOffset == base.u64(blocksAt + 16 * k + 8) else {
+                    throw bad("block \(k) does not start where the block index says")
+                }
+            }
+            guard let shared = c.varint(), shared <= UInt64(current.count), i % blockSize != 0 || shared == 0,
+                  let n = c.varint(), let suffix = c.bytes(n), let df = c.varint(), let plen = c.varint()
+            else { throw bad("a dictionary entry") }
+            let previous = current
             current.removeSubrange(Int(shared)...)
             current += suffix
-            terms.append(current)
-        }
-        for t in terms {
-            guard let p = try postings(t) else { throw SegmentError.corrupt(file: file, reason: "LEXICAL: the dictionary is not sorted") }
-            out.append((t, p))
+            guard i == 0 || previous.lexicographicallyPrecedes(current) else { throw bad("the dictionary is not sorted") }
+            out.append((current, try decodePostings(offset: postOffset, length: plen, df: df)))
+            postOffset += plen
         }
         return out
     }
