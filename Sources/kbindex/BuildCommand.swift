@@ -408,10 +408,12 @@ struct SendableBuffer<T>: @unchecked Sendable {
     init(_ buffer: UnsafeMutableBufferPointer<T>) { self.buffer = buffer }
 }
 
+/// One line on stderr; the message's control characters are escapes (a file name with an
+/// ESC or a newline must not colour the terminal or split the line).
 func warn(_ message: String) {
-    FileHandle.standardError.write(Data("warning: \(message)\n".utf8))
+    FileHandle.standardError.write(Data("warning: \(Format.displayed(message))\n".utf8))
 }
 
 func note(_ message: String) {
-    FileHandle.standardError.write(Data("note: \(message)\n".utf8))
+    FileHandle.standardError.write(Data("note: \(Format.displayed(message))\n".utf8))
 }

@@ -49,6 +49,35 @@ enum Format {
         return m < 60 ? "\(m)m\(String(format: "%02d", sec))s" : "\(m / 60)h\(String(format: "%02d", m % 60))m"
     }
 
+    /// "1 file", "2 files", "12,345 chunks": `count(n)` and the noun, plural unless n == 1
+    /// (`plural` when the noun does not just take an "s").
+    static func counted(_ n: Int, _ noun: String, plural: String? = nil) -> String {
+        "\(count(n)) \(n == 1 ? noun : plural ?? noun + "s")"
+    }
+
+    /// `text` safe to print on a terminal, as rg and ls print odd file names: control
+    /// characters (C0, DEL, C1) and the bidirectional overrides become visible escapes
+    /// (`\n`, `\t`, `\r`, `\x1b`, `\u{202e}`), so a name can neither colour the terminal
+    /// nor split a line. A backslash stays as it is. JSON output keeps the real text.
+    static func displayed(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: needsEscape) else { return text }
+        var out = ""
+        for u in text.unicodeScalars {
+            guard needsEscape(u) else { out.unicodeScalars.append(u); continue }
+            switch u {
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            default: out += u.value < 0x100 ? String(format: "\\x%02x", u.value) : String(format: "\\u{%04x}", u.value)
+            }
+        }
+        return out
+    }
+
+    private static func needsEscape(_ u: Unicode.Scalar) -> Bool {
+        u.value < 0x20 || (0x7F...0x9F).contains(u.value) || (0x202A...0x202E).contains(u.value) || (0x2066...0x2069).contains(u.value)
+    }
+
     /// 12345 → "12,345".
     static func count(_ n: Int) -> String {
         let s = String(n)
