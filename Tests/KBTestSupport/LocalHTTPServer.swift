@@ -30,7 +30,9 @@ public final class LocalHTTPServer: @unchecked Sendable {
         /// connection after sending this many body bytes (an interrupted transfer).
         public var cutAfter: Int?
         /// When set, the server sends `afterBytes` body bytes, then sends nothing for
-        /// `seconds` (a stalled transfer) before going on. Blocks the server meanwhile.
+        /// `seconds` (a stalled transfer) before going on; a client that hangs up during
+        /// the stall ends it early and is counted in `stallsAbandoned`. Blocks the server
+        /// meanwhile.
         public var stall: (afterBytes: Int, seconds: Double)?
 
         public init(
@@ -58,6 +60,7 @@ public final class LocalHTTPServer: @unchecked Sendable {
     private let lock = NSLock()
     private var routes: [String: Response]
     private var counts: [String: Int] = [:]
+    private var abandoned = 0
     private var stopped = false
     private let finished = DispatchSemaphore(value: 0)
 
@@ -182,11 +185,31 @@ public final class LocalHTTPServer: @unchecked Sendable {
         if let stall = response.stall, stall.afterBytes < count {
             guard sendAll(conn, Array(response.body.prefix(stall.afterBytes))) else { return }
             sent = stall.afterBytes
-            usleep(useconds_t(stall.seconds * 1_000_000))
+            if waitForHangUp(conn, seconds: stall.seconds) {
+                lock.withLock { abandoned += 1 }
+                return
+            }
         }
         _ = sendAll(conn, Array(response.body[sent..<count]))
         // With cutAfter the connection is closed here, short of Content-Length.
     }
+
+    /// Waits up to `seconds` for the client to close `conn` (or for `stop()`); true when the
+    /// client hung up. Anything the client sends meanwhile is read and dropped.
+    private func waitForHangUp(_ conn: Int32, seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        var buffer = [UInt8](repeating: 0, count: 512)
+        while Date() < deadline && !isStopped {
+            var p = pollfd(fd: conn, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, 50) > 0 else { continue }
+            let n = recv(conn, &buffer, buffer.count, 0)
+            if n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN) { return true }
+        }
+        return false
+    }
+
+    /// How many stalled transfers the client abandoned before the stall ended.
+    public var stallsAbandoned: Int { lock.withLock { abandoned } }
 
     private func sendAll(_ conn: Int32, _ bytes: [UInt8]) -> Bool {
         var done = 0
