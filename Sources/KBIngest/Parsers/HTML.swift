@@ -17,7 +17,21 @@ enum HTMLParser {
 
     struct Element { let name: String; let dropping: Bool }
 
+    /// What a parse did, counted so that tests can bound the work hostile input causes
+    /// (not its time, which a busy machine varies).
+    struct Work {
+        /// Open elements looked at while searching the stack for an end tag's element.
+        var elementsExamined = 0
+    }
+
     static func parse(_ data: Data, source: SourceText, fileName: String) -> ParsedDocument {
+        var work = Work()
+        return parse(data, source: source, fileName: fileName, work: &work)
+    }
+
+    /// `parse`, adding what it did to `work`. O(bytes): each open element is examined at
+    /// most once by the end tag that closes it, and a stray end tag examines none.
+    static func parse(_ data: Data, source: SourceText, fileName: String, work: inout Work) -> ParsedDocument {
         let b = [UInt8](data)
         var out = Output(source: source)
         var stack: [Element] = []
@@ -76,7 +90,7 @@ enum HTMLParser {
                                                                    byteStart: h.start, byteEnd: end, verbatim: false))
         }
         func popTo(_ name: String, end: Int) {
-            guard openCount[name, default: 0] > 0, let idx = stack.lastIndex(where: { $0.name == name }) else { return }
+            guard openCount[name, default: 0] > 0, let idx = stack.lastIndex(where: { work.elementsExamined += 1; return $0.name == name }) else { return }
             while stack.count > idx {
                 let e = stack.removeLast()
                 openCount[e.name, default: 1] -= 1
