@@ -28,6 +28,17 @@ final class VectorMathTests: XCTestCase {
         return v
     }
 
+    // The variant tests below loop over what this CPU runs; these say, one test per ISA,
+    // which variants were left out here (reported as skipped, not passed).
+    func testAVX2VariantsAreCompared() throws { try requireVariants("avx2", KB_ISA_AVX2) }
+    func testAVX512VariantsAreCompared() throws { try requireVariants("avx512", KB_ISA_AVX512) }
+
+    func requireVariants(_ name: String, _ isa: kb_isa) throws {
+        try XCTSkipUnless(kb_cpu_supports(isa) != 0, "this CPU cannot run \(name): its softmax and GELU variants were not compared with the scalar twin here")
+        XCTAssertTrue(Self.softmaxVariants.contains { $0.0 == name })
+        XCTAssertTrue(Self.geluVariants.contains { $0.0 == name })
+    }
+
     func testDispatchPicksASupportedISA() {
         let isa = kb_active_isa()
         XCTAssertEqual(kb_cpu_supports(isa), 1)

@@ -11,8 +11,29 @@ import CKBKernels
 final class DotKernelTests: XCTestCase {
     static let allKernels: [kb_dot_kernel_id] = [KB_DOT_SCALAR, KB_DOT_AVX2, KB_DOT_AVX512VNNI, KB_DOT_NEON]
 
-    /// Every kernel this CPU runs, scalar first.
-    static var kernels: [kb_dot_kernel_id] { allKernels.filter { kb_dot_kernel_supported($0) != 0 } }
+    /// The kernels the comparisons run: the scalar twin, and the kernel under test (set by
+    /// `compare(_:)`, one test method per kernel, so that a kernel this CPU cannot run is
+    /// reported as skipped instead of silently left out of a loop).
+    nonisolated(unsafe) static var underTest: kb_dot_kernel_id?
+    static var kernels: [kb_dot_kernel_id] { [KB_DOT_SCALAR] + (underTest.map { [$0] } ?? []) }
+
+    /// Runs every comparison with the scalar twin for kernel `k`, or skips with the reason.
+    func compare(_ k: kb_dot_kernel_id) throws {
+        try XCTSkipUnless(kb_dot_kernel_supported(k) != 0,
+                          "this CPU cannot run the \(Self.name(k)) kernel: its comparisons with the scalar twin did not run here")
+        Self.underTest = k
+        defer { Self.underTest = nil }
+        checkEveryDimsEveryMisalignment()
+        checkRowCounts()
+        checkExtremeValuesUpToMaxDims()
+        checkBatchEqualsOneQueryAtATime()
+    }
+
+    /// The scalar twin against plain integer arithmetic, and its batch against one query at a time.
+    func testScalarTwin() throws { try compare(KB_DOT_SCALAR) }
+    func testAVX2MatchesScalar() throws { try compare(KB_DOT_AVX2) }
+    func testAVX512VNNIMatchesScalar() throws { try compare(KB_DOT_AVX512VNNI) }
+    func testNEONMatchesScalar() throws { try compare(KB_DOT_NEON) }
 
     static func name(_ k: kb_dot_kernel_id) -> String { String(cString: kb_dot_kernel_id_name(k)) }
 
@@ -118,7 +139,7 @@ final class DotKernelTests: XCTestCase {
         XCTAssertEqual(Self.name(kb_dot_kernel_id(rawValue: 99)), "unknown")
     }
 
-    func testEveryDimsEveryMisalignment() {
+    func checkEveryDimsEveryMisalignment() {
         let pool = Pool(count: 1 << 20, seed: 1)
         let n = 7  // one 4-row block and a 3-row tail
         for dims in Self.allDims {
@@ -131,7 +152,7 @@ final class DotKernelTests: XCTestCase {
         }
     }
 
-    func testRowCounts() {
+    func checkRowCounts() {
         let pool = Pool(count: 1 << 20, seed: 2)
         for n in [0, 1, 2, 3, 4, 5, 7, 8, 64, 1000] {
             for dims in [0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 383, 384, 385] {
@@ -147,7 +168,7 @@ final class DotKernelTests: XCTestCase {
     /// Constant and alternating ±127 inputs: every int16 pair sum is ±32258 (the AVX2 bound), the
     /// VNNI intermediate Σ(r+128)·q leaves the int32 range, and at dims 131072 the true result is
     /// ±127²·131072, near Int32.max.
-    func testExtremeValuesUpToMaxDims() {
+    func checkExtremeValuesUpToMaxDims() {
         let maxDims = 131_072
         let q = UnsafeMutablePointer<Int8>.allocate(capacity: maxDims + 64)
         let rows = UnsafeMutablePointer<Int8>.allocate(capacity: 3 * (maxDims + 64) + 64)
@@ -183,7 +204,7 @@ final class DotKernelTests: XCTestCase {
         }
     }
 
-    func testBatchEqualsOneQueryAtATime() {
+    func checkBatchEqualsOneQueryAtATime() {
         let pool = Pool(count: 1 << 21, seed: 3)
         var configs: [(dims: Int, n: Int)] = [(0, 5), (1, 9), (17, 3), (64, 4), (100, 13), (383, 7), (384, 64), (385, 5), (1024, 3), (4096, 2)]
         configs += [(31, 0), (384, 1)]
