@@ -30,9 +30,10 @@ struct EvalCommand: ParsableCommand {
             in vector mode only.
 
             Examples:
-              kbindex eval Benchmarks/questions/python-docs.tsv --index .demo/pydocs.kbindex
+              kbindex eval Benchmarks/questions/python-docs.tsv \\
+                  --index .demo/pydocs.kbindex
               kbindex eval questions.jsonl --json > eval.json
-              kbindex eval questions.tsv --index small-chunks.kbindex --compare big-chunks.kbindex
+              kbindex eval questions.tsv --index small.kbindex --compare big.kbindex
               kbindex eval questions.tsv --fusion rrf --rrf-k 20
             """
     )
@@ -49,7 +50,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Model name or folder (default: the model the index was built with).", valueName: "name|path"))
     var model: String?
 
-    @Option(help: ArgumentHelp("How many failed questions to list (0: none).", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("How many failed questions to list (0: none).", valueName: "n"))
     var failures = 20
 
     @OptionGroup(title: "Hybrid search")
@@ -57,6 +58,11 @@ struct EvalCommand: ParsableCommand {
 
     @Flag(help: "One JSON object: modes with their metrics, and per-question results.")
     var json = false
+
+    func validate() throws {
+        // Parsed with `.unconditional`: "--failures -1" reaches this check, not "Missing value".
+        if failures < 0 { throw ValidationError("--failures must not be negative (0 lists none), got \(failures)") }
+    }
 
     func run() throws {
         let data: Data
@@ -94,9 +100,9 @@ struct EvalCommand: ParsableCommand {
                 guard !failed.isEmpty, failures > 0 else { continue }
                 print("\nfailed (\(mode)\(runs.count > 1 ? ", \(run.name)" : "")): \(failed.count) of \(results.count) questions had no relevant passage in the top 10")
                 for r in failed.prefix(failures) {
-                    print("  \(r.question.id): \(r.question.text)")
-                    print("    wanted:   \(r.question.relevant.map(\.path).joined(separator: ", "))")
-                    let got = r.returned.prefix(3).map { "\($0.path):\($0.lines.lowerBound)-\($0.lines.upperBound)" }
+                    print(Format.displayed("  \(r.question.id): \(r.question.text)"))
+                    print("    wanted:   \(Format.displayed(r.question.relevant.map(\.path).joined(separator: ", ")))")
+                    let got = r.returned.prefix(3).map { "\(Format.displayed($0.path)):\($0.lines.lowerBound)-\($0.lines.upperBound)" }
                     print("    returned: \(got.isEmpty ? "nothing" : got.joined(separator: ", "))")
                 }
                 if failed.count > failures { print("  … and \(failed.count - failures) more (--failures N)") }

@@ -99,7 +99,7 @@ final class EvalCommandTests: XCTestCase {
         let questions = corpus.appendingPathComponent("bad.tsv")
         try Data("id\tquestion\trelevant_paths\nok\tfine\tcats.md\nbad\tno paths column\n".utf8).write(to: questions)
         let r = try CLIRunner.run(["eval", questions.path, "--index", corpus.appendingPathComponent(".kbindex").path], environment: env)
-        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.status, 2)
         XCTAssertEqual(r.stderr, "error: \(questions.path):3: expected 3 tab-separated fields (id, question, relevant_paths), found 2\n")
     }
 }
