@@ -84,7 +84,7 @@ struct EvalCommand: ParsableCommand {
             print(String(decoding: try enc.encode(out), as: UTF8.self))
             return
         }
-        print("\(set.count) questions from \(questions); hybrid: \(fusion.summary)")
+        print("\(Format.counted(set.count, "question")) from \(questions); hybrid: \(fusion.summary)")
         let header = ["index", "mode", "recall@1", "recall@5", "recall@10", "MRR@10", "nDCG@10", "hit rate", "p50 ms", "p95 ms"]
         var rows: [[String]] = []
         for run in runs {
@@ -98,7 +98,7 @@ struct EvalCommand: ParsableCommand {
             for (mode, results) in run.results {
                 let failed = results.filter { !$0.score.hit }
                 guard !failed.isEmpty, failures > 0 else { continue }
-                print("\nfailed (\(mode)\(runs.count > 1 ? ", \(run.name)" : "")): \(failed.count) of \(results.count) questions had no relevant passage in the top 10")
+                print("\nfailed (\(mode)\(runs.count > 1 ? ", \(run.name)" : "")): \(failed.count) of \(Format.counted(results.count, "question")) had no relevant passage in the top 10")
                 for r in failed.prefix(failures) {
                     print(Format.displayed("  \(r.question.id): \(r.question.text)"))
                     print("    wanted:   \(Format.displayed(r.question.relevant.map(\.path).joined(separator: ", ")))")
@@ -141,6 +141,13 @@ struct EvalCommand: ParsableCommand {
         let idx = try IndexOpening.open(indexOption)
         let embedder = try ModelLoading.load(model, forIndexBuiltWith: idx.manifest.model, verb: "evaluate")
         let retriever = Retriever(index: idx, embedder: embedder, fusion: fusion.options)
+        var documents: Set<String> = []
+        for (s, seg) in idx.segments.enumerated() {
+            for d in 0..<seg.documentCount where !idx.isDeleted(segment: s, document: d) { documents.insert(seg.document(d).path) }
+        }
+        for (q, path) in QuestionSet.unknownPaths(in: set, documents: documents) {
+            warn("\(questions):\(q.line): question \(q.id): the relevant path '\(path)' is in no document of \(idx.url.path) (a typo?): it cannot be found")
+        }
         let modes: [SearchMode] = LexicalSearch.isAvailable(in: idx) ? [.lexical, .vector, .hybrid] : [.vector]
         var summaries: [(String, EvalSummary)] = []
         var all: [(String, [QuestionResult])] = []
