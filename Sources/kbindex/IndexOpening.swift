@@ -38,10 +38,10 @@ enum IndexOpening {
         return "\(error); 'kbindex verify' for the full check; 'kbindex build \(indexedFolder(of: index))' re-embeds the damaged segment's documents"
     }
 
-    /// The folder an index was built from when it sits in its default place
-    /// (`FOLDER/.kbindex`), else "FOLDER".
+    /// The arguments of the build that updates the index in `index`: its folder when the
+    /// index sits in its default place (`FOLDER/.kbindex`), else "FOLDER --index INDEX".
     static func indexedFolder(of index: URL) -> String {
-        guard index.lastPathComponent == IndexDirectory.defaultName else { return "FOLDER" }
+        guard index.lastPathComponent == IndexDirectory.defaultName else { return "FOLDER --index \(index.path)" }
         return index.deletingLastPathComponent().path
     }
 }

@@ -262,4 +262,19 @@ final class QueryFaceTests: XCTestCase {
         XCTAssertEqual(r.stderr.components(separatedBy: "kbindex build").count, 2, r.stderr)
         XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
     }
+
+    /// An index outside its folder: the advice names both, as the build needs them.
+    func testTheAdviceForAnIndexElsewhereNamesIt() throws {
+        try put("tea.md", "# Tea\n\nGreen tea wants water below boiling.\n")
+        let elsewhere = corpus.appendingPathComponent("elsewhere/tea.kbindex")
+        let b = try kb(["build", corpus.path, "--quiet", "--model", model.path, "--index", elsewhere.path])
+        XCTAssertEqual(b.status, 0, b.stderr)
+        let segName = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: elsewhere.path).first { $0.hasSuffix(".kbseg") })
+        let seg = elsewhere.appendingPathComponent(segName)
+        let bytes = try Data(contentsOf: seg)
+        try bytes.prefix(bytes.count - 100).write(to: seg)
+        let r = try CLIRunner.run(["query", "--index", elsewhere.path, "--model", model.path, "tea"])
+        XCTAssertEqual(r.status, 2)
+        XCTAssertTrue(r.stderr.contains("'kbindex build FOLDER --index \(elsewhere.path)' re-embeds"), r.stderr)
+    }
 }
