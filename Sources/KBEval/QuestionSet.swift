@@ -138,3 +138,19 @@ public enum QuestionSet {
         return out
     }
 }
+
+extension QuestionSet {
+    /// The relevant places of `questions` whose path is none of `documents` (the paths of the
+    /// index's live documents), in question order: such a place can never be retrieved, so a
+    /// typo in it would silently score 0. Each (question, path) once. O(relevant places).
+    public static func unknownPaths(in questions: [Question], documents: Set<String>) -> [(question: Question, path: String)] {
+        var out: [(question: Question, path: String)] = []
+        for q in questions {
+            var seen: Set<String> = []
+            for r in q.relevant where !documents.contains(r.path) && seen.insert(r.path).inserted {
+                out.append((q, r.path))
+            }
+        }
+        return out
+    }
+}

@@ -1,4 +1,5 @@
-/// Why a segment file cannot be read. Every case names the file; `description` is one line.
+/// Why a segment file cannot be read. Every case names the file; `description` is one line
+/// that describes the problem only (the command line adds what to do about it).
 public enum SegmentError: Error, CustomStringConvertible, Equatable, Sendable {
     /// The file ends before its footer (an interrupted copy or write). `size`: bytes present.
     case truncated(file: String, size: Int)
@@ -17,7 +18,7 @@ public enum SegmentError: Error, CustomStringConvertible, Equatable, Sendable {
     public var description: String {
         switch self {
         case .truncated(let f, let size):
-            return "segment \(f) is truncated (\(size) bytes, the footer is missing): rebuild the index"
+            return "segment \(f) is truncated (\(size) bytes, the footer is missing)"
         case .badMagic(let f):
             return "\(f) is not a kbindex segment (bad magic bytes)"
         case .unsupportedVersion(let f, let v):

@@ -31,7 +31,7 @@ struct BuildCommand: ParsableCommand {
               kbindex build ~/notes                # again: only what changed
               kbindex build . --include 'docs/**' --exclude '*.min.js'
               kbindex build /usr/share/doc/python3.11/html --index ~/pydocs.kbindex
-              kbindex build ~/notes --rebuild      # everything again (e.g. after a model change)
+              kbindex build ~/notes --rebuild      # all again (after a model change)
             """
     )
 
@@ -47,13 +47,13 @@ struct BuildCommand: ParsableCommand {
     @Option(name: .customLong("exclude"), help: ArgumentHelp("Skip paths matching this glob (repeatable).", valueName: "glob"))
     var exclude: [String] = []
 
-    @Option(help: ArgumentHelp("Skip files larger than this many megabytes.", valueName: "MB"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Skip files larger than this many megabytes.", valueName: "MB"))
     var maxFileSize: Double = 10
 
     @Option(help: ArgumentHelp("Model name in the store, or a model folder.", valueName: "name|path"))
     var model: String?
 
-    @Option(help: "Worker threads (default: every core).")
+    @Option(parsing: .unconditional, help: "Worker threads (default: every core).")
     var threads: Int?
 
     @Flag(help: "No progress line and no per-file warnings; only the summary.")
@@ -69,13 +69,15 @@ struct BuildCommand: ParsableCommand {
     var noCompact = false
 
     /// Chunks per segment file before a new one starts (bounds the writer's memory).
-    @Option(help: .hidden)
+    @Option(parsing: .unconditional, help: .hidden)
     var segmentChunks = 200_000
 
     func validate() throws {
-        if maxFileSize <= 0 { throw ValidationError("--max-file-size must be positive") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
-        if segmentChunks < 1 { throw ValidationError("--segment-chunks must be at least 1") }
+        // The numbers are parsed with `.unconditional`, so that "--threads -1" reaches these
+        // checks (the default strategy reads "-1" as a flag and says "Missing value").
+        if !(maxFileSize > 0) { throw ValidationError("--max-file-size must be a positive number of megabytes, got \(maxFileSize)") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be a positive number (1 or more), got \(threads)") }
+        if segmentChunks < 1 { throw ValidationError("--segment-chunks must be a positive number (1 or more), got \(segmentChunks)") }
     }
 
     func run() throws {

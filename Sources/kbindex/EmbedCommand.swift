@@ -16,7 +16,7 @@ struct EmbedCommand: ParsableCommand {
 
             Examples:
               kbindex embed "How do I rotate the logs?"
-              kbindex embed --json "first text" "second text" | jq '.embedding | length'
+              kbindex embed --json "one" "two" | jq '.embedding | length'
               cat notes.md | kbindex embed -
               kbindex embed --model ~/models/bge-small-en-v1.5 "query: hello"
             """
@@ -28,14 +28,15 @@ struct EmbedCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Model name in the store, or a model folder.", valueName: "name|path"))
     var model: String?
 
-    @Option(help: "Worker threads (default: every core).")
+    @Option(parsing: .unconditional, help: "Worker threads (default: every core).")
     var threads: Int?
 
     @Flag(help: "One JSON object per line: model, dimensions, tokens, truncated, embedding.")
     var json = false
 
     func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        // Parsed with `.unconditional`: "--threads -1" reaches this check, not "Missing value".
+        if let threads, threads < 1 { throw ValidationError("--threads must be a positive number (1 or more), got \(threads)") }
     }
 
     func run() throws {
@@ -63,7 +64,7 @@ struct EmbedCommand: ParsableCommand {
             }
             if inputs.count > 1 { print(i == 0 ? "" : "\n", terminator: "") }
             let cut = truncated ? ", truncated from \(tok.fullLength)" : ""
-            print("\(cfg.name): \(vector.count) dimensions, \(tok.ids.count) tokens\(cut), \(cfg.pooling.rawValue) pooling\(cfg.normalize ? ", normalized" : "")")
+            print("\(cfg.name): \(Format.counted(vector.count, "dimension")), \(Format.counted(tok.ids.count, "token"))\(cut), \(cfg.pooling.rawValue) pooling\(cfg.normalize ? ", normalized" : "")")
             print(Self.format(vector))
         }
     }

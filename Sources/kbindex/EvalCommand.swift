@@ -30,9 +30,10 @@ struct EvalCommand: ParsableCommand {
             in vector mode only.
 
             Examples:
-              kbindex eval Benchmarks/questions/python-docs.tsv --index .demo/pydocs.kbindex
+              kbindex eval Benchmarks/questions/python-docs.tsv \\
+                  --index .demo/pydocs.kbindex
               kbindex eval questions.jsonl --json > eval.json
-              kbindex eval questions.tsv --index small-chunks.kbindex --compare big-chunks.kbindex
+              kbindex eval questions.tsv --index small.kbindex --compare big.kbindex
               kbindex eval questions.tsv --fusion rrf --rrf-k 20
             """
     )
@@ -49,7 +50,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Model name or folder (default: the model the index was built with).", valueName: "name|path"))
     var model: String?
 
-    @Option(help: ArgumentHelp("How many failed questions to list (0: none).", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("How many failed questions to list (0: none).", valueName: "n"))
     var failures = 20
 
     @OptionGroup(title: "Hybrid search")
@@ -57,6 +58,11 @@ struct EvalCommand: ParsableCommand {
 
     @Flag(help: "One JSON object: modes with their metrics, and per-question results.")
     var json = false
+
+    func validate() throws {
+        // Parsed with `.unconditional`: "--failures -1" reaches this check, not "Missing value".
+        if failures < 0 { throw ValidationError("--failures must not be negative (0 lists none), got \(failures)") }
+    }
 
     func run() throws {
         let data: Data
@@ -78,7 +84,7 @@ struct EvalCommand: ParsableCommand {
             print(String(decoding: try enc.encode(out), as: UTF8.self))
             return
         }
-        print("\(set.count) questions from \(questions); hybrid: \(fusion.summary)")
+        print("\(Format.counted(set.count, "question")) from \(questions); hybrid: \(fusion.summary)")
         let header = ["index", "mode", "recall@1", "recall@5", "recall@10", "MRR@10", "nDCG@10", "hit rate", "p50 ms", "p95 ms"]
         var rows: [[String]] = []
         for run in runs {
@@ -92,11 +98,11 @@ struct EvalCommand: ParsableCommand {
             for (mode, results) in run.results {
                 let failed = results.filter { !$0.score.hit }
                 guard !failed.isEmpty, failures > 0 else { continue }
-                print("\nfailed (\(mode)\(runs.count > 1 ? ", \(run.name)" : "")): \(failed.count) of \(results.count) questions had no relevant passage in the top 10")
+                print("\nfailed (\(mode)\(runs.count > 1 ? ", \(run.name)" : "")): \(failed.count) of \(Format.counted(results.count, "question")) had no relevant passage in the top 10")
                 for r in failed.prefix(failures) {
-                    print("  \(r.question.id): \(r.question.text)")
-                    print("    wanted:   \(r.question.relevant.map(\.path).joined(separator: ", "))")
-                    let got = r.returned.prefix(3).map { "\($0.path):\($0.lines.lowerBound)-\($0.lines.upperBound)" }
+                    print(Format.displayed("  \(r.question.id): \(r.question.text)"))
+                    print("    wanted:   \(Format.displayed(r.question.relevant.map(\.path).joined(separator: ", ")))")
+                    let got = r.returned.prefix(3).map { "\(Format.displayed($0.path)):\($0.lines.lowerBound)-\($0.lines.upperBound)" }
                     print("    returned: \(got.isEmpty ? "nothing" : got.joined(separator: ", "))")
                 }
                 if failed.count > failures { print("  … and \(failed.count - failures) more (--failures N)") }
@@ -135,6 +141,13 @@ struct EvalCommand: ParsableCommand {
         let idx = try IndexOpening.open(indexOption)
         let embedder = try ModelLoading.load(model, forIndexBuiltWith: idx.manifest.model, verb: "evaluate")
         let retriever = Retriever(index: idx, embedder: embedder, fusion: fusion.options)
+        var documents: Set<String> = []
+        for (s, seg) in idx.segments.enumerated() {
+            for d in 0..<seg.documentCount where !idx.isDeleted(segment: s, document: d) { documents.insert(seg.document(d).path) }
+        }
+        for (q, path) in QuestionSet.unknownPaths(in: set, documents: documents) {
+            warn("\(questions):\(q.line): question \(q.id): the relevant path '\(path)' is in no document of \(idx.url.path) (a typo?): it cannot be found")
+        }
         let modes: [SearchMode] = LexicalSearch.isAvailable(in: idx) ? [.lexical, .vector, .hybrid] : [.vector]
         var summaries: [(String, EvalSummary)] = []
         var all: [(String, [QuestionResult])] = []

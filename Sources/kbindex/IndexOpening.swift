@@ -2,7 +2,8 @@ import Foundation
 import KBFormat
 import KBSearch
 
-/// How the commands that read an index find and open it.
+/// How the commands that read an index find and open it, and the advice they give when it
+/// is damaged. Library errors describe the problem only; the advice is added here, once.
 enum IndexOpening {
     /// The index folder for `--index` (nil: the nearest `.kbindex` in the current folder or
     /// a parent), opened. Errors are one line that says what to do, as `CLIError`.
@@ -12,9 +13,35 @@ enum IndexOpening {
         do {
             return try IndexDirectory(url: url)
         } catch let error as SegmentError {
-            throw CLIError("\(error): rebuild the index with 'kbindex build'")
+            throw CLIError(damaged(error, index: url))
+        } catch let error as ManifestError {
+            // `--index ~/docs` where ~/docs/.kbindex holds the index: name the folder that does.
+            if case .missing = error, let option {
+                let inside = url.appendingPathComponent(IndexDirectory.defaultName)
+                if FileManager.default.fileExists(atPath: inside.appendingPathComponent(Manifest.fileName).path) {
+                    let suggested = option.hasSuffix("/") ? option + IndexDirectory.defaultName : option + "/" + IndexDirectory.defaultName
+                    throw CLIError("no index in \(url.path), but \(inside.path) is one: use --index \(suggested)")
+                }
+            }
+            throw CLIError(error)
         } catch {
             throw CLIError(error)
         }
+    }
+
+    /// `error` (a damaged or unreadable segment of the index in `index`) with what to do:
+    /// verify for the full check, build to re-embed the documents of the damaged segment.
+    static func damaged(_ error: SegmentError, index: URL) -> String {
+        if case .unsupportedVersion = error {
+            return "\(error): rebuild the index with 'kbindex build --rebuild'"
+        }
+        return "\(error); 'kbindex verify' for the full check; 'kbindex build \(indexedFolder(of: index))' re-embeds the damaged segment's documents"
+    }
+
+    /// The arguments of the build that updates the index in `index`: its folder when the
+    /// index sits in its default place (`FOLDER/.kbindex`), else "FOLDER --index INDEX".
+    static func indexedFolder(of index: URL) -> String {
+        guard index.lastPathComponent == IndexDirectory.defaultName else { return "FOLDER --index \(index.path)" }
+        return index.deletingLastPathComponent().path
     }
 }

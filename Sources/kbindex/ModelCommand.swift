@@ -26,10 +26,11 @@ struct ModelCommand: ParsableCommand {
         subcommands: [Fetch.self, List.self, Path.self]
     )
 
-    /// Prints a store error as one line on stderr and exits with status 1.
+    /// Prints a store error as one line on stderr and exits with status 2 (an error, as for
+    /// every command: `KBIndexCommand.errorStatus`).
     static func fail(_ error: Error) -> ExitCode {
         FileHandle.standardError.write(Data("\(error)\n".utf8))
-        return ExitCode(1)
+        return ExitCode(KBIndexCommand.errorStatus)
     }
 }
 
@@ -132,7 +133,7 @@ extension ModelCommand {
             abstract: "Print the folder of an installed model.",
             discussion: """
                 MODEL is a name in the store (default: \(KnownModel.defaultName)) or a folder \
-                path. Exits with status 1 and a one-line explanation when it is not installed.
+                path. Exits with status 2 and a one-line explanation when it is not installed.
 
                 Examples:
                   kbindex model path

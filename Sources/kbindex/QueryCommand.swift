@@ -13,8 +13,9 @@ struct QueryCommand: ParsableCommand {
         abstract: "Find the passages that best answer a question.",
         discussion: """
             Finds the chunks that answer the question and prints the best: rank, score, \
-            path:lines, heading path, and the text (trimmed; whole with --full). Without \
-            --index, kbindex looks for .kbindex in the current folder and its parents.
+            path:lines, heading path, and the text (trimmed; whole with --full). --json prints \
+            one object per hit with the whole text. Without --index, kbindex looks for \
+            .kbindex in the current folder and its parents.
 
             Modes (--mode): vector embeds the question with the model the index was built \
             with and scores every chunk exactly (cosine similarity, -1…1); lexical ranks \
@@ -31,10 +32,15 @@ struct QueryCommand: ParsableCommand {
             is answered in one pass over the index, and each prints as one JSON line: \
             {"line", "question", "hits": [...]}, the hits as --json prints them.
 
+            Exit status: 0 when something matched; 1 when nothing did (--path selected no \
+            document, the index is empty, or no chunk has a word of the question in lexical \
+            mode), with the reason on stderr and nothing on stdout; 2 on an error; 64 on a \
+            usage error (an empty question, -k 0). With --batch, 1 when no question matched.
+
             Examples:
               kbindex query "how do I rotate the logs?"
               kbindex query -k 10 --path 'library/*' "read a file line by line"
-              kbindex query --json --full "deadline for the report" | jq -r .text
+              kbindex query --json "deadline for the report" | jq -r .text
               kbindex query --batch questions.txt -k 3 > answers.jsonl
               kbindex query --mode lexical "os.path.join"
             """
@@ -46,7 +52,7 @@ struct QueryCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Answer every line of this file (- for standard input) as JSON lines.", valueName: "file"))
     var batch: String?
 
-    @Option(name: .short, help: "How many passages to print.")
+    @Option(name: .short, parsing: .unconditional, help: "How many passages to print.")
     var k = 5
 
     @Option(help: ArgumentHelp("The index folder (default: the nearest .kbindex).", valueName: "dir"))
@@ -58,7 +64,7 @@ struct QueryCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Model name or folder (default: the model the index was built with).", valueName: "name|path"))
     var model: String?
 
-    @Option(help: ArgumentHelp("Threads scanning the index (default: every core).", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Threads scanning the index (default: every core).", valueName: "n"))
     var threads: Int?
 
     @Option(help: ArgumentHelp("hybrid (default), vector or lexical.", valueName: "mode"))
@@ -67,15 +73,20 @@ struct QueryCommand: ParsableCommand {
     @OptionGroup(title: "Hybrid search")
     var fusion: FusionOptions
 
-    @Flag(help: "Print whole chunks instead of trimming them.")
+    @Flag(help: "Print whole chunks instead of trimming them (--json always has the whole text).")
     var full = false
 
     @Flag(help: "One JSON object per hit: rank, score, path, lines, heading, text.")
     var json = false
 
     func validate() throws {
-        if k < 1 { throw ValidationError("-k must be at least 1") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        // -k and --threads are parsed with `.unconditional`: "-k -1" reaches this check (the
+        // default strategy reads "-1" as a flag and says "Missing value").
+        if k < 1 { throw ValidationError("-k must be a positive number (1 or more), got \(k)") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be a positive number (1 or more), got \(threads)") }
+        if let question, question.allSatisfy(\.isWhitespace) {
+            throw ValidationError("the question is empty: give the words to search for")
+        }
         if question == nil && batch == nil { throw ValidationError("give a question, or --batch FILE with one question per line") }
         if question != nil && batch != nil { throw ValidationError("give either a question or --batch FILE, not both") }
     }
@@ -109,38 +120,94 @@ struct QueryCommand: ParsableCommand {
 
         if let batch {
             let lines = try Self.readQuestions(batch)
+            var found = false
             for start in stride(from: 0, to: lines.count, by: Self.batchGroup) {
                 let group = Array(lines[start..<min(start + Self.batchGroup, lines.count)])
                 let results = try retriever.answer(group.map(\.text), mode: mode, k: k)
-                for (q, hits) in zip(group, results) {
-                    let answer = JSONAnswer(line: q.line, question: q.text, hits: try hits.enumerated().map { try jsonHit($1, rank: $0 + 1, in: idx) })
+                // Every text of the group is read before its answers print (see below).
+                let answers = try zip(group, results).map { q, hits in
+                    JSONAnswer(line: q.line, question: q.text, hits: try hits.enumerated().map { jsonHit($1, rank: $0 + 1, text: try Self.text(of: $1, in: idx), in: idx) })
+                }
+                for answer in answers {
                     print(String(decoding: try encoder.encode(answer), as: UTF8.self))
+                    found = found || !answer.hits.isEmpty
                 }
             }
+            if !found { throw NothingFound(message: nothingFound(in: idx)) }
             return
         }
 
         let hits = try retriever.answer([question ?? ""], mode: mode, k: k)[0]
-        if hits.isEmpty, !json {
-            print(idx.liveChunkCount == 0 ? "the index is empty" : path.isEmpty ? "no chunk matches" : "no chunk matches --path \(path.joined(separator: " "))")
-            return
+        if hits.isEmpty {
+            throw NothingFound(message: nothingFound(in: idx))
         }
-        for (rank, hit) in hits.enumerated() {
+        // Every hit's text is read before anything prints: a damaged text block is one error
+        // line, not an error after half the hits.
+        let texts = try hits.map { try Self.text(of: $0, in: idx) }
+        for (rank, (hit, text)) in zip(hits, texts).enumerated() {
             if json {
-                print(String(decoding: try encoder.encode(try jsonHit(hit, rank: rank + 1, in: idx)), as: UTF8.self))
+                print(String(decoding: try encoder.encode(jsonHit(hit, rank: rank + 1, text: text, in: idx)), as: UTF8.self))
                 continue
             }
             let seg = idx.segments[hit.segment]
             let chunk = seg.chunk(hit.chunk)
             let doc = seg.document(Int(chunk.document))
-            let text: String
-            do { text = try seg.text(ofChunk: hit.chunk) } catch { throw CLIError(error) }
-            let heading = chunk.headingPath.joined(separator: " › ")
-            print("\(rank + 1). \(Self.scoreText(hit, mode))  \(doc.path):\(chunk.lineStart)-\(chunk.lineEnd)\(heading.isEmpty ? "" : "  \(heading)")")
+            let heading = Self.headingLine(chunk.headingPath)
+            print("\(rank + 1). \(Self.scoreText(hit, mode))  \(Format.displayed(doc.path)):\(chunk.lineStart)-\(chunk.lineEnd)\(heading.isEmpty ? "" : "  \(heading)")")
             let body = full ? text : Self.trim(text, to: 400)
-            for l in body.split(separator: "\n", omittingEmptySubsequences: true) { print("   \(l)") }
+            for l in body.split(separator: "\n", omittingEmptySubsequences: true) { print("   \(Self.displayedKeepingTabs(String(l)))") }
             if rank + 1 < hits.count { print("") }
         }
+    }
+
+    /// Why a search returned no hit (status 1, on stderr): an empty index, a --path that
+    /// selects nothing, or (lexical mode) no word of the question in any chunk.
+    private func nothingFound(in idx: IndexDirectory) -> String {
+        if idx.liveChunkCount == 0 { return "the index \(idx.url.path) is empty: nothing to search" }
+        if !path.isEmpty { return "no chunk matches --path \(path.joined(separator: " "))" }
+        return "no chunk matches the question"
+    }
+
+    /// The text of `hit`'s chunk. A damaged text block is a `CLIError` that names the segment
+    /// and says what to run.
+    static func text(of hit: RankedHit, in idx: IndexDirectory) throws -> String {
+        do {
+            return try idx.segments[hit.segment].text(ofChunk: hit.chunk)
+        } catch let error as SegmentError {
+            throw CLIError(IndexOpening.damaged(error, index: idx.url))
+        } catch {
+            throw CLIError(error)
+        }
+    }
+
+    /// The most characters of one heading, and of the whole heading path, that a hit's line
+    /// shows: a heading can be any length (a 20,000-character one was seen), and it would
+    /// repeat on every hit. JSON keeps the whole headings.
+    static let headingPartLimit = 80, headingLineLimit = 200
+
+    /// `path` joined with " › " for a hit's line: control characters escaped, each heading cut
+    /// to `headingPartLimit` characters and the whole to `headingLineLimit`, with "…" where cut.
+    static func headingLine(_ path: [String]) -> String {
+        let line = path.map { shortened(Format.displayed($0), to: headingPartLimit) }.joined(separator: " › ")
+        return shortened(line, to: headingLineLimit)
+    }
+
+    /// `s` if it has at most `limit` characters, else its first `limit - 1` and "…". O(limit).
+    static func shortened(_ s: String, to limit: Int) -> String {
+        var i = s.startIndex, n = 0
+        while i < s.endIndex {
+            if n == limit { return String(s[..<s.index(before: i)]) + "…" }
+            n += 1
+            i = s.index(after: i)
+        }
+        return s
+    }
+
+    /// A line of chunk text for the terminal: control characters escaped as
+    /// `Format.displayed` does, except tabs (code is indented with them).
+    static func displayedKeepingTabs(_ line: String) -> String {
+        guard line.contains("\t") else { return Format.displayed(line) }
+        return line.split(separator: "\t", omittingEmptySubsequences: false).map { Format.displayed(String($0)) }.joined(separator: "\t")
     }
 
     /// "0.512" (vector), "bm25 7.31" (lexical), "0.6125 (cos 0.512, bm25 7.31)" (hybrid; with
@@ -155,16 +222,21 @@ struct QueryCommand: ParsableCommand {
         }
     }
 
-    private func jsonHit(_ hit: RankedHit, rank: Int, in idx: IndexDirectory) throws -> JSONHit {
+    /// The most characters of a document title in JSON: a title is a label (markdown takes
+    /// the first H1, which can be a whole paragraph long), and the same heading is in `heading`.
+    static let jsonTitleLimit = 200
+
+    /// A hit as --json prints it: the whole chunk text (--full only changes human output),
+    /// real names and headings (not escaped), the title cut to `jsonTitleLimit` characters.
+    private func jsonHit(_ hit: RankedHit, rank: Int, text: String, in idx: IndexDirectory) -> JSONHit {
         let seg = idx.segments[hit.segment]
         let chunk = seg.chunk(hit.chunk)
         let doc = seg.document(Int(chunk.document))
-        let text: String
-        do { text = try seg.text(ofChunk: hit.chunk) } catch { throw CLIError(error) }
         return JSONHit(rank: rank, score: hit.score, vector_score: hit.vectorScore, bm25_score: hit.bm25Score,
-                       vector_rank: hit.vectorRank, lexical_rank: hit.lexicalRank, path: doc.path, title: doc.title,
+                       vector_rank: hit.vectorRank, lexical_rank: hit.lexicalRank, path: doc.path,
+                       title: Self.shortened(doc.title, to: Self.jsonTitleLimit),
                        line_start: Int(chunk.lineStart), line_end: Int(chunk.lineEnd),
-                       heading: chunk.headingPath, text: full ? text : Self.trim(text, to: 600))
+                       heading: chunk.headingPath, text: text)
     }
 
     /// The non-blank lines of `file` (- = standard input) with their 1-based line numbers;

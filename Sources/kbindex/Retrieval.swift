@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KBEmbed
+import KBFormat
 import KBSearch
 
 /// How `query` and `eval` rank chunks.
@@ -28,7 +29,7 @@ struct Retriever {
 
     /// Answers `questions` in `mode`, k hits each. The vector scans of all questions share one
     /// pass over memory, and the BM25 statistics are computed once. Throws `CLIError` when the
-    /// lexical index is missing or damaged.
+    /// lexical index is missing or damaged (a damaged segment's error says what to run).
     func answer(_ questions: [String], mode: SearchMode, k: Int) throws -> [[RankedHit]] {
         let options = Search.Options(threads: threads)
         do {
@@ -54,6 +55,8 @@ struct Retriever {
                     }
                 }
             }
+        } catch let error as SegmentError {
+            throw CLIError(IndexOpening.damaged(error, index: index.url))
         } catch {
             throw CLIError(error)
         }
@@ -65,21 +68,25 @@ struct FusionOptions: ParsableArguments {
     @Option(help: ArgumentHelp("How hybrid mode combines the two rankings: convex (α·cosine + (1−α)·BM25 scaled to 0…1) or rrf (reciprocal rank fusion).", valueName: "convex|rrf"))
     var fusion: FusionMethod = .convex
 
-    @Option(help: ArgumentHelp("Convex fusion: the cosine's share α (0…1); BM25 gets 1 − α.", valueName: "α"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Convex fusion: the cosine's share α (0…1); BM25 gets 1 − α.", valueName: "α"))
     var alpha: Double = 0.85
 
-    @Option(help: ArgumentHelp("Rank fusion constant c: a hit at rank r in a list adds weight/(c + r).", valueName: "c"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Rank fusion constant c: a hit at rank r in a list adds weight/(c + r).", valueName: "c"))
     var rrfK: Double = 60
 
-    @Option(help: ArgumentHelp("Rank fusion: weight of the vector ranking.", valueName: "w"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Rank fusion: weight of the vector ranking.", valueName: "w"))
     var vectorWeight: Double = 1
 
-    @Option(help: ArgumentHelp("Rank fusion: weight of the BM25 ranking.", valueName: "w"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Rank fusion: weight of the BM25 ranking.", valueName: "w"))
     var lexicalWeight: Double = 1
 
     func validate() throws {
-        if !(0...1).contains(alpha) { throw ValidationError("--alpha must be between 0 and 1") }
-        if rrfK < 0 || vectorWeight < 0 || lexicalWeight < 0 { throw ValidationError("--rrf-k and the weights must not be negative") }
+        // The numbers are parsed with `.unconditional`, so that "-5" reaches this check (the
+        // default strategy reads it as an unknown flag and says "Missing value").
+        if !(0...1).contains(alpha) { throw ValidationError("--alpha must be between 0 and 1, got \(Self.number(alpha))") }
+        for (name, value) in [("--rrf-k", rrfK), ("--vector-weight", vectorWeight), ("--lexical-weight", lexicalWeight)] where !(value >= 0 && value.isFinite) {
+            throw ValidationError("\(name) must not be negative (0 or more), got \(Self.number(value))")
+        }
     }
 
     var options: Fusion.Options {

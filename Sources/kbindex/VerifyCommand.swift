@@ -13,7 +13,7 @@ struct VerifyCommand: ParsableCommand {
             Reads the whole index: the manifest, every segment (header, directory, every \
             section's CRC32C, every record's bounds) and every deletion file. Prints one \
             'damaged:' line on stderr for each problem found, not just the first, and exits \
-            with status 1 if there is any; 'kbindex build --rebuild' then writes a new index.
+            with status 2 if there is any; 'kbindex build --rebuild' then writes a new index.
 
             Examples:
               kbindex verify

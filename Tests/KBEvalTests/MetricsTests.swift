@@ -99,4 +99,13 @@ final class QuestionSetTests: XCTestCase {
         XCTAssertEqual(error("{\"id\": \"a\", \"question\": \"q\", \"relevant_paths\": [\"x\"]}\n{not json\n"), "q.tsv:2: not a JSON object")
         XCTAssertEqual(error("{\"id\": \"a\", \"question\": \"q\"}\n"), "q.tsv:1: missing \"relevant_paths\" (an array of strings, or one comma-separated string)")
     }
+
+    /// A relevant path in no document of the index is reported with its question, once per
+    /// question, in file order; anchors and line ranges do not hide it.
+    func testUnknownRelevantPathsAreFoundWithTheirQuestion() throws {
+        let set = try parse("id\tquestion\trelevant_paths\na\tfirst\tdocs/a.md,docs/typo.md#x\nb\tsecond\tdocs/b.md:L3-L9,docs/typo.md:L1,docs/typo.md\nc\tthird\tdocs/a.md\n")
+        let unknown = QuestionSet.unknownPaths(in: set, documents: ["docs/a.md", "docs/b.md"])
+        XCTAssertEqual(unknown.map { "\($0.question.id)@\($0.question.line): \($0.path)" }, ["a@2: docs/typo.md", "b@3: docs/typo.md"])
+        XCTAssertTrue(QuestionSet.unknownPaths(in: set, documents: ["docs/a.md", "docs/b.md", "docs/typo.md"]).isEmpty)
+    }
 }

@@ -180,10 +180,10 @@ final class BuildQueryTests: XCTestCase {
         XCTAssertNotEqual(neither.status, 0)
         XCTAssertTrue(neither.stderr.contains("give a question, or --batch FILE"), neither.stderr)
         let missing = try CLIRunner.run(["query", "--index", idx, "--batch", corpus.appendingPathComponent("nope.txt").path], environment: env)
-        XCTAssertEqual(missing.status, 1)
+        XCTAssertEqual(missing.status, 2)
         XCTAssertTrue(missing.stderr.contains("cannot read the questions file"), missing.stderr)
         let empty = try CLIRunner.run(["query", "--index", idx, "--batch", "-"], environment: env, stdin: Data("\n \n".utf8))
-        XCTAssertEqual(empty.status, 1)
+        XCTAssertEqual(empty.status, 2)
         XCTAssertTrue(empty.stderr.contains("has no questions"), empty.stderr)
     }
 
@@ -201,7 +201,7 @@ final class BuildQueryTests: XCTestCase {
         let tiny = try TinyModel(seed: 5).writeTemporary()
         defer { try? FileManager.default.removeItem(at: tiny) }
         let r = try CLIRunner.run(["query", "--index", corpus.appendingPathComponent(".kbindex").path, "--model", tiny.path, "lentils"], environment: env)
-        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.status, 2)
         XCTAssertTrue(r.stderr.hasPrefix("error: "), r.stderr)
         XCTAssertTrue(r.stderr.contains("rebuild the index"), r.stderr)
         XCTAssertEqual(r.stdout, "")
@@ -212,13 +212,13 @@ final class BuildQueryTests: XCTestCase {
         try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: empty) }
         let r = try CLIRunner.run(["query", "--index", empty.path, "anything"], environment: env)
-        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.status, 2)
         XCTAssertTrue(r.stderr.contains("kbindex build"), r.stderr)
     }
 
     func testBuildOfAMissingFolderIsAClearError() throws {
         let r = try CLIRunner.run(["build", corpus.appendingPathComponent("nope").path], environment: env)
-        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.status, 2)
         XCTAssertEqual(r.stderr, "error: \(corpus.appendingPathComponent("nope").path) is not a folder\n")
     }
 
@@ -284,7 +284,7 @@ final class BuildQueryTests: XCTestCase {
         let bytes = try Data(contentsOf: seg)
         try bytes.prefix(bytes.count - 100).write(to: seg)
         let r = try CLIRunner.run(["query", "--index", indexDir.path, "lentils"], environment: env)
-        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertEqual(r.status, 2, r.stderr)
         XCTAssertTrue(r.stderr.hasPrefix("error: segment \(seg.path) is truncated"), r.stderr)
         XCTAssertTrue(r.stderr.contains("kbindex build"), r.stderr)
         // A flipped byte in the vectors is caught by info --verify.
@@ -294,7 +294,7 @@ final class BuildQueryTests: XCTestCase {
         b2[b2.count / 3] ^= 0x40
         try b2.write(to: seg2)
         let v = try CLIRunner.run(["info", "--index", indexDir.path, "--verify"], environment: env)
-        XCTAssertEqual(v.status, 1, v.stdout)
+        XCTAssertEqual(v.status, 2, v.stdout)
         XCTAssertTrue(v.stderr.contains("is damaged"), v.stderr)
     }
 

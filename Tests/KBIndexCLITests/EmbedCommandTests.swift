@@ -59,7 +59,7 @@ final class EmbedCommandTests: XCTestCase {
     func testMissingModelIsOneLineThatNamesTheFix() throws {
         let empty = FileManager.default.temporaryDirectory.appendingPathComponent("kbempty-\(UUID().uuidString)")
         let r = try CLIRunner.run(["embed", "hello"], environment: ["KBINDEX_MODEL_DIR": empty.path])
-        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.status, 2)
         XCTAssertEqual(r.stdout, "")
         XCTAssertEqual(r.stderr, "error: model 'all-MiniLM-L6-v2' is not installed: run 'kbindex model fetch all-MiniLM-L6-v2' (or scripts/install-model.sh without hub access)\n")
     }
@@ -69,7 +69,7 @@ final class EmbedCommandTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: model) }
         try Data("{not json".utf8).write(to: model.appendingPathComponent("config.json"))
         let r = try CLIRunner.run(["embed", "--model", model.path, "hello"])
-        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.status, 2)
         XCTAssertEqual(r.stderr, "error: \(model.appendingPathComponent("config.json").path): invalid: not a JSON object\n")
     }
 

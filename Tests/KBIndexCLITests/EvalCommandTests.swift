@@ -85,6 +85,9 @@ final class EvalCommandTests: XCTestCase {
         XCTAssertTrue(lines[4].hasPrefix("\(index)  vector      0.500     0.500      0.500   0.500    0.500     0.500"), lines[4])
         XCTAssertTrue(h.stdout.contains("\nfailed (lexical): 1 of 2 questions"), h.stdout)
         XCTAssertTrue(h.stdout.contains("\nfailed (vector): 1 of 2 questions had no relevant passage in the top 10\n  missing: sourdough starter\n    wanted:   not-indexed.md\n    returned: "), h.stdout)
+        // A relevant path that no document of the index has (a typo would score 0 silently)
+        // is a warning naming the question.
+        XCTAssertEqual(h.stderr, "warning: \(questions.path):3: question missing: the relevant path 'not-indexed.md' is in no document of \(index) (a typo?): it cannot be found\n")
 
         // Rank fusion, named with its settings.
         let rrf = try CLIRunner.run(["eval", questions.path, "--index", index, "--fusion", "rrf", "--rrf-k", "20", "--lexical-weight", "0.5"], environment: env)
@@ -95,11 +98,20 @@ final class EvalCommandTests: XCTestCase {
         XCTAssertTrue(bad.stderr.contains("--alpha must be between 0 and 1"), bad.stderr)
     }
 
+    func testOneQuestionIsCountedInTheSingular() throws {
+        let questions = corpus.appendingPathComponent("one.tsv")
+        try Data("id\tquestion\trelevant_paths\ncats\thow long do cats sleep?\tcats.md\n".utf8).write(to: questions)
+        let r = try CLIRunner.run(["eval", questions.path, "--index", corpus.appendingPathComponent(".kbindex").path], environment: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.hasPrefix("1 question from \(questions.path);"), r.stdout)
+        XCTAssertEqual(r.stderr, "", "every relevant path is indexed: no warning")
+    }
+
     func testAMalformedQuestionFileIsAClearErrorWithItsLine() throws {
         let questions = corpus.appendingPathComponent("bad.tsv")
         try Data("id\tquestion\trelevant_paths\nok\tfine\tcats.md\nbad\tno paths column\n".utf8).write(to: questions)
         let r = try CLIRunner.run(["eval", questions.path, "--index", corpus.appendingPathComponent(".kbindex").path], environment: env)
-        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.status, 2)
         XCTAssertEqual(r.stderr, "error: \(questions.path):3: expected 3 tab-separated fields (id, question, relevant_paths), found 2\n")
     }
 }

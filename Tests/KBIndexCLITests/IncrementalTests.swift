@@ -113,9 +113,9 @@ final class IncrementalTests: XCTestCase {
         let lock = try XCTUnwrap(try FileLock.tryLock(indexDir.appendingPathComponent(".lock").path))
         defer { lock.unlock() }
         try write("new.md", "# New\n\nSomething new to index.\n")
-        let r = try kb(["build", corpus.path, "--quiet"], status: 1)
+        let r = try kb(["build", corpus.path, "--quiet"], status: 2)
         XCTAssertEqual(r.stderr, "error: another kbindex build or compact is writing \(indexDir.path); wait for it to finish\n")
-        let c = try kb(["compact", "--index", indexDir.path], status: 1)
+        let c = try kb(["compact", "--index", indexDir.path], status: 2)
         XCTAssertTrue(c.stderr.hasPrefix("error: another kbindex build or compact"), c.stderr)
         // Readers need no lock.
         XCTAssertTrue(try query("swifts sleep while flying", k: 1).contains("birds.md"))
@@ -142,7 +142,7 @@ final class IncrementalTests: XCTestCase {
         try flip(segs[0], entry: 0)
         try flip(segs[1], entry: 7)
         try flip(try files(".kbdel")[0], entry: nil)
-        let v = try kb(["verify", "--index", indexDir.path], status: 1)
+        let v = try kb(["verify", "--index", indexDir.path], status: 2)
         let damaged = v.stderr.split(separator: "\n").filter { $0.hasPrefix("damaged: ") }
         XCTAssertEqual(damaged.count, 3, v.stderr)
         XCTAssertTrue(damaged[0].contains(segs[0]) && damaged[0].hasSuffix("section VECTORS does not match its checksum"), v.stderr)
@@ -150,7 +150,7 @@ final class IncrementalTests: XCTestCase {
         XCTAssertTrue(v.stderr.contains(".kbdel is damaged (checksum mismatch)"), v.stderr)
         XCTAssertTrue(v.stderr.hasSuffix("error: 3 problems in \(indexDir.path): rebuild the index with 'kbindex build --rebuild'\n"), v.stderr)
         // A query names the damaged deletion file instead of crashing.
-        let q = try kb(["query", "--index", indexDir.path, "green tea"], status: 1)
+        let q = try kb(["query", "--index", indexDir.path, "green tea"], status: 2)
         XCTAssertTrue(q.stderr.hasPrefix("error: deletion file ") && q.stderr.contains(".kbdel is damaged"), q.stderr)
         // A rebuild writes a good index again.
         _ = try build(["--rebuild"])

@@ -37,7 +37,7 @@ final class ModelCommandTests: XCTestCase {
 
     func testPathOfMissingModelPrintsOneLineErrorAndFails() throws {
         let r = try kbindex(["model", "path", "missing-model"])
-        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.status, 2)
         XCTAssertEqual(r.stdout, "")
         XCTAssertEqual(
             r.stderr,
@@ -112,7 +112,7 @@ final class ModelCommandTests: XCTestCase {
         let port = server.port
         server.stop()
         let r = try kbindex(["model", "fetch", "--endpoint", "http://127.0.0.1:\(port)"])
-        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.status, 2)
         XCTAssertEqual(r.stdout, "")
         XCTAssertTrue(r.stderr.hasPrefix("could not reach http://127.0.0.1:\(port) ("), r.stderr)
         XCTAssertTrue(r.stderr.hasSuffix("install the default model from PyPI with scripts/install-model.sh\n"), r.stderr)
