@@ -144,6 +144,62 @@ public enum AtomicFile {
 
 // MARK: - Walking folders: stat, directory listing, bounded reads
 
+/// A file-system path as the bytes the system uses. Linux names are bytes, not text: a name
+/// need not be valid UTF-8 (a file copied from an old Latin-1 disk, say), and a `String`
+/// would replace such bytes with U+FFFD and name a file that does not exist. The walk keeps
+/// paths in this form and opens files by their bytes.
+public struct NativePath: Hashable, Sendable, CustomStringConvertible {
+    /// The path's bytes, without a terminating NUL (a NUL inside cannot name a file).
+    public let bytes: [UInt8]
+
+    /// The path `string` spells (its UTF-8 bytes).
+    public init(_ string: String) { bytes = Array(string.utf8) }
+
+    /// The path made of `bytes`, as `readdir` or `realpath` returned them.
+    public init(bytes: [UInt8]) { self.bytes = bytes }
+
+    /// `self` + "/" + `name`. O(length).
+    public func appending(_ name: [UInt8]) -> NativePath {
+        var b = bytes
+        if b.last != UInt8(ascii: "/") { b.append(UInt8(ascii: "/")) }
+        b.append(contentsOf: name)
+        return NativePath(bytes: b)
+    }
+
+    /// The path as text: the bytes decoded as UTF-8, invalid sequences replaced with U+FFFD
+    /// (lossy: two names that differ only in invalid bytes read the same).
+    public var description: String { String(decoding: bytes, as: UTF8.self) }
+
+    /// Whether the bytes are valid UTF-8 (then `description` is exact).
+    public var isValidUTF8: Bool { String(validating: bytes, as: UTF8.self) != nil }
+
+    /// Calls `body` with the path as a NUL-terminated C string.
+    public func withCString<R>(_ body: (UnsafePointer<CChar>) throws -> R) rethrows -> R {
+        try (bytes + [0]).withUnsafeBufferPointer { buf in
+            try buf.withMemoryRebound(to: CChar.self) { try body($0.baseAddress!) }
+        }
+    }
+
+    /// The absolute path with every symbolic link, "." and ".." resolved (`realpath(3)`).
+    /// Throws `FileError` when a component is missing or a link loops.
+    public func resolved() throws -> NativePath {
+        guard let p = withCString({ realpath($0, nil) }) else { throw FileError(path: description, operation: "cannot resolve") }
+        defer { free(p) }
+        return NativePath(bytes: Array(UnsafeRawBufferPointer(start: p, count: strlen(p))))
+    }
+
+    /// Whether `self` is `folder` or lies inside it, comparing whole components ("/a/bc" is
+    /// not inside "/a/b"). Both should be resolved (`resolved()`) for the answer to mean
+    /// anything. O(length).
+    public func isInside(_ folder: NativePath) -> Bool {
+        var f = folder.bytes
+        while f.count > 1 && f.last == UInt8(ascii: "/") { f.removeLast() }
+        guard bytes.starts(with: f) else { return false }
+        if bytes.count == f.count || f == [UInt8(ascii: "/")] { return true }
+        return bytes[f.count] == UInt8(ascii: "/")
+    }
+}
+
 /// What `FileStatus` found at a path: the fields a folder walk needs.
 public struct FileStatus: Sendable, Equatable {
     /// The kind of file system object.
@@ -175,16 +231,22 @@ public struct FileStatus: Sendable, Equatable {
     }
 
     /// `stat(2)`: follows symbolic links. Throws `FileError` (e.g. a dangling link, permission denied).
-    public static func of(_ path: String) throws -> FileStatus {
+    public static func of(_ path: String) throws -> FileStatus { try of(NativePath(path)) }
+
+    /// `stat(2)` on a path given as bytes.
+    public static func of(_ path: NativePath) throws -> FileStatus {
         var st = stat()
-        guard stat(path, &st) == 0 else { throw FileError(path: path, operation: "cannot stat") }
+        guard path.withCString({ stat($0, &st) }) == 0 else { throw FileError(path: path.description, operation: "cannot stat") }
         return FileStatus(st)
     }
 
     /// `lstat(2)`: describes a symbolic link itself rather than its target.
-    public static func ofLink(_ path: String) throws -> FileStatus {
+    public static func ofLink(_ path: String) throws -> FileStatus { try ofLink(NativePath(path)) }
+
+    /// `lstat(2)` on a path given as bytes.
+    public static func ofLink(_ path: NativePath) throws -> FileStatus {
         var st = stat()
-        guard lstat(path, &st) == 0 else { throw FileError(path: path, operation: "cannot lstat") }
+        guard path.withCString({ lstat($0, &st) }) == 0 else { throw FileError(path: path.description, operation: "cannot lstat") }
         return FileStatus(st)
     }
 }
@@ -193,30 +255,41 @@ public struct FileStatus: Sendable, Equatable {
 public enum DirectoryListing {
     /// The names in folder `path` (without "." and ".."), sorted bytewise so walks are
     /// deterministic. Throws `FileError` when the folder cannot be opened (e.g. EACCES, ENOTDIR).
+    /// A name that is not valid UTF-8 comes back with U+FFFD in place of its bad bytes: such
+    /// a name cannot be opened; walks use `entries(in:)`.
     public static func names(in path: String) throws -> [String] {
-        guard let dir = opendir(path) else { throw FileError(path: path, operation: "cannot list") }
+        try entries(in: NativePath(path)).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// The names in folder `path` as the bytes the system returned (without "." and ".."),
+    /// sorted bytewise. Throws `FileError` when the folder cannot be opened or read. O(entries).
+    public static func entries(in path: NativePath) throws -> [[UInt8]] {
+        guard let dir = path.withCString({ opendir($0) }) else { throw FileError(path: path.description, operation: "cannot list") }
         defer { closedir(dir) }
-        var names: [String] = []
+        var names: [[UInt8]] = []
         errno = 0
         while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: MemoryLayout.size(ofValue: entry.pointee.d_name)) {
-                    String(cString: $0)
+            let name: [UInt8] = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: UInt8.self, capacity: MemoryLayout.size(ofValue: entry.pointee.d_name)) { p in
+                    Array(UnsafeBufferPointer(start: p, count: strlen(UnsafeRawPointer(p).assumingMemoryBound(to: CChar.self))))
                 }
             }
-            if name != "." && name != ".." { names.append(name) }
+            if name != [0x2E] && name != [0x2E, 0x2E] { names.append(name) }
         }
-        if errno != 0 { throw FileError(path: path, operation: "cannot list") }
-        return names.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+        if errno != 0 { throw FileError(path: path.description, operation: "cannot list") }
+        return names.sorted { $0.lexicographicallyPrecedes($1) }
     }
 }
 
 /// Bounded reads with the system's error when they fail (unlike `Data(contentsOf:)`).
 public enum FileReader {
     /// Reads at most `limit` bytes from the start of the file at `path` (the whole file when nil).
-    public static func read(_ path: String, limit: Int? = nil) throws -> Data {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw FileError(path: path, operation: "cannot open") }
+    public static func read(_ path: String, limit: Int? = nil) throws -> Data { try read(NativePath(path), limit: limit) }
+
+    /// Reads at most `limit` bytes from the start of the file at `path`, given as bytes.
+    public static func read(_ path: NativePath, limit: Int? = nil) throws -> Data {
+        let fd = path.withCString { open($0, O_RDONLY | O_CLOEXEC) }
+        guard fd >= 0 else { throw FileError(path: path.description, operation: "cannot open") }
         defer { close(fd) }
         var out = Data()
         var buffer = [UInt8](repeating: 0, count: 64 << 10)
@@ -225,7 +298,7 @@ public enum FileReader {
             let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, want) }
             if n < 0 {
                 if errno == EINTR { continue }
-                throw FileError(path: path, operation: "cannot read")
+                throw FileError(path: path.description, operation: "cannot read")
             }
             if n == 0 { break }
             out.append(contentsOf: buffer[0..<n])

@@ -64,13 +64,22 @@ public struct ParsedDocument: Sendable, Equatable {
 
 /// Parses file contents by kind.
 public enum DocumentParser {
-    /// Decodes bytes (invalid UTF-8 → U+FFFD, with a warning returned) and parses by kind.
-    /// `path` names the file in titles and warnings. Never throws, never crashes on any input.
+    /// Decodes bytes and parses by kind. Text is UTF-8 (invalid bytes → U+FFFD, with a
+    /// warning), or UTF-16/UTF-32 when a byte-order mark says so (see `TextEncoding`; byte
+    /// ranges are then those of the UTF-8 text). `path` names the file in titles; the
+    /// warnings do not repeat it (the caller names the file once). Never throws, never
+    /// crashes on any input.
     public static func parse(_ data: Data, kind: DocumentKind, language: String?, path: String) -> (ParsedDocument, warnings: [String]) {
-        let source = SourceText(data)
         var warnings: [String] = []
+        var data = data
+        let (utf8, encoding, replaced) = TextEncoding.utf8(data)
+        if encoding != .utf8 {
+            data = Data(utf8)
+            if replaced > 0 { warnings.append("\(replaced) invalid \(encoding.rawValue) sequence(s) replaced with U+FFFD") }
+        }
+        let source = SourceText(data)
         if source.invalidLines > 0 {
-            warnings.append("\(path): invalid UTF-8 on \(source.invalidLines) line(s) (first: line \(source.firstInvalidLine)), replaced with U+FFFD")
+            warnings.append("invalid UTF-8 on \(source.invalidLines) line(s) (first: line \(source.firstInvalidLine)), replaced with U+FFFD")
         }
         let fileName = (path as NSString).lastPathComponent
         let doc: ParsedDocument

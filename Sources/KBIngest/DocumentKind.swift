@@ -1,4 +1,5 @@
 import Foundation
+import KBCore
 
 /// How a file is parsed.
 public enum DocumentKind: String, Sendable, CaseIterable {
@@ -54,19 +55,32 @@ public struct IngestOptions: Sendable {
     /// search index written as one line of JSON) are not prose or readable code, and their
     /// thousands of chunks drown real answers.
     public var skipMinified: Bool = true
-    /// Follow symbolic links (to files and folders); loops are detected from the device and
-    /// inode of each folder on the current path (and cycles of links from ELOOP) and reported
-    /// as `SkipReason.symlinkLoop`.
-    public var followSymlinks: Bool = true
+    /// Which symbolic links the walk follows (see `SymlinkPolicy`); by default those that
+    /// stay inside the walked folder. Loops are detected from the device and inode of each
+    /// folder on the current path (and cycles of links from ELOOP) and reported as
+    /// `SkipReason.symlinkLoop`; a file reached a second time through a link is reported as
+    /// `SkipReason.duplicate` and indexed once.
+    public var symlinks: SymlinkPolicy = .insideRoot
 
-    /// The defaults: every supported file, 10 MiB limit, links followed.
+    /// The defaults: every supported file, 10 MiB limit, links followed inside the folder.
     public init() {}
+}
+
+/// Which symbolic links a walk follows (as fd and rg: links out of the folder only on request).
+public enum SymlinkPolicy: Sendable, Equatable {
+    /// No link is followed (`SkipReason.ignored`).
+    case never
+    /// Links whose target, every link on the way resolved, is inside the walked folder;
+    /// the others are `SkipReason.linkOutsideFolder`.
+    case insideRoot
+    /// Every link, wherever it leads (`kbindex build --follow`).
+    case everywhere
 }
 
 /// Why the walker left a path out.
 public enum SkipReason: String, Sendable, CaseIterable {
     /// Matched a `.gitignore` rule, is hidden (leading '.'), is `node_modules`, did not match
-    /// `include`, or matched `exclude`; or a symbolic link when `followSymlinks` is off.
+    /// `include`, or matched `exclude`; or a symbolic link when `symlinks` is `.never`.
     case ignored
     /// An extension kbindex does not parse.
     case unsupportedType
@@ -85,14 +99,42 @@ public enum SkipReason: String, Sendable, CaseIterable {
     /// Source code whose lines average more than `Walker.minifiedLineLength` bytes (see
     /// `IngestOptions.skipMinified`).
     case minified
+    /// A symbolic link whose target is outside the walked folder, with
+    /// `IngestOptions.symlinks` at `.insideRoot`.
+    case linkOutsideFolder
+    /// A file already taken under another path: the same file (device and inode) reached
+    /// again through a symbolic link, or a different file whose name, not valid UTF-8,
+    /// reads the same as another's once decoded (see `SourceFile.relativePath`).
+    case duplicate
+}
+
+extension SkipReason: CustomStringConvertible {
+    /// The reason in words, for people ("symbolic link loop", not "symlinkLoop").
+    public var description: String {
+        switch self {
+        case .ignored: return "ignored"
+        case .unsupportedType: return "unsupported type"
+        case .binary: return "binary"
+        case .tooLarge: return "too large"
+        case .unreadable: return "unreadable"
+        case .symlinkLoop: return "symbolic link loop"
+        case .empty: return "empty"
+        case .minified: return "minified"
+        case .linkOutsideFolder: return "link out of the folder"
+        case .duplicate: return "already indexed under another path"
+        }
+    }
 }
 
 /// One file the walker chose to index.
 public struct SourceFile: Sendable, Equatable {
-    /// Path relative to the root, '/' separators.
+    /// Path relative to the root, '/' separators. A name that is not valid UTF-8 appears
+    /// decoded, its bad bytes replaced with U+FFFD (lossy, but the same on every walk, so
+    /// incremental builds recognise the file); read the file through `location`, which keeps
+    /// the real bytes. Unique among the files of one walk.
     public var relativePath: String
-    /// Where to read it (the root joined with `relativePath`, links not resolved).
-    public var url: URL
+    /// Where to read it: the root joined with the real names (links not resolved).
+    public var location: NativePath
     /// Size in bytes when walked.
     public var size: Int
     /// Modification time (of the link target), nanoseconds since the Unix epoch.
@@ -102,14 +144,23 @@ public struct SourceFile: Sendable, Equatable {
     /// For code: "swift", "python", "c", "cpp", "javascript", "typescript", "go", "rust", "shell".
     public var language: String?
 
+    /// `location` as a file URL: exact only when the path is valid UTF-8 (else open `location`).
+    public var url: URL { URL(fileURLWithPath: location.description) }
+
     /// Memberwise.
-    public init(relativePath: String, url: URL, size: Int, mtimeNanoseconds: Int64, kind: DocumentKind, language: String?) {
+    public init(relativePath: String, location: NativePath, size: Int, mtimeNanoseconds: Int64, kind: DocumentKind, language: String?) {
         self.relativePath = relativePath
-        self.url = url
+        self.location = location
         self.size = size
         self.mtimeNanoseconds = mtimeNanoseconds
         self.kind = kind
         self.language = language
+    }
+
+    /// Memberwise, with the location given as a URL (valid UTF-8 paths only).
+    public init(relativePath: String, url: URL, size: Int, mtimeNanoseconds: Int64, kind: DocumentKind, language: String?) {
+        self.init(relativePath: relativePath, location: NativePath(url.path), size: size, mtimeNanoseconds: mtimeNanoseconds,
+                  kind: kind, language: language)
     }
 }
 

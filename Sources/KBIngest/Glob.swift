@@ -7,10 +7,58 @@ public struct Glob: Sendable, Equatable {
     public let pattern: String
     private let scalars: [Unicode.Scalar]
 
-    /// Compiles `pattern` (no syntax can fail: a lone '[' is a literal).
+    /// Compiles `pattern` leniently, as git reads `.gitignore`: nothing fails, a '[' without
+    /// its ']' is a literal '[', and so is a trailing '\'. For patterns a user types
+    /// (`--include`, `--exclude`, `--path`) use `init(validating:)`, which says what is wrong.
     public init(_ pattern: String) {
         self.pattern = pattern
         scalars = Array(pattern.unicodeScalars)
+    }
+
+    /// Compiles `pattern`, or throws `IngestError` naming the first problem: an empty
+    /// pattern, a '[' with no closing ']', a reversed range such as `[z-a]`, or a trailing
+    /// '\' with nothing to escape. O(pattern).
+    public init(validating pattern: String) throws(IngestError) {
+        if let problem = Glob.problem(in: Array(pattern.unicodeScalars)) {
+            throw IngestError("invalid glob '\(pattern)': \(problem)")
+        }
+        self.init(pattern)
+    }
+
+    /// The first syntax error in `p`, in words; nil when there is none.
+    private static func problem(in p: [Unicode.Scalar]) -> String? {
+        if p.isEmpty { return "it is empty" }
+        var i = 0
+        while i < p.count {
+            switch p[i] {
+            case "\\":
+                if i + 1 == p.count { return "it ends with a '\\' that escapes nothing (write '\\\\' for a backslash)" }
+                i += 2
+            case "[":
+                var j = i + 1
+                if j < p.count && (p[j] == "!" || p[j] == "^") { j += 1 }
+                var first = true
+                var closed = false
+                while j < p.count {
+                    var lo = p[j]
+                    if lo == "]" && !first { closed = true; break }
+                    first = false
+                    if lo == "\\" && j + 1 < p.count { j += 1; lo = p[j] }
+                    if j + 2 < p.count && p[j + 1] == "-" && p[j + 2] != "]" {
+                        var hi = p[j + 2]
+                        if hi == "\\" && j + 3 < p.count { hi = p[j + 3]; j += 1 }
+                        if hi.value < lo.value { return "the range '\(lo)-\(hi)' is reversed (write '[\(hi)-\(lo)]')" }
+                        j += 2
+                    }
+                    j += 1
+                }
+                if !closed { return "'[' has no closing ']' (write '\\[' for a literal '[')" }
+                i = j + 1
+            default:
+                i += 1
+            }
+        }
+        return nil
     }
 
     /// Whether the glob matches the whole of `path`.
@@ -106,6 +154,24 @@ struct PathPattern: Sendable {
         var p = pattern
         if p.hasPrefix("/") { p.removeFirst(); anchored = true } else { anchored = p.contains("/") }
         glob = Glob(p)
+    }
+
+    /// As `init(_:)`, but throws `IngestError` for a pattern `Glob(validating:)` refuses.
+    init(validating pattern: String) throws(IngestError) {
+        _ = try Glob(validating: pattern)
+        self.init(pattern)
+    }
+
+    /// Whether `relativePath` or one of the folders it is in matches (gitignore's reading:
+    /// a pattern that matches a folder takes everything inside it). O(components · match).
+    func matchesOrIsInside(_ relativePath: String) -> Bool {
+        if matches(relativePath) { return true }
+        var path = Substring(relativePath)
+        while let slash = path.lastIndex(of: "/") {
+            path = path[..<slash]
+            if matches(String(path)) { return true }
+        }
+        return false
     }
 
     func matches(_ relativePath: String) -> Bool {

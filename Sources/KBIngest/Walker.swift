@@ -5,8 +5,13 @@ import KBCore
 ///
 /// Rules, in order, for each entry: hidden names (leading '.'), `node_modules` and `.git`
 /// are never used; `.gitignore` files at every level (and `.git/info/exclude` at the root)
-/// are honoured; then `include`, `exclude`, the file type, the size limit, readability,
-/// binary content (NUL in the first 8 KiB) and emptiness (only whitespace).
+/// are honoured; symbolic links are followed as `IngestOptions.symlinks` says; then
+/// `include`, `exclude`, the file type, the size limit, readability, binary content (NUL in
+/// the first 8 KiB, after decoding UTF-16/UTF-32 when a byte-order mark announces it) and
+/// emptiness (only whitespace). Names are kept as the system's bytes, so a name that is not
+/// valid UTF-8 is read like any other (see `SourceFile.relativePath`). A file reached twice
+/// through a symbolic link is taken once, under the path without a link if there is one
+/// (hard links are separate files to the walk: each is taken).
 public struct Walker: Sendable {
     /// The folder walked.
     public let root: URL
@@ -25,74 +30,131 @@ public struct Walker: Sendable {
         self.options = options
     }
 
-    /// Errors `walk` throws: only about the root itself.
-    public struct RootError: Error, CustomStringConvertible, Sendable {
-        public let description: String
-    }
+    /// The error `walk` throws (kept under its old name).
+    public typealias RootError = IngestError
 
     /// Files to index in a deterministic order (sorted by relative path). Never throws for a
-    /// bad file or folder: reports it as an event and goes on. Throws `RootError` only when
-    /// root itself is not a readable folder.
-    public func walk(events: (WalkEvent) -> Void) throws -> [SourceFile] {
+    /// bad file or folder: reports it as an event and goes on. Throws `IngestError` only when
+    /// root itself is not a readable folder, or when an `include`/`exclude` glob is invalid
+    /// (`Glob(validating:)`).
+    public func walk(events: (WalkEvent) -> Void) throws(IngestError) -> [SourceFile] {
+        let include = try options.include.map { g throws(IngestError) in try PathPattern(validating: g) }
+        let exclude = try options.exclude.map { g throws(IngestError) in try PathPattern(validating: g) }
         let rootPath = root.standardizedFileURL.path
+        let rootBytes = NativePath(rootPath)
         let status: FileStatus
-        do { status = try FileStatus.of(rootPath) } catch {
-            throw RootError(description: "cannot index \(rootPath): \(error)")
+        do { status = try FileStatus.of(rootBytes) } catch {
+            throw IngestError("cannot index \(rootPath): \(error)")
         }
         guard status.kind == .directory else {
-            throw RootError(description: "cannot index \(rootPath): not a folder")
+            throw IngestError("cannot index \(rootPath): not a folder")
         }
-        let names: [String]
-        do { names = try DirectoryListing.names(in: rootPath) } catch {
-            throw RootError(description: "cannot index \(rootPath): \(error)")
+        let names: [[UInt8]]
+        let realRoot: NativePath
+        do {
+            names = try DirectoryListing.entries(in: rootBytes)
+            realRoot = try rootBytes.resolved()
+        } catch {
+            throw IngestError("cannot index \(rootPath): \(error)")
         }
         return withoutActuallyEscaping(events) { events in
-            walk(rootPath: rootPath, status: status, names: names, events: events)
+            var state = State(events: events, realRoot: realRoot)
+            state.include = include
+            state.exclude = exclude
+            return walk(root: rootBytes, status: status, names: names, state: &state)
         }
     }
 
-    private func walk(rootPath: String, status: FileStatus, names: [String], events: @escaping (WalkEvent) -> Void) -> [SourceFile] {
-        var state = State(events: events)
+    private func walk(root rootPath: NativePath, status: FileStatus, names: [[UInt8]], state: inout State) -> [SourceFile] {
         for dir in options.excludedDirectories {
             if let s = try? FileStatus.of(dir) { state.excluded.insert(Identity(s)) }
         }
-        state.include = options.include.map(PathPattern.init)
-        state.exclude = options.exclude.map(PathPattern.init)
         var stack = GitignoreStack()
-        if let text = try? FileReader.read(rootPath + "/.git/info/exclude", limit: 1 << 20) {
+        if let text = try? FileReader.read(rootPath.appending(Array(".git/info/exclude".utf8)), limit: 1 << 20) {
             stack.files.append(GitignoreFile(base: "", text: String(decoding: text, as: UTF8.self)))
         }
-        walkDirectory(path: rootPath, relative: "", names: names, ancestors: [Identity(status)], gitignore: stack, state: &state)
-        return state.files.sorted { Array($0.relativePath.utf8).lexicographicallyPrecedes(Array($1.relativePath.utf8)) }
+        walkDirectory(path: rootPath, relative: "", names: names, ancestors: [Identity(status)], viaLink: false,
+                      gitignore: stack, state: &state)
+        return Walker.takeOnce(state.found, events: state.events)
     }
 
     private struct Identity: Hashable { let device: UInt64, inode: UInt64
         init(_ s: FileStatus) { device = s.device; inode = s.inode }
     }
 
+    /// A file the walk accepted, before duplicates are removed.
+    private struct Found {
+        var file: SourceFile
+        var identity: Identity
+        /// Reached through a symbolic link (the entry itself or a folder on its path).
+        var viaLink: Bool
+    }
+
     private struct State {
         let events: (WalkEvent) -> Void
-        var files: [SourceFile] = []
+        /// The root with every link resolved: where `.insideRoot` links must stay.
+        let realRoot: NativePath
+        var found: [Found] = []
         var excluded: Set<Identity> = []
         var include: [PathPattern] = []
         var exclude: [PathPattern] = []
     }
 
-    private func walkDirectory(path: String, relative: String, names: [String], ancestors: [Identity],
+    /// The files of `found` sorted by relative path (then by real path bytes), each taken
+    /// once: a file (device and inode) reached through a symbolic link and also otherwise is
+    /// taken where no link led; reached only through links, at its first path. Of files
+    /// whose relative paths read the same (names that are not UTF-8), the first by bytes.
+    /// The others are reported as `SkipReason.duplicate`. O(n log n).
+    private static func takeOnce(_ found: [Found], events: (WalkEvent) -> Void) -> [SourceFile] {
+        let sorted = found.map { (path: Array($0.file.relativePath.utf8), found: $0) }.sorted { a, b in
+            a.path == b.path ? a.found.file.location.bytes.lexicographicallyPrecedes(b.found.file.location.bytes)
+                : a.path.lexicographicallyPrecedes(b.path)
+        }.map(\.found)
+        // Per identity reached through a link: the path that keeps it.
+        var keeper: [Identity: String] = [:]
+        let linked = Set(sorted.filter(\.viaLink).map(\.identity))
+        for f in sorted where linked.contains(f.identity) && !f.viaLink && keeper[f.identity] == nil {
+            keeper[f.identity] = f.file.relativePath
+        }
+        for f in sorted where linked.contains(f.identity) && keeper[f.identity] == nil {
+            keeper[f.identity] = f.file.relativePath
+        }
+        var out: [SourceFile] = []
+        var taken: Set<String> = []
+        for f in sorted {
+            if let k = keeper[f.identity], f.viaLink, k != f.file.relativePath {
+                events(.skipped(path: f.file.relativePath, reason: .duplicate, detail: "the same file as \(k), reached through a symbolic link"))
+                continue
+            }
+            guard taken.insert(f.file.relativePath).inserted else {
+                events(.skipped(path: f.file.relativePath, reason: .duplicate,
+                                detail: "its name is not valid UTF-8 and reads the same as another file's once decoded"))
+                continue
+            }
+            out.append(f.file)
+        }
+        return out
+    }
+
+    private func walkDirectory(path: NativePath, relative: String, names: [[UInt8]], ancestors: [Identity], viaLink: Bool,
                                gitignore inherited: GitignoreStack, state: inout State) {
         var gitignore = inherited
-        if names.contains(".gitignore") {
+        let gitignoreName = Array(".gitignore".utf8)
+        if names.contains(gitignoreName) {
             do {
-                let data = try FileReader.read(path + "/.gitignore", limit: 1 << 20)
+                let data = try FileReader.read(path.appending(gitignoreName), limit: 1 << 20)
                 gitignore.files.append(GitignoreFile(base: relative, text: String(decoding: data, as: UTF8.self)))
             } catch {
                 state.events(.warning(path: join(relative, ".gitignore"), message: "cannot read .gitignore: \(error)"))
             }
         }
-        for name in names {
+        for nameBytes in names {
+            // Rules and globs see the name as text (lossy for a name that is not UTF-8);
+            // the file is opened by its bytes.
+            let name = String(decoding: nameBytes, as: UTF8.self)
             let rel = join(relative, name)
-            let full = path + "/" + name
-            if name.hasPrefix(".") {
+            let full = path.appending(nameBytes)
+            if nameBytes.first == UInt8(ascii: ".") {
                 state.events(.skipped(path: rel, reason: .ignored, detail: "hidden"))
                 continue
             }
@@ -106,9 +168,10 @@ public struct Walker: Sendable {
                 continue
             }
             var status = link
-            if link.kind == .symbolicLink {
-                guard options.followSymlinks else {
-                    state.events(.skipped(path: rel, reason: .ignored, detail: "symbolic link (followSymlinks is off)"))
+            let isLink = link.kind == .symbolicLink
+            if isLink {
+                guard options.symlinks != .never else {
+                    state.events(.skipped(path: rel, reason: .ignored, detail: "symbolic link (links are not followed)"))
                     continue
                 }
                 do { status = try FileStatus.of(full) } catch {
@@ -117,6 +180,17 @@ public struct Walker: Sendable {
                     let loop = (error as? FileError)?.code == ELOOP
                     state.events(.skipped(path: rel, reason: loop ? .symlinkLoop : .unreadable, detail: "\(error)"))
                     continue
+                }
+                if options.symlinks == .insideRoot {
+                    let target: NativePath
+                    do { target = try full.resolved() } catch {
+                        state.events(.skipped(path: rel, reason: .unreadable, detail: "\(error)"))
+                        continue
+                    }
+                    guard target.isInside(state.realRoot) else {
+                        state.events(.skipped(path: rel, reason: .linkOutsideFolder, detail: "symbolic link to \(target), outside the folder"))
+                        continue
+                    }
                 }
             }
             switch status.kind {
@@ -138,16 +212,16 @@ public struct Walker: Sendable {
                     state.events(.skipped(path: rel, reason: .symlinkLoop, detail: "leads back to a folder on its own path"))
                     continue
                 }
-                let children: [String]
-                do { children = try DirectoryListing.names(in: full) } catch {
+                let children: [[UInt8]]
+                do { children = try DirectoryListing.entries(in: full) } catch {
                     state.events(.skipped(path: rel, reason: .unreadable, detail: "\(error)"))
                     continue
                 }
-                walkDirectory(path: full, relative: rel, names: children, ancestors: ancestors + [id],
+                walkDirectory(path: full, relative: rel, names: children, ancestors: ancestors + [id], viaLink: viaLink || isLink,
                               gitignore: gitignore, state: &state)
             case .regular:
                 if let file = consider(path: full, relative: rel, name: name, status: status, gitignore: gitignore, state: &state) {
-                    state.files.append(file)
+                    state.found.append(Found(file: file, identity: Identity(status), viaLink: viaLink || isLink))
                 }
             case .symbolicLink, .other:
                 state.events(.skipped(path: rel, reason: .unsupportedType, detail: "not a regular file or folder"))
@@ -155,7 +229,7 @@ public struct Walker: Sendable {
         }
     }
 
-    private func consider(path: String, relative rel: String, name: String, status: FileStatus,
+    private func consider(path: NativePath, relative rel: String, name: String, status: FileStatus,
                           gitignore: GitignoreStack, state: inout State) -> SourceFile? {
         func skip(_ reason: SkipReason, _ detail: String?) -> SourceFile? {
             state.events(.skipped(path: rel, reason: reason, detail: detail))
@@ -172,20 +246,25 @@ public struct Walker: Sendable {
         if status.size > options.maxFileSize {
             return skip(.tooLarge, "\(status.size) bytes, more than \(options.maxFileSize)")
         }
-        let head: Data
-        do { head = try FileReader.read(path, limit: Walker.sniffSize) } catch {
+        let raw: Data
+        do { raw = try FileReader.read(path, limit: Walker.sniffSize) } catch {
             return skip(.unreadable, "\(error)")
         }
-        if head.isEmpty { return skip(.empty, nil) }
-        if head.contains(0) { return skip(.binary, "NUL byte in the first 8 KiB") }
+        if raw.isEmpty { return skip(.empty, nil) }
+        // UTF-16 and UTF-32 text (announced by a byte-order mark) is full of NUL bytes:
+        // sniff its characters, not its bytes.
+        let (head, encoding, _) = TextEncoding.utf8(raw, truncated: raw.count < status.size)
+        if head.contains(0) {
+            return skip(.binary, encoding == .utf8 ? "NUL byte in the first 8 KiB" : "NUL character in the first 8 KiB (read as \(encoding.rawValue))")
+        }
         if head.allSatisfy(Walker.isWhitespace) {
             // Only whitespace so far: look at the rest before calling it empty.
-            if status.size <= head.count { return skip(.empty, "only whitespace") }
-            if let all = try? FileReader.read(path, limit: options.maxFileSize), all.allSatisfy(Walker.isWhitespace) {
+            if status.size <= raw.count { return skip(.empty, "only whitespace") }
+            if let all = try? FileReader.read(path, limit: options.maxFileSize), TextEncoding.utf8(all).utf8.allSatisfy(Walker.isWhitespace) {
                 return skip(.empty, "only whitespace")
             }
         }
-        if options.skipMinified && kind == .code, let average = Walker.averageLineLength(head), average > Walker.minifiedLineLength {
+        if options.skipMinified && kind == .code, let average = Walker.averageLineLength(Data(head)), average > Walker.minifiedLineLength {
             return skip(.minified, "its lines average \(average) bytes (over at most its first 8 KiB); --include-minified indexes it")
         }
         if kind == .text && (name as NSString).pathExtension.isEmpty, head.starts(with: Array("#!".utf8)) {
@@ -193,7 +272,7 @@ public struct Walker: Sendable {
             if line.contains("python") { (kind, language) = (.code, "python") }
             else if line.hasSuffix("sh") || line.contains("bash") || line.contains("/sh ") || line.contains("zsh") { (kind, language) = (.code, "shell") }
         }
-        return SourceFile(relativePath: rel, url: root.appendingPathComponent(rel), size: status.size,
+        return SourceFile(relativePath: rel, location: path, size: status.size,
                           mtimeNanoseconds: status.mtimeNanoseconds, kind: kind, language: language)
     }
 
@@ -209,4 +288,12 @@ public struct Walker: Sendable {
     private static func isWhitespace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09 || b == 0x0B || b == 0x0C }
 
     private func join(_ a: String, _ b: String) -> String { a.isEmpty ? b : a + "/" + b }
+}
+
+/// The one error type of KBIngest: a walk that cannot start (its root is not a readable
+/// folder) or a glob that does not parse. `description` is one line naming what is wrong.
+public struct IngestError: Error, CustomStringConvertible, Sendable, Equatable {
+    public let description: String
+    /// An error reading `description`.
+    public init(_ description: String) { self.description = description }
 }

@@ -14,9 +14,10 @@ struct BuildCommand: ParsableCommand {
         abstract: "Index a folder of documents (markdown, text, HTML, source code).",
         discussion: """
             Walks FOLDER (honouring .gitignore, skipping hidden, binary, oversized and minified \
-            files), cuts every document along its structure (headings, paragraphs, \
-            declarations) into chunks that fit the model, embeds them with the built-in \
-            model, and writes the index: by default FOLDER/.kbindex.
+            files, and following symbolic links only inside FOLDER unless --follow), cuts \
+            every document along its structure (headings, paragraphs, declarations) into \
+            chunks that fit the model, embeds them with the built-in model, and writes the \
+            index: by default FOLDER/.kbindex.
 
             Run it again after the documents change: it re-reads only files whose size or \
             modification time changed, re-embeds only those whose content changed, and marks \
@@ -62,6 +63,9 @@ struct BuildCommand: ParsableCommand {
     @Flag(help: ArgumentHelp("Also index source files that look minified or generated (lines averaging over \(Walker.minifiedLineLength) bytes, such as bundled .min.js files or a one-line search index); by default they are skipped."))
     var includeMinified = false
 
+    @Flag(help: ArgumentHelp("Follow symbolic links wherever they lead; by default a link out of FOLDER is skipped (a link inside it is followed, and a file reached twice is indexed once)."))
+    var follow = false
+
     @Flag(help: "Re-read and re-embed every file, ignoring the existing index.")
     var rebuild = false
 
@@ -78,6 +82,7 @@ struct BuildCommand: ParsableCommand {
         if !(maxFileSize > 0) { throw ValidationError("--max-file-size must be a positive number of megabytes, got \(maxFileSize)") }
         if let threads, threads < 1 { throw ValidationError("--threads must be a positive number (1 or more), got \(threads)") }
         if segmentChunks < 1 { throw ValidationError("--segment-chunks must be a positive number (1 or more), got \(segmentChunks)") }
+        for g in include + exclude { do { _ = try Glob(validating: g) } catch { throw ValidationError(error.description) } }
     }
 
     func run() throws {
@@ -128,9 +133,11 @@ struct BuildCommand: ParsableCommand {
         options.maxFileSize = Int(maxFileSize * 1_048_576)
         options.skipMinified = !includeMinified
         options.excludedDirectories = [indexURL.path]
+        options.symlinks = follow ? .everywhere : .insideRoot
         var skipped: [SkipReason: Int] = [:]
         var warnings = 0
         var keep: [String] = []  // unreadable paths: their indexed versions stay
+        var linksOut = 0
         let files: [SourceFile]
         do {
             files = try Walker(root: root, options: options).walk { event in
@@ -141,9 +148,10 @@ struct BuildCommand: ParsableCommand {
                         keep.append(path)
                         if !quiet {
                             progress.finish()
-                            warn("\(path): skipped (\(reason.rawValue)\(detail.map { ": \($0)" } ?? ""))")
+                            warn("\(path): skipped (\(reason)\(detail.map { ": \($0)" } ?? ""))")
                         }
                     }
+                    if reason == .linkOutsideFolder { linksOut += 1 }
                 case .warning(let path, let message):
                     warnings += 1
                     if !quiet { progress.finish(); warn("\(path): \(message)") }
@@ -151,6 +159,9 @@ struct BuildCommand: ParsableCommand {
             }
         } catch {
             throw CLIError(error)
+        }
+        if linksOut > 0 && !quiet {
+            note("\(Format.counted(linksOut, "symbolic link")) out of \(root.path) not followed ('kbindex build --follow' follows them)")
         }
 
         // 2. Which files to read: new ones, and known ones whose size or modification time
@@ -349,7 +360,7 @@ struct BuildCommand: ParsableCommand {
                 while i < files.count {
                     let f = files[i]
                     do {
-                        let data = try FileReader.read(f.url.path)
+                        let data = try FileReader.read(f.location)
                         let sha = Array(Hashing.sha256Bytes(data))
                         dst.buffer[i].sha256 = sha
                         if let k = known[f.relativePath], k.sha256 == sha {
@@ -381,6 +392,8 @@ struct BuildCommand: ParsableCommand {
         case .symlinkLoop: return "symlink loop"
         case .empty: return "empty"
         case .minified: return "minified"
+        case .linkOutsideFolder: return "links out of the folder"
+        case .duplicate: return "reached twice"
         }
     }
 

@@ -58,7 +58,7 @@ struct QueryCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The index folder (default: the nearest .kbindex).", valueName: "dir"))
     var index: String?
 
-    @Option(help: ArgumentHelp("Only documents whose path matches this glob (repeatable).", valueName: "glob"))
+    @Option(help: ArgumentHelp("Only documents whose path matches this glob (repeatable), as in .gitignore: '*.md' matches names at any depth, 'notes/*' a path; relative to the current folder inside the indexed one.", valueName: "glob"))
     var path: [String] = []
 
     @Option(help: ArgumentHelp("Model name or folder (default: the model the index was built with).", valueName: "name|path"))
@@ -89,6 +89,7 @@ struct QueryCommand: ParsableCommand {
         }
         if question == nil && batch == nil { throw ValidationError("give a question, or --batch FILE with one question per line") }
         if question != nil && batch != nil { throw ValidationError("give either a question or --batch FILE, not both") }
+        _ = try PathOption.filter(path, index: index)  // an invalid glob is a usage error
     }
 
     /// Questions answered per pass over the index: bounds memory for long files, and keeps
@@ -98,11 +99,7 @@ struct QueryCommand: ParsableCommand {
     func run() throws {
         let idx = try IndexOpening.open(index)
         let embedder = try ModelLoading.load(model, forIndexBuiltWith: idx.manifest.model, verb: "query")
-        let globs = path.map { Glob($0) }
-        let filter: DocumentFilter? = globs.isEmpty ? nil : { seg, doc in
-            let p = seg.document(doc).path
-            return globs.contains { $0.matches(p) }
-        }
+        let filter = try PathOption.filter(path, index: index)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         // Hybrid needs the LEXICAL section; an index built before it existed falls back to

@@ -57,6 +57,43 @@ final class FileSystemTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), [])
     }
 
+    func testANameThatIsNotUTF8IsListedStatedAndReadByItsBytes() throws {
+        let name: [UInt8] = Array("caf".utf8) + [0xE9] + Array(".md".utf8)
+        let path = NativePath(dir.path).appending(name)
+        let fd = path.withCString { open($0, O_WRONLY | O_CREAT, 0o644) }
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        XCTAssertEqual(write(fd, "latte", 5), 5)
+        close(fd)
+        XCTAssertFalse(path.isValidUTF8)
+        XCTAssertEqual(path.description, dir.path + "/caf\u{FFFD}.md")
+        XCTAssertEqual(try DirectoryListing.entries(in: NativePath(dir.path)), [name])
+        XCTAssertEqual(try FileStatus.ofLink(path).size, 5)
+        XCTAssertEqual(try FileStatus.of(path).kind, .regular)
+        XCTAssertEqual(try FileReader.read(path), Data("latte".utf8))
+        // The text form names a file that does not exist: why walks keep the bytes.
+        let lossy = try DirectoryListing.names(in: dir.path)
+        XCTAssertEqual(lossy, ["caf\u{FFFD}.md"])
+        XCTAssertThrowsError(try FileStatus.ofLink(dir.path + "/" + lossy[0])) { e in
+            XCTAssertTrue("\(e)".contains("No such file"), "\(e)")
+        }
+    }
+
+    func testNativePathResolvesLinksAndComparesWholeComponents() throws {
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("a/b"), withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: dir.appendingPathComponent("link").path, withDestinationPath: "a/b")
+        let real = try NativePath(dir.path).resolved()
+        XCTAssertEqual(try NativePath(dir.path + "/link").resolved(), real.appending(Array("a/b".utf8)))
+        XCTAssertEqual(try NativePath(dir.path + "/a/./b/../b").resolved(), real.appending(Array("a/b".utf8)))
+        XCTAssertThrowsError(try NativePath(dir.path + "/missing").resolved())
+        XCTAssertTrue(NativePath("/x/a/b").isInside(NativePath("/x/a")))
+        XCTAssertTrue(NativePath("/x/a").isInside(NativePath("/x/a/")))
+        XCTAssertTrue(NativePath("/x/a").isInside(NativePath("/x/a")))
+        XCTAssertTrue(NativePath("/x").isInside(NativePath("/")))
+        XCTAssertFalse(NativePath("/x/ab").isInside(NativePath("/x/a")))
+        XCTAssertFalse(NativePath("/x").isInside(NativePath("/x/a")))
+        XCTAssertEqual(NativePath("/x/").appending(Array("y".utf8)), NativePath("/x/y"))
+    }
+
     func testSHA256MatchesKnownVectors() throws {
         // FIPS 180-2 test vectors.
         XCTAssertEqual(Hashing.sha256Hex(Data("abc".utf8)), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")

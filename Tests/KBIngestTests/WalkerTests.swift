@@ -104,7 +104,8 @@ final class WalkerTests: XCTestCase {
         let data = try FileReader.read(file.url.path)
         let (doc, warnings) = DocumentParser.parse(data, kind: file.kind, language: file.language, path: file.relativePath)
         XCTAssertEqual(warnings.count, 1)
-        XCTAssertTrue(warnings[0].hasPrefix("latin1.txt: invalid UTF-8 on 1 line(s) (first: line 1)"), warnings[0])
+        // The caller names the file once; the warning does not repeat it.
+        XCTAssertEqual(warnings[0], "invalid UTF-8 on 1 line(s) (first: line 1), replaced with U+FFFD")
         XCTAssertEqual(doc.sections.map(\.text), ["caf\u{FFFD} au lait"])
     }
 
@@ -135,7 +136,7 @@ final class WalkerTests: XCTestCase {
         try folder.write("a.md", "first")
         try folder.symlink("mem.txt", to: "/proc/self/mem")
         try folder.write("z.md", "last")
-        let result = try walk(folder)
+        let result = try walk(folder) { $0.symlinks = .everywhere }  // the link leads out of the folder
         XCTAssertEqual(result.reason("mem.txt"), .unreadable)
         XCTAssertTrue(result.skipped["mem.txt"]?.detail?.contains("cannot read") ?? false, "\(String(describing: result.skipped["mem.txt"]))")
         XCTAssertEqual(result.paths, ["a.md", "z.md"])
@@ -175,21 +176,59 @@ final class WalkerTests: XCTestCase {
         XCTAssertEqual(result.paths, ["real.md"])
     }
 
-    func testSymlinksFollowedOrIgnored() throws {
+    func testSymlinksOutOfTheFolderAreFollowedOnlyWhenAskedFor() throws {
         let outside = try ScratchFolder()
         defer { outside.remove() }
         try outside.write("elsewhere.md", "outside text")
         try outside.write("shared/doc.md", "shared text")
         try folder.symlink("linked.md", to: outside.url.appendingPathComponent("elsewhere.md").path)
         try folder.symlink("shared", to: outside.url.appendingPathComponent("shared").path)
-        let followed = try walk(folder)
+        // A relative link that climbs out through "..".
+        try folder.symlink("sub/up.md", to: "../../" + outside.url.lastPathComponent + "/elsewhere.md")
+        let inside = try walk(folder)
+        XCTAssertEqual(inside.paths, [])
+        for path in ["linked.md", "shared", "sub/up.md"] { XCTAssertEqual(inside.reason(path), .linkOutsideFolder, path) }
+        let target = try NativePath(outside.path + "/elsewhere.md").resolved()
+        XCTAssertEqual(inside.skipped["linked.md"]?.detail, "symbolic link to \(target), outside the folder")
+
+        let followed = try walk(folder) { $0.symlinks = .everywhere }
+        // linked.md and sub/up.md reach one file: taken once, at its first path.
         XCTAssertEqual(followed.paths, ["linked.md", "shared/doc.md"])
+        XCTAssertEqual(followed.reason("sub/up.md"), .duplicate)
         XCTAssertEqual(followed.file("linked.md")?.size, "outside text".utf8.count)
         XCTAssertEqual(followed.file("linked.md")?.url.path, folder.url.appendingPathComponent("linked.md").path)
-        let notFollowed = try walk(folder) { $0.followSymlinks = false }
-        XCTAssertEqual(notFollowed.paths, [])
-        XCTAssertEqual(notFollowed.reason("linked.md"), .ignored)
-        XCTAssertEqual(notFollowed.reason("shared"), .ignored)
+
+        let never = try walk(folder) { $0.symlinks = .never }
+        XCTAssertEqual(never.paths, [])
+        XCTAssertEqual(never.reason("linked.md"), .ignored)
+        XCTAssertEqual(never.reason("shared"), .ignored)
+    }
+
+    func testAFileReachedTwiceThroughALinkIsTakenOnceUnderItsOwnPath() throws {
+        try folder.write("real.md", "real")
+        try folder.write("sub/doc.md", "doc")
+        try folder.symlink("a-alias.md", to: "real.md")       // sorts before its target
+        try folder.symlink("sub/again.md", to: "../sub/doc.md")
+        try folder.symlink("dirlink", to: "sub")              // the whole folder a second time
+        // Hard links are separate names for one file, each indexed (as git and rg see them).
+        XCTAssertEqual(link(folder.path + "/real.md", folder.path + "/z-hard.md"), 0)
+        // A folder on the root's own path through a link: still inside the folder.
+        let result = try walk(folder)
+        XCTAssertEqual(result.paths, ["real.md", "sub/doc.md", "z-hard.md"])
+        for path in ["a-alias.md", "sub/again.md", "dirlink/doc.md", "dirlink/again.md"] {
+            XCTAssertEqual(result.reason(path), .duplicate, path)
+        }
+        XCTAssertEqual(result.skipped["a-alias.md"]?.detail, "the same file as real.md, reached through a symbolic link")
+    }
+
+    func testARootReachedThroughALinkStillHoldsItsLinks() throws {
+        // The walked folder named through a link ("/tmp/x" -> the real folder): links inside
+        // it compare with the resolved root, so they count as inside.
+        try folder.write("real/doc.md", "doc")
+        try folder.symlink("real/alias.md", to: "doc.md")
+        try folder.symlink("via", to: "real")
+        let result = try Walker(root: folder.url.appendingPathComponent("via"), options: IngestOptions()).walk { _ in }
+        XCTAssertEqual(result.map(\.relativePath), ["doc.md"])
     }
 
     // MARK: - .gitignore
@@ -242,6 +281,74 @@ final class WalkerTests: XCTestCase {
         XCTAssertNil(nested.decision(relativePath: "top.md", isDirectory: false))
     }
 
+    func testGlobValidationNamesTheProblem() {
+        func problem(_ pattern: String) -> String? {
+            do { _ = try Glob(validating: pattern); return nil } catch { return error.description }
+        }
+        XCTAssertEqual(problem("[abc"), "invalid glob '[abc': '[' has no closing ']' (write '\\[' for a literal '[')")
+        XCTAssertEqual(problem("a/[!x"), "invalid glob 'a/[!x': '[' has no closing ']' (write '\\[' for a literal '[')")
+        XCTAssertEqual(problem("[z-a]"), "invalid glob '[z-a]': the range 'z-a' is reversed (write '[a-z]')")
+        XCTAssertEqual(problem("x\\"), "invalid glob 'x\\': it ends with a '\\' that escapes nothing (write '\\\\' for a backslash)")
+        XCTAssertEqual(problem(""), "invalid glob '': it is empty")
+        for good in ["*.md", "docs/**/*.md", "[]x]", "[!]]", "\\[", "a[b-d]e", "**", "?", "[a\\]]"] {
+            XCTAssertNil(problem(good), good)
+        }
+        // .gitignore stays lenient, as git is: '[' without ']' is a literal.
+        XCTAssertTrue(Glob("lone[").matches("lone["))
+    }
+
+    func testInvalidIncludeOrExcludeStopsTheWalk() throws {
+        try folder.write("a.md", "x")
+        XCTAssertThrowsError(try walk(folder) { $0.include = ["[abc"] }) { error in
+            XCTAssertEqual("\(error)", "invalid glob '[abc': '[' has no closing ']' (write '\\[' for a literal '[')")
+        }
+        XCTAssertThrowsError(try walk(folder) { $0.exclude = ["ok", "[b-a]"] })
+    }
+
+    func testPathSelectionFollowsGitignoreRules() throws {
+        func selected(_ globs: [String], base: String = "", _ paths: [String]) throws -> [String] {
+            let s = try PathSelection(globs: globs, base: base)
+            return paths.filter(s.matches)
+        }
+        let all = ["top.md", "notes/deadlines.md", "notes/deadline.txt", "library/deep/x.md", "library/y.md",
+                   "docs/notes/logging.md", "docs/logging.md", "docs/notes/sub/more.md", "[draft]/a.md"]
+        XCTAssertEqual(try selected(["*.md"], all), all.filter { $0.hasSuffix(".md") })
+        XCTAssertEqual(try selected(["notes/*.md"], all), ["notes/deadlines.md"])
+        XCTAssertEqual(try selected(["/top.md"], all), ["top.md"])
+        XCTAssertEqual(try selected(["library/*"], all), ["library/deep/x.md", "library/y.md"], "a matched folder takes its contents")
+        XCTAssertEqual(try selected(["library"], all), ["library/deep/x.md", "library/y.md"])
+        XCTAssertEqual(try selected(["deep/"], all), ["library/deep/x.md"], "a trailing slash: folders only")
+        XCTAssertEqual(try selected(["x.md/"], all), [])
+        XCTAssertEqual(try selected(["**/logging.md"], all), ["docs/notes/logging.md", "docs/logging.md"])
+        XCTAssertEqual(try selected(["top.md", "*.txt"], all), ["top.md", "notes/deadline.txt"])
+        // Relative to a folder inside the index, as git reads pathspecs.
+        XCTAssertEqual(try selected(["logging.md"], base: "docs/notes", all), ["docs/notes/logging.md"])
+        XCTAssertEqual(try selected(["*.md"], base: "docs/notes", all), ["docs/notes/logging.md", "docs/notes/sub/more.md"])
+        XCTAssertEqual(try selected(["sub/*"], base: "docs/notes", all), ["docs/notes/sub/more.md"])
+        XCTAssertEqual(try selected(["./logging.md"], base: "docs/notes", all), ["docs/notes/logging.md"])
+        XCTAssertEqual(try selected(["../logging.md"], base: "docs/notes", all), ["docs/logging.md"])
+        XCTAssertEqual(try selected([".."], base: "docs/notes", all), ["docs/notes/logging.md", "docs/logging.md", "docs/notes/sub/more.md"])
+        XCTAssertEqual(try selected(["/top.md"], base: "docs/notes", all), ["top.md"])
+        // A base folder's name is literal, glob characters and all.
+        XCTAssertEqual(try selected(["a.md"], base: "[draft]", all), ["[draft]/a.md"])
+        XCTAssertEqual(try selected(["./a.md"], base: "[draft]", all), ["[draft]/a.md"])
+        XCTAssertThrowsError(try PathSelection(globs: ["../../x"], base: "docs")) { error in
+            XCTAssertEqual("\(error)", "invalid glob '../../x': it leads out of the indexed folder")
+        }
+        XCTAssertThrowsError(try PathSelection(globs: ["[abc"]))
+    }
+
+    func testPathSelectionBaseIsTheCurrentFolderInsideTheRoot() throws {
+        try folder.mkdir("docs/notes")
+        try folder.symlink("alias", to: "docs")
+        let root = NativePath(folder.path)
+        XCTAssertEqual(PathSelection.base(root: root, current: NativePath(folder.path + "/docs/notes")), "docs/notes")
+        XCTAssertEqual(PathSelection.base(root: root, current: root), "")
+        XCTAssertEqual(PathSelection.base(root: root, current: NativePath(folder.path + "/alias/notes")), "docs/notes", "links resolved")
+        XCTAssertNil(PathSelection.base(root: NativePath(folder.path + "/docs"), current: root))
+        XCTAssertNil(PathSelection.base(root: root, current: NativePath(folder.path + "/missing")))
+    }
+
     func testGlob() {
         XCTAssertTrue(Glob("*.md").matches("a.md"))
         XCTAssertFalse(Glob("*.md").matches("d/a.md"))
@@ -257,6 +364,75 @@ final class WalkerTests: XCTestCase {
         XCTAssertTrue(Glob("lone[").matches("lone["))
         XCTAssertTrue(Glob("\\*").matches("*"))
         XCTAssertFalse(Glob("\\*").matches("x"))
+    }
+
+    // MARK: - Names that are not UTF-8, text that is not UTF-8
+
+    /// Creates a file whose name is `name`'s bytes (which need not be UTF-8) in the folder.
+    func writeRaw(_ name: [UInt8], _ text: String) throws {
+        let path = Array(folder.path.utf8) + [UInt8(ascii: "/")] + name + [0]
+        let fd = path.withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { open($0.baseAddress!, O_WRONLY | O_CREAT | O_TRUNC, 0o644) } }
+        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        XCTAssertEqual(bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress!, $0.count) }, bytes.count)
+    }
+
+    func testANameThatIsNotUTF8IsReadThroughItsBytes() throws {
+        let latin1 = Array("caf".utf8) + [0xE9] + Array(".md".utf8)
+        try writeRaw(latin1, "espresso")
+        let result = try walk(folder)
+        XCTAssertEqual(result.skipped.count, 0, "\(result.skipped)")
+        XCTAssertEqual(result.paths, ["caf\u{FFFD}.md"])
+        let file = try XCTUnwrap(result.file("caf\u{FFFD}.md"))
+        XCTAssertEqual(file.location.bytes, Array(folder.path.utf8) + [UInt8(ascii: "/")] + latin1)
+        XCTAssertEqual(try FileReader.read(file.location), Data("espresso".utf8))
+        XCTAssertEqual(file.size, 8)
+        // The same walk again gives the same path: incremental builds recognise the file.
+        XCTAssertEqual(try walk(folder).files, result.files)
+    }
+
+    func testNamesThatReadTheSameOnceDecodedAreTakenOnce() throws {
+        // 0xE8 and 0xE9 both decode to U+FFFD: one relative path, two files.
+        try writeRaw(Array("caf".utf8) + [0xE9] + Array(".md".utf8), "second by bytes")
+        try writeRaw(Array("caf".utf8) + [0xE8] + Array(".md".utf8), "first by bytes")
+        for _ in 0..<2 {
+            let result = try walk(folder)
+            XCTAssertEqual(result.paths, ["caf\u{FFFD}.md"])
+            XCTAssertEqual(try FileReader.read(result.files[0].location), Data("first by bytes".utf8), "the first by bytes, every time")
+            XCTAssertEqual(result.reason("caf\u{FFFD}.md"), .duplicate)
+        }
+    }
+
+    func testUTF16AndUTF32WithAByteOrderMarkAreTextNotBinary() throws {
+        let text = "# Tea\n\nGreen tea steeps for two minutes.\n"
+        let le: [UInt8] = [0xFF, 0xFE] + text.utf16.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }
+        try folder.write("le.md", Data(le))
+        try folder.write("be.md", Data([0xFE, 0xFF] + text.utf16.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] }))
+        try folder.write("wide.md", Data([0, 0, 0xFE, 0xFF] + text.unicodeScalars.flatMap { s in (0..<4).reversed().map { UInt8((s.value >> (8 * $0)) & 0xFF) } }))
+        // Real NUL characters are still binary; a mark and spaces alone are empty.
+        try folder.write("nul.txt", Data([0xFF, 0xFE, 0x41, 0, 0, 0, 0x42, 0]))
+        try folder.write("blank.txt", Data([0xFF, 0xFE, 0x20, 0, 0x0A, 0]))
+        // A file longer than the sniffed 8 KiB, cut there between the halves of a surrogate pair.
+        let a = { (n: Int) -> [UInt8] in Array(repeating: [UInt8(0x61), 0], count: n).flatMap { $0 } }
+        let longBytes: [UInt8] = [0xFF, 0xFE] + a(4094) + [0x3D, 0xD8, 0x00, 0xDE] + a(1000)
+        try folder.write("long.txt", Data(longBytes))
+        let result = try walk(folder)
+        XCTAssertEqual(result.paths, ["be.md", "le.md", "long.txt", "wide.md"])
+        XCTAssertEqual(result.reason("nul.txt"), .binary)
+        XCTAssertEqual(result.skipped["nul.txt"]?.detail, "NUL character in the first 8 KiB (read as UTF-16LE)")
+        XCTAssertEqual(result.reason("blank.txt"), .empty)
+        for name in ["be.md", "le.md", "wide.md"] {
+            let file = try XCTUnwrap(result.file(name))
+            let (doc, warnings) = DocumentParser.parse(try FileReader.read(file.location), kind: file.kind, language: nil, path: name)
+            XCTAssertEqual(warnings, [], name)
+            XCTAssertEqual(doc.title, "Tea", name)
+            XCTAssertEqual(doc.sections.map(\.text), ["Green tea steeps for two minutes."], name)
+            XCTAssertEqual(doc.sections.map(\.lineStart), [1], name)
+        }
+        let long = try DocumentParser.parse(FileReader.read(try XCTUnwrap(result.file("long.txt")).location), kind: .text, language: nil, path: "long.txt")
+        XCTAssertEqual(long.warnings, [])
+        XCTAssertEqual(long.0.sections.map(\.text), [String(repeating: "a", count: 4094) + "😀" + String(repeating: "a", count: 1000)])
     }
 
     // MARK: - Hidden, excluded, include/exclude
