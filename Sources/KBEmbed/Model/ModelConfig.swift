@@ -191,6 +191,21 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     case invalidWeights(file: String, reason: String)
     case missingTensor(file: String, tensor: String)
     case badTensor(file: String, tensor: String, reason: String)
+    /// Two files of the folder disagree (`vocab.txt` and `config.json`'s `vocab_size`, or
+    /// `vocab.txt` and `tokenizer.json`): one of them is damaged or cut short.
+    case inconsistentFiles(file: String, reason: String)
+    /// The encoder produced a NaN or infinite value: the weights are damaged (or hold values
+    /// out of range). `detail` says what is known, e.g. which tensor holds NaN.
+    case nonFiniteVector(model: String, directory: String, detail: String)
+
+    /// True when the error says the model's files are damaged (a fresh copy of the model
+    /// would fix it), rather than unsupported, misconfigured or missing.
+    public var isDamage: Bool {
+        switch self {
+        case .invalidWeights, .badTensor, .inconsistentFiles, .nonFiniteVector: return true
+        case .missingFile, .unreadable, .invalidConfig, .unsupported, .missingTensor: return false
+        }
+    }
 
     public var description: String {
         switch self {
@@ -201,6 +216,9 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
         case .invalidWeights(let f, let r): return "\(f): not a valid safetensors file: \(r)"
         case .missingTensor(let f, let t): return "\(f): tensor '\(t)' is missing"
         case .badTensor(let f, let t, let r): return "\(f): tensor '\(t)': \(r)"
+        case .inconsistentFiles(let f, let r): return "\(f): \(r)"
+        case .nonFiniteVector(let m, let d, let detail):
+            return "model '\(m)' (\(d)) produced a vector with NaN or infinite values: \(detail)"
         }
     }
 }
