@@ -150,6 +150,33 @@ final class DamagedModelTests: XCTestCase {
         assertInconsistent(dir, file: "tokenizer.json", ["not a JSON object"])
     }
 
+    func testHugeVocabularyFileIsRefusedWithoutReadingIt() throws {
+        let dir = try write(model())
+        // Sparse: 100 MB that take no disk and, refused by size, are never read.
+        let vocab = dir.appendingPathComponent("vocab.txt")
+        let h = try FileHandle(forWritingTo: vocab)
+        try h.truncate(atOffset: 100 << 20)
+        try h.close()
+        XCTAssertThrowsError(try Embedder(modelDirectory: dir, threads: 1)) { error in
+            XCTAssertEqual((error as? TokenizerError)?.kind, .vocabularyTooLarge)
+            XCTAssertTrue("\(error)".contains("\(vocab.path) is 104857600 bytes, too large for a vocabulary"), "\(error)")
+        }
+    }
+
+    func testSequenceLengthsThatCannotBeAllocatedAreRefused() throws {
+        // A length × length attention matrix per worker: 100,000 tokens would need 40 GB.
+        var m = model()
+        m.maxPositions = 100_000
+        m.maxSeqLength = nil  // the limit is then max_position_embeddings
+        let dir = try write(m)
+        XCTAssertThrowsError(try Embedder(modelDirectory: dir, threads: 1)) { error in
+            XCTAssertEqual("\(error)", "\(dir.appendingPathComponent("config.json").path): sequences of 100000 tokens are not supported (at most 8192: attention needs length² memory)")
+        }
+        m.maxPositions = 9000
+        m.maxSeqLength = 512  // sentence_bert_config.json keeps it small: fine
+        XCTAssertNoThrow(try Embedder(modelDirectory: try write(m), threads: 1))
+    }
+
     func testTokenizerJSONCheckIsCachedUntilAFileChanges() throws {
         let dir = try write(model())
         let json = dir.appendingPathComponent("tokenizer.json")

@@ -60,6 +60,9 @@ public struct ModelConfig: Sendable, Equatable {
     /// Dimensions of the output vector.
     public var dimensions: Int { bert.hiddenSize }
 
+    /// The longest input `load` accepts, in tokens (BERT-family models use 512).
+    public static let maxSupportedSequenceLength = 8192
+
     /// Reads `config.json`, `sentence_bert_config.json`, `modules.json` and the pooling
     /// module's `config.json` from `directory`.
     ///
@@ -74,12 +77,18 @@ public struct ModelConfig: Sendable, Equatable {
         let bert = try parseBert(config, file: configURL.path)
 
         var maxLength = bert.maxPositions
+        var lengthFile = configURL
         let sbertURL = directory.appendingPathComponent("sentence_bert_config.json")
         if let sbert = try readJSONObject(sbertURL, required: false), let m = sbert["max_seq_length"] {
             guard let v = (m as? NSNumber)?.intValue, v >= 2 else {
                 throw ModelError.invalidConfig(file: sbertURL.path, reason: "max_seq_length must be an integer ≥ 2")
             }
             maxLength = min(v, bert.maxPositions)
+            lengthFile = sbertURL
+        }
+        // Each worker holds a length × length attention matrix: refuse what cannot be allocated.
+        guard maxLength <= maxSupportedSequenceLength else {
+            throw ModelError.unsupported(file: lengthFile.path, reason: "sequences of \(maxLength) tokens are not supported (at most \(maxSupportedSequenceLength): attention needs length² memory)")
         }
 
         var pooling = Pooling.mean
