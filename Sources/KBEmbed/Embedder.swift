@@ -25,12 +25,19 @@ public final class Embedder: Sendable {
     public var dimensions: Int { config.dimensions }
 
     /// Loads the model in `directory` (Hugging Face layout: config.json, model.safetensors,
-    /// vocab.txt, and the sentence-transformers files). Cost: O(header) for the weights,
-    /// which are memory-mapped, plus the vocabulary.
+    /// vocab.txt, and the sentence-transformers files) and checks that its files agree:
+    /// every tensor has the shape `config.json` gives, `vocab.txt` has `vocab_size` entries
+    /// and matches `tokenizer.json` when there is one (see `VocabularyCheck`), and a first
+    /// vector ([CLS] [SEP]) comes out finite.
+    ///
+    /// Cost: O(header) for the weights, which are memory-mapped, plus the vocabulary, plus one
+    /// two-token forward pass; the tokenizer.json comparison runs once per version of the
+    /// files (its result is cached in the folder).
     /// - Parameters:
     ///   - threads: workers per call (default: every core).
     ///   - tokenBudget: tokens per batch (default 512: throughput is flat from 256 to 2048, memory grows with it; see Benchmarks/RESULTS.md).
-    /// - Throws: `ModelError` (or `TokenizerError`) naming the file and what is wrong.
+    /// - Throws: `ModelError` (or `TokenizerError`) naming the file and what is wrong;
+    ///   `ModelError.isDamage` tells damaged files from unsupported ones.
     public init(modelDirectory directory: URL, threads: Int? = nil, tokenBudget: Int = 512) throws {
         self.directory = directory
         let config = try ModelConfig.load(directory: directory)
@@ -40,28 +47,31 @@ public final class Embedder: Sendable {
         let weights = try BertWeights(file: SafeTensorsFile(path: weightsPath), config: config.bert)
         encoder = BertEncoder(weights: weights)
         tokenizer = try WordPieceTokenizer(modelDirectory: directory, maxLength: config.maxSequenceLength)
-        guard tokenizer.vocabularySize <= config.bert.vocabSize else {
-            throw ModelError.invalidConfig(file: directory.appendingPathComponent("vocab.txt").path,
-                                           reason: "\(tokenizer.vocabularySize) entries, but config.json's vocab_size is \(config.bert.vocabSize)")
-        }
+        // Token ids index the embedding matrix, whose shape was checked against vocab_size:
+        // this keeps every id the tokenizer can return inside it.
+        try VocabularyCheck.check(tokenizer, modelDirectory: directory, vocabSize: config.bert.vocabSize)
         self.threads = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
         self.tokenBudget = max(tokenBudget, config.maxSequenceLength)
         Embedder.makeBLASSingleThreaded
+        // Damaged weights usually poison every vector: find out now rather than mid-build.
+        _ = try embed(tokenIDs: [[tokenizer.clsID, tokenizer.sepID]])
     }
 
     /// OpenBLAS runs on the calling thread: parallelism comes from our workers.
     private static let makeBLASSingleThreaded: Void = { openblas_set_num_threads(1) }()
 
     /// The vector of one text.
-    public func embed(_ text: String) -> [Float] {
-        embed([text])[0]
+    /// - Throws: `ModelError.nonFiniteVector` (see `embed(tokenIDs:)`).
+    public func embed(_ text: String) throws -> [Float] {
+        try embed([text])[0]
     }
 
     /// The vectors of `texts`, in order. Texts longer than the model's limit are truncated
     /// (see `tokenizer.maxLength`). Cost: O(total tokens · model size) spread over `threads`.
-    public func embed(_ texts: [String]) -> [[Float]] {
+    /// - Throws: `ModelError.nonFiniteVector` (see `embed(tokenIDs:)`).
+    public func embed(_ texts: [String]) throws -> [[Float]] {
         let ids = tokenize(texts)
-        return embed(tokenIDs: ids)
+        return try embed(tokenIDs: ids)
     }
 
     /// Token ids for each text ([CLS] … [SEP], truncated), computed on every worker.
@@ -83,7 +93,14 @@ public final class Embedder: Sendable {
 
     /// The vectors of already-tokenized inputs (each must start with [CLS], end with [SEP],
     /// hold ids below the vocabulary size and be at most `config.maxSequenceLength` long).
-    public func embed(tokenIDs sequences: [[Int32]]) -> [[Float]] {
+    ///
+    /// Every value returned is finite: a NaN or infinity (which only damaged weights
+    /// produce) is an error, never a vector.
+    /// - Precondition: the sequences are as described (a programmer error otherwise;
+    ///   `tokenizer.encode` output always is, since loading checked the vocabulary size).
+    /// - Throws: `ModelError.nonFiniteVector` naming the model and, when one holds NaN or
+    ///   infinite values, the tensor.
+    public func embed(tokenIDs sequences: [[Int32]]) throws -> [[Float]] {
         let h = dimensions
         let vocab = Int32(config.bert.vocabSize)
         precondition(sequences.allSatisfy { !$0.isEmpty && $0.count <= config.maxSequenceLength },
@@ -115,7 +132,23 @@ public final class Embedder: Sendable {
                 }
             }
         }
+        if let bad = flat.firstIndex(where: { !$0.isFinite }) {
+            throw nonFiniteError(sequence: bad / h, of: sequences.count)
+        }
         return (0..<sequences.count).map { Array(flat[($0 * h)..<(($0 + 1) * h)]) }
+    }
+
+    /// The error for a non-finite vector, naming the first tensor that holds a non-finite
+    /// value (O(weights): only paid when things already went wrong).
+    private func nonFiniteError(sequence: Int, of count: Int) -> ModelError {
+        let which = count > 1 ? "input \(sequence + 1) of \(count)" : "the input"
+        let detail: String
+        if let (tensor, value) = encoder.weights.firstNonFinite() {
+            detail = "for \(which): its weights are damaged (tensor '\(tensor)' holds \(value))"
+        } else {
+            detail = "for \(which): its weights are damaged or out of range"
+        }
+        return .nonFiniteVector(model: config.name, directory: directory.path, detail: detail)
     }
 
     /// Groups sequence indices into batches of at most `tokenBudget` tokens, longest first,

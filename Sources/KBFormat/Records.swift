@@ -98,7 +98,11 @@ public enum Quantization {
     /// (e.g. when q is shifted to unsigned). Dequantize with `x[i] ≈ scale · q[i]`; the error per
     /// value is at most scale/2.
     ///
-    /// Preconditions: `q.count == x.count`, every x[i] finite. O(x.count).
+    /// Preconditions: `q.count == x.count`, every x[i] finite. O(x.count). Both are programmer
+    /// errors, not reachable from a file: vectors come from `Embedder`, which throws
+    /// `ModelError.nonFiniteVector` rather than return a NaN or infinity from damaged weights.
+    /// (They stay preconditions: quantizing is on the hot path of writing and scanning, and
+    /// a NaN here would silently corrupt a segment's scale.)
     public static func quantize(_ x: UnsafeBufferPointer<Float>, into q: UnsafeMutableBufferPointer<Int8>) -> (scale: Float, sum: Int32) {
         precondition(q.count == x.count, "quantize: \(x.count) values into \(q.count) slots")
         var maxAbs: Float = 0

@@ -88,6 +88,14 @@ extension ModelStore {
             // Only possible with a custom file table that omits a required file.
             throw ModelStoreError.downloadFailed(file: missing[0], detail: "not in the file list of \(spec.repo)")
         }
+        // Where the files came from: decides which pinned sums `check` holds them to, and
+        // what to fetch to repair them.
+        do {
+            let source = try JSONSerialization.data(withJSONObject: ["repo": spec.repo], options: [.sortedKeys])
+            try AtomicFile.write(source, to: staging.appendingPathComponent(Self.sourceFileName).path)
+        } catch {
+            throw ModelStoreError.fileSystem("cannot write \(staging.appendingPathComponent(Self.sourceFileName).path): \(error)")
+        }
         return try install(staging: staging, name: spec.name)
     }
 

@@ -13,7 +13,7 @@ public struct InstalledModel: Sendable, Equatable {
     public let name: String
     /// The folder.
     public let path: URL
-    /// Total size of the files in the folder, in bytes.
+    /// Total size of the model's files in the folder, in bytes.
     public let size: Int64
     /// True when every required file (`KnownModel.requiredFiles`) is present.
     public var isComplete: Bool { missingFiles.isEmpty }
@@ -165,6 +165,8 @@ public struct ModelStore: Sendable {
         var total: Int64 = 0
         while let rel = e.nextObject() as? String {
             let p = (folder as NSString).appendingPathComponent(rel)
+            // kbindex's own bookkeeping (the check cache, the source record) is not the model.
+            if [FileCheckCache.fileName, sourceFileName].contains((rel as NSString).lastPathComponent) { continue }
             if isRegularFile(p) { total += fileSize(p) ?? 0 }
         }
         return total

@@ -1,8 +1,9 @@
 import Foundation
 import KBHTTP
 
-/// Why the model store could not find or fetch a model. Each description is one line
-/// that says what to do next.
+/// Why the model store could not find, fetch or trust a model. Each description is one
+/// line; most say what to do next. `.damaged` names the model, the file and the fault but
+/// not the fix, which depends on how the model was installed (the command line adds it).
 public enum ModelStoreError: Error, CustomStringConvertible, Sendable, Equatable {
     /// No complete model called `name` in the store.
     case notInstalled(String)
@@ -20,6 +21,9 @@ public enum ModelStoreError: Error, CustomStringConvertible, Sendable, Equatable
     case checksumMismatch(file: String, algorithm: String, expected: String, actual: String)
     /// A file-system operation in the store failed.
     case fileSystem(String)
+    /// An installed model's `file` is not what was fetched: it does not match its pinned
+    /// SHA-256, or it is shorter than its own header declares.
+    case damaged(model: String, file: String, reason: String)
 
     public var description: String {
         switch self {
@@ -39,6 +43,8 @@ public enum ModelStoreError: Error, CustomStringConvertible, Sendable, Equatable
             return "checksum mismatch for \(file): expected \(algorithm) \(expected), got \(actual) (the download was deleted)"
         case let .fileSystem(message):
             return message
+        case let .damaged(model, file, reason):
+            return "model '\(model)' is damaged: \(file): \(reason)"
         }
     }
 }

@@ -222,7 +222,7 @@ struct BuildCommand: ParsableCommand {
                 if p.sameContent { unchanged += 1 }
                 texts += p.chunks.map(\.embeddingText)
             }
-            let vectors = embedder.embed(texts)
+            let vectors = try ModelLoading.embed(texts, with: embedder)  // a damaged model (NaN) is an error, not a crash
             var v = 0
             for p in prepared where !p.unreadable && !p.sameContent {
                 // A file without chunks is not indexed: "skipped: empty", not "added" (it is

@@ -41,15 +41,10 @@ struct EmbedCommand: ParsableCommand {
 
     func run() throws {
         let inputs = texts.map { $0 == "-" ? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) : $0 }
-        let embedder: Embedder
-        do {
-            let dir = try ModelStore().resolve(model)
-            embedder = try Embedder(modelDirectory: dir, threads: threads)
-        } catch {
-            throw CLIError(error)
-        }
+        let embedder = try ModelLoading.load(model, threads: threads)
         let tokenized = inputs.map { embedder.tokenizer.encode($0) }
-        let vectors = embedder.embed(tokenIDs: tokenized.map(\.ids))
+        // Every vector is computed (and checked finite) before anything is printed.
+        let vectors = try ModelLoading.embed(tokenIDs: tokenized.map(\.ids), with: embedder)
         let cfg = embedder.config
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

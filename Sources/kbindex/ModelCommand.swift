@@ -97,7 +97,10 @@ extension ModelCommand {
             discussion: """
                 One line per model: name ("(default)" marks the model used when --model is \
                 not given), total size, folder. Folders missing required files are marked \
-                incomplete; fetch them again.
+                incomplete, and damaged ones are marked with what is wrong and how to fetch \
+                them again: a weights file shorter than its header declares, or (for \
+                \(KnownModel.defaultName)) a file that does not match its pinned SHA-256. \
+                The first listing after a model changes reads its files once to hash them.
 
                 Example:
                   kbindex model list
@@ -119,7 +122,15 @@ extension ModelCommand {
             for (i, m) in models.enumerated() {
                 var line = names[i].padding(toLength: nameWidth, withPad: " ", startingAt: 0) + "  "
                 line += String(repeating: " ", count: sizeWidth - sizes[i].count) + sizes[i] + "  " + m.path.path
-                if !m.isComplete { line += "  (incomplete: missing \(m.missingFiles.joined(separator: ", ")))" }
+                if !m.isComplete {
+                    line += "  (incomplete: missing \(m.missingFiles.joined(separator: ", ")))"
+                } else {
+                    do { try store.check(m.name) } catch let ModelStoreError.damaged(_, file, reason) {
+                        line += "  (damaged: \(file): \(reason): \(ModelLoading.repair(m.path, store: store)))"
+                    } catch {
+                        line += "  (\(error))"
+                    }
+                }
                 print(line)
             }
             if !models.contains(where: { $0.name == store.defaultModelName && $0.isComplete }) {

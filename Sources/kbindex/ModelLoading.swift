@@ -8,12 +8,19 @@ import KBModelStore
 enum ModelLoading {
     /// The model for `option` (a store name or a folder; nil = the default, or `preferred`
     /// when given, e.g. the model an index was built with), as one-line `CLIError`s.
+    ///
+    /// A model of the store is checked first (`ModelStore.check`: pinned SHA-256 sums for a
+    /// known model, cached by size and mtime); any model's vocabulary and first vector are
+    /// checked by `Embedder`. A damaged model is an error that says how to get a fresh copy.
     static func load(_ option: String?, preferred: String? = nil, threads: Int? = nil) throws -> Embedder {
+        let store = ModelStore()
+        let dir: URL
+        do { dir = try store.resolve(option ?? preferred) } catch { throw CLIError(error) }
         do {
-            let dir = try ModelStore().resolve(option ?? preferred)
+            try store.check(folder: dir)
             return try Embedder(modelDirectory: dir, threads: threads)
         } catch {
-            throw CLIError(error)
+            throw failure(error, folder: dir, store: store)
         }
     }
 
@@ -28,29 +35,58 @@ enum ModelLoading {
         return embedder
     }
 
+    /// `embedder.embed(texts)`, with a damaged model's error (NaN vectors) as a `CLIError`
+    /// that says how to get a fresh copy.
+    static func embed(_ texts: [String], with embedder: Embedder) throws -> [[Float]] {
+        do { return try embedder.embed(texts) } catch { throw failure(error, folder: embedder.directory, store: ModelStore()) }
+    }
+
+    /// `embedder.embed(tokenIDs:)`, with errors as for `embed(_:with:)`.
+    static func embed(tokenIDs: [[Int32]], with embedder: Embedder) throws -> [[Float]] {
+        do { return try embedder.embed(tokenIDs: tokenIDs) } catch { throw failure(error, folder: embedder.directory, store: ModelStore()) }
+    }
+
+    /// `error` as one line; when it says the model's files are damaged, followed by how to
+    /// replace them.
+    static func failure(_ error: Error, folder: URL, store: ModelStore) -> CLIError {
+        let damaged: Bool
+        switch error {
+        case let e as ModelError: damaged = e.isDamage
+        case let e as ModelStoreError: if case .damaged = e { damaged = true } else { damaged = false }
+        default: damaged = false
+        }
+        return damaged ? CLIError("\(error): \(repair(folder, store: store))") : CLIError(error)
+    }
+
+    /// How to replace a damaged model: fetch a store model again (by the repository it came
+    /// from), reinstall the default model offline, or replace a folder of one's own.
+    static func repair(_ folder: URL, store: ModelStore) -> String {
+        guard let name = store.storeName(of: folder) else {
+            return "replace the model folder with a fresh copy of the model"
+        }
+        let repo = store.source(of: name)  // recorded by 'model fetch'
+        let known = store.knownModel(named: repo ?? name)
+        let what: String
+        if let known, known.name == name {
+            what = name
+        } else if let repo {
+            what = repo.split(separator: "/").last.map(String.init) == name && known == nil ? repo : "\(repo) --name \(name)"
+        } else {
+            return "download it again with 'kbindex model fetch OWNER/REPO --name \(name)' from the hub repository it came from"
+        }
+        let offline = what == KnownModel.defaultName ? " (or scripts/install-model.sh without hub access)" : ""
+        return "download it again with 'kbindex model fetch \(what)'\(offline)"
+    }
+
     /// What an index records about the model that made its vectors. The weights' SHA-256
-    /// is cached beside them (`model.safetensors.sha256`, keyed by size and mtime), so only
+    /// is cached in the model folder (`FileCheckCache`, keyed by size and mtime), so only
     /// the first use hashes the 90 MB file.
     static func descriptor(of embedder: Embedder) throws -> ModelDescriptor {
         let c = embedder.config
+        let weights = embedder.directory.appendingPathComponent("model.safetensors").path
+        let sha: String
+        do { sha = try FileCheckCache(folder: embedder.directory).sha256(ofFile: weights) } catch { throw CLIError(error) }
         return ModelDescriptor(name: c.name, dimensions: c.dimensions, pooling: c.pooling.rawValue,
-                               normalized: c.normalize, maxTokens: c.maxSequenceLength,
-                               weightsSHA256: try weightsSHA256(embedder.directory))
-    }
-
-    static func weightsSHA256(_ dir: URL) throws -> String {
-        let weights = dir.appendingPathComponent("model.safetensors").path
-        let cache = weights + ".sha256"
-        let attrs = try FileManager.default.attributesOfItem(atPath: weights)
-        let size = (attrs[.size] as? Int) ?? -1
-        let mtime = (attrs[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-        let key = "\(size) \(Int64(mtime * 1e6))"
-        if let line = try? String(contentsOfFile: cache, encoding: .utf8) {
-            let parts = line.split(separator: " ")
-            if parts.count == 3, "\(parts[0]) \(parts[1])" == key, parts[2].count == 64 { return String(parts[2]) }
-        }
-        let sha = try Hashing.sha256Hex(ofFile: weights)
-        try? AtomicFile.write(Data("\(key) \(sha)".utf8), to: cache)  // a read-only model folder just means hashing again
-        return sha
+                               normalized: c.normalize, maxTokens: c.maxSequenceLength, weightsSHA256: sha)
     }
 }

@@ -29,13 +29,16 @@ struct Retriever {
 
     /// Answers `questions` in `mode`, k hits each. The vector scans of all questions share one
     /// pass over memory, and the BM25 statistics are computed once. Throws `CLIError` when the
-    /// lexical index is missing or damaged (a damaged segment's error says what to run).
+    /// lexical index is missing or damaged (a damaged segment's error says what to run), or
+    /// the model's question vectors are not finite (damaged weights).
     func answer(_ questions: [String], mode: SearchMode, k: Int) throws -> [[RankedHit]] {
         let options = Search.Options(threads: threads)
+        // The question vectors first: a damaged model is an error with its own advice.
+        let vectors = mode == .lexical ? [] : try ModelLoading.embed(questions, with: embedder)
         do {
             switch mode {
             case .vector:
-                return Search.topK(batch: embedder.embed(questions), k: k, in: index, documentFilter: filter, options: options).map { hits in
+                return Search.topK(batch: vectors, k: k, in: index, documentFilter: filter, options: options).map { hits in
                     hits.enumerated().map { RankedHit(segment: $1.segment, chunk: $1.chunk, score: Double($1.score), vectorScore: $1.score, vectorRank: $0 + 1) }
                 }
             case .lexical:
@@ -47,7 +50,7 @@ struct Retriever {
                     }
                 }
             case .hybrid:
-                return try HybridSearch.topK(texts: questions, vectors: embedder.embed(questions), k: k, in: index,
+                return try HybridSearch.topK(texts: questions, vectors: vectors, k: k, in: index,
                                              documentFilter: filter, fusion: fusion, search: options).map { hits in
                     hits.map {
                         RankedHit(segment: $0.segment, chunk: $0.chunk, score: $0.score, vectorScore: $0.vectorScore, vectorRank: $0.vectorRank,

@@ -27,7 +27,7 @@ final class EncoderGoldenTests: XCTestCase {
         let tokens = try Fixtures.minilmTokens()
         let golden = try Fixtures.minilmEmbeddings()
         XCTAssertEqual(tokens.count, 302)
-        let vectors = model.embed(tokenIDs: tokens.map(\.input_ids))
+        let vectors = try model.embed(tokenIDs: tokens.map(\.input_ids))
         var worstAbs = 0.0, worstCos = 0.0
         for (t, (v, g)) in zip(tokens, zip(vectors, golden)) {
             XCTAssertEqual(t.id, g.id)
@@ -45,7 +45,7 @@ final class EncoderGoldenTests: XCTestCase {
         let model = try Embedder(modelDirectory: InstalledModels.miniLM())
         let texts = try Fixtures.minilmTexts()
         let golden = try Fixtures.minilmEmbeddings()
-        let vectors = model.embed(texts.map(\.text))
+        let vectors = try model.embed(texts.map(\.text))
         XCTAssertEqual(vectors.count, golden.count)
         for (t, (v, g)) in zip(texts, zip(vectors, golden)) {
             let (a, c) = Self.compare(v, g.embedding)
@@ -57,9 +57,9 @@ final class EncoderGoldenTests: XCTestCase {
     /// The pair cosines a person can read in similarities.json, recomputed from our vectors.
     func testReadableSimilaritiesHold() throws {
         let model = try Embedder(modelDirectory: InstalledModels.miniLM())
-        let soup = model.embed("How do I make lentil soup?")
-        let unrelated = model.embed("The quarterly report is due on Friday.")
-        let paraphrase = model.embed("What is the recipe for lentil soup?")
+        let soup = try model.embed("How do I make lentil soup?")
+        let unrelated = try model.embed("The quarterly report is due on Friday.")
+        let paraphrase = try model.embed("What is the recipe for lentil soup?")
         func cos(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map(*).reduce(0, +) }
         XCTAssertEqual(cos(soup, soup), 1, accuracy: 1e-5)
         XCTAssertGreaterThan(cos(soup, paraphrase), 0.7)
@@ -71,9 +71,9 @@ final class EncoderGoldenTests: XCTestCase {
         let tokens = try Fixtures.minilmTokens()
         // Short, long and truncated texts mixed, in an order unrelated to their length.
         let picked = stride(from: 0, to: tokens.count, by: 7).map { tokens[$0].input_ids }
-        let batched = model.embed(tokenIDs: picked)
+        let batched = try model.embed(tokenIDs: picked)
         for (ids, v) in zip(picked, batched) {
-            let alone = model.embed(tokenIDs: [ids])[0]
+            let alone = try model.embed(tokenIDs: [ids])[0]
             let d = zip(alone, v).map { abs($0 - $1) }.max()!
             XCTAssertLessThanOrEqual(d, 1e-6, "length \(ids.count)")
         }

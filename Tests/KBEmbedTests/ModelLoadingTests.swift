@@ -345,10 +345,10 @@ final class ModelLoadingTests: XCTestCase {
                 // Small budgets force many batches (batches hold at most max(budget, 32) tokens).
                 let total = lengths.reduce(0, +)
                 XCTAssertGreaterThanOrEqual(e.makeBatches(lengths).count, budget <= 40 ? total / 40 : threads, "threads \(threads) budget \(budget)")
-                let batch = e.embed(tokenIDs: seqs)
+                let batch = try e.embed(tokenIDs: seqs)
                 XCTAssertEqual(batch.count, seqs.count)
                 for (s, ids) in seqs.enumerated() {
-                    let alone = e.embed(tokenIDs: [ids])[0]
+                    let alone = try e.embed(tokenIDs: [ids])[0]
                     let d = zip(alone, batch[s]).map { abs($0 - $1) }.max()!
                     XCTAssertLessThanOrEqual(d, 1e-6, "threads \(threads) budget \(budget) sequence \(s)")
                 }

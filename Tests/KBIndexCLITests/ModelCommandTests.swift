@@ -26,7 +26,9 @@ final class ModelCommandTests: XCTestCase {
         var rng = SeededRNG(seed: 42)
         return [
             "config.json": Data(#"{"hidden_size": 8}"#.utf8),
-            "model.safetensors": Data((0..<2000).map { _ in UInt8.random(in: 0...255, using: &rng) }),
+            // Valid safetensors (random values): `model list` checks the file against its header.
+            "model.safetensors": SafeTensorsWriter.encode([.init(name: "w", dtype: .f32, shape: [500],
+                                                                 values: (0..<500).map { _ in Float.random(in: -1...1, using: &rng) })]),
             "vocab.txt": Data("[PAD]\n[UNK]\n".utf8),
             "tokenizer_config.json": Data("{}".utf8),
             "sentence_bert_config.json": Data(#"{"max_seq_length": 16}"#.utf8),
@@ -70,7 +72,7 @@ final class ModelCommandTests: XCTestCase {
             XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir).appendingPathComponent(name)), data, name)
         }
 
-        let size = files.values.reduce(0) { $0 + $1.count }  // 2000 + small JSON: a few kB
+        let size = files.values.reduce(0) { $0 + $1.count }  // 2000 + headers + small JSON: a few kB
         let sizeText = String(format: "%.1f kB", Double(size) / 1e3)
         let list = try kbindex(["model", "list"])
         XCTAssertEqual(list.status, 0)

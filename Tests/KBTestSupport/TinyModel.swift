@@ -239,6 +239,9 @@ public struct TinyModel {
         case extraModule(type: String)
         /// Writes any file (relative path) with this text.
         case file(String, String)
+        /// Overwrites elements of a tensor (flat index → value), e.g. a NaN where damaged
+        /// weights would have one.
+        case tensorValues(String, [Int: Float])
     }
 
     public init(seed: UInt64 = 1) { self.seed = seed }
@@ -322,6 +325,11 @@ public struct TinyModel {
     /// [PAD] [UNK] [CLS] [SEP] [MASK] (ids 0–4), then a few words and pieces.
     public static let vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
                                     "the", "a", "cat", "dog", "sat", "on", "mat", "##s", ",", ".", "hello", "world", "##ing", "run"]
+    /// The lines of `vocab.txt`: `vocabulary`, then `[unused19]`… up to `vocabSize` entries,
+    /// so vocab.txt has exactly config.json's `vocab_size` entries, as a real model's does.
+    public var vocabularyLines: [String] {
+        Self.vocabulary + (Self.vocabulary.count..<max(vocabSize, Self.vocabulary.count)).map { "[unused\($0)]" }
+    }
     public static let clsID: Int32 = 2
     public static let sepID: Int32 = 3
 
@@ -378,12 +386,17 @@ public struct TinyModel {
                 let total = tensors.reduce(0) { $0 + $1.data.count }
                 let i = index(n)
                 tensors[i].dataOffsets = (total + past - tensors[i].data.count, total + past)
+            case .tensorValues(let n, let values):
+                let i = index(n)
+                var v = weights()[n]!
+                for (k, x) in values { v[k] = x }
+                tensors[i] = .init(name: namePrefix + n, dtype: dtype, shape: tensors[i].shape, values: v)
             case .configNotJSON, .truncateWeights, .headerNotJSON, .headerLengthTooLarge: break
             }
         }
 
         if !skipConfig { try put("config.json", json(config)) }
-        try put("vocab.txt", Data((Self.vocabulary.joined(separator: "\n") + "\n").utf8))
+        try put("vocab.txt", Data((vocabularyLines.joined(separator: "\n") + "\n").utf8))
         try put("tokenizer_config.json", json([
             "do_lower_case": true, "model_max_length": maxSeqLength ?? maxPositions, "tokenizer_class": "BertTokenizer",
             "cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]", "unk_token": "[UNK]", "mask_token": "[MASK]",

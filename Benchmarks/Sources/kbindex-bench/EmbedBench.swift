@@ -59,11 +59,11 @@ struct EmbedBench: ParsableCommand {
             let rate = sgemmRate(config: cfg.bert, rows: tokenBudget ?? probe.tokenBudget, threads: t)
             let embedder = try tokenBudget.map { try Embedder(modelDirectory: dir, threads: t, tokenBudget: $0) }
                 ?? Embedder(modelDirectory: dir, threads: t)
-            _ = embedder.embed(Array(long.prefix(2 * t)))  // warm up pages and states
+            _ = try embedder.embed(Array(long.prefix(2 * t)))  // warm up pages and states
             for (label, texts) in [("~256 tok", long), ("~32 tok", short)] {
                 var ids: [[Int32]] = []
                 let tokenizeTime = time { ids = embedder.tokenize(texts) }
-                let encodeTime = time { _ = embedder.embed(tokenIDs: ids) }
+                let encodeTime = try time { _ = try embedder.embed(tokenIDs: ids) }
                 let tokens = ids.reduce(0) { $0 + $1.count }
                 let flops = ids.reduce(0.0) { $0 + forwardFLOPs(cfg.bert, length: $1.count) }
                 let floor = flops / rate
@@ -82,10 +82,10 @@ struct EmbedBench: ParsableCommand {
 
         // A question in a warm process, with the default thread count (what `kbindex query` does).
         let warm = try Embedder(modelDirectory: dir)
-        for _ in 0..<10 { _ = warm.embed(question) }
+        for _ in 0..<10 { _ = try warm.embed(question) }
         let qTokens = warm.tokenizer.encode(question).ids.count
         var samples: [Double] = []
-        for _ in 0..<queryReps { samples.append(time { _ = warm.embed(question) }) }
+        for _ in 0..<queryReps { samples.append(try time { _ = try warm.embed(question) }) }
         let latency: [String: Any] = ["tokens": qTokens, "p50_ms": 1000 * percentile(samples, 50),
                                       "p95_ms": 1000 * percentile(samples, 95), "reps": queryReps]
         report["question_latency"] = latency
@@ -147,11 +147,11 @@ struct EmbedMemoryProbe: ParsableCommand {
         var rng = SplitMix(seed: 7)
         if chunks > 0 {
             let texts = makeTexts(count: chunks, tokens: 32, words: try vocabularyWords(dir), tokenizer: embedder.tokenizer, rng: &rng)
-            let vectors = embedder.embed(texts)
+            let vectors = try embedder.embed(texts)
             precondition(vectors.count == chunks)
         } else {
             // Touch every weight page the encoder reads, as a real run would.
-            _ = embedder.embed(tokenIDs: [Array(repeating: 1000, count: embedder.config.maxSequenceLength - 2) + [101, 102]])
+            _ = try embedder.embed(tokenIDs: [Array(repeating: 1000, count: embedder.config.maxSequenceLength - 2) + [101, 102]])
         }
         print(peakRSS())
     }

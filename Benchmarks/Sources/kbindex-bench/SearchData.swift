@@ -86,12 +86,12 @@ struct VectorSet {
         let step = 512
         let t0 = now()
         for start in stride(from: 0, to: texts.count, by: step) {
-            for v in embedder.embed(Array(texts[start..<min(start + step, texts.count)])) { base += v }
+            for v in try embedder.embed(Array(texts[start..<min(start + step, texts.count)])) { base += v }
             let done = min(start + step, texts.count)
             log("  \(done)/\(texts.count) chunks, \(fmt(Double(done) / (now() - t0))) chunks/s")
         }
         var queries: [Float] = []
-        for v in embedder.embed(questions) { queries += v }
+        for v in try embedder.embed(questions) { queries += v }
         try FileManager.default.createDirectory(at: cache, withIntermediateDirectories: true)
         try (base + queries).withUnsafeBytes { Data($0) }.write(to: file, options: .atomic)
         return VectorSet(name: "python-docs", dims: dims, base: base, queries: queries)

@@ -80,4 +80,35 @@ final class BertWeights: @unchecked Sendable {
         }
         self.layers = layers
     }
+
+    /// Every tensor with its checkpoint name (Q, K and V appear under their fused name).
+    var named: [(String, FloatTensor)] {
+        var out: [(String, FloatTensor)] = [
+            ("embeddings.word_embeddings.weight", wordEmbeddings),
+            ("embeddings.position_embeddings.weight", positionEmbeddings),
+            ("embeddings.token_type_embeddings.weight", tokenTypeEmbeddings),
+            ("embeddings.LayerNorm.weight", embedNormGamma), ("embeddings.LayerNorm.bias", embedNormBeta),
+        ]
+        for (l, w) in layers.enumerated() {
+            let p = "encoder.layer.\(l)."
+            out += [
+                (p + "attention.self.{query,key,value}.weight", w.qkvWeight), (p + "attention.self.{query,key,value}.bias", w.qkvBias),
+                (p + "attention.output.dense.weight", w.attnOutWeight), (p + "attention.output.dense.bias", w.attnOutBias),
+                (p + "attention.output.LayerNorm.weight", w.attnNormGamma), (p + "attention.output.LayerNorm.bias", w.attnNormBeta),
+                (p + "intermediate.dense.weight", w.ffnInWeight), (p + "intermediate.dense.bias", w.ffnInBias),
+                (p + "output.dense.weight", w.ffnOutWeight), (p + "output.dense.bias", w.ffnOutBias),
+                (p + "output.LayerNorm.weight", w.outNormGamma), (p + "output.LayerNorm.bias", w.outNormBeta),
+            ]
+        }
+        return out
+    }
+
+    /// The first tensor (in checkpoint order) holding a NaN or infinity, and that value
+    /// ("NaN", "inf", "-inf"); nil when all are finite. O(weights).
+    func firstNonFinite() -> (String, String)? {
+        for (name, t) in named {
+            if let v = t.buffer.first(where: { !$0.isFinite }) { return (name, v.isNaN ? "NaN" : (v > 0 ? "inf" : "-inf")) }
+        }
+        return nil
+    }
 }

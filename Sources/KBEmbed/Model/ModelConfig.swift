@@ -60,6 +60,9 @@ public struct ModelConfig: Sendable, Equatable {
     /// Dimensions of the output vector.
     public var dimensions: Int { bert.hiddenSize }
 
+    /// The longest input `load` accepts, in tokens (BERT-family models use 512).
+    public static let maxSupportedSequenceLength = 8192
+
     /// Reads `config.json`, `sentence_bert_config.json`, `modules.json` and the pooling
     /// module's `config.json` from `directory`.
     ///
@@ -74,12 +77,18 @@ public struct ModelConfig: Sendable, Equatable {
         let bert = try parseBert(config, file: configURL.path)
 
         var maxLength = bert.maxPositions
+        var lengthFile = configURL
         let sbertURL = directory.appendingPathComponent("sentence_bert_config.json")
         if let sbert = try readJSONObject(sbertURL, required: false), let m = sbert["max_seq_length"] {
             guard let v = (m as? NSNumber)?.intValue, v >= 2 else {
                 throw ModelError.invalidConfig(file: sbertURL.path, reason: "max_seq_length must be an integer ≥ 2")
             }
             maxLength = min(v, bert.maxPositions)
+            lengthFile = sbertURL
+        }
+        // Each worker holds a length × length attention matrix: refuse what cannot be allocated.
+        guard maxLength <= maxSupportedSequenceLength else {
+            throw ModelError.unsupported(file: lengthFile.path, reason: "sequences of \(maxLength) tokens are not supported (at most \(maxSupportedSequenceLength): attention needs length² memory)")
         }
 
         var pooling = Pooling.mean
@@ -191,6 +200,21 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     case invalidWeights(file: String, reason: String)
     case missingTensor(file: String, tensor: String)
     case badTensor(file: String, tensor: String, reason: String)
+    /// Two files of the folder disagree (`vocab.txt` and `config.json`'s `vocab_size`, or
+    /// `vocab.txt` and `tokenizer.json`): one of them is damaged or cut short.
+    case inconsistentFiles(file: String, reason: String)
+    /// The encoder produced a NaN or infinite value: the weights are damaged (or hold values
+    /// out of range). `detail` says what is known, e.g. which tensor holds NaN.
+    case nonFiniteVector(model: String, directory: String, detail: String)
+
+    /// True when the error says the model's files are damaged (a fresh copy of the model
+    /// would fix it), rather than unsupported, misconfigured or missing.
+    public var isDamage: Bool {
+        switch self {
+        case .invalidWeights, .badTensor, .inconsistentFiles, .nonFiniteVector: return true
+        case .missingFile, .unreadable, .invalidConfig, .unsupported, .missingTensor: return false
+        }
+    }
 
     public var description: String {
         switch self {
@@ -201,6 +225,9 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
         case .invalidWeights(let f, let r): return "\(f): not a valid safetensors file: \(r)"
         case .missingTensor(let f, let t): return "\(f): tensor '\(t)' is missing"
         case .badTensor(let f, let t, let r): return "\(f): tensor '\(t)': \(r)"
+        case .inconsistentFiles(let f, let r): return "\(f): \(r)"
+        case .nonFiniteVector(let m, let d, let detail):
+            return "model '\(m)' (\(d)) produced a vector with NaN or infinite values: \(detail)"
         }
     }
 }

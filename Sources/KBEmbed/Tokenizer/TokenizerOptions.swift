@@ -85,6 +85,8 @@ public struct TokenizerError: Error, CustomStringConvertible, Sendable {
         case unreadableConfig
         case invalidConfig
         case invalidArgument
+        /// A vocab.txt far larger than any vocabulary (see `WordPieceTokenizer.maxVocabularyFileSize`).
+        case vocabularyTooLarge
     }
 
     public let kind: Kind

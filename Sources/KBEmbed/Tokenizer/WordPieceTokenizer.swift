@@ -22,6 +22,10 @@ public final class WordPieceTokenizer: Sendable {
     /// Special tokens matched in the raw text before normalization: scalars and id.
     private let specials: [([UInt32], Int32)]
 
+    /// The largest vocab.txt read, in bytes: 64 MiB, far above real vocabularies (30k–250k
+    /// entries, a few MB), and far below what the vocabulary's 32-bit offsets can hold.
+    public static let maxVocabularyFileSize = 64 << 20
+
     /// The special tokens typed in raw text that keep their ids (if present in the vocabulary).
     static let specialTokenNames = ["[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]"]
 
@@ -30,7 +34,7 @@ public final class WordPieceTokenizer: Sendable {
     /// take their defaults.
     ///
     /// - Precondition: none; bad input throws.
-    /// - Throws: `TokenizerError` naming the file: missing/unreadable/empty `vocab.txt`,
+    /// - Throws: `TokenizerError` naming the file: missing/unreadable/empty/huge `vocab.txt`,
     ///   a vocabulary without `[CLS]`, `[SEP]`, `[PAD]` or `[UNK]`, an unreadable or invalid
     ///   `tokenizer_config.json`, or `maxLength < 2`.
     /// - Complexity: O(size of vocab.txt).
@@ -38,6 +42,11 @@ public final class WordPieceTokenizer: Sendable {
         let vocabURL = modelDirectory.appendingPathComponent("vocab.txt")
         guard FileManager.default.fileExists(atPath: vocabURL.path) else {
             throw TokenizerError(.missingVocabulary, file: vocabURL, "missing vocabulary file \(vocabURL.path)")
+        }
+        if let size = (try? FileManager.default.attributesOfItem(atPath: vocabURL.path))?[.size] as? Int,
+           size > Self.maxVocabularyFileSize {
+            throw TokenizerError(.vocabularyTooLarge, file: vocabURL,
+                                 "vocabulary file \(vocabURL.path) is \(size) bytes, too large for a vocabulary (at most \(Self.maxVocabularyFileSize))")
         }
         let data: Data
         do {
