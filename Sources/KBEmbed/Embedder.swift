@@ -144,9 +144,9 @@ public final class Embedder: Sendable {
         let which = count > 1 ? "input \(sequence + 1) of \(count)" : "the input"
         let detail: String
         if let (tensor, value) = encoder.weights.firstNonFinite() {
-            detail = "for \(which): its weights are damaged (tensor '\(tensor)' holds \(value))"
+            detail = "for \(which); its weights are damaged (tensor '\(tensor)' holds \(value))"
         } else {
-            detail = "for \(which): its weights are damaged or out of range"
+            detail = "for \(which); its weights are damaged or out of range"
         }
         return .nonFiniteVector(model: config.name, directory: directory.path, detail: detail)
     }

@@ -61,7 +61,7 @@ final class DamagedModelTests: XCTestCase {
         XCTAssertTrue(fine.allSatisfy { $0.allSatisfy(\.isFinite) })
 
         guard let (one, _) = nonFinite({ _ = try e.embed("the cat") }) else { return }
-        XCTAssertTrue(one.contains("for the input: its weights are damaged (tensor 'embeddings.word_embeddings.weight' holds NaN)"), one)
+        XCTAssertTrue(one.contains("for the input; its weights are damaged (tensor 'embeddings.word_embeddings.weight' holds NaN)"), one)
         guard let (batch, _) = nonFinite({ _ = try e.embed(["the dog", "a cat", "hello"]) }) else { return }
         XCTAssertTrue(batch.contains("for input 2 of 3"), batch)
         let ids = e.tokenizer.encode("cats").ids

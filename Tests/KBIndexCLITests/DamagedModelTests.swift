@@ -36,7 +36,7 @@ final class DamagedModelTests: XCTestCase {
     }
 
     func assertFails(_ r: CLIRunner.Result, _ stderr: String, line: UInt = #line) {
-        XCTAssertEqual(r.status, 1, r.stderr, line: line)
+        XCTAssertEqual(r.status, 2, r.stderr, line: line)
         XCTAssertEqual(r.stdout, "", line: line)
         XCTAssertEqual(r.stderr, stderr, line: line)
     }
@@ -45,14 +45,14 @@ final class DamagedModelTests: XCTestCase {
 
     func testWeightsThatMakeNaNAreAnErrorForEmbedAndBuild() throws {
         let model = try nanModel("embeddings.LayerNorm.weight", at: 3)
-        let message = "error: model 'tiny-bert' (\(model.path)) produced a vector with NaN or infinite values: for the input: "
+        let message = "error: model 'tiny-bert' (\(model.path)) produced a vector with NaN or infinite values for the input; "
             + "its weights are damaged (tensor 'embeddings.LayerNorm.weight' holds NaN): replace the model folder with a fresh copy of the model\n"
         // Was: "-nan" values with status 0; a Swift EncodingError with --json; a precondition crash (132) in build.
         assertFails(try kb(["embed", "--model", model.path, "hello world"]), message)
         assertFails(try kb(["embed", "--json", "--model", model.path, "hello world"]), message)
         try put("note.md", "# Note\n\nthe dog sat on the mat\n")
         let build = try kb(["build", corpus.path, "--model", model.path])
-        XCTAssertEqual(build.status, 1, build.stderr)
+        XCTAssertEqual(build.status, 2, build.stderr)
         XCTAssertTrue(build.stderr.hasSuffix(message), build.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: corpus.appendingPathComponent(".kbindex/manifest.json").path))
     }
@@ -68,7 +68,7 @@ final class DamagedModelTests: XCTestCase {
         XCTAssertEqual(ok.status, 0, ok.stderr)
         XCTAssertTrue(ok.stdout.contains("dog.md"), ok.stdout)
 
-        let message = "error: model 'tiny-bert' (\(model.path)) produced a vector with NaN or infinite values: for the input: "
+        let message = "error: model 'tiny-bert' (\(model.path)) produced a vector with NaN or infinite values for the input; "
             + "its weights are damaged (tensor 'embeddings.word_embeddings.weight' holds NaN): replace the model folder with a fresh copy of the model\n"
         for mode in ["hybrid", "vector"] {
             assertFails(try kb(["query", "--index", index, "--model", model.path, "--mode", mode, "the cat"]), message)
@@ -80,13 +80,13 @@ final class DamagedModelTests: XCTestCase {
         let questions = tmp.appendingPathComponent("q.tsv")
         try Data("id\tquestion\trelevant_paths\nq1\twhere did the dog sit?\tdog.md\nq2\twhere is the cat?\tdog.md\n".utf8).write(to: questions)
         let eval = try kb(["eval", questions.path, "--index", index, "--model", model.path])
-        XCTAssertEqual(eval.status, 1, eval.stderr)
+        XCTAssertEqual(eval.status, 2, eval.stderr)
         XCTAssertEqual(eval.stderr, message)
 
         // A new file with the word: the build stops with the error; the old index still answers.
         try put("cat.md", "# Cat\n\nthe cat sat on the mat\n")
         let second = try kb(["build", corpus.path, "--model", model.path, "--quiet"])
-        XCTAssertEqual(second.status, 1, second.stderr)
+        XCTAssertEqual(second.status, 2, second.stderr)
         XCTAssertTrue(second.stderr.contains("tensor 'embeddings.word_embeddings.weight' holds NaN"), second.stderr)
         XCTAssertFalse(second.stderr.contains("precondition"), second.stderr)
         let after = try kb(["query", "--index", index, "--model", model.path, "the dog"])
@@ -136,7 +136,7 @@ final class DamagedModelTests: XCTestCase {
         let size = try FileManager.default.attributesOfItem(atPath: weights.path)[.size] as! Int
         try flipBytes(weights, at: [size / 2, size / 2 + 1001, size / 3, size - 77])
         let embed = try kb(["embed", "hello"])
-        XCTAssertEqual(embed.status, 1)
+        XCTAssertEqual(embed.status, 2)
         XCTAssertEqual(embed.stdout, "")
         let prefix = "error: model 'all-MiniLM-L6-v2' is damaged: model.safetensors: its SHA-256 is "
         let suffix = ", not the pinned 53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db: \(fetchAdvice)\n"
@@ -145,7 +145,7 @@ final class DamagedModelTests: XCTestCase {
 
         try put("note.md", "# Note\n\nSome text.\n")
         let build = try kb(["build", corpus.path])
-        XCTAssertEqual(build.status, 1)
+        XCTAssertEqual(build.status, 2)
         XCTAssertTrue(build.stderr.hasPrefix(prefix) && build.stderr.hasSuffix(suffix), build.stderr)
 
         let list = try kb(["model", "list"])
@@ -163,7 +163,7 @@ final class DamagedModelTests: XCTestCase {
         let cut = vocab.split(separator: "\n", omittingEmptySubsequences: false).prefix(15000).joined(separator: "\n") + "\n"
         try Data(cut.utf8).write(to: inStore.appendingPathComponent("vocab.txt"))
         let r = try kb(["embed", "hello"])
-        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.status, 2)
         XCTAssertTrue(r.stderr.hasPrefix("error: model 'all-MiniLM-L6-v2' is damaged: vocab.txt: its SHA-256 is "), r.stderr)
         XCTAssertTrue(r.stderr.hasSuffix("not the pinned 07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3: \(fetchAdvice)\n"), r.stderr)
 
@@ -209,7 +209,7 @@ final class DamagedModelTests: XCTestCase {
         let again = try kb(["model", "list"])
         XCTAssertTrue(again.stdoutLines[2].hasSuffix(": download it again with 'kbindex model fetch acme/tiny-bert')"), again.stdout)
         let embed = try kb(["embed", "--model", "tiny-bert", "hello"])
-        XCTAssertEqual(embed.status, 1)
+        XCTAssertEqual(embed.status, 2)
         XCTAssertEqual(embed.stderr, "error: model 'tiny-bert' is damaged: model.safetensors: it is \(tinyFull.count - 100) bytes but its header declares \(tinyFull.count) bytes (truncated): download it again with 'kbindex model fetch acme/tiny-bert'\n")
     }
 }

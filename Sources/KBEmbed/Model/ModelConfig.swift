@@ -227,7 +227,7 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
         case .badTensor(let f, let t, let r): return "\(f): tensor '\(t)': \(r)"
         case .inconsistentFiles(let f, let r): return "\(f): \(r)"
         case .nonFiniteVector(let m, let d, let detail):
-            return "model '\(m)' (\(d)) produced a vector with NaN or infinite values: \(detail)"
+            return "model '\(m)' (\(d)) produced a vector with NaN or infinite values \(detail)"
         }
     }
 }
