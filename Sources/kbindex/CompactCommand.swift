@@ -59,6 +59,6 @@ struct CompactCommand: ParsableCommand {
             throw error
         }
         let after = try IndexDirectory(url: url)
-        return "compacted: \(before.segments) → \(after.segments.count) segments, \(Format.count(before.deleted)) deleted chunks dropped, \(Format.bytes(before.bytes)) → \(Format.bytes(after.bytesOnDisk))"
+        return "compacted: \(Format.counted(before.segments, "segment")) → \(after.segments.count), \(Format.counted(before.deleted, "deleted chunk")) dropped, \(Format.bytes(before.bytes)) → \(Format.bytes(after.bytesOnDisk))"
     }
 }
