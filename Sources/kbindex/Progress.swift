@@ -191,6 +191,10 @@ final class BuildProgress: @unchecked Sendable {
                 if total > chunksDone { eta = max(0, eta - Date().timeIntervalSince(lastEmbedded)) }
                 text += " · ETA \(Format.duration(eta))"
             }
+            if let reading, Date().timeIntervalSince(reading.since) >= 1 {
+                // A big file being chunked between embedding steps: say so, or the line looks stuck.
+                text += " · reading and chunking \(reading.what)… \(Format.duration(Date().timeIntervalSince(reading.since)))"
+            }
             return text
         }
     }
