@@ -226,7 +226,7 @@ struct BuildCommand: ParsableCommand {
         let status = BuildProgress(files: toRead.count, bytes: totalBytes)
         progress.start { status.line() }
         // Texts per embed call: small at first so progress shows at once, then sized to take
-        // about half a second each (the model's own batching works within a call; a call of
+        // about a second each (the model's own batching works within a call; a call of
         // a few dozen texts per worker keeps every worker busy, see EmbedBatching).
         var batching = EmbedBatching(threads: embedder.threads)
         var group: [SourceFile] = []
