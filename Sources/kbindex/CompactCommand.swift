@@ -40,6 +40,8 @@ struct CompactCommand: ParsableCommand {
             print(try Self.compact(url, stamp: "\(BuildCommand.timestamp())-\(getpid())-c", segmentChunks: segmentChunks))
         } catch let e as CLIError {
             throw e
+        } catch let e as SegmentError {
+            throw CLIError("\(e); nothing was changed. 'kbindex build' of the indexed folder reads a damaged segment's documents again and drops it")
         } catch {
             throw CLIError(error)
         }

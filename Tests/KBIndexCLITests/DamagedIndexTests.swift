@@ -66,6 +66,11 @@ final class DamagedIndexTests: XCTestCase {
         let info = try kb(["info", "--index", indexDir.path]).stdout
         XCTAssertTrue(info.contains("checked:   headers and record bounds; 'kbindex verify' also checks every section's checksum"), info)
 
+        // compact would copy the damage under fresh checksums: it refuses and changes nothing.
+        let c = try kb(["compact", "--index", indexDir.path], status: 1)
+        XCTAssertTrue(c.stderr.hasPrefix("error: segment \(indexDir.appendingPathComponent(first[0]).path) is damaged: the TEXT checksum does not match; nothing was changed. 'kbindex build' of the indexed folder"), c.stderr)
+        XCTAssertEqual(try segments().count, 2)
+
         try FileManager.default.removeItem(at: corpus.appendingPathComponent("c.txt"))
         let r = try build()
         XCTAssertTrue(r.stderr.contains("warning: \(indexDir.appendingPathComponent(first[0]).path): TEXT section does not match its checksum; reading its 3 documents again and dropping the segment\n"), r.stderr)

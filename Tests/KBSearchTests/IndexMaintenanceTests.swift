@@ -174,6 +174,23 @@ final class IndexMaintenanceTests: XCTestCase {
         XCTAssertTrue(known.byPath.keys.allSatisfy { !$0.hasPrefix("s1/") })
     }
 
+    func testCompactionRefusesADamagedSegmentInsteadOfCopyingItUnderFreshChecksums() throws {
+        _ = try makeIndex(deleted: [(0, 1)])
+        let url = dir.appendingPathComponent("seg2.kbseg")
+        var bytes = try Data(contentsOf: url)
+        let before = try DirectoryListing.names(in: dir.path)
+        // A flipped bit inside a section (opening still succeeds, the checksum does not match).
+        bytes[bytes.count / 4] ^= 0x08
+        try bytes.write(to: url)
+        let reopened = try IndexDirectory(url: dir)
+        XCTAssertEqual(reopened.damagedSegments().map(\.segment), [2])
+        XCTAssertThrowsError(try Compaction.compact(reopened, stamp: "t")) { error in
+            guard case SegmentError.checksumMismatch(let file, _) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(file, url.path)
+        }
+        XCTAssertEqual(try DirectoryListing.names(in: dir.path), before, "nothing written")
+    }
+
     func testStrayFilesAreThoseOfWritersNoLongerRunning() throws {
         _ = try makeIndex()
         XCTAssertEqual(IndexFiles.writerProcess(of: "seg-20260101T000000-4242-3.kbseg"), 4242)
