@@ -25,7 +25,12 @@ struct BuildCommand: ParsableCommand {
             a quarter of the index, or segments pass 16, it compacts the index (see 'kbindex \
             compact'). Each build ends in one atomic switch of the manifest: a failed or \
             killed build leaves the last good index readable, and queries keep working while \
-            it runs.
+            it runs. A segment whose checksums no longer match (damage on disk) is dropped and \
+            its files are read and embedded again.
+
+            Progress goes to stderr: on a terminal a line redrawn in place (chunks done of the \
+            total, chunks per second, time left), otherwise a plain 'progress:' line every few \
+            seconds. --verbose lists every file with what happened to it on stdout.
 
             Examples:
               kbindex build ~/notes
@@ -60,6 +65,9 @@ struct BuildCommand: ParsableCommand {
     @Flag(help: "No progress line and no per-file warnings; only the summary.")
     var quiet = false
 
+    @Flag(help: "List every file with what happened to it (indexed with its chunk count, unchanged, skipped and why, deleted).")
+    var verbose = false
+
     @Flag(help: ArgumentHelp("Also index source files that look minified or generated (lines averaging over \(Walker.minifiedLineLength) bytes, such as bundled .min.js files or a one-line search index); by default they are skipped."))
     var includeMinified = false
 
@@ -83,6 +91,7 @@ struct BuildCommand: ParsableCommand {
         if let threads, threads < 1 { throw ValidationError("--threads must be a positive number (1 or more), got \(threads)") }
         if segmentChunks < 1 { throw ValidationError("--segment-chunks must be a positive number (1 or more), got \(segmentChunks)") }
         for g in include + exclude { do { _ = try Glob(validating: g) } catch { throw ValidationError(error.description) } }
+        if quiet && verbose { throw ValidationError("--quiet and --verbose cannot be used together") }
     }
 
     func run() throws {
@@ -108,15 +117,33 @@ struct BuildCommand: ParsableCommand {
         let embedder = try ModelLoading.load(model, threads: threads)
         let descriptor = try ModelLoading.descriptor(of: embedder)
         let progress = ProgressLine(quiet: quiet)
-        let quiet = self.quiet
+        defer { progress.stop() }
+        let quiet = self.quiet, verbose = self.verbose
+        /// `--verbose`: one line on stdout for a file and what happened to it.
+        func fate(_ path: String, _ what: String) {
+            progress.finish()
+            print("\(Format.displayed(path)): \(what)")
+        }
 
         // 0. The index to update, if there is one this build can update.
         var old: IndexDirectory?
+        var damaged: Set<Int> = []  // segments of `old` with a damaged section
+        var damagedPaths: Set<String> = []  // their live documents
         if !rebuild && FileManager.default.fileExists(atPath: indexURL.appendingPathComponent(Manifest.fileName).path) {
             do {
                 let idx = try IndexDirectory(url: indexURL)
                 if idx.manifest.model == descriptor {
                     old = idx
+                    // A damaged section (a flipped bit on disk) is invisible to opening; find it
+                    // now, so the documents of that segment are read and embedded again (its
+                    // other sections cannot be trusted) and the segment is dropped at commit.
+                    // Costs one pass over the index's bytes (see IndexDirectory.damagedSegments).
+                    for d in idx.damagedSegments() {
+                        damaged.insert(d.segment)
+                        let docs = idx.liveDocuments(inSegment: d.segment)
+                        damagedPaths.formUnion(docs)
+                        warn("\(idx.url.appendingPathComponent(idx.manifest.segments[d.segment].file).path): \(d.sections.joined(separator: ", ")) \(d.sections.count == 1 ? "section does" : "sections do") not match \(d.sections.count == 1 ? "its checksum" : "their checksums"); reading its \(Format.counted(docs.count, "document")) again and dropping the segment")
+                    }
                 } else {
                     note("the index was built with model \(idx.manifest.model.name) (\(idx.manifest.model.dimensions) dimensions); re-embedding every file with \(descriptor.name)")
                 }
@@ -124,7 +151,7 @@ struct BuildCommand: ParsableCommand {
                 warn("the existing index cannot be updated (\(error)); building it anew")
             }
         }
-        let known = old.map(KnownDocuments.init) ?? KnownDocuments()
+        let known = old.map { KnownDocuments($0, skipping: damaged) } ?? KnownDocuments()
 
         // 1. Walk.
         var options = IngestOptions()
@@ -141,6 +168,7 @@ struct BuildCommand: ParsableCommand {
         let files: [SourceFile]
         do {
             files = try Walker(root: root, options: options).walk { event in
+                if verbose, case .skipped(let path, let reason, let detail) = event { fate(path, "skipped (\(Self.describe(reason))\(detail.map { ": \($0)" } ?? ""))") }
                 switch event {
                 case .skipped(let path, let reason, let detail):
                     skipped[reason, default: 0] += 1
@@ -171,6 +199,7 @@ struct BuildCommand: ParsableCommand {
         for f in files {
             if let k = known[f.relativePath], k.size == UInt64(f.size), k.mtimeNanoseconds == f.mtimeNanoseconds {
                 unchanged += 1
+                if verbose { fate(f.relativePath, "unchanged") }
             } else {
                 toRead.append(f)
             }
@@ -203,31 +232,74 @@ struct BuildCommand: ParsableCommand {
             writerDocuments = 0
         }
         var replaced: Set<String> = []  // known paths whose new version replaces the old
-        var added = 0, changed = 0
-        var doneBytes = 0, doneFiles = 0, textBytes = 0, chunkTotal = 0
+        var added = 0, changed = 0, repaired = 0
+        var doneFiles = 0, textBytes = 0, chunkTotal = 0
+        var filesSeen = 0  // files of toRead done with, indexed or not
         var prepareTime = 0.0, embedTime = 0.0  // read+parse+chunk, and embed+add, in seconds
-        let embedStart = Date()
+        let status = BuildProgress(files: toRead.count, bytes: totalBytes)
+        progress.start { status.line() }
+        // Texts per embed call: small at first so progress shows at once, then sized to take
+        // about a second each (the model's own batching works within a call; a call of
+        // a few dozen texts per worker keeps every worker busy, see EmbedBatching).
+        var batching = EmbedBatching(threads: embedder.threads)
         var group: [SourceFile] = []
         var groupBytes = 0
         func flush() throws {
             let t0 = Date()
+            status.reading(files: group.count, bytes: groupBytes, name: group.count == 1 ? group[0].relativePath : nil)
+            progress.step()
             let prepared = Self.prepare(group, known: known, chunker: chunker, threads: embedder.threads)
             let t1 = Date()
             prepareTime += t1.timeIntervalSince(t0)
             defer { embedTime += Date().timeIntervalSince(t1) }
-            var texts: [String] = []
+            var all: [String] = []
+            var ends: [Int] = []  // per file to index: where its chunks end in `all`
             for p in prepared {
                 if let w = p.warning { warnings += 1; if !quiet { progress.finish(); warn(w) } }
                 if p.unreadable { skipped[.unreadable, default: 0] += 1; keep.append(p.file.relativePath) }
                 if p.sameContent { unchanged += 1 }
-                texts += p.chunks.map(\.embeddingText)
+                all += p.chunks.map(\.embeddingText)
+                if !p.unreadable && !p.sameContent && !p.chunks.isEmpty { ends.append(all.count) }
             }
-            let vectors = try ModelLoading.embed(texts, with: embedder)  // a damaged model (NaN) is an error, not a crash
+            status.read(bytes: groupBytes, chunks: all.count, seconds: t1.timeIntervalSince(t0))
+            progress.step()
+            // Embedded a batch at a time, so progress moves inside a big file.
+            var embedded: [[Float]] = []
+            embedded.reserveCapacity(all.count)
+            var e = 0
+            while embedded.count < all.count {
+                let texts = Array(all[embedded.count..<min(all.count, embedded.count + batching.size)])
+                let tb = Date()
+                let vectors = try ModelLoading.embed(texts, with: embedder)  // a damaged model (NaN) is an error, not a crash
+                embedded += vectors
+                let seconds = Date().timeIntervalSince(tb)
+                batching.measured(texts: texts.count, seconds: seconds)
+                while e < ends.count && ends[e] <= embedded.count { e += 1 }
+                status.embedded(chunks: texts.count, seconds: seconds, filesDone: filesSeen + e)
+                progress.step()
+            }
+            filesSeen += group.count
+            status.embedded(chunks: 0, seconds: 0, filesDone: filesSeen)
             var v = 0
-            for p in prepared where !p.unreadable && !p.sameContent {
+            for p in prepared {
+                if verbose {
+                    let warned = p.warning == nil ? "" : " (with warnings)"
+                    if p.unreadable { fate(p.file.relativePath, "skipped (unreadable)\(known[p.file.relativePath] == nil ? "" : "; its indexed version stays")") }
+                    else if p.sameContent { fate(p.file.relativePath, "unchanged (same content, new modification time)") }
+                    else if p.chunks.isEmpty { fate(p.file.relativePath, "skipped (empty: no text to index)\(warned)") }
+                    else {
+                        let what = known[p.file.relativePath] != nil ? "changed, indexed" : damagedPaths.contains(p.file.relativePath) ? "indexed again (its segment was damaged)" : "indexed"
+                        fate(p.file.relativePath, "\(what), \(Format.counted(p.chunks.count, "chunk"))\(warned)")
+                    }
+                }
+                guard !p.unreadable && !p.sameContent else { continue }
                 // A file without chunks is not indexed: "skipped: empty", not "added" (it is
                 // read again by every build, which costs little: it has no text).
-                if known[p.file.relativePath] != nil { changed += 1; replaced.insert(p.file.relativePath) } else if !p.chunks.isEmpty { added += 1 }
+                if known[p.file.relativePath] != nil {
+                    changed += 1; replaced.insert(p.file.relativePath)
+                } else if !p.chunks.isEmpty {
+                    if damagedPaths.contains(p.file.relativePath) { repaired += 1 } else { added += 1 }
+                }
                 guard !p.chunks.isEmpty else { skipped[.empty, default: 0] += 1; continue }
                 let doc = writer.addDocument(DocumentRecord(
                     path: p.file.relativePath, size: UInt64(p.file.size), mtimeNanoseconds: p.file.mtimeNanoseconds,
@@ -238,7 +310,7 @@ struct BuildCommand: ParsableCommand {
                                                 lineStart: UInt32(c.lineStart), lineEnd: UInt32(c.lineEnd),
                                                 byteStart: UInt64(c.byteStart), byteEnd: UInt64(c.byteEnd),
                                                 headingPath: c.headingPath),
-                                    text: c.text, vector: vectors[v],
+                                    text: c.text, vector: embedded[v],
                                     // BM25 sees what the model sees: the heading path and the text.
                                     terms: LexicalTokenizer.counts(c.embeddingText))
                     textBytes += c.text.utf8.count
@@ -248,13 +320,8 @@ struct BuildCommand: ParsableCommand {
                 doneFiles += 1
                 if writer.chunkCount >= segmentChunks { try writeSegment() }
             }
-            doneBytes += groupBytes
             group.removeAll()
             groupBytes = 0
-            let elapsed = Date().timeIntervalSince(embedStart)
-            let rate = Double(chunkTotal) / max(elapsed, 1e-3)
-            let eta = doneBytes > 0 ? elapsed * Double(totalBytes - doneBytes) / Double(doneBytes) : 0
-            progress.update("files \(Format.count(doneFiles))/\(Format.count(toRead.count)) · chunks \(Format.count(chunkTotal)) · \(String(format: "%.0f", rate)) chunks/s · ETA \(Format.duration(eta))")
         }
         for f in toRead {
             group.append(f)
@@ -263,7 +330,7 @@ struct BuildCommand: ParsableCommand {
         }
         if !group.isEmpty { try flush() }
         try writeSegment()
-        progress.finish()
+        progress.stop()
 
         // 4. Deletions: the old versions of changed files, and files that are gone (or now
         // excluded). Unreadable files keep their indexed version.
@@ -274,7 +341,7 @@ struct BuildCommand: ParsableCommand {
         for (path, versions) in known.byPath {
             let gone = !walked.contains(path) && !kept(path)
             guard gone || replaced.contains(path) else { continue }
-            if gone { deleted += 1 }
+            if gone { deleted += 1; if verbose { fate(path, "deleted from the index (no longer there or no longer included)") } }
             for k in versions {
                 let entry = old!.manifest.segments[k.segment]
                 var d = deletions[k.segment] ?? (old!.deletions[k.segment] ?? DeletionSet(documentCount: old!.segments[k.segment].documentCount), entry.deletedChunks ?? 0)
@@ -283,16 +350,27 @@ struct BuildCommand: ParsableCommand {
             }
         }
 
+        // The documents of damaged segments: those no longer there are deleted with their
+        // segment; unreadable ones cannot be read again and are lost with it.
+        for path in damagedPaths.sorted() where !walked.contains(path) && known[path] == nil {
+            if kept(path) {
+                warn("\(path): its indexed version was in the damaged segment and the file cannot be read now; it is no longer in the index")
+            } else {
+                deleted += 1
+                if verbose { fate(path, "deleted from the index (no longer there or no longer included)") }
+            }
+        }
+
         // 5. Commit: deletion files, then the manifest (old segments, then the new ones).
-        let summary = "files: \(added) added, \(changed) changed, \(deleted) deleted, \(unchanged) unchanged"
-        if let old, added + changed + deleted == 0 && segments.isEmpty && !Self.hasStrayFiles(indexURL, old.manifest) {
-            print("index is up to date: \(Format.count(unchanged)) files, \(Format.count(old.liveChunkCount)) chunks (\(summary))")
+        let summary = "files: \(added) added, \(changed) changed, \(deleted) deleted, \(unchanged) unchanged" + (repaired > 0 ? ", \(repaired) indexed again from a damaged segment" : "")
+        if let old, added + changed + deleted == 0 && segments.isEmpty && damaged.isEmpty && !Self.hasStrayFiles(indexURL, old.manifest) {
+            print("index is up to date: \(Format.counted(unchanged, "file")), \(Format.counted(old.liveChunkCount, "chunk")) (\(summary))")
             return
         }
         var entries: [Manifest.Segment] = []
         var written = segments.map(\.file)
         do {
-            for (s, entry) in (old?.manifest.segments ?? []).enumerated() {
+            for (s, entry) in (old?.manifest.segments ?? []).enumerated() where !damaged.contains(s) {
                 guard let d = deletions[s] else { entries.append(entry); continue }
                 if d.set.count == d.set.documentCount { continue }  // nothing live: drop the segment
                 let base = entry.file.hasSuffix(IndexFiles.segmentSuffix) ? String(entry.file.dropLast(IndexFiles.segmentSuffix.count)) : entry.file
@@ -326,14 +404,14 @@ struct BuildCommand: ParsableCommand {
         let elapsed = Date().timeIntervalSince(start)
         let skippedText = skipped.filter { $0.value > 0 }.sorted { $0.key.rawValue < $1.key.rawValue }
             .map { "\($0.value) \(Self.describe($0.key))" }.joined(separator: ", ")
-        print("indexed \(Format.count(doneFiles)) files into \(Format.count(chunkTotal)) chunks (\(Format.bytes(textBytes)) of text) in \(Format.duration(elapsed)), \(String(format: "%.0f", Double(chunkTotal) / max(elapsed, 1e-3))) chunks/s")
+        print("indexed \(Format.counted(doneFiles, "file")) into \(Format.counted(chunkTotal, "chunk")) (\(Format.bytes(textBytes)) of text) in \(Format.duration(elapsed)), \(String(format: "%.0f", Double(chunkTotal) / max(elapsed, 1e-3))) chunks/s")
         print(summary)
         if !skippedText.isEmpty { print("skipped: \(skippedText)") }
         print("time: read, parse and chunk \(Format.duration(prepareTime)), embed \(Format.duration(embedTime)), other \(Format.duration(max(0, elapsed - prepareTime - embedTime)))")
         if warnings > 0 { print("warnings: \(warnings)\(quiet ? " (run without --quiet to see them)" : "")") }
         if let compacted { print(compacted) }
         let now = try? IndexDirectory(url: indexURL)
-        print("index: \(indexURL.path) (\(Format.count(now?.liveChunkCount ?? chunkTotal)) chunks, \(Format.bytes(now?.bytesOnDisk ?? 0)), model \(descriptor.name))")
+        print("index: \(indexURL.path) (\(Format.counted(now?.liveChunkCount ?? chunkTotal, "chunk")), \(Format.bytes(now?.bytesOnDisk ?? 0)), model \(descriptor.name))")
     }
 
     /// A file read, parsed and chunked.

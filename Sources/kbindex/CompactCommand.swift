@@ -40,6 +40,8 @@ struct CompactCommand: ParsableCommand {
             print(try Self.compact(url, stamp: "\(BuildCommand.timestamp())-\(getpid())-c", segmentChunks: segmentChunks))
         } catch let e as CLIError {
             throw e
+        } catch let e as SegmentError {
+            throw CLIError("\(e); nothing was changed. 'kbindex build' of the indexed folder reads a damaged segment's documents again and drops it")
         } catch {
             throw CLIError(error)
         }
@@ -59,6 +61,6 @@ struct CompactCommand: ParsableCommand {
             throw error
         }
         let after = try IndexDirectory(url: url)
-        return "compacted: \(before.segments) → \(after.segments.count) segments, \(Format.count(before.deleted)) deleted chunks dropped, \(Format.bytes(before.bytes)) → \(Format.bytes(after.bytesOnDisk))"
+        return "compacted: \(Format.counted(before.segments, "segment")) → \(after.segments.count), \(Format.counted(before.deleted, "deleted chunk")) dropped, \(Format.bytes(before.bytes)) → \(Format.bytes(after.bytesOnDisk))"
     }
 }

@@ -59,11 +59,19 @@ struct VerifyCommand: ParsableCommand {
                 problems.append("\(error)")
             }
         }
-        for p in problems { FileHandle.standardError.write(Data("damaged: \(p)\n".utf8)) }
+        for p in problems { FileHandle.standardError.write(Data("damaged: \(Format.displayed(p))\n".utf8)) }
+        let stray = IndexFiles.stray(in: url, manifest: manifest)
         if !problems.isEmpty {
-            throw CLIError("\(problems.count) \(problems.count == 1 ? "problem" : "problems") in \(url.path): rebuild the index with 'kbindex build --rebuild'")
+            if !stray.isEmpty { printStray(stray) }
+            throw CLIError("\(Format.counted(problems.count, "problem")) in \(url.path): rebuild the index with 'kbindex build --rebuild'")
         }
         let deletionFiles = manifest.segments.compactMap(\.deletions).count
-        print("ok: \(url.path): manifest, \(manifest.segments.count) segments (\(sections) sections, \(Format.count(chunks)) chunks) and \(deletionFiles) deletion \(deletionFiles == 1 ? "file" : "files") match their checksums")
+        print("ok: \(url.path): manifest, \(Format.counted(manifest.segments.count, "segment")) (\(Format.counted(sections, "section")), \(Format.counted(chunks, "chunk"))) and \(Format.counted(deletionFiles, "deletion file")) match their checksums")
+        if !stray.isEmpty { printStray(stray) }
+    }
+
+    /// Files a killed writer left: not damage (the index does not name them), but worth saying.
+    private func printStray(_ names: [String]) {
+        print("stray files: \(names.map(Format.displayed).joined(separator: ", ")), removed by the next 'kbindex build' or 'kbindex compact'")
     }
 }

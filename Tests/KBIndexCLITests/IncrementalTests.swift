@@ -77,7 +77,7 @@ final class IncrementalTests: XCTestCase {
 
         // Compaction drops the deleted chunks and answers exactly as before.
         let c = try kb(["compact", "--index", indexDir.path]).stdout
-        XCTAssertTrue(c.hasPrefix("compacted: 2 → 1 segments, 2 deleted chunks dropped"), c)
+        XCTAssertTrue(c.hasPrefix("compacted: 2 segments → 1, 2 deleted chunks dropped"), c)
         XCTAssertEqual(try files(".kbseg").count, 1)
         XCTAssertEqual(try files(".kbdel"), [])
         XCTAssertEqual(try query("night train sleeping cars roses pruning ferry lava", k: 10), all)
@@ -91,7 +91,7 @@ final class IncrementalTests: XCTestCase {
         try write("tea.txt", "Black tea wants boiling water and four minutes.\n")
         let r = try build()  // 2 of 5 chunks deleted: over a quarter
         XCTAssertTrue(r.stdout.contains("files: 0 added, 2 changed, 0 deleted, 3 unchanged\n"), r.stdout)
-        XCTAssertTrue(r.stdout.contains("compacted: 2 → 1 segments, 2 deleted chunks dropped"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("compacted: 2 segments → 1, 2 deleted chunks dropped"), r.stdout)
         XCTAssertEqual(try files(".kbseg").count, 1)
         XCTAssertTrue(try query("owls hunting", k: 1).contains("swallow their prey"))
     }

@@ -425,6 +425,26 @@ final class ChunkerTests: XCTestCase {
         XCTAssertLessThan(counter.characters, 6 * textBytes, "\(counter.characters) characters counted for \(textBytes)")
     }
 
+    func testAWordCutByCharactersCostsAFewCountsOfEachPiece() {
+        // A 200 kB base64 blob on one line (as in a fenced block of data): no whitespace, so it
+        // is cut by characters. Each piece is looked for from the last piece's length, with a
+        // few counts of about its size: about 13 times the text counted in all (the paragraph
+        // and the line once each, each chunk once more, the pieces about 10 times), where a
+        // binary search over the whole byte budget for each piece counted 30 times the text.
+        var rng = SeededRNG(seed: 8)
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+        let blob = String((0..<200_000).map { _ in alphabet.randomElement(using: &rng)! })
+        let source = "```\n\(blob)\n```\n"
+        let doc = parse(source, .markdown)
+        let counter = CountingCounter()
+        let chunker = Chunker(maxTokens: 254, overlapTokens: 0, countTokens: { counter.count($0) })
+        let chunks = chunker.chunks(of: doc)
+        XCTAssertGreaterThan(chunks.count, 200)
+        XCTAssertEqual(nonWhitespace(chunks.map(\.text).joined()), nonWhitespace(source))
+        for c in chunks { XCTAssertLessThanOrEqual(MiniLM.count(c.embeddingText), 254) }
+        XCTAssertLessThan(counter.characters, 16 * blob.utf8.count, "\(counter.characters) characters counted for \(blob.utf8.count)")
+    }
+
     // MARK: - Determinism and random documents
 
     func testDeterministic() {

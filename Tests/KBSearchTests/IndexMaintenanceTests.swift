@@ -149,6 +149,68 @@ final class IndexMaintenanceTests: XCTestCase {
         XCTAssertEqual(try DirectoryListing.names(in: dir.path), ["manifest.json", "notes.txt", "seg0-del.kbdel", "seg0.kbseg", "seg1.kbseg", "seg2.kbseg"])
     }
 
+    func testDamagedSegmentsAreFoundAndTheirDocumentsLeftOutOfKnownDocuments() throws {
+        var idx = try makeIndex(deleted: [(1, 3)])
+        XCTAssertTrue(idx.damagedSegments().isEmpty)
+        // One flipped bit in segment 1's TEXT section, which opening cannot see: the last byte
+        // from the end whose flip leaves the file readable with only TEXT damaged.
+        let url = dir.appendingPathComponent("seg1.kbseg")
+        let original = try Data(contentsOf: url)
+        var flipped = false
+        for at in stride(from: original.count - 17, to: 0, by: -1) {
+            var bytes = original
+            bytes[at] ^= 0x01
+            try bytes.write(to: url)
+            if let seg = try? SegmentReader(path: url.path), seg.damagedSections() == ["TEXT"] { flipped = true; break }
+        }
+        XCTAssertTrue(flipped)
+        idx = try IndexDirectory(url: dir)
+        let damaged = idx.damagedSegments()
+        XCTAssertEqual(damaged.map(\.segment), [1])
+        XCTAssertEqual(damaged.first?.sections, ["TEXT"])
+        XCTAssertEqual(idx.liveDocuments(inSegment: 1), ["s1/d0.md", "s1/d1.md", "s1/d2.md", "s1/d4.md", "s1/d5.md"])
+        let known = KnownDocuments(idx, skipping: [1])
+        XCTAssertEqual(known.byPath.count, 12)
+        XCTAssertTrue(known.byPath.keys.allSatisfy { !$0.hasPrefix("s1/") })
+    }
+
+    func testCompactionRefusesADamagedSegmentInsteadOfCopyingItUnderFreshChecksums() throws {
+        _ = try makeIndex(deleted: [(0, 1)])
+        let url = dir.appendingPathComponent("seg2.kbseg")
+        var bytes = try Data(contentsOf: url)
+        let before = try DirectoryListing.names(in: dir.path)
+        // A flipped bit inside a section (opening still succeeds, the checksum does not match).
+        bytes[bytes.count / 4] ^= 0x08
+        try bytes.write(to: url)
+        let reopened = try IndexDirectory(url: dir)
+        XCTAssertEqual(reopened.damagedSegments().map(\.segment), [2])
+        XCTAssertThrowsError(try Compaction.compact(reopened, stamp: "t")) { error in
+            guard case SegmentError.checksumMismatch(let file, _) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(file, url.path)
+        }
+        XCTAssertEqual(try DirectoryListing.names(in: dir.path), before, "nothing written")
+    }
+
+    func testStrayFilesAreThoseOfWritersNoLongerRunning() throws {
+        _ = try makeIndex()
+        XCTAssertEqual(IndexFiles.writerProcess(of: "seg-20260101T000000-4242-3.kbseg"), 4242)
+        XCTAssertEqual(IndexFiles.writerProcess(of: "seg-20260101T000000-4242-c-0.kbseg"), 4242)
+        XCTAssertEqual(IndexFiles.writerProcess(of: "seg-20260101T000000-4242-0-del-20260102T010203-77.kbdel"), 77)
+        XCTAssertEqual(IndexFiles.writerProcess(of: "manifest.json.tmp-99"), 99)
+        XCTAssertNil(IndexFiles.writerProcess(of: "old.kbseg"))
+        let ended = Process()
+        ended.executableURL = URL(fileURLWithPath: "/bin/true")
+        try ended.run()
+        ended.waitUntilExit()
+        let dead = ended.processIdentifier
+        let stray = ["old.kbseg", "seg-20260101T000000-\(dead)-c-0.kbseg", "manifest.json.tmp-\(dead)"]
+        let running = ["seg-20260101T000000-\(getpid())-0.kbseg", "manifest.json.tmp-\(getpid())"]
+        for name in stray + running { try Data([1]).write(to: dir.appendingPathComponent(name)) }
+        XCTAssertEqual(IndexFiles.stray(in: dir, manifest: try Manifest.read(from: dir.path)), stray.sorted())
+        // Nothing is removed.
+        for name in stray + running { XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent(name).path)) }
+    }
+
     func testADeletionFileForAnotherSegmentShapeIsAnErrorAtOpen() throws {
         _ = try makeIndex(deleted: [(2, 1)])
         try DeletionSet(documentCount: 5).write(to: dir.appendingPathComponent("seg2-del.kbdel").path)

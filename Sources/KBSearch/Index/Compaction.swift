@@ -23,13 +23,17 @@ public enum Compaction {
     /// Writes the live documents of `index`, in index order, into new segment files in the
     /// index folder named `seg-<stamp>-<n>.kbseg` (a new file starts once one holds
     /// `segmentChunks` chunks; a document is never split), and returns the manifest that
-    /// lists them, not yet committed (`IndexFiles.commit`). Throws `SegmentError` when a
-    /// chunk's text cannot be read, or `FileError`; the files written so far are then removed.
+    /// lists them, not yet committed (`IndexFiles.commit`). Every segment's checksums are
+    /// checked first, since copying a damaged segment would give its damage fresh checksums:
+    /// throws `SegmentError.checksumMismatch` for the first damaged one before writing
+    /// anything. Throws `SegmentError` when a chunk's text cannot be read, or `FileError`; the
+    /// files written so far are then removed.
     ///
-    /// Cost: O(live chunks · (dimensions + text block size)); memory holds one output
-    /// segment at a time.
+    /// Cost: O(index size) for the checksums, then O(live chunks · (dimensions + text block
+    /// size)); memory holds one output segment at a time.
     public static func compact(_ index: IndexDirectory, stamp: String, segmentChunks: Int = 200_000) throws -> Manifest {
         precondition(segmentChunks >= 1)
+        for seg in index.segments { try seg.verify() }
         let model = index.manifest.model
         var written: [Manifest.Segment] = []
         var writer = SegmentWriter(model: model)

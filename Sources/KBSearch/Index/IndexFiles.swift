@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import KBCore
 import KBFormat
 
@@ -38,6 +41,33 @@ public enum IndexFiles {
             let ours = name.hasSuffix(segmentSuffix) || name.hasSuffix(deletionSuffix)
             return (ours && !keeping.contains(name)) || name.contains(".tmp-")
         }
+    }
+
+    /// The files in `dir` that a killed build or compaction left behind: those of
+    /// `unreferenced(in:keeping:)` for `manifest`, less any a writer still running is writing
+    /// now (their names carry its process id: `seg-<time>-<pid>-….kbseg`,
+    /// `…-del-<time>-<pid>.kbdel`, `….tmp-<pid>`), so a read-only command can report them
+    /// without taking a running build for a crashed one. Deletes nothing: the next change
+    /// does. Sorted. O(files in the folder).
+    public static func stray(in dir: URL, manifest: Manifest) -> [String] {
+        unreferenced(in: dir, keeping: referenced(by: manifest)).filter { name in
+            guard let pid = writerProcess(of: name) else { return true }
+            return !(kill(pid, 0) == 0 || errno == EPERM)  // alive: a writer at work
+        }.sorted()
+    }
+
+    /// The process id in a name written by a build or compaction (see `stray`), if any.
+    static func writerProcess(of name: String) -> Int32? {
+        if let r = name.range(of: ".tmp-", options: .backwards) { return Int32(name[r.upperBound...]) }
+        // "<yyyyMMdd>T<HHmmss>-<pid>", the stamp every writer puts in its file names; the last
+        // one is the writer's (a deletion file's name starts with its segment's).
+        let parts = name.split(separator: "-")
+        for (i, p) in parts.enumerated().reversed() where i + 1 < parts.count && p.count == 15 && p.dropFirst(8).first == "T"
+            && p.allSatisfy({ $0 == "T" || $0.isASCII && $0.isNumber }) {
+            let pid = parts[i + 1].prefix { $0.isASCII && $0.isNumber }
+            return Int32(pid)
+        }
+        return nil
     }
 
     /// Removes `unreferenced(in:keeping:)`. Only the holder of the index's write lock may

@@ -23,9 +23,10 @@ public struct KnownDocuments: Sendable {
     /// No documents (a first build).
     public init() {}
 
-    /// The live documents of `index`.
-    public init(_ index: IndexDirectory) {
-        for (s, seg) in index.segments.enumerated() {
+    /// The live documents of `index`, leaving out the segments in `skipping` (damaged ones,
+    /// whose documents a build reads again as if they were new).
+    public init(_ index: IndexDirectory, skipping: Set<Int> = []) {
+        for (s, seg) in index.segments.enumerated() where !skipping.contains(s) {
             var counts = [Int](repeating: 0, count: seg.documentCount)
             for c in 0..<seg.chunkCount { counts[seg.documentIndex(ofChunk: c)] += 1 }
             for d in 0..<seg.documentCount where !index.isDeleted(segment: s, document: d) {
