@@ -41,7 +41,7 @@ struct CompactCommand: ParsableCommand {
         } catch let e as CLIError {
             throw e
         } catch let e as SegmentError {
-            throw CLIError("\(e); nothing was changed. 'kbindex build' of the indexed folder reads a damaged segment's documents again and drops it")
+            throw CLIError("\(e); nothing was changed; \(IndexOpening.repair(url))")
         } catch {
             throw CLIError(error)
         }

@@ -35,7 +35,14 @@ enum IndexOpening {
         if case .unsupportedVersion = error {
             return "\(error): rebuild the index with 'kbindex build --rebuild'"
         }
-        return "\(error); 'kbindex verify' for the full check; 'kbindex build \(indexedFolder(of: index))' re-embeds the damaged segment's documents"
+        return "\(error); 'kbindex verify' for the full check; \(repair(index))"
+    }
+
+    /// What repairs a damaged index in `index`: a plain build, which reads the documents of a
+    /// damaged segment again and drops it (and writes a new index when it cannot read the
+    /// manifest or open a segment at all). Said the same way by query, verify and compact.
+    static func repair(_ index: URL) -> String {
+        "'kbindex build \(indexedFolder(of: index))' re-embeds the damaged segment's documents"
     }
 
     /// The arguments of the build that updates the index in `index`: its folder when the

@@ -13,7 +13,9 @@ struct VerifyCommand: ParsableCommand {
             Reads the whole index: the manifest, every segment (header, directory, every \
             section's CRC32C, every record's bounds) and every deletion file. Prints one \
             'damaged:' line on stderr for each problem found, not just the first, and exits \
-            with status 2 if there is any; 'kbindex build --rebuild' then writes a new index.
+            with status 2 if there is any. 'kbindex build' of the indexed folder then repairs \
+            the index: it embeds the documents of a damaged segment again and drops the \
+            segment (and writes a new index if it cannot read the manifest).
 
             Examples:
               kbindex verify
@@ -63,7 +65,7 @@ struct VerifyCommand: ParsableCommand {
         let stray = IndexFiles.stray(in: url, manifest: manifest)
         if !problems.isEmpty {
             if !stray.isEmpty { printStray(stray) }
-            throw CLIError("\(Format.counted(problems.count, "problem")) in \(url.path): rebuild the index with 'kbindex build --rebuild'")
+            throw CLIError("\(Format.counted(problems.count, "problem")) in \(url.path): \(IndexOpening.repair(url))")
         }
         let deletionFiles = manifest.segments.compactMap(\.deletions).count
         print("ok: \(url.path): manifest, \(Format.counted(manifest.segments.count, "segment")) (\(Format.counted(sections, "section")), \(Format.counted(chunks, "chunk"))) and \(Format.counted(deletionFiles, "deletion file")) match their checksums")

@@ -61,14 +61,14 @@ final class DamagedIndexTests: XCTestCase {
         _ = try build()
         XCTAssertEqual(try segments().count, 2)
         try damageText(in: first[0])
-        XCTAssertEqual(try kb(["verify", "--index", indexDir.path], status: 1).stderr.contains("section TEXT does not match"), true)
+        XCTAssertEqual(try kb(["verify", "--index", indexDir.path], status: 2).stderr.contains("section TEXT does not match"), true)
         // Opening cannot see it; info says what it checked and where the full check is.
         let info = try kb(["info", "--index", indexDir.path]).stdout
         XCTAssertTrue(info.contains("checked:   headers and record bounds; 'kbindex verify' also checks every section's checksum"), info)
 
         // compact would copy the damage under fresh checksums: it refuses and changes nothing.
-        let c = try kb(["compact", "--index", indexDir.path], status: 1)
-        XCTAssertTrue(c.stderr.hasPrefix("error: segment \(indexDir.appendingPathComponent(first[0]).path) is damaged: the TEXT checksum does not match; nothing was changed. 'kbindex build' of the indexed folder"), c.stderr)
+        let c = try kb(["compact", "--index", indexDir.path], status: 2)
+        XCTAssertTrue(c.stderr.hasPrefix("error: segment \(indexDir.appendingPathComponent(first[0]).path) is damaged: the TEXT checksum does not match; nothing was changed; 'kbindex build \(corpus.path)' re-embeds the damaged segment's documents\n"), c.stderr)
         XCTAssertEqual(try segments().count, 2)
 
         try FileManager.default.removeItem(at: corpus.appendingPathComponent("c.txt"))

@@ -148,7 +148,7 @@ final class IncrementalTests: XCTestCase {
         XCTAssertTrue(damaged[0].contains(segs[0]) && damaged[0].hasSuffix("section VECTORS does not match its checksum"), v.stderr)
         XCTAssertTrue(damaged[1].contains(segs[1]) && damaged[1].hasSuffix("section TEXT does not match its checksum"), v.stderr)
         XCTAssertTrue(v.stderr.contains(".kbdel is damaged (checksum mismatch)"), v.stderr)
-        XCTAssertTrue(v.stderr.hasSuffix("error: 3 problems in \(indexDir.path): rebuild the index with 'kbindex build --rebuild'\n"), v.stderr)
+        XCTAssertTrue(v.stderr.hasSuffix("error: 3 problems in \(indexDir.path): 'kbindex build \(corpus.path)' re-embeds the damaged segment's documents\n"), v.stderr)
         // A query names the damaged deletion file instead of crashing.
         let q = try kb(["query", "--index", indexDir.path, "green tea"], status: 2)
         XCTAssertTrue(q.stderr.hasPrefix("error: deletion file ") && q.stderr.contains(".kbdel is damaged"), q.stderr)
