@@ -105,6 +105,10 @@ extension ModelStore {
         for (name, value) in header where name != "__metadata__" {
             guard let entry = value as? [String: Any], let offsets = entry["data_offsets"] as? [Any], offsets.count == 2,
                   let e = (offsets[1] as? NSNumber)?.int64Value else { return "its header entry '\(name)' lacks data_offsets" }
+            // A damaged header can declare any 64-bit offset: compare without adding to it.
+            guard e >= 0, e <= Int64.max - 8 - Int64(n) else {
+                return "its header entry '\(name)' declares data up to byte \(e), past any file (damaged)"
+            }
             end = max(end, e)
         }
         let declared = 8 + Int64(n) + end

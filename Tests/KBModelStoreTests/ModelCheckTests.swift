@@ -88,6 +88,20 @@ final class ModelCheckTests: XCTestCase {
         assertDamaged(store, "some-model", file: "model.safetensors", ["too short for a safetensors header"])
     }
 
+    func testHeaderDeclaringAnEndPastAnyFileIsDamageNotACrash() throws {
+        // Offsets near Int64.max once overflowed the "8 + header + end" sum (a trap).
+        let dir = try TinyModel(seed: 5).write(to: root.appendingPathComponent("some-model"))
+        let store = ModelStore(root: root, knownModels: [])
+        let weights = dir.appendingPathComponent("model.safetensors")
+        for end in ["9223372036854775807", "18446744073709551615", "1e300", "-4"] {
+            let header = Data(#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,\#(end)]}}"#.utf8)
+            var file = Data()
+            for i in 0..<8 { file.append(UInt8((header.count >> (8 * i)) & 0xFF)) }
+            try (file + header + Data(count: 4)).write(to: weights)
+            assertDamaged(store, "some-model", file: "model.safetensors", ["its header entry 'w' declares data up to byte", "(damaged)"])
+        }
+    }
+
     func testMissingFileIsNotInstalled() throws {
         let (store, dir) = try installPinned()
         try FileManager.default.removeItem(at: dir.appendingPathComponent("vocab.txt"))
