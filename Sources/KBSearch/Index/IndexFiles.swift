@@ -51,7 +51,8 @@ public enum IndexFiles {
     /// does. Sorted. O(files in the folder).
     public static func stray(in dir: URL, manifest: Manifest) -> [String] {
         unreferenced(in: dir, keeping: referenced(by: manifest)).filter { name in
-            guard let pid = writerProcess(of: name) else { return true }
+            // pid 0 and negative ones name process groups to kill(2), never a writer.
+            guard let pid = writerProcess(of: name), pid > 0 else { return true }
             return !(kill(pid, 0) == 0 || errno == EPERM)  // alive: a writer at work
         }.sorted()
     }
