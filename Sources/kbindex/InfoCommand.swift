@@ -48,7 +48,9 @@ struct InfoCommand: ParsableCommand {
         }
         if verify {
             for s in idx.segments {
-                do { try s.verify() } catch { throw CLIError(error) }
+                do { try s.verify() } catch let error as SegmentError {
+                    throw CLIError(IndexOpening.damaged(error, index: idx.url))  // the library text has no advice
+                } catch { throw CLIError(error) }
             }
             print("verified:  every section's checksum matches")
         } else {

@@ -65,6 +65,9 @@ final class DamagedIndexTests: XCTestCase {
         // Opening cannot see it; info says what it checked and where the full check is.
         let info = try kb(["info", "--index", indexDir.path]).stdout
         XCTAssertTrue(info.contains("checked:   headers and record bounds; 'kbindex verify' also checks every section's checksum"), info)
+        // info --verify finds it too, and says what to do (the library text has no advice).
+        let deep = try kb(["info", "--verify", "--index", indexDir.path], status: 2).stderr
+        XCTAssertTrue(deep.contains("the TEXT checksum does not match; 'kbindex verify' for the full check; 'kbindex build \(corpus.path)' re-embeds the damaged segment's documents\n"), deep)
 
         // compact would copy the damage under fresh checksums: it refuses and changes nothing.
         let c = try kb(["compact", "--index", indexDir.path], status: 2)
