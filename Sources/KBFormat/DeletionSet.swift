@@ -1,7 +1,8 @@
 import Foundation
 import KBCore
 
-/// Why a deletion file cannot be read. Names the file; `description` is one line.
+/// Why a deletion file cannot be read. Names the file; `description` is one line that
+/// describes the problem only (the command line adds what to do about it).
 public struct DeletionFileError: Error, CustomStringConvertible, Equatable, Sendable {
     public let file: String
     public let reason: String
@@ -10,7 +11,7 @@ public struct DeletionFileError: Error, CustomStringConvertible, Equatable, Send
         self.reason = reason
     }
     public var description: String {
-        "deletion file \(file) is damaged (\(reason)): rebuild the index with 'kbindex build --rebuild'"
+        "deletion file \(file) is damaged (\(reason))"
     }
 }
 

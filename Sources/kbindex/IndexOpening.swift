@@ -14,6 +14,9 @@ enum IndexOpening {
             return try IndexDirectory(url: url)
         } catch let error as SegmentError {
             throw CLIError(damaged(error, index: url))
+        } catch let error as DeletionFileError {
+            // A build that cannot open the index writes it anew: no need for --rebuild.
+            throw CLIError("\(error): 'kbindex build \(indexedFolder(of: url))' writes the index anew")
         } catch let error as ManifestError {
             // `--index ~/docs` where ~/docs/.kbindex holds the index: name the folder that does.
             if case .missing = error, let option {

@@ -152,6 +152,9 @@ final class IncrementalTests: XCTestCase {
         // A query names the damaged deletion file instead of crashing.
         let q = try kb(["query", "--index", indexDir.path, "green tea"], status: 2)
         XCTAssertTrue(q.stderr.hasPrefix("error: deletion file ") && q.stderr.contains(".kbdel is damaged"), q.stderr)
+        // One piece of advice, said once, and the same as verify's: a plain build repairs it.
+        XCTAssertTrue(q.stderr.hasSuffix(".kbdel is damaged (checksum mismatch): 'kbindex build \(corpus.path)' writes the index anew\n"), q.stderr)
+        XCTAssertFalse(v.stderr.contains("--rebuild"), v.stderr)
         // A rebuild writes a good index again.
         _ = try build(["--rebuild"])
         XCTAssertTrue(try kb(["verify", "--index", indexDir.path]).stdout.hasPrefix("ok: "))
