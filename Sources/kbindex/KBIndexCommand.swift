@@ -51,7 +51,8 @@ struct KBIndexCommand: ParsableCommand {
             }
             try command.run()
         } catch let error as CLIError {
-            FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
+            // Messages name files and quote arguments: escaped, as warnings are.
+            FileHandle.standardError.write(Data("error: \(Format.displayed(error.message))\n".utf8))
             Foundation.exit(errorStatus)
         } catch let nothing as NothingFound {
             FileHandle.standardError.write(Data("\(Format.displayed(nothing.message))\n".utf8))
@@ -60,7 +61,7 @@ struct KBIndexCommand: ParsableCommand {
             // swift-argument-parser's own statuses (0 for --help, 64 for a usage error, an
             // explicit ExitCode) stay; any other error is a failure: status 2, not 1.
             if !(error is ExitCode), exitCode(for: error) == .failure {
-                FileHandle.standardError.write(Data("error: \(fullMessage(for: error))\n".utf8))
+                FileHandle.standardError.write(Data("error: \(Format.displayed(fullMessage(for: error)))\n".utf8))
                 Foundation.exit(errorStatus)
             }
             exit(withError: error)

@@ -84,6 +84,16 @@ final class QueryFaceTests: XCTestCase {
         }
     }
 
+    func testAnErrorNamingAnOddFileIsEscaped() throws {
+        try smallCorpus()
+        let name = corpus.appendingPathComponent("q\u{1B}[31mred.txt").path
+        let r = try query(["--batch", name])
+        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertTrue(r.stderr.hasPrefix("error: cannot read the questions file "), r.stderr)
+        XCTAssertTrue(r.stderr.contains("q\\x1b[31mred.txt"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("\u{1B}"), r.stderr)
+    }
+
     func testNoSubcommandIsAUsageError() throws {
         let r = try kb([])
         XCTAssertEqual(r.status, 64)
