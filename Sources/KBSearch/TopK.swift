@@ -7,7 +7,9 @@ struct TopK {
     let k: Int
     private(set) var heap: [Hit] = []
 
-    init(k: Int) { self.k = k; heap.reserveCapacity(k) }
+    /// Reserves room for at most a few thousand hits up front: k comes from the command line
+    /// (`-k`), and a huge k with few chunks must not allocate k slots (or trap trying).
+    init(k: Int) { self.k = k; heap.reserveCapacity(Swift.min(k, 4096)) }
 
     /// True when `a` ranks below `b`: lower score, or equal score and later position.
     @inline(__always)

@@ -157,7 +157,8 @@ struct BuildCommand: ParsableCommand {
         var options = IngestOptions()
         options.include = include
         options.exclude = exclude
-        options.maxFileSize = Int(maxFileSize * 1_048_576)
+        // "--max-file-size 1e300" (or inf) means no limit; Int(_:) of it would trap.
+        options.maxFileSize = Int(min(maxFileSize * 1_048_576, 0x1p62))
         options.skipMinified = !includeMinified
         options.excludedDirectories = [indexURL.path]
         options.symlinks = follow ? .everywhere : .insideRoot

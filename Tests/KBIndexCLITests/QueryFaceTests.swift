@@ -84,6 +84,22 @@ final class QueryFaceTests: XCTestCase {
         }
     }
 
+    func testHugeNumbersAreNotACrash() throws {
+        try smallCorpus()
+        // A top-k list sized for k before it knew how many chunks there are could not be allocated.
+        for mode in ["vector", "lexical", "hybrid"] {
+            let q = try query(["-k", "\(Int.max)", "--mode", mode, "lentils"])
+            XCTAssertEqual(q.status, 0, "\(mode): \(q.stderr)")
+            XCTAssertTrue(q.stdout.hasPrefix("1. "), q.stdout)
+        }
+        // Int(1e300 * 1 MiB) trapped: a huge limit (or inf) means no limit.
+        for size in ["1e300", "inf"] {
+            let r = try kb(["build", corpus.path, "--quiet", "--model", model.path, "--max-file-size", size, "--rebuild"])
+            XCTAssertEqual(r.status, 0, "\(size): \(r.stderr)")
+            XCTAssertTrue(r.stdout.contains("files: 2 added"), r.stdout)
+        }
+    }
+
     func testAnErrorNamingAnOddFileIsEscaped() throws {
         try smallCorpus()
         let name = corpus.appendingPathComponent("q\u{1B}[31mred.txt").path
