@@ -169,7 +169,7 @@ struct BuildCommand: ParsableCommand {
         let files: [SourceFile]
         do {
             files = try Walker(root: root, options: options).walk { event in
-                if verbose, case .skipped(let path, let reason, let detail) = event { fate(path, "skipped (\(Self.describe(reason))\(detail.map { ": \($0)" } ?? ""))") }
+                if verbose, case .skipped(let path, let reason, let detail) = event { fate(path, "skipped (\(reason)\(detail.map { ": \($0)" } ?? ""))") }
                 switch event {
                 case .skipped(let path, let reason, let detail):
                     skipped[reason, default: 0] += 1

@@ -204,5 +204,8 @@ final class PathsAndNamesTests: XCTestCase {
         XCTAssertFalse(r.stderr.contains("latin1.md: latin1.md"), r.stderr)
         XCTAssertTrue(r.stderr.contains("warning: loop: skipped (symbolic link loop: "), r.stderr)
         XCTAssertFalse(r.stderr.contains("symlinkLoop"), r.stderr)
+        // --verbose names the reason in the same words as the warning.
+        let v = try build(["--verbose"])
+        XCTAssertTrue(v.stdout.contains("loop: skipped (symbolic link loop: "), v.stdout)
     }
 }
