@@ -141,10 +141,7 @@ struct EvalCommand: ParsableCommand {
         let idx = try IndexOpening.open(indexOption)
         let embedder = try ModelLoading.load(model, forIndexBuiltWith: idx.manifest.model, verb: "evaluate")
         let retriever = Retriever(index: idx, embedder: embedder, fusion: fusion.options)
-        var documents: Set<String> = []
-        for (s, seg) in idx.segments.enumerated() {
-            for d in 0..<seg.documentCount where !idx.isDeleted(segment: s, document: d) { documents.insert(seg.document(d).path) }
-        }
+        let documents = Set(idx.segments.indices.flatMap { idx.liveDocuments(inSegment: $0) })
         for (q, path) in QuestionSet.unknownPaths(in: set, documents: documents) {
             warn("\(questions):\(q.line): question \(q.id): the relevant path '\(path)' is in no document of \(idx.url.path) (a typo?): it cannot be found")
         }
