@@ -162,18 +162,6 @@ struct PathPattern: Sendable {
         self.init(pattern)
     }
 
-    /// Whether `relativePath` or one of the folders it is in matches (gitignore's reading:
-    /// a pattern that matches a folder takes everything inside it). O(components · match).
-    func matchesOrIsInside(_ relativePath: String) -> Bool {
-        if matches(relativePath) { return true }
-        var path = Substring(relativePath)
-        while let slash = path.lastIndex(of: "/") {
-            path = path[..<slash]
-            if matches(String(path)) { return true }
-        }
-        return false
-    }
-
     func matches(_ relativePath: String) -> Bool {
         if anchored { return glob.matches(relativePath) }
         let name = relativePath.split(separator: "/").last.map(String.init) ?? relativePath
