@@ -25,13 +25,6 @@ struct ModelCommand: ParsableCommand {
             """,
         subcommands: [Fetch.self, List.self, Path.self]
     )
-
-    /// Prints a store error as one line on stderr and exits with status 2 (an error, as for
-    /// every command: `KBIndexCommand.errorStatus`).
-    static func fail(_ error: Error) -> ExitCode {
-        FileHandle.standardError.write(Data("\(error)\n".utf8))
-        return ExitCode(KBIndexCommand.errorStatus)
-    }
 }
 
 extension ModelCommand {
@@ -86,7 +79,7 @@ extension ModelCommand {
                 print(dir.path)
             } catch {
                 printer.clearLine()
-                throw ModelCommand.fail(error)
+                throw CLIError(error)
             }
         }
     }
@@ -159,7 +152,7 @@ extension ModelCommand {
             do {
                 print(try ModelStore().resolve(model).path)
             } catch {
-                throw ModelCommand.fail(error)
+                throw CLIError(error)
             }
         }
     }

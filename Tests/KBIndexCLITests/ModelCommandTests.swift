@@ -43,7 +43,7 @@ final class ModelCommandTests: XCTestCase {
         XCTAssertEqual(r.stdout, "")
         XCTAssertEqual(
             r.stderr,
-            "model 'missing-model' is not installed: run 'kbindex model fetch missing-model' (or scripts/install-model.sh without hub access)\n")
+            "error: model 'missing-model' is not installed: run 'kbindex model fetch missing-model' (or scripts/install-model.sh without hub access)\n")
     }
 
     func testListWithEmptyStoreSaysHowToFetch() throws {
@@ -116,7 +116,7 @@ final class ModelCommandTests: XCTestCase {
         let r = try kbindex(["model", "fetch", "--endpoint", "http://127.0.0.1:\(port)"])
         XCTAssertEqual(r.status, 2)
         XCTAssertEqual(r.stdout, "")
-        XCTAssertTrue(r.stderr.hasPrefix("could not reach http://127.0.0.1:\(port) ("), r.stderr)
+        XCTAssertTrue(r.stderr.hasPrefix("error: could not reach http://127.0.0.1:\(port) ("), r.stderr)
         XCTAssertTrue(r.stderr.hasSuffix("install the default model from PyPI with scripts/install-model.sh\n"), r.stderr)
         XCTAssertEqual(r.stderr.split(separator: "\n").count, 1)
     }
