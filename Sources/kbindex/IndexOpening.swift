@@ -41,6 +41,12 @@ enum IndexOpening {
         return "\(error); 'kbindex verify' for the full check; \(repair(index))"
     }
 
+    /// The line `info` and `verify` print for files a killed writer left (`IndexFiles.stray`):
+    /// not damage (the index does not name them), but worth saying.
+    static func strayLine(_ names: [String]) -> String {
+        "stray files: \(names.map(Format.displayed).joined(separator: ", ")), removed by the next 'kbindex build' or 'kbindex compact'"
+    }
+
     /// What repairs a damaged index in `index`: a plain build, which reads the documents of a
     /// damaged segment again and drops it (and writes a new index when it cannot read the
     /// manifest or open a segment at all). Said the same way by query, verify and compact.

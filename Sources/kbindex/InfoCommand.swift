@@ -44,7 +44,7 @@ struct InfoCommand: ParsableCommand {
         print("scan:      \(DotKernel.active) kernel on \(cores) \(cores == 1 ? "core" : "cores") (KBINDEX_KERNEL=\(DotKernel.supported.map(\.description).joined(separator: "|")) forces one)")
         let stray = IndexFiles.stray(in: idx.url, manifest: idx.manifest)
         if !stray.isEmpty {
-            print("stray files: \(stray.map(Format.displayed).joined(separator: ", ")), removed by the next 'kbindex build' or 'kbindex compact'")
+            print(IndexOpening.strayLine(stray))
         }
         if verify {
             for s in idx.segments {

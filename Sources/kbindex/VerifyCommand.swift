@@ -64,16 +64,11 @@ struct VerifyCommand: ParsableCommand {
         for p in problems { FileHandle.standardError.write(Data("damaged: \(Format.displayed(p))\n".utf8)) }
         let stray = IndexFiles.stray(in: url, manifest: manifest)
         if !problems.isEmpty {
-            if !stray.isEmpty { printStray(stray) }
+            if !stray.isEmpty { print(IndexOpening.strayLine(stray)) }
             throw CLIError("\(Format.counted(problems.count, "problem")) in \(url.path): \(IndexOpening.repair(url))")
         }
         let deletionFiles = manifest.segments.compactMap(\.deletions).count
         print("ok: \(url.path): manifest, \(Format.counted(manifest.segments.count, "segment")) (\(Format.counted(sections, "section")), \(Format.counted(chunks, "chunk"))) and \(Format.counted(deletionFiles, "deletion file")) match their checksums")
-        if !stray.isEmpty { printStray(stray) }
-    }
-
-    /// Files a killed writer left: not damage (the index does not name them), but worth saying.
-    private func printStray(_ names: [String]) {
-        print("stray files: \(names.map(Format.displayed).joined(separator: ", ")), removed by the next 'kbindex build' or 'kbindex compact'")
+        if !stray.isEmpty { print(IndexOpening.strayLine(stray)) }
     }
 }
