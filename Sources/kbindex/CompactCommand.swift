@@ -27,8 +27,13 @@ struct CompactCommand: ParsableCommand {
     var index: String?
 
     /// Chunks per segment file before a new one starts.
-    @Option(help: .hidden)
+    @Option(parsing: .unconditional, help: .hidden)
     var segmentChunks = 200_000
+
+    func validate() throws {
+        // Compaction.compact requires at least 1 (a precondition): refuse it here, as build does.
+        if segmentChunks < 1 { throw ValidationError("--segment-chunks must be a positive number (1 or more), got \(segmentChunks)") }
+    }
 
     func run() throws {
         let url = try IndexOpening.open(index).url  // a clear error when there is no readable index

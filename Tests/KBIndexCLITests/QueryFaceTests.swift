@@ -75,6 +75,8 @@ final class QueryFaceTests: XCTestCase {
             (["build", corpus.path, "--threads", "-1"], "--threads must be a positive number"),
             (["build", corpus.path, "--max-file-size", "-3"], "--max-file-size must be a positive number"),
             (["embed", "--threads", "-4", "hello"], "--threads must be a positive number"),
+            (["compact", "--segment-chunks", "0"], "--segment-chunks must be a positive number"),
+            (["compact", "--segment-chunks", "-1"], "--segment-chunks must be a positive number"),
         ]
         for (args, message) in cases {
             let r = try kb(args)
@@ -92,6 +94,10 @@ final class QueryFaceTests: XCTestCase {
             XCTAssertEqual(q.status, 0, "\(mode): \(q.stderr)")
             XCTAssertTrue(q.stdout.hasPrefix("1. "), q.stdout)
         }
+        // compact's hidden --segment-chunks reached Compaction.compact's precondition (≥ 1).
+        let compact = try kb(["compact", "--index", indexDir.path, "--segment-chunks", "0"])
+        XCTAssertEqual(compact.status, 64, compact.stderr)
+        XCTAssertTrue(compact.stderr.contains("--segment-chunks must be a positive number"), compact.stderr)
         // Int(1e300 * 1 MiB) trapped: a huge limit (or inf) means no limit.
         for size in ["1e300", "inf"] {
             let r = try kb(["build", corpus.path, "--quiet", "--model", model.path, "--max-file-size", size, "--rebuild"])
