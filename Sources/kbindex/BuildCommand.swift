@@ -115,6 +115,11 @@ struct BuildCommand: ParsableCommand {
         defer { lock.unlock() }
 
         let embedder = try ModelLoading.load(model, threads: threads)
+        // The chunker needs room for 8 tokens of text besides [CLS] and [SEP] (a precondition):
+        // a model folder whose config allows fewer is refused here, not crashed on.
+        guard embedder.config.maxSequenceLength >= Self.minimumModelTokens else {
+            throw CLIError("model '\(embedder.config.name)' (\(embedder.directory.path)) takes at most \(Format.counted(embedder.config.maxSequenceLength, "token")) per input; building an index needs at least \(Self.minimumModelTokens)")
+        }
         let descriptor = try ModelLoading.descriptor(of: embedder)
         let progress = ProgressLine(quiet: quiet)
         defer { progress.stop() }
@@ -414,6 +419,10 @@ struct BuildCommand: ParsableCommand {
         let now = try? IndexDirectory(url: indexURL)
         print("index: \(indexURL.path) (\(Format.counted(now?.liveChunkCount ?? chunkTotal, "chunk")), \(Format.bytes(now?.bytesOnDisk ?? 0)), model \(descriptor.name))")
     }
+
+    /// The shortest model input `build` accepts: 8 tokens of text (`Chunker`'s minimum) plus
+    /// [CLS] and [SEP].
+    static let minimumModelTokens = 10
 
     /// A file read, parsed and chunked.
     struct Prepared: Sendable {

@@ -4,7 +4,7 @@ import XCTest
 
 /// A damaged model as users meet it: flipped bytes in the weights, weights that make NaN,
 /// a cut-short vocabulary, a truncated download. Each is a one-line error naming the model,
-/// the file and the fix (exit status 1), never a crash, never a NaN printed, and the index
+/// the file and the fix (exit status 2), never a crash, never a NaN printed, and the index
 /// stays as it was.
 final class DamagedModelTests: XCTestCase {
     var tmp: URL!
@@ -39,6 +39,17 @@ final class DamagedModelTests: XCTestCase {
         XCTAssertEqual(r.status, 2, r.stderr, line: line)
         XCTAssertEqual(r.stdout, "", line: line)
         XCTAssertEqual(r.stderr, stderr, line: line)
+    }
+
+    func testAModelTooShortToChunkForIsAnErrorNotAPrecondition() throws {
+        // max_seq_length 6 left the chunker 4 tokens: Chunker's precondition (>= 8) crashed build.
+        var m = TinyModel(seed: 9)
+        m.maxSeqLength = 6
+        let model = try m.write(to: tmp.appendingPathComponent("models/short-bert"))
+        try put("a.md", "# A\n\nSome words to index.\n")
+        let r = try kb(["build", corpus.path, "--model", model.path])
+        assertFails(r, "error: model 'short-bert' (\(model.path)) takes at most 6 tokens per input; building an index needs at least 10\n")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: corpus.appendingPathComponent(".kbindex/manifest.json").path))
     }
 
     // MARK: NaN vectors
