@@ -34,7 +34,7 @@ public final class Embedder: Sendable {
     /// two-token forward pass; the tokenizer.json comparison runs once per version of the
     /// files (its result is cached in the folder).
     /// - Parameters:
-    ///   - threads: workers per call (default: every core).
+    ///   - threads: workers per call (default: every core; at most `maxThreads`).
     ///   - tokenBudget: tokens per batch (default 512: throughput is flat from 256 to 2048, memory grows with it; see Benchmarks/RESULTS.md).
     /// - Throws: `ModelError` (or `TokenizerError`) naming the file and what is wrong;
     ///   `ModelError.isDamage` tells damaged files from unsupported ones.
@@ -50,12 +50,17 @@ public final class Embedder: Sendable {
         // Token ids index the embedding matrix, whose shape was checked against vocab_size:
         // this keeps every id the tokenizer can return inside it.
         try VocabularyCheck.check(tokenizer, modelDirectory: directory, vocabSize: config.bert.vocabSize)
-        self.threads = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        self.threads = min(Self.maxThreads, max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount))
         self.tokenBudget = max(tokenBudget, config.maxSequenceLength)
         Embedder.makeBLASSingleThreaded
         // Damaged weights usually poison every vector: find out now rather than mid-build.
         _ = try embed(tokenIDs: [[tokenizer.clsID, tokenizer.sepID]])
     }
+
+    /// The most workers one call uses, whatever `threads` asks: more than any machine has
+    /// cores, and small enough that sizing batches by it cannot overflow (`--threads` comes
+    /// from the command line).
+    public static let maxThreads = 1024
 
     /// OpenBLAS runs on the calling thread: parallelism comes from our workers.
     private static let makeBLASSingleThreaded: Void = { openblas_set_num_threads(1) }()

@@ -94,6 +94,12 @@ final class QueryFaceTests: XCTestCase {
             XCTAssertEqual(q.status, 0, "\(mode): \(q.stderr)")
             XCTAssertTrue(q.stdout.hasPrefix("1. "), q.stdout)
         }
+        // --threads sized embedding batches with (total + threads - 1): an overflow trap.
+        let manyThreads = ["--threads", "\(Int.max)"]
+        let b = try kb(["build", corpus.path, "--quiet", "--rebuild", "--model", model.path] + manyThreads)
+        XCTAssertEqual(b.status, 0, b.stderr)
+        XCTAssertEqual(try kb(["embed", "--model", model.path, "hello"] + manyThreads).status, 0)
+        XCTAssertEqual(try query(manyThreads + ["lentils"]).status, 0)
         // compact's hidden --segment-chunks reached Compaction.compact's precondition (≥ 1).
         let compact = try kb(["compact", "--index", indexDir.path, "--segment-chunks", "0"])
         XCTAssertEqual(compact.status, 64, compact.stderr)
