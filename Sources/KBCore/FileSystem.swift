@@ -23,6 +23,10 @@ public struct FileError: Error, CustomStringConvertible, Sendable {
         "\(operation) \(path): \(String(cString: strerror(code)))"
     }
 
+    /// The operation and the system's reason without the path ("cannot open: Permission
+    /// denied"), for a message that already names the file.
+    public var reason: String { "\(operation): \(String(cString: strerror(code)))" }
+
     /// Whether the file did not exist (ENOENT), e.g. removed by a compaction after the
     /// manifest that named it was read.
     public var isMissingFile: Bool { code == ENOENT }

@@ -145,7 +145,7 @@ public struct Walker: Sendable {
                 let data = try FileReader.read(path.appending(gitignoreName), limit: 1 << 20)
                 gitignore.files.append(GitignoreFile(base: relative, text: String(decoding: data, as: UTF8.self)))
             } catch {
-                state.events(.warning(path: join(relative, ".gitignore"), message: "cannot read .gitignore: \(error)"))
+                state.events(.warning(path: join(relative, ".gitignore"), message: Walker.why(error)))
             }
         }
         for nameBytes in names {
@@ -164,7 +164,7 @@ public struct Walker: Sendable {
             }
             let link: FileStatus
             do { link = try FileStatus.ofLink(full) } catch {
-                state.events(.skipped(path: rel, reason: .unreadable, detail: "\(error)"))
+                state.events(.skipped(path: rel, reason: .unreadable, detail: Walker.why(error)))
                 continue
             }
             var status = link
@@ -178,13 +178,13 @@ public struct Walker: Sendable {
                     // A cycle of links ("a -> b", "b -> a") never reaches a folder, so the
                     // ancestor check below cannot see it: stat reports ELOOP.
                     let loop = (error as? FileError)?.code == ELOOP
-                    state.events(.skipped(path: rel, reason: loop ? .symlinkLoop : .unreadable, detail: "\(error)"))
+                    state.events(.skipped(path: rel, reason: loop ? .symlinkLoop : .unreadable, detail: Walker.why(error)))
                     continue
                 }
                 if options.symlinks == .insideRoot {
                     let target: NativePath
                     do { target = try full.resolved() } catch {
-                        state.events(.skipped(path: rel, reason: .unreadable, detail: "\(error)"))
+                        state.events(.skipped(path: rel, reason: .unreadable, detail: Walker.why(error)))
                         continue
                     }
                     guard target.isInside(state.realRoot) else {
@@ -214,7 +214,7 @@ public struct Walker: Sendable {
                 }
                 let children: [[UInt8]]
                 do { children = try DirectoryListing.entries(in: full) } catch {
-                    state.events(.skipped(path: rel, reason: .unreadable, detail: "\(error)"))
+                    state.events(.skipped(path: rel, reason: .unreadable, detail: Walker.why(error)))
                     continue
                 }
                 walkDirectory(path: full, relative: rel, names: children, ancestors: ancestors + [id], viaLink: viaLink || isLink,
@@ -248,7 +248,7 @@ public struct Walker: Sendable {
         }
         let raw: Data
         do { raw = try FileReader.read(path, limit: Walker.sniffSize) } catch {
-            return skip(.unreadable, "\(error)")
+            return skip(.unreadable, Walker.why(error))
         }
         if raw.isEmpty { return skip(.empty, nil) }
         // UTF-16 and UTF-32 text (announced by a byte-order mark) is full of NUL bytes:
@@ -286,6 +286,10 @@ public struct Walker: Sendable {
     }
 
     private static func isWhitespace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09 || b == 0x0B || b == 0x0C }
+
+    /// What went wrong, without the path: every event already names the file, and a
+    /// `FileError` would name it again (absolute). O(1).
+    static func why(_ error: Error) -> String { (error as? FileError)?.reason ?? "\(error)" }
 
     private func join(_ a: String, _ b: String) -> String { a.isEmpty ? b : a + "/" + b }
 }

@@ -461,7 +461,7 @@ struct BuildCommand: ParsableCommand {
                         }
                     } catch {
                         dst.buffer[i].unreadable = true
-                        dst.buffer[i].warning = "\(f.relativePath): skipped (unreadable: \(error))"
+                        dst.buffer[i].warning = "\(f.relativePath): skipped (unreadable: \((error as? FileError)?.reason ?? "\(error)"))"
                     }
                     i += workers
                 }
