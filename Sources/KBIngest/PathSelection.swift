@@ -23,6 +23,17 @@ public struct PathSelection: Sendable {
         /// Folder part of the root-relative path every match lies under ("" for any).
         let under: String
         let directoryOnly: Bool
+        /// `under` + "/", and its number of components: computed once, not per document.
+        let underPrefix: String, underDepth: Int
+
+        init(glob: Glob, anchored: Bool, under: String, directoryOnly: Bool) {
+            self.glob = glob
+            self.anchored = anchored
+            self.under = under
+            self.directoryOnly = directoryOnly
+            underPrefix = under + "/"
+            underDepth = under.split(separator: "/").count
+        }
     }
 
     private let rules: [Rule]
@@ -86,8 +97,8 @@ public struct PathSelection: Sendable {
         return rules.contains { rule in
             var first = 0
             if !rule.under.isEmpty {
-                guard relativePath.hasPrefix(rule.under + "/") else { return false }
-                first = rule.under.split(separator: "/").count
+                guard relativePath.hasPrefix(rule.underPrefix) else { return false }
+                first = rule.underDepth
             }
             let last = components.count - 1
             if rule.anchored {
