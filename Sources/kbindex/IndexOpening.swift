@@ -18,18 +18,23 @@ enum IndexOpening {
             // A build that cannot open the index writes it anew: no need for --rebuild.
             throw CLIError("\(error): 'kbindex build \(indexedFolder(of: url))' writes the index anew")
         } catch let error as ManifestError {
-            // `--index ~/docs` where ~/docs/.kbindex holds the index: name the folder that does.
-            if case .missing = error, let option {
-                let inside = url.appendingPathComponent(IndexDirectory.defaultName)
-                if FileManager.default.fileExists(atPath: inside.appendingPathComponent(Manifest.fileName).path) {
-                    let suggested = option.hasSuffix("/") ? option + IndexDirectory.defaultName : option + "/" + IndexDirectory.defaultName
-                    throw CLIError("no index in \(url.path), but \(inside.path) is one: use --index \(suggested)")
-                }
-            }
-            throw CLIError(error)
+            throw failure(error, url: url, option: option)
         } catch {
             throw CLIError(error)
         }
+    }
+
+    /// A manifest that cannot be read, as a `CLIError`; for `--index ~/docs` where
+    /// ~/docs/.kbindex holds the index, one that names the folder that does.
+    static func failure(_ error: ManifestError, url: URL, option: String?) -> CLIError {
+        if case .missing = error, let option {
+            let inside = url.appendingPathComponent(IndexDirectory.defaultName)
+            if FileManager.default.fileExists(atPath: inside.appendingPathComponent(Manifest.fileName).path) {
+                let suggested = option.hasSuffix("/") ? option + IndexDirectory.defaultName : option + "/" + IndexDirectory.defaultName
+                return CLIError("no index in \(url.path), but \(inside.path) is one: use --index \(suggested)")
+            }
+        }
+        return CLIError(error)
     }
 
     /// `error` (a damaged or unreadable segment of the index in `index`) with what to do:

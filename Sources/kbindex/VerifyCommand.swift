@@ -30,7 +30,9 @@ struct VerifyCommand: ParsableCommand {
         let url = index.map { URL(fileURLWithPath: $0).standardizedFileURL }
             ?? IndexDirectory.locate(from: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
         let manifest: Manifest
-        do { manifest = try Manifest.read(from: url.path) } catch { throw CLIError(error) }
+        do { manifest = try Manifest.read(from: url.path) } catch let error as ManifestError {
+            throw IndexOpening.failure(error, url: url, option: index)  // names ~/docs/.kbindex for --index ~/docs
+        } catch { throw CLIError(error) }
         var problems: [String] = []
         var sections = 0, chunks = 0
         for entry in manifest.segments {

@@ -175,6 +175,12 @@ final class QueryFaceTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("use --index \(corpus.path)/.kbindex"), r.stderr)
         let slash = try kb(["query", "--index", corpus.path + "/", "tea"])
         XCTAssertTrue(slash.stderr.contains("use --index \(corpus.path)/.kbindex"), slash.stderr)
+        // Every command that reads an index says it alike (verify reads the manifest itself).
+        for command in ["info", "verify", "compact"] {
+            let other = try kb([command, "--index", corpus.path])
+            XCTAssertEqual(other.status, 2, command)
+            XCTAssertTrue(other.stderr.contains("use --index \(corpus.path)/.kbindex"), "\(command): \(other.stderr)")
+        }
     }
 
     // MARK: - Names, headings and text
