@@ -90,6 +90,11 @@ struct FusionOptions: ParsableArguments {
         for (name, value) in [("--rrf-k", rrfK), ("--vector-weight", vectorWeight), ("--lexical-weight", lexicalWeight)] where !(value >= 0 && value.isFinite) {
             throw ValidationError("\(name) must not be negative (0 or more), got \(Self.number(value))")
         }
+        // A hit's fused score is at most (vector weight + lexical weight) / (c + 1): finite
+        // unless that sum overflows, and an infinite score cannot be written as JSON.
+        if !(vectorWeight + lexicalWeight).isFinite {
+            throw ValidationError("--vector-weight and --lexical-weight are too large (their sum overflows), got \(Self.number(vectorWeight)) and \(Self.number(lexicalWeight))")
+        }
     }
 
     var options: Fusion.Options {

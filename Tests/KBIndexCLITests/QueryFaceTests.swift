@@ -70,6 +70,7 @@ final class QueryFaceTests: XCTestCase {
             (["query", "--rrf-k", "-5", "soup"], "--rrf-k must not be negative"),
             (["query", "--vector-weight", "-1", "soup"], "--vector-weight must not be negative"),
             (["query", "--alpha", "-0.5", "soup"], "--alpha must be between 0 and 1"),
+            (["query", "--vector-weight", "1e308", "--lexical-weight", "1e308", "soup"], "their sum overflows"),
             (["eval", "q.tsv", "--failures", "-1"], "--failures must not be negative"),
             (["eval", "q.tsv", "--lexical-weight", "-2"], "--lexical-weight must not be negative"),
             (["build", corpus.path, "--threads", "-1"], "--threads must be a positive number"),
