@@ -95,6 +95,10 @@ public struct Walker: Sendable {
         /// The root with every link resolved: where `.insideRoot` links must stay.
         let realRoot: NativePath
         var found: [Found] = []
+        /// Folders entered through a symbolic link: each at most once, so that links fanning
+        /// out to the same folders (a → b twice, b → c twice, …) cannot make the walk
+        /// exponential. With its own path, a folder is walked at most twice.
+        var enteredThroughLinks: Set<Identity> = []
         var excluded: Set<Identity> = []
         var include: [PathPattern] = []
         var exclude: [PathPattern] = []
@@ -210,6 +214,10 @@ public struct Walker: Sendable {
                 }
                 if ancestors.contains(id) {
                     state.events(.skipped(path: rel, reason: .symlinkLoop, detail: "leads back to a folder on its own path"))
+                    continue
+                }
+                if viaLink || isLink, !state.enteredThroughLinks.insert(id).inserted {
+                    state.events(.skipped(path: rel, reason: .duplicate, detail: "a folder already walked through another symbolic link"))
                     continue
                 }
                 let children: [[UInt8]]

@@ -221,6 +221,21 @@ final class WalkerTests: XCTestCase {
         XCTAssertEqual(result.skipped["a-alias.md"]?.detail, "the same file as real.md, reached through a symbolic link")
     }
 
+    func testLinksFanningOutToTheSameFoldersAreWalkedOnceEach() throws {
+        // d0 holds two links to d1, d1 two links to d2, and so on: following every link would
+        // walk d20 a million times (2^20). A folder is entered through links once.
+        let depth = 20
+        for i in 0...depth { try folder.write("d\(i)/doc\(i).md", "level \(i)") }
+        for i in 0..<depth {
+            try folder.symlink("d\(i)/x", to: "../d\(i + 1)")
+            try folder.symlink("d\(i)/y", to: "../d\(i + 1)")
+        }
+        var events = 0
+        let files = try Walker(root: folder.url, options: IngestOptions()).walk { _ in events += 1 }
+        XCTAssertEqual(files.map(\.relativePath), (0...depth).map { "d\($0)/doc\($0).md" }.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) })
+        XCTAssertLessThan(events, 10 * depth, "the walk went down the same folders again")
+    }
+
     func testARootReachedThroughALinkStillHoldsItsLinks() throws {
         // The walked folder named through a link ("/tmp/x" -> the real folder): links inside
         // it compare with the resolved root, so they count as inside.
