@@ -121,7 +121,7 @@ extension SkipReason: CustomStringConvertible {
         case .empty: return "empty"
         case .minified: return "minified"
         case .linkOutsideFolder: return "link out of the folder"
-        case .duplicate: return "already indexed under another path"
+        case .duplicate: return "reached twice"
         }
     }
 }

@@ -409,7 +409,7 @@ struct BuildCommand: ParsableCommand {
         // 7. Summary.
         let elapsed = Date().timeIntervalSince(start)
         let skippedText = skipped.filter { $0.value > 0 }.sorted { $0.key.rawValue < $1.key.rawValue }
-            .map { "\($0.value) \(Self.describe($0.key))" }.joined(separator: ", ")
+            .map { Self.describe($0.key, count: $0.value) }.joined(separator: ", ")
         print("indexed \(Format.counted(doneFiles, "file")) into \(Format.counted(chunkTotal, "chunk")) (\(Format.bytes(textBytes)) of text) in \(Format.duration(elapsed)), \(String(format: "%.0f", Double(chunkTotal) / max(elapsed, 1e-3))) chunks/s")
         print(summary)
         if !skippedText.isEmpty { print("skipped: \(skippedText)") }
@@ -470,18 +470,13 @@ struct BuildCommand: ParsableCommand {
         return out
     }
 
-    static func describe(_ r: SkipReason) -> String {
+    /// "3 binary", "2 symbolic link loops": the summary's words for `count` files skipped
+    /// for `r`, the same words as each file's own line (`SkipReason.description`).
+    static func describe(_ r: SkipReason, count n: Int) -> String {
         switch r {
-        case .ignored: return "ignored"
-        case .unsupportedType: return "unsupported type"
-        case .binary: return "binary"
-        case .tooLarge: return "too large"
-        case .unreadable: return "unreadable"
-        case .symlinkLoop: return "symlink loop"
-        case .empty: return "empty"
-        case .minified: return "minified"
-        case .linkOutsideFolder: return "links out of the folder"
-        case .duplicate: return "reached twice"
+        case .symlinkLoop: return Format.counted(n, "symbolic link loop")
+        case .linkOutsideFolder: return Format.counted(n, "link out of the folder", plural: "links out of the folder")
+        case .ignored, .unsupportedType, .binary, .tooLarge, .unreadable, .empty, .minified, .duplicate: return "\(Format.count(n)) \(r.description)"
         }
     }
 
