@@ -47,10 +47,12 @@ public struct FileCheckCache: Sendable {
         return parts.joined(separator: " ")
     }
 
-    /// The value recorded for `key`, if `files` are still the versions it was recorded for.
+    /// The value recorded for `key`, if `files` are still the versions it was recorded for
+    /// (in the cache file, or earlier in this process when the file cannot be written).
     public func value(_ key: String, files: [String]) -> String? {
-        guard let fp = Self.fingerprint(files), let entry = entries()[key],
-              entry["files"] == fp else { return nil }
+        guard let fp = Self.fingerprint(files) else { return nil }
+        if let v = Self.memo.value(path + "\u{0}" + key, fingerprint: fp) { return v }
+        guard let entry = entries()[key], entry["files"] == fp else { return nil }
         return entry["value"]
     }
 
@@ -92,10 +94,28 @@ public struct FileCheckCache: Sendable {
     }
 
     private func record(_ key: String, value: String, fingerprint: String) {
+        Self.memo.record(path + "\u{0}" + key, value: value, fingerprint: fingerprint)
         var all = entries()
         all[key] = ["files": fingerprint, "value": value]
         guard let data = try? JSONSerialization.data(withJSONObject: all, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]) else { return }
         try? AtomicFile.write(data, to: path)
+    }
+
+    /// What this process recorded, so that a folder the cache file cannot be written to
+    /// (read-only) costs each check once per process, not once per use.
+    private static let memo = Memo()
+
+    private final class Memo: @unchecked Sendable {
+        private let lock = NSLock()
+        private var entries: [String: (fingerprint: String, value: String)] = [:]
+
+        func value(_ key: String, fingerprint: String) -> String? {
+            lock.withLock { entries[key].flatMap { $0.fingerprint == fingerprint ? $0.value : nil } }
+        }
+
+        func record(_ key: String, value: String, fingerprint: String) {
+            lock.withLock { entries[key] = (fingerprint, value) }
+        }
     }
 
     /// `path` relative to `folder` when it lies inside it, else `path` itself.

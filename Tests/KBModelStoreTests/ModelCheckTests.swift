@@ -150,6 +150,14 @@ final class ModelCheckTests: XCTestCase {
         // A cache in a folder that is not there records nothing and fails nothing.
         let nowhere = FileCheckCache(folder: root.appendingPathComponent("missing"))
         XCTAssertEqual(try nowhere.sha256(ofFile: file.path), Hashing.sha256Hex(Data("third, longer".utf8)))
+        // ...but this process remembers it, so a read-only model folder is not hashed on every
+        // use (a query loads the model and describes it: two uses).
+        var computed = 0
+        for _ in 0..<3 { _ = nowhere.value("counted", files: [file.path]) { computed += 1; return "v" } }
+        XCTAssertEqual(computed, 1)
+        try Data("fourth".utf8).write(to: file)
+        _ = nowhere.value("counted", files: [file.path]) { computed += 1; return "v" }
+        XCTAssertEqual(computed, 2, "a changed file is checked again")
     }
 
     func testAnotherModelFetchedUnderAKnownNameIsNotHeldToItsPins() throws {
