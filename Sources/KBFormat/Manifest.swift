@@ -9,10 +9,10 @@ public enum ManifestError: Error, CustomStringConvertible, Equatable, Sendable {
 
     public var description: String {
         switch self {
-        case .missing(let d): "no index in \(d): run 'kbindex build'"
-        case .damaged(let d, let r): "the index manifest \(d)/\(Manifest.fileName) is damaged (\(r)): run 'kbindex build' to rebuild it"
+        case .missing(let d): "no index in \(d)"
+        case .damaged(let d, let r): "the index manifest \(d)/\(Manifest.fileName) is damaged (\(r))"
         case .unsupportedVersion(let d, let v):
-            "the index in \(d) has format version \(v); this kbindex reads versions \(Manifest.readableFormatVersions.sorted().map(String.init).joined(separator: " and ")): rebuild it with 'kbindex build --rebuild'"
+            "the index in \(d) has format version \(v); this kbindex reads versions \(Manifest.readableFormatVersions.sorted().map(String.init).joined(separator: " and "))"
         }
     }
 }
@@ -95,7 +95,7 @@ public struct Manifest: Codable, Equatable, Sendable {
     }
 
     /// Reads `dir/manifest.json`, checking its trailing sha256 and its version. Throws
-    /// `ManifestError`: `.missing` ("no index in DIR: run 'kbindex build'"), `.damaged`,
+    /// `ManifestError`: `.missing` ("no index in DIR"), `.damaged`,
     /// `.unsupportedVersion`; or `FileError` for other I/O failures. O(manifest size).
     public static func read(from dir: String) throws -> Manifest {
         let path = (dir as NSString).appendingPathComponent(fileName)

@@ -24,17 +24,24 @@ enum IndexOpening {
         }
     }
 
-    /// A manifest that cannot be read, as a `CLIError`; for `--index ~/docs` where
-    /// ~/docs/.kbindex holds the index, one that names the folder that does.
+    /// A manifest that cannot be read, as a `CLIError` with what to do; for `--index ~/docs`
+    /// where ~/docs/.kbindex holds the index, one that names the folder that does.
     static func failure(_ error: ManifestError, url: URL, option: String?) -> CLIError {
-        if case .missing = error, let option {
-            let inside = url.appendingPathComponent(IndexDirectory.defaultName)
-            if FileManager.default.fileExists(atPath: inside.appendingPathComponent(Manifest.fileName).path) {
-                let suggested = option.hasSuffix("/") ? option + IndexDirectory.defaultName : option + "/" + IndexDirectory.defaultName
-                return CLIError("no index in \(url.path), but \(inside.path) is one: use --index \(suggested)")
+        switch error {
+        case .missing:
+            if let option {
+                let inside = url.appendingPathComponent(IndexDirectory.defaultName)
+                if FileManager.default.fileExists(atPath: inside.appendingPathComponent(Manifest.fileName).path) {
+                    let suggested = option.hasSuffix("/") ? option + IndexDirectory.defaultName : option + "/" + IndexDirectory.defaultName
+                    return CLIError("no index in \(url.path), but \(inside.path) is one: use --index \(suggested)")
+                }
             }
+            return CLIError("\(error): index a folder first with 'kbindex build \(indexedFolder(of: url))'")
+        case .damaged:
+            return CLIError("\(error): 'kbindex build \(indexedFolder(of: url))' writes the index anew")
+        case .unsupportedVersion:
+            return CLIError("\(error): rebuild it with 'kbindex build \(indexedFolder(of: url)) --rebuild'")
         }
-        return CLIError(error)
     }
 
     /// `error` (a damaged or unreadable segment of the index in `index`) with what to do:

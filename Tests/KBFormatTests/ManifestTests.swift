@@ -30,7 +30,7 @@ final class ManifestTests: TempDirTestCase {
 
     func testMissingManifest() {
         XCTAssertThrowsError(try Manifest.read(from: dir.path)) { e in
-            XCTAssertEqual("\(e)", "no index in \(dir.path): run 'kbindex build'")
+            XCTAssertEqual("\(e)", "no index in \(dir.path)")
         }
     }
 

@@ -160,6 +160,26 @@ final class QueryFaceTests: XCTestCase {
         XCTAssertTrue(noIndex.stderr.hasPrefix("error: no index in "), noIndex.stderr)
     }
 
+    func testAMissingOrDamagedManifestGetsItsAdviceOnce() throws {
+        try put("notes/tea.md", "# Tea\n\nGreen tea is steeped at eighty degrees.\n")
+        let none = try kb(["query", "--index", indexDir.path, "tea"])
+        XCTAssertEqual(none.status, 2, none.stderr)
+        XCTAssertEqual(none.stderr, "error: no index in \(indexDir.path): index a folder first with 'kbindex build \(corpus.path)'\n")
+
+        try build()
+        try Data("{ not json".utf8).write(to: indexDir.appendingPathComponent("manifest.json"))
+        let damaged = try query(["tea"])
+        XCTAssertEqual(damaged.status, 2, damaged.stderr)
+        XCTAssertTrue(damaged.stderr.hasPrefix("error: the index manifest \(indexDir.path)/manifest.json is damaged ("), damaged.stderr)
+        XCTAssertTrue(damaged.stderr.hasSuffix("): 'kbindex build \(corpus.path)' writes the index anew\n"), damaged.stderr)
+        // The build that follows that advice says what it does, without advising itself.
+        let rebuilt = try kb(["build", corpus.path, "--model", model.path])
+        XCTAssertEqual(rebuilt.status, 0, rebuilt.stderr)
+        XCTAssertTrue(rebuilt.stderr.contains("warning: the existing index cannot be updated (the index manifest"), rebuilt.stderr)
+        XCTAssertFalse(rebuilt.stderr.contains("run 'kbindex build'"), rebuilt.stderr)
+        XCTAssertEqual(try query(["tea"]).status, 0)
+    }
+
     func testAnEmptyIndexFindsNothing() throws {
         try put("only.bin", "\u{0}\u{1}\u{2}")
         try build()
