@@ -42,7 +42,7 @@ struct VerifyCommand: ParsableCommand {
                 let damaged = seg.damagedSections()
                 problems += damaged.map { "segment \(path): section \($0) does not match its checksum" }
                 if seg.chunkCount != entry.chunks || seg.documentCount != entry.documents {
-                    problems.append("segment \(path) has \(seg.documentCount) documents and \(seg.chunkCount) chunks, the manifest says \(entry.documents) and \(entry.chunks)")
+                    problems.append("segment \(path) has \(Format.counted(seg.documentCount, "document")) and \(Format.counted(seg.chunkCount, "chunk")), the manifest says \(entry.documents) and \(entry.chunks)")
                 }
                 if damaged.isEmpty {
                     // Every text block decompresses (the checksums already vouch for the bytes),
