@@ -18,11 +18,17 @@ set +e
 swift test --disable-swift-testing 2>&1 | tee /tmp/kbindex-test.$$.log
 status=${PIPESTATUS[0]}
 set -e
-summary=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?" /tmp/kbindex-test.$$.log | tail -n 1 || true)
+# XCTest's last line counts every test: "Executed 364 tests, with 2 tests skipped and 0
+# failures" (the skipped part only when a test skipped, e.g. a kernel this CPU cannot run).
+summary=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with ([0-9]+ tests? skipped and )?[0-9]+ failures?" /tmp/kbindex-test.$$.log | tail -n 1 || true)
 rm -f /tmp/kbindex-test.$$.log
 if [ -n "$summary" ]; then
   total=$(echo "$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')
-  failed=$(echo "$summary" | sed -E 's/.*with ([0-9]+) failures?.*/\1/')
-  echo "tests: $((total - failed)) passed, $failed failed"
+  failed=$(echo "$summary" | sed -E 's/.* ([0-9]+) failures?.*/\1/')
+  skipped=0
+  if echo "$summary" | grep -qE "[0-9]+ tests? skipped"; then
+    skipped=$(echo "$summary" | sed -E 's/.* ([0-9]+) tests? skipped.*/\1/')
+  fi
+  echo "tests: $((total - failed - skipped)) passed, $failed failed, $skipped skipped"
 fi
 exit "$status"
