@@ -74,9 +74,12 @@ public final class Embedder: Sendable {
     /// The vectors of `texts`, in order. Texts longer than the model's limit are truncated
     /// (see `tokenizer.maxLength`). Cost: O(total tokens · model size) spread over `threads`.
     /// - Throws: `ModelError.nonFiniteVector` (see `embed(tokenIDs:)`).
-    public func embed(_ texts: [String]) throws -> [[Float]] {
+    /// - Parameter progress: called as batches finish, with how many texts each held, from
+    ///   the worker threads (so it must be thread-safe and cheap): progress inside one call,
+    ///   however many texts it has.
+    public func embed(_ texts: [String], progress: (@Sendable (Int) -> Void)? = nil) throws -> [[Float]] {
         let ids = tokenize(texts)
-        return try embed(tokenIDs: ids)
+        return try embed(tokenIDs: ids, progress: progress)
     }
 
     /// Token ids for each text ([CLS] … [SEP], truncated), computed on every worker.
@@ -105,7 +108,8 @@ public final class Embedder: Sendable {
     ///   `tokenizer.encode` output always is, since loading checked the vocabulary size).
     /// - Throws: `ModelError.nonFiniteVector` naming the model and, when one holds NaN or
     ///   infinite values, the tensor.
-    public func embed(tokenIDs sequences: [[Int32]]) throws -> [[Float]] {
+    ///   `progress` as for `embed(_:progress:)`.
+    public func embed(tokenIDs sequences: [[Int32]], progress: (@Sendable (Int) -> Void)? = nil) throws -> [[Float]] {
         let h = dimensions
         let vocab = Int32(config.bert.vocabSize)
         precondition(sequences.allSatisfy { !$0.isEmpty && $0.count <= config.maxSequenceLength },
@@ -134,6 +138,7 @@ public final class Embedder: Sendable {
                     for (k, idx) in members.enumerated() {
                         for j in 0..<h { dst.value[idx * h + j] = pooled[k * h + j] }
                     }
+                    progress?(members.count)
                 }
             }
         }

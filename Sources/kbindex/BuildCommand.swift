@@ -244,10 +244,6 @@ struct BuildCommand: ParsableCommand {
         var prepareTime = 0.0, embedTime = 0.0  // read+parse+chunk, and embed+add, in seconds
         let status = BuildProgress(files: toRead.count, bytes: totalBytes)
         progress.start { status.line() }
-        // Texts per embed call: small at first so progress shows at once, then sized to take
-        // about a second each (the model's own batching works within a call; a call of
-        // a few dozen texts per worker keeps every worker busy, see EmbedBatching).
-        var batching = EmbedBatching(threads: embedder.threads)
         var group: [SourceFile] = []
         var groupBytes = 0
         func flush() throws {
@@ -259,33 +255,25 @@ struct BuildCommand: ParsableCommand {
             prepareTime += t1.timeIntervalSince(t0)
             defer { embedTime += Date().timeIntervalSince(t1) }
             var all: [String] = []
-            var ends: [Int] = []  // per file to index: where its chunks end in `all`
             for p in prepared {
                 if let w = p.warning { warnings += 1; if !quiet { progress.finish(); warn(w) } }
                 if p.unreadable { skipped[.unreadable, default: 0] += 1; keep.append(p.file.relativePath) }
                 if p.sameContent { unchanged += 1 }
                 all += p.chunks.map(\.embeddingText)
-                if !p.unreadable && !p.sameContent && !p.chunks.isEmpty { ends.append(all.count) }
             }
             status.read(bytes: groupBytes, chunks: all.count, seconds: t1.timeIntervalSince(t0))
             progress.step()
-            // Embedded a batch at a time, so progress moves inside a big file.
-            var embedded: [[Float]] = []
-            embedded.reserveCapacity(all.count)
-            var e = 0
-            while embedded.count < all.count {
-                let texts = Array(all[embedded.count..<min(all.count, embedded.count + batching.size)])
-                let tb = Date()
-                let vectors = try ModelLoading.embed(texts, with: embedder)  // a damaged model (NaN) is an error, not a crash
-                embedded += vectors
-                let seconds = Date().timeIntervalSince(tb)
-                batching.measured(texts: texts.count, seconds: seconds)
-                while e < ends.count && ends[e] <= embedded.count { e += 1 }
-                status.embedded(chunks: texts.count, seconds: seconds, filesDone: filesSeen + e)
+            // One call for the whole group, so the model's batching keeps every worker busy to
+            // the end; it reports each finished batch (a few texts), so progress moves inside a
+            // big file. A damaged model (NaN) is an error, not a crash.
+            status.startEmbedding()
+            let embedded = try ModelLoading.embed(all, with: embedder) { texts in
+                status.embedded(chunks: texts)
                 progress.step()
             }
             filesSeen += group.count
-            status.embedded(chunks: 0, seconds: 0, filesDone: filesSeen)
+            status.finished(files: filesSeen)
+            progress.step()
             var v = 0
             for p in prepared {
                 if verbose {

@@ -37,8 +37,9 @@ enum ModelLoading {
 
     /// `embedder.embed(texts)`, with a damaged model's error (NaN vectors) as a `CLIError`
     /// that says how to get a fresh copy.
-    static func embed(_ texts: [String], with embedder: Embedder) throws -> [[Float]] {
-        do { return try embedder.embed(texts) } catch { throw failure(error, folder: embedder.directory, store: ModelStore()) }
+    /// `progress` is `Embedder.embed`'s (texts done, from the workers).
+    static func embed(_ texts: [String], with embedder: Embedder, progress: (@Sendable (Int) -> Void)? = nil) throws -> [[Float]] {
+        do { return try embedder.embed(texts, progress: progress) } catch { throw failure(error, folder: embedder.directory, store: ModelStore()) }
     }
 
     /// `embedder.embed(tokenIDs:)`, with errors as for `embed(_:with:)`.

@@ -156,14 +156,24 @@ final class BuildProgress: @unchecked Sendable {
         }
     }
 
-    /// `chunks` more chunks were embedded in `seconds`; `files` files are now complete.
-    func embedded(chunks: Int, seconds: Double, filesDone files: Int) {
+    /// Embedding of a group starts now (the time until the next `embedded` is embedding time).
+    func startEmbedding() {
+        locked { lastEmbedded = Date() }
+    }
+
+    /// `chunks` more chunks were embedded (called from the embedding workers).
+    func embedded(chunks: Int) {
         locked {
+            let now = Date()
             chunksDone += chunks
-            embedSeconds += seconds
-            filesDone = files
-            if chunks > 0 { lastEmbedded = Date() }
+            embedSeconds += now.timeIntervalSince(lastEmbedded)
+            lastEmbedded = now
         }
+    }
+
+    /// `files` files are now complete.
+    func finished(files: Int) {
+        locked { filesDone = files }
     }
 
     /// The progress text, or nil before anything is known.
@@ -197,32 +207,6 @@ final class BuildProgress: @unchecked Sendable {
             }
             return text
         }
-    }
-}
-
-/// How many texts `kbindex build` gives one `embed` call: 8 per worker at first (at least
-/// 16), so the first chunks count soon, then as many as take about `target` seconds at the
-/// rate measured (growing at most 4 times a call, up to `maximum`). Each call spreads its
-/// texts over every worker; measured on 322 chunks of prose with 2 workers, calls of this
-/// size embed at 28 chunks/s where one call per group of files did 29 (the model tokenizes a
-/// call of under 128 texts on one worker), while progress moves inside a big file.
-struct EmbedBatching {
-    /// Seconds one call should take.
-    static let target = 1.0
-    let minimum: Int, maximum: Int
-    private(set) var size: Int
-
-    init(threads: Int) {
-        minimum = max(16, 8 * threads)
-        maximum = max(minimum, 1024)
-        size = minimum
-    }
-
-    /// A call of `texts` texts took `seconds`: sizes the next one. O(1).
-    mutating func measured(texts: Int, seconds: Double) {
-        guard texts >= size, seconds > 0 else { return }  // a group's short last call says little
-        let wanted = Double(texts) * Self.target / seconds
-        size = min(maximum, max(minimum, min(size * 4, Int(wanted))))
     }
 }
 

@@ -59,8 +59,8 @@ final class BuildProgressTests: XCTestCase {
         // stderr is a file here: plain lines, no carriage returns or escape codes.
         XCTAssertFalse(r.stderr.contains("\r") || r.stderr.contains("\u{1B}"), r.stderr)
         let lines = progress(r.stderr)
-        // Lines before the file was finished (the first embed calls are small, so there are
-        // several whatever the speed), each with the file's exact chunk total.
+        // Lines before the file was finished (the model reports every batch of a few texts,
+        // so there are many whatever the speed), each with the file's exact chunk total.
         let before = lines.filter { $0.done < $0.total }
         XCTAssertGreaterThanOrEqual(before.count, 2, r.stderr)
         XCTAssertTrue(lines.allSatisfy { $0.total == chunks }, r.stderr)
