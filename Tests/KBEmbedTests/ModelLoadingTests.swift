@@ -375,4 +375,22 @@ final class ModelLoadingTests: XCTestCase {
             }
         }
     }
+
+    /// `embed(_:progress:)` reports every text once, batch by batch, from the workers; the
+    /// vectors are the same as without it.
+    func testProgressCountsEveryTextBatchByBatch() throws {
+        let dir = try TinyModel(seed: 11).writeTemporary()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let e = try Embedder(modelDirectory: dir, threads: 2, tokenBudget: 64)
+        let texts = (0..<200).map { "text number \($0) about " + String(repeating: "dogs and cats ", count: $0 % 7) }
+        final class Counter: @unchecked Sendable {
+            let lock = NSLock()
+            var calls = 0, texts = 0
+        }
+        let counter = Counter()
+        let vectors = try e.embed(texts) { n in counter.lock.withLock { counter.calls += 1; counter.texts += n } }
+        XCTAssertEqual(counter.texts, texts.count)
+        XCTAssertGreaterThan(counter.calls, 10, "one report per batch, not one per call")
+        XCTAssertEqual(vectors, try e.embed(texts))
+    }
 }
