@@ -14,6 +14,11 @@
 //   KBSearch           exact multithreaded top-k over the int8 vectors; Index/: opening an index folder,
 //                      known documents for incremental builds, compaction, commits and cleanup
 //   KBEval             question files (TSV / JSON lines) and retrieval metrics for `kbindex eval`
+//   KBRetrieval        answering questions from opened indexes: the model check, one searcher per index
+//                      generation, vector/lexical/hybrid retrieval, hits and chunks as JSON, hot reload,
+//                      batching concurrent questions; what query, eval, serve and mcp all call
+//   KBServer           `kbindex serve` and `kbindex mcp`: HTTP JSON API (hummingbird 2), MCP tools
+//                      (modelcontextprotocol/swift-sdk), auth, limits, metrics, the OpenAPI document
 //   kbindex            the command-line tool, one file per subcommand
 import PackageDescription
 
@@ -29,6 +34,8 @@ let package = Package(
         .library(name: "KBIngest", targets: ["KBIngest"]),
         .library(name: "KBSearch", targets: ["KBSearch"]),
         .library(name: "KBKernels", targets: ["KBKernels"]),
+        .library(name: "KBRetrieval", targets: ["KBRetrieval"]),
+        .library(name: "KBServer", targets: ["KBServer"]),
         // For Benchmarks/, which measures OpenBLAS itself as the encoder's baseline.
         .library(name: "COpenBLAS", targets: ["COpenBLAS"]),
         // For Benchmarks/, which compares segment text blocks with LZ4 on the whole text.
@@ -37,6 +44,11 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
     ],
     targets: [
         .systemLibrary(
@@ -92,10 +104,27 @@ let package = Package(
         ),
         // Question files and retrieval metrics for `kbindex eval` (no I/O beyond parsing bytes).
         .target(name: "KBEval"),
+        // Answering questions: what query, eval, serve and mcp share (no argument parsing, no printing).
+        .target(
+            name: "KBRetrieval",
+            dependencies: ["KBEmbed", "KBModelStore", "KBCore", "KBFormat", "KBIngest", "KBSearch", "KBEval"]
+        ),
+        // The server faces: HTTP JSON and MCP over one RetrievalService.
+        .target(
+            name: "KBServer",
+            dependencies: [
+                "KBRetrieval", "KBSearch",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "MCP", package: "swift-sdk"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "kbindex",
             dependencies: [
-                "KBEmbed", "KBModelStore", "KBCore", "KBFormat", "KBIngest", "KBSearch", "KBEval",
+                "KBEmbed", "KBModelStore", "KBCore", "KBFormat", "KBIngest", "KBSearch", "KBEval", "KBRetrieval", "KBServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -113,6 +142,14 @@ let package = Package(
         .testTarget(name: "KBIngestTests", dependencies: ["KBIngest", "KBEmbed", "KBTestSupport"]),
         .testTarget(name: "KBEvalTests", dependencies: ["KBEval"]),
         .testTarget(name: "KBSearchTests", dependencies: ["KBSearch", "KBKernels", "KBFormat", "KBCore", "KBTestSupport"]),
+        .testTarget(name: "KBRetrievalTests", dependencies: ["KBRetrieval", "KBSearch", "KBFormat", "KBEmbed", "KBTestSupport"]),
+        .testTarget(
+            name: "KBServerTests",
+            dependencies: [
+                "KBServer", "KBRetrieval", "KBTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
         .testTarget(
             name: "KBIndexCLITests",
             dependencies: ["KBTestSupport", "KBEmbed", "KBModelStore", "KBFormat", "KBCore"]

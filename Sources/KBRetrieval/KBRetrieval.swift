@@ -1,0 +1,1 @@
+// Answering questions from opened indexes: see Package.swift target map.
