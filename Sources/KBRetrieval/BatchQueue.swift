@@ -42,14 +42,23 @@ final class BatchQueue: @unchecked Sendable {
     func setObserver(_ o: @escaping @Sendable (Int) -> Void) { lock.withLock { observer = o } }
 
     /// Queues `job`; its continuation is resumed exactly once, with its answers or an error.
+    /// The batch starts when `window` has passed since the first waiting question, or at
+    /// once when `maxBatch` questions wait (a full batch gains nothing by waiting).
     func submit(_ job: Job) {
-        let start = lock.withLock { () -> Bool in
+        let (timer, full) = lock.withLock { () -> (Bool, Bool) in
             pending.append(job)
-            if scheduled { return false }
+            let full = pending.reduce(0) { $0 + $1.questions.count } >= maxBatch
+            if scheduled || full { return (false, full) }
             scheduled = true
-            return true
+            return (true, false)
         }
-        if start { queue.asyncAfter(deadline: .now() + window) { self.drain() } }
+        if full { queue.async { self.drain() } }
+        if timer {
+            queue.asyncAfter(deadline: .now() + window) {
+                self.lock.withLock { self.scheduled = false }
+                self.drain()
+            }
+        }
     }
 
     /// Runs `work` on the batch queue, between batches (the embedder is used by one caller at a time).
@@ -58,7 +67,8 @@ final class BatchQueue: @unchecked Sendable {
     }
 
     /// Takes up to `maxBatch` questions (whole jobs, at least one) and answers them; what is
-    /// left (it arrived meanwhile and has waited long enough) runs next.
+    /// left (it arrived meanwhile and has waited long enough) runs next. Nothing to take
+    /// (a full batch already took it) is fine.
     private func drain() {
         let (jobs, more) = lock.withLock { () -> ([Job], Bool) in
             var taken = 0, n = 0
@@ -68,7 +78,6 @@ final class BatchQueue: @unchecked Sendable {
             }
             let jobs = Array(pending.prefix(n))
             pending.removeFirst(n)
-            if pending.isEmpty { scheduled = false }
             return (jobs, !pending.isEmpty)
         }
         if more { queue.async { self.drain() } }
