@@ -63,6 +63,8 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
         switch error {
         case .invalidRequest:
             return badRequest("\(error)")
+        case .indexNotNamed:
+            return badRequest("\(error) with \"index\"")
         case .unknownIndex:
             return APIError(.notFound, "unknown_index", "\(error)")
         case .unknownChunk:
@@ -72,7 +74,7 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
         case .openFailed:
             return APIError(.serviceUnavailable, "index_unavailable", "\(error)", headers: [.retryAfter: "1"])
         case .damaged:
-            return APIError(.internalServerError, "index_damaged", "\(error): 'kbindex verify' on the server for the full check")
+            return APIError(.internalServerError, "index_damaged", "\(error): run 'kbindex verify' on the server for the full check")
         case .model, .incompatibleModel:
             return APIError(.internalServerError, "model_error", "\(error)")
         }

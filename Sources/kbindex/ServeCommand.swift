@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KBFormat
 import KBRetrieval
 import KBSearch
 import KBServer
@@ -127,8 +128,16 @@ struct ServeCommand: ParsableCommand {
         if !ServerConfiguration.isLoopback(host) && token == nil {
             throw CLIError("--host \(host) is reachable from other machines: give a token with --token or KBINDEX_TOKEN (clients send 'Authorization: Bearer TOKEN'), or serve on 127.0.0.1")
         }
+        // Opened here, as query opens an index, for the same one-line errors with advice.
+        let opened = try indexes.map { name, url -> (name: String, index: IndexDirectory) in
+            let inside = url.appendingPathComponent(IndexDirectory.defaultName)
+            let dir = FileManager.default.fileExists(atPath: inside.appendingPathComponent(Manifest.fileName).path) ? inside : url
+            return (name, try IndexOpening.open(dir.path))
+        }
+        let embedder = try ModelLoading.load(model, preferred: opened[0].index.manifest.model.name, threads: threads)
         let service: RetrievalService
-        do { service = try RetrievalService(indexes: indexes, options: options) } catch { throw CLIError(Self.advice(error)) }
+        do { service = try RetrievalService(indexes: opened, embedder: embedder, options: options) } catch { throw CLIError(Self.advice(error)) }
+        service.setEventHandler { line in FileHandle.standardError.write(Data("kbindex: \(Format.displayed(line))\n".utf8)) }
         let app: KBServerApp
         do { app = try KBServerApp(service: service, configuration: configuration) } catch { throw CLIError(error) }
 
@@ -159,16 +168,11 @@ struct ServeCommand: ParsableCommand {
 
     /// A start-up error of the retrieval service with what to do.
     static func advice(_ error: Error) -> String {
-        guard let e = error as? RetrievalError else { return "\(error)" }
-        switch e {
-        case .openFailed(let url, _):
-            return "\(e): build it with 'kbindex build \(url.lastPathComponent == IndexDirectory.defaultName ? url.deletingLastPathComponent().path : "FOLDER --index " + url.path)', or give --index"
-        case .incompatibleModel:
-            return "\(e): serve indexes built with the same model together, or rebuild one with 'kbindex build --rebuild'"
-        case .model:
-            return "\(e): 'kbindex model fetch' installs the default model"
+        switch error {
+        case RetrievalError.incompatibleModel:
+            return "\(error): serve indexes built with the same model together (or give --model), or rebuild one with 'kbindex build --rebuild'"
         default:
-            return "\(e)"
+            return "\(error)"
         }
     }
 }

@@ -144,7 +144,9 @@ final class SecurityTests: XCTestCase {
             (.unknownIndex("x", known: ["a"]), 404, "unknown_index"),
             (.unknownChunk("x"), 404, "unknown_chunk"),
             (.lexicalUnavailable(index: "a"), 400, "invalid_request"),
-            (.damaged(index: url, "bad block"), 500, "index_damaged"),
+            (.indexNotNamed(known: ["a", "b"]), 400, "invalid_request"),
+            (.openFailed(index: url, reason: "gone"), 503, "index_unavailable"),
+            (.model("NaN vectors", folder: nil, isDamage: true), 500, "model_error"),
         ]
         for (error, status, code) in cases {
             let e = APIError.from(error)
