@@ -68,12 +68,14 @@ public struct KBServerApp: Sendable {
                 .init(service: Reloader(service: service), successTerminationBehavior: .ignore),
                 .init(service: app),
             ],
-            gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
             logger: logger
         )
         // A request in flight gets its whole timeout to finish, then the rest is cancelled.
         groupConfiguration.maximumGracefulShutdownDuration = limits.requestTimeout + .seconds(5)
         let group = ServiceGroup(configuration: groupConfiguration)
+        if handleSignals {
+            ShutdownSignals.install { Task { await group.triggerGracefulShutdown() } }
+        }
         do {
             try await group.run()
         } catch {

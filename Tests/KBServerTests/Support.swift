@@ -7,6 +7,7 @@ import Foundation
 import KBRetrieval
 import KBServer
 import KBTestSupport
+import Logging
 import XCTest
 
 /// A blocking HTTP/1.1 client over a plain socket, so that tests control every byte (Host,
@@ -52,15 +53,27 @@ struct RawHTTP {
 
     /// Writes `bytes` on a new connection and parses what comes back until the server closes.
     func raw(_ bytes: Data) throws -> Response {
+        let fd = try connection()
+        defer { close(fd) }
+        Self.write(bytes, to: fd)
+        return try Self.readAll(fd)
+    }
+
+    /// A new connection to the server (a socket to close).
+    func connection() throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure("socket failed") }
-        defer { close(fd) }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard rc == 0 else { throw Failure("connect to port \(port) failed: errno \(errno)") }
+        guard rc == 0 else { close(fd); throw Failure("connect to port \(port) failed: errno \(errno)") }
+        return fd
+    }
+
+    static func write(_ slice: Data, to fd: Int32) {
+        let bytes = Data(slice)  // indices from 0
         var sent = 0
         while sent < bytes.count {
             let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -68,6 +81,10 @@ struct RawHTTP {
             if n <= 0 { break }
             sent += n
         }
+    }
+
+    /// Reads until the server closes, and parses the response.
+    static func readAll(_ fd: Int32) throws -> Response {
         var received = Data()
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -200,7 +217,10 @@ final class RunningServer: @unchecked Sendable {
         let errorBox = ErrorBox()
         task = Task {
             do {
-                try await app.run(handleSignals: false) { url in box.url = url; listening.signal() }
+                // Stopped by cancellation (not SIGTERM), which hummingbird logs as errors.
+                var logger = Logger(label: "test")
+                logger.logLevel = .critical
+                try await app.run(handleSignals: false, logger: logger) { url in box.url = url; listening.signal() }
             } catch {
                 errorBox.error = error
                 listening.signal()
