@@ -44,9 +44,14 @@ struct Gatekeeper: RouterMiddleware {
             }
         } catch {
             var apiError = APIError.from(error)
-            if apiError.status == .notFound, context.endpointPath == "NotFound", let methods = Routes.methods(of: request.uri.path) {
-                let allow = methods.map(\.rawValue).joined(separator: ", ")
-                apiError = APIError(.methodNotAllowed, "method_not_allowed", "\(APIError.shortened(request.method.rawValue, 16)) is not allowed on \(APIError.shortened(request.uri.path, 80)): use \(allow)", headers: [.allow: allow])
+            if apiError.status == .notFound, context.endpointPath == "NotFound" {
+                let path = APIError.shortened(request.uri.path, 80)
+                if let methods = Routes.methods(of: request.uri.path) {
+                    let allow = methods.map(\.rawValue).joined(separator: ", ")
+                    apiError = APIError(.methodNotAllowed, "method_not_allowed", "\(APIError.shortened(request.method.rawValue, 16)) is not allowed on \(path): use \(allow)", headers: [.allow: allow])
+                } else {
+                    apiError = APIError(.notFound, "not_found", "no route \(path): the routes are listed at /openapi.json")
+                }
             }
             response = apiError.response()
         }

@@ -35,7 +35,7 @@ struct ServeCommand: ParsableCommand {
               kbindex serve
               kbindex serve --index docs=~/docs --index notes=~/notes/.kbindex --port 9000
               KBINDEX_TOKEN=$(openssl rand -hex 16) kbindex serve --host 0.0.0.0
-              curl -s localhost:8765/v1/search -d '{"query": "how do I rotate the logs?", "k": 3}'
+              curl -s localhost:8765/v1/search -d '{"query": "rotate logs", "k": 3}'
               curl -s 'localhost:8765/v1/chunks/3f9a0c1d2b4e5f60-2?neighbours=2'
               curl -s localhost:8765/v1/embeddings -d '{"input": ["a text", "another"]}'
             """

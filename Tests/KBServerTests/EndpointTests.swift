@@ -272,6 +272,7 @@ final class EndpointTests: XCTestCase {
             XCTAssertEqual(r.headers["content-type"], "application/json; charset=utf-8")
         }
         XCTAssertEqual(try http.get("/v1/search").headers["allow"], "POST")
+        XCTAssertEqual(try http.get("/nowhere").errorMessage, "no route /nowhere: the routes are listed at /openapi.json")
         XCTAssertEqual(try http.send("PATCH", "/mcp").headers["allow"], "POST, GET, DELETE")
     }
 
