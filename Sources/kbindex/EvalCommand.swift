@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KBEmbed
 import KBEval
+import KBRetrieval
 import KBFormat
 import KBSearch
 
