@@ -64,7 +64,7 @@ final class MCPCommandTests: XCTestCase {
         let fetch = try XCTUnwrap(answer("four")?["result"] as? [String: Any], r.stdout)
         XCTAssertEqual(fetch["isError"] as? Bool, true)
         XCTAssertTrue(messages.contains { ($0["error"] as? [String: Any])?["code"] as? Int == -32700 }, "no parse error for 'not json': \(r.stdout)")
-        XCTAssertTrue(r.stderr.contains("serving 1 index (notes"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("serving 1 index (\(corpus.lastPathComponent))"), r.stderr)
     }
 
     func testNoInputIsACleanExit() throws {

@@ -221,7 +221,9 @@ final class MCPToolsTests: XCTestCase {
     func testSnippetsCollapseWhitespaceAndCut() {
         XCTAssertEqual(MCPTools.snippet("  a\n\n b\tc  ", 10), "a b c")
         XCTAssertEqual(MCPTools.snippet("abcdef", 3), "abc…")
-        XCTAssertEqual(MCPTools.snippet("ab cd", 3), "ab …")
+        XCTAssertEqual(MCPTools.snippet("ab cd", 3), "ab…")
+        XCTAssertEqual(MCPTools.snippet("ab cd", 4), "ab c…")
+        XCTAssertEqual(MCPTools.snippet("ab cd", 5), "ab cd")
         XCTAssertEqual(MCPTools.snippet("", 3), "")
     }
 

@@ -402,7 +402,7 @@ public struct MCPTools: Sendable {
         var out = "", count = 0, pendingSpace = false
         for ch in text {
             if ch.isWhitespace { pendingSpace = !out.isEmpty; continue }
-            if count >= limit { return out + "…" }
+            if count + (pendingSpace ? 2 : 1) > limit { return out + "…" }
             if pendingSpace { out.append(" "); count += 1; pendingSpace = false }
             out.append(ch)
             count += 1
