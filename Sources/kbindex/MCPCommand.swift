@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KBModelStore
 import KBRetrieval
 import KBSearch
 import KBServer
@@ -117,6 +118,8 @@ struct MCPCommand: ParsableCommand {
             return "\(error): build it with 'kbindex build \(url.lastPathComponent == IndexDirectory.defaultName ? url.deletingLastPathComponent().path : "FOLDER --index " + url.path)', or give --index"
         case .incompatibleModel:
             return "\(error): serve indexes built with the same model together, or rebuild one with 'kbindex build --rebuild'"
+        case .model(let message, let folder?, true):
+            return "\(message): \(ModelLoading.repair(folder, store: ModelStore()))"
         case .model:
             return "\(error): 'kbindex model fetch' installs the default model"
         default:

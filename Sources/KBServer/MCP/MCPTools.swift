@@ -319,6 +319,8 @@ public struct MCPTools: Sendable {
     /// What a client reads for a refused request: the library's line, with what to do.
     static func message(for error: RetrievalError) -> String {
         switch error {
+        case .indexNotNamed:
+            return "\(error) with the 'index' argument"
         case .unknownChunk:
             return "\(error): search again for current ids (ids change when a document changes)"
         case .lexicalUnavailable:
