@@ -12,13 +12,14 @@ struct MCPCommand: ParsableCommand {
         commandName: "mcp",
         abstract: "Serve an index to MCP clients over standard input and output.",
         discussion: """
-            Speaks the Model Context Protocol on stdin/stdout (JSON-RPC, one message a line) \
-            until stdin closes, then exits 0; logs go to stderr. An MCP client starts it as a \
-            local server and calls its tools:
-              search  {query, k?, mode?, path?, index?} -> {"results": [{id, title, text, path, \
-            line_start, line_end, heading, score, rank}]}
-              fetch   {id, neighbours?, index?} -> {id, title, text, metadata}
-              status  {} -> the served indexes and the model
+            Speaks the Model Context Protocol on stdin/stdout (JSON-RPC, one message a \
+            line) until stdin closes, then exits 0; notes and logs go to stderr. An MCP \
+            client (Claude Desktop, Claude Code, Cursor...) starts it and calls its tools: \
+            search (query, k, mode, path, index) returns {"results": [{id, title, text, \
+            path, line_start, line_end, heading, score, rank}]}, text being the start of \
+            the passage; fetch (id, neighbours, index) returns the whole passage with its \
+            metadata; status describes the served indexes and the model.
+
             Without --index, kbindex serves the nearest .kbindex of the current folder. \
             Several indexes: repeat --index NAME=DIR; a search names one (index), and result \
             ids then start with "NAME:". An index rebuilt while served is picked up within a \

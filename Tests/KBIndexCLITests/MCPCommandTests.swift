@@ -98,3 +98,23 @@ final class MCPCommandTests: XCTestCase {
         }
     }
 }
+
+extension MCPCommandTests {
+    /// As HelpTests checks the other commands: prose without stray backslashes, examples that
+    /// stay one line at 80 columns (pasteable).
+    func testHelpIsCleanProseWithPasteableExamples() throws {
+        let r = try CLIRunner.run(["mcp", "--help"], environment: ["COLUMNS": "80"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.hasPrefix("OVERVIEW: "), r.stdout)
+        let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        XCTAssertEqual(lines.filter { $0.trimmingCharacters(in: .whitespaces) == "\\" || $0.hasSuffix(" \\") }, [])
+        let start = try XCTUnwrap(lines.firstIndex { $0.trimmingCharacters(in: .whitespaces) == "Examples:" })
+        let examples = lines[(start + 1)...].prefix { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        XCTAssertGreaterThanOrEqual(examples.count, 3)
+        for line in examples {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            XCTAssertTrue(trimmed.hasPrefix("kbindex ") || trimmed.hasPrefix("claude "), "wrapped example: '\(line)'")
+            XCTAssertLessThan(line.count, 80, line)
+        }
+    }
+}
