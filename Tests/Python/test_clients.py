@@ -205,6 +205,34 @@ async def stdio_suite(checks: Checks, kbindex: str, index: Path) -> None:
         await tool_suite(checks, client, "stdio")
 
 
+async def reload_suite(checks: Checks, kbindex: str, index: Path) -> None:
+    """A build of the served index while `kbindex mcp` runs is picked up: a new document is
+    found, under a new generation. (Polls a bounded number of times; the time is not checked.)"""
+    corpus = index.parent
+    params = StdioServerParameters(command=kbindex, args=["mcp", "--index", str(index)])
+    added = corpus / "bread.md"
+    async with Client(params) as client:
+        query = {"query": "sourdough starter levain", "mode": "lexical", "k": 1}
+        before = json.loads(text_of(await client.call_tool("search", query)))
+        checks.check("reload: the new words are not in the index yet", before["results"] == [], before)
+        added.write_text("# Bread\n\nFeed the sourdough starter (the levain) the night before baking.\n")
+        try:
+            p = subprocess.run([kbindex, "build", str(corpus), "--quiet"], capture_output=True, text=True, timeout=600)
+            checks.check("reload: kbindex build while served succeeds", p.returncode == 0, p.stderr)
+            after = before
+            for _ in range(240):
+                after = json.loads(text_of(await client.call_tool("search", query)))
+                if after["results"]:
+                    break
+                await asyncio.sleep(0.25)
+            checks.check("reload: the served index answers with the new document, in a new generation",
+                         [h["path"] for h in after["results"]] == ["bread.md"] and after["generation"] > before["generation"],
+                         after)
+        finally:
+            added.unlink()
+            subprocess.run([kbindex, "build", str(corpus), "--quiet"], capture_output=True, timeout=600)
+
+
 def raw_stdio(checks: Checks, kbindex: str, index: Path) -> None:
     """A whole session written at once, stdin then closed: every request is answered, stdout
     holds only JSON-RPC lines, and the process exits 0."""
@@ -379,7 +407,8 @@ def main() -> int:
         index = build_index(kbindex, root)
         if "stdio" in parts:
             for name, run in [("stdio: MCP client session", lambda: asyncio.run(stdio_suite(checks, kbindex, index))),
-                              ("raw stdio session", lambda: raw_stdio(checks, kbindex, index))]:
+                              ("raw stdio session", lambda: raw_stdio(checks, kbindex, index)),
+                              ("reload", lambda: asyncio.run(reload_suite(checks, kbindex, index)))]:
                 try:
                     run()
                 except Exception as error:
