@@ -324,6 +324,20 @@ async def http_suite(checks: Checks, url: str) -> None:
     async with Client(streamable_http_client(url + "/mcp")) as client:
         await tool_suite(checks, client, "http")
 
+    # Eight clients at once (each numbers its requests from the same start): every one gets
+    # its own answers.
+    questions = ["how long should the lentils simmer?", "green tea water temperature",
+                 "rotate the service logs", "nightly database backup"] * 2
+    expected = ["soup.md", "tea.md", "ops/logs.md", "ops/backup.md"] * 2
+
+    async def one(question: str) -> str:
+        async with Client(streamable_http_client(url + "/mcp")) as client:
+            r = await client.call_tool("search", {"query": question, "k": 1})
+            return json.loads(text_of(r))["results"][0]["path"] if not r.is_error else text_of(r)
+
+    got = await asyncio.gather(*(one(q) for q in questions), return_exceptions=True)
+    checks.check("http: eight concurrent clients each get their own answer", list(got) == expected, got)
+
 
 def raw_http(checks: Checks, url: str) -> None:
     status, body = post(url + "/mcp", LIST)

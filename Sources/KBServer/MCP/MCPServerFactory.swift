@@ -18,7 +18,7 @@ public enum MCPServerFactory {
         let tools = MCPTools(service: service, limits: limits)
         let server = Server(
             name: "kbindex",
-            version: service.info().version,
+            version: KBIndexVersion.string,
             title: "kbindex knowledge base",
             instructions: instructions,
             capabilities: .init(tools: .init(listChanged: false))
