@@ -17,6 +17,13 @@ venv=.venv-tests
 requirements=Tests/Python/requirements.txt
 # Rebuilt when the requirements change (their copy inside the venv says what it holds).
 if ! cmp -s "$requirements" "$venv/requirements.txt" 2>/dev/null; then
+  # Debian's python3 makes virtualenvs only with python3-venv installed.
+  if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "installing python3-venv (for the test virtualenv)" >&2
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+  fi
   rm -rf "$venv"
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
