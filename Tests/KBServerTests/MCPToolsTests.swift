@@ -19,6 +19,7 @@ final class MCPFixture {
         "soup.md": "# Lentil soup\n\nRinse the lentils and simmer them with onions for half an hour.\n",
         "tea.md": "# Green tea\n\nGreen tea wants water below boiling, about eighty degrees.\n",
         "ops/logs.md": "# Rotating logs\n\nLogrotate rotates the service logs every week and keeps four copies.\n",
+        "guide.md": "# Guide\n\n## One\n\nAlpha section text.\n\n## Two\n\nBravo section text.\n\n## Three\n\nCharlie section text.\n",
     ]
 
     init() throws {
@@ -193,7 +194,7 @@ final class MCPToolsTests: XCTestCase {
         let indexes = try XCTUnwrap(info["indexes"]?.arrayValue)
         XCTAssertEqual(indexes.count, 1)
         XCTAssertEqual(indexes.first?.objectValue?["name"], "notes")
-        XCTAssertEqual(indexes.first?.objectValue?["documents"], 3)
+        XCTAssertEqual(indexes.first?.objectValue?["documents"], 4)
         XCTAssertNotNil(info["model"]?.objectValue)
     }
 
@@ -216,6 +217,27 @@ final class MCPToolsTests: XCTestCase {
         XCTAssertEqual(viaArgument["metadata"]?.objectValue?["index"], "a")
         let conflicting = try await tools.call("fetch", arguments: ["id": .string(id), "index": "a"])
         XCTAssertTrue(errorLine(conflicting)?.contains("names index 'b'") ?? false, "\(conflicting.content)")
+    }
+
+    /// neighbours: the passages either side join the text, in order; metadata spans them all.
+    func testFetchWithNeighboursAddsThePassagesAround() async throws {
+        let found = try object(await tools.call("search", arguments: ["query": "bravo", "mode": "lexical", "k": 1]))
+        let hit = try XCTUnwrap(found["results"]?.arrayValue?.first?.objectValue)
+        XCTAssertEqual(hit["path"], "guide.md")
+        let id = try XCTUnwrap(hit["id"]?.stringValue)
+        let alone = try object(await tools.call("fetch", arguments: ["id": .string(id)]))
+        XCTAssertFalse(alone["text"]?.stringValue?.contains("Alpha") ?? true, "\(alone)")
+        let wide = try object(await tools.call("fetch", arguments: ["id": .string(id), "neighbours": 1]))
+        let text = try XCTUnwrap(wide["text"]?.stringValue)
+        let a = try XCTUnwrap(text.range(of: "Alpha")), b = try XCTUnwrap(text.range(of: "Bravo")), c = try XCTUnwrap(text.range(of: "Charlie"))
+        XCTAssertTrue(a.lowerBound < b.lowerBound && b.lowerBound < c.lowerBound, text)
+        let meta = try XCTUnwrap(wide["metadata"]?.objectValue)
+        let chunks = try XCTUnwrap(meta["chunks"]?.arrayValue)
+        XCTAssertEqual(chunks.count, 3)
+        XCTAssertEqual(chunks[1], .string(id))
+        XCTAssertLessThan(meta["line_start"]?.intValue ?? 0, hit["line_start"]?.intValue ?? 0)
+        XCTAssertGreaterThan(meta["line_end"]?.intValue ?? 0, hit["line_end"]?.intValue ?? 0)
+        XCTAssertEqual(wide["id"], .string(id), "the id stays the asked one")
     }
 
     func testSnippetsCollapseWhitespaceAndCut() {
