@@ -329,9 +329,9 @@ enum OpenAPIDocument {
     },
     "/mcp": {
       "post": {
-        "operationId": "mcpPost",
-        "summary": "MCP streamable HTTP: a JSON-RPC message from the client",
-        "description": "The Model Context Protocol's streamable HTTP transport (tools: search, fetch, status). Use an MCP client rather than calling it by hand.",
+        "operationId": "mcp",
+        "summary": "MCP streamable HTTP (stateless): one JSON-RPC message from the client, one JSON answer",
+        "description": "The Model Context Protocol's streamable HTTP transport, stateless (no Mcp-Session-Id, no event stream; GET and DELETE answer 405). Tools: search, fetch, status. Use an MCP client rather than calling it by hand. Errors of the transport are JSON-RPC error objects; 401 and 403 are this API's Error.",
         "requestBody": {
           "required": true,
           "content": {
@@ -344,98 +344,73 @@ enum OpenAPIDocument {
         },
         "responses": {
           "200": {
-            "description": "A JSON-RPC response, as JSON or as an event stream.",
+            "description": "A JSON-RPC response.",
             "content": {
               "application/json": {
                 "schema": {
                   "type": "object"
                 }
-              },
-              "text/event-stream": {
-                "schema": {
-                  "type": "string"
-                }
               }
             }
           },
           "202": {
-            "description": "Accepted (a notification or response from the client)."
+            "description": "Accepted: a notification or a response from the client."
           },
           "400": {
-            "$ref": "#/components/responses/BadRequest"
-          },
-          "401": {
-            "$ref": "#/components/responses/Unauthorized"
-          },
-          "403": {
-            "$ref": "#/components/responses/Forbidden"
-          },
-          "404": {
-            "$ref": "#/components/responses/NotFound"
-          },
-          "405": {
-            "$ref": "#/components/responses/MethodNotAllowed"
-          },
-          "413": {
-            "$ref": "#/components/responses/TooLarge"
-          },
-          "500": {
-            "$ref": "#/components/responses/ServerError"
-          }
-        }
-      },
-      "get": {
-        "operationId": "mcpStream",
-        "summary": "MCP streamable HTTP: the server-to-client event stream",
-        "responses": {
-          "200": {
-            "description": "Server-sent events.",
+            "description": "Not a valid JSON-RPC message, or a bad MCP-Protocol-Version (JSON-RPC error).",
             "content": {
-              "text/event-stream": {
+              "application/json": {
                 "schema": {
-                  "type": "string"
+                  "type": "object"
                 }
               }
             }
           },
-          "400": {
-            "$ref": "#/components/responses/BadRequest"
+          "406": {
+            "description": "Accept does not include application/json (JSON-RPC error).",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object"
+                }
+              }
+            }
+          },
+          "413": {
+            "description": "The body is larger than 1 MiB (JSON-RPC error).",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object"
+                }
+              }
+            }
+          },
+          "415": {
+            "description": "Content-Type is not application/json (JSON-RPC error).",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object"
+                }
+              }
+            }
+          },
+          "500": {
+            "description": "The MCP server failed (JSON-RPC error).",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object"
+                }
+              }
+            }
           },
           "401": {
             "$ref": "#/components/responses/Unauthorized"
           },
           "403": {
             "$ref": "#/components/responses/Forbidden"
-          },
-          "404": {
-            "$ref": "#/components/responses/NotFound"
-          },
-          "405": {
-            "$ref": "#/components/responses/MethodNotAllowed"
-          }
-        }
-      },
-      "delete": {
-        "operationId": "mcpEnd",
-        "summary": "MCP streamable HTTP: end the session",
-        "responses": {
-          "200": {
-            "description": "The session ended."
-          },
-          "204": {
-            "description": "The session ended."
-          },
-          "400": {
-            "$ref": "#/components/responses/BadRequest"
-          },
-          "401": {
-            "$ref": "#/components/responses/Unauthorized"
-          },
-          "403": {
-            "$ref": "#/components/responses/Forbidden"
-          },
-          "404": {
-            "$ref": "#/components/responses/NotFound"
           },
           "405": {
             "$ref": "#/components/responses/MethodNotAllowed"

@@ -14,7 +14,8 @@ public enum Routes {
         ("/healthz", [.get]),
         ("/metrics", [.get]),
         ("/openapi.json", [.get]),
-        ("/mcp", [.post, .get, .delete]),
+        // GET and DELETE /mcp are routed too (MCPRoutes answers them 405: no SSE stream, no session).
+        ("/mcp", [.post]),
     ]
 
     /// The router with every route behind the `Gatekeeper` middleware.
