@@ -115,6 +115,7 @@ let package = Package(
             dependencies: [
                 "KBRetrieval", "KBSearch",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "MCP", package: "swift-sdk"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -148,6 +149,7 @@ let package = Package(
             dependencies: [
                 "KBServer", "KBRetrieval", "KBTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
