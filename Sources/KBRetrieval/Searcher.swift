@@ -82,7 +82,8 @@ public final class Searcher: @unchecked Sendable {
             case .lexical:
                 let statistics = try statistics()
                 let selection = LexicalSearch.DocumentSelection(index, filter)
-                return try texts.map { q in
+                let index = self.index
+                return try Parallel.map(texts, threads: threads) { q in
                     try LexicalSearch.scores(q, statistics: statistics).top(k, in: index, selection: selection).enumerated().map {
                         RankedHit(segment: $1.segment, chunk: $1.chunk, score: Double($1.score), bm25Score: $1.score, lexicalRank: $0 + 1)
                     }

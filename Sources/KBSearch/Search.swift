@@ -237,7 +237,7 @@ private final class SharedScan: @unchecked Sendable {
 }
 
 /// One bit per document of a segment: whether its chunks may be returned.
-struct DocumentBitmap {
+struct DocumentBitmap: Sendable {
     private var words: [UInt64]
 
     /// Evaluates `allows` once per document. O(count).

@@ -32,35 +32,13 @@ struct MCPCommand: ParsableCommand {
             """
     )
 
-    @Option(help: ArgumentHelp("An index folder, or NAME=DIR to name it (repeatable; default: the nearest .kbindex). The name is what the index tool argument takes; a bare DIR is named after its folder.", valueName: "dir|name=dir"))
-    var index: [String] = []
-
-    @Option(help: ArgumentHelp("Model name or folder (default: the model the indexes were built with).", valueName: "name|path"))
-    var model: String?
-
-    @Option(parsing: .unconditional, help: ArgumentHelp("Threads scanning an index (default: every core).", valueName: "n"))
-    var threads: Int?
-
-    func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be a positive number (1 or more), got \(threads)") }
-        _ = try Self.indexes(index)
-    }
+    @OptionGroup var served: ServedIndexOptions
 
     func run() throws {
-        let indexes = try Self.indexes(index)
-        var options = ServiceOptions()
-        options.model = model
-        options.threads = threads
-        let service: RetrievalService
-        do {
-            service = try RetrievalService(indexes: indexes, options: options)
-        } catch let error as RetrievalError {
-            throw CLIError(Self.advice(for: error))
-        } catch {
-            throw CLIError(error)
-        }
-        note("serving \(Format.counted(indexes.count, "index", plural: "indexes")) (\(indexes.map(\.name).joined(separator: ", "))) over MCP on stdin/stdout")
-        let failure = Self.block {
+        let service = try served.service()
+        let indexes = service.indexNames
+        note("serving \(Format.counted(indexes.count, "index", plural: "indexes")) (\(indexes.joined(separator: ", "))) over MCP on stdin/stdout")
+        let failure = ServedIndexOptions.block {
             await withTaskGroup(of: Void.self, returning: (any Error)?.self) { group in
                 group.addTask { await service.runReloader() }
                 defer { group.cancelAll() }
@@ -70,79 +48,4 @@ struct MCPCommand: ParsableCommand {
         }
         if let failure { throw CLIError("the MCP connection failed: \(failure)") }
     }
-
-    /// The indexes to serve: each `--index` value as (name, folder), NAME=DIR or DIR named after
-    /// the indexed folder; none: the nearest .kbindex. The same rules as `serve` (names are
-    /// letters, digits, '.', '_', '-'), usage errors for an empty folder or a name used twice.
-    static func indexes(_ options: [String]) throws -> [(name: String, url: URL)] {
-        let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
-        if options.isEmpty {
-            let url = IndexDirectory.locate(from: cwd)
-            return [(name(of: url), url)]
-        }
-        var out: [(name: String, url: URL)] = []
-        for option in options {
-            var name: String?, path = option
-            if let eq = option.firstIndex(of: "="), isName(String(option[..<eq])) {
-                name = String(option[..<eq])
-                path = String(option[option.index(after: eq)...])
-            }
-            if path.isEmpty { throw ValidationError("--index \(option): give a folder after '='") }
-            let url = URL(fileURLWithPath: (path as NSString).expandingTildeInPath, relativeTo: cwd).standardizedFileURL
-            let n = name ?? self.name(of: url)
-            if out.contains(where: { $0.name == n }) {
-                throw ValidationError("two indexes are named '\(n)': name them with --index NAME=DIR")
-            }
-            out.append((n, url))
-        }
-        return out
-    }
-
-    /// Index names: letters, digits, '.', '_', '-'.
-    static func isName(_ s: String) -> Bool {
-        !s.isEmpty && s.count <= 64 && s.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) && $0.isASCII || "._-".unicodeScalars.contains($0) }
-    }
-
-    /// The default name of the index in `url`: the indexed folder's name (".kbindex"'s parent,
-    /// or the folder itself), made a valid name.
-    static func name(of url: URL) -> String {
-        let folder = url.lastPathComponent == IndexDirectory.defaultName ? url.deletingLastPathComponent() : url
-        let raw = folder.lastPathComponent
-        let cleaned = String(raw.unicodeScalars.map { isName(String($0)) ? Character($0) : "-" })
-        return isName(cleaned) ? cleaned : "index"
-    }
-
-    /// A `RetrievalError` from opening the indexes, with what to do (as `serve` says it).
-    static func advice(for error: RetrievalError) -> String {
-        switch error {
-        case .openFailed(let url, _):
-            return "\(error): build it with 'kbindex build \(url.lastPathComponent == IndexDirectory.defaultName ? url.deletingLastPathComponent().path : "FOLDER --index " + url.path)', or give --index"
-        case .incompatibleModel:
-            return "\(error): serve indexes built with the same model together, or rebuild one with 'kbindex build --rebuild'"
-        case .model(let message, let folder?, true):
-            return "\(message): \(ModelLoading.repair(folder, store: ModelStore()))"
-        case .model:
-            return "\(error): 'kbindex model fetch' installs the default model"
-        default:
-            return "\(error)"
-        }
-    }
-
-    /// Runs `work` on the concurrency pool and waits for it on this (synchronous) thread.
-    static func block<T: Sendable>(_ work: @escaping @Sendable () async -> T) -> T {
-        let done = DispatchSemaphore(value: 0)
-        let box = ResultBox<T>()
-        Task {
-            box.value = await work()
-            done.signal()
-        }
-        done.wait()
-        return box.value!
-    }
-}
-
-/// The result of `MCPCommand.block`, written by one task before the semaphore is signalled and
-/// read after the wait (the semaphore orders the two).
-private final class ResultBox<T>: @unchecked Sendable {
-    var value: T?
 }

@@ -30,7 +30,7 @@ public enum HybridSearch {
             } else {
                 do {
                     let statistics = try statistics ?? LexicalSearch.Statistics(index)
-                    work.lexical = try texts.map { try LexicalSearch.scores($0, statistics: statistics) }
+                    work.lexical = try Parallel.map(texts, threads: search.threads) { try LexicalSearch.scores($0, statistics: statistics) }
                 } catch {
                     work.error = error
                 }
@@ -38,7 +38,9 @@ public enum HybridSearch {
         }
         if let error = work.error { throw error }
         let selection = LexicalSearch.DocumentSelection(index, documentFilter)
-        return texts.indices.map { j in
+        // Each question's BM25 top list and fusion are independent: a batch of questions
+        // (a server's concurrent requests) spreads them over the cores.
+        return try Parallel.map(Array(texts.indices), threads: search.threads) { j in
             let scores = work.lexical[j]
             let lexical = scores.top(depth, in: index, selection: selection)
             switch fusion.method {

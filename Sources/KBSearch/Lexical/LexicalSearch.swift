@@ -122,7 +122,7 @@ public enum LexicalSearch {
 
     /// Which documents of each segment results may come from: a `DocumentFilter` evaluated
     /// once per document. O(documents) to make.
-    public struct DocumentSelection {
+    public struct DocumentSelection: Sendable {
         let allowed: [DocumentBitmap?]  // nil: every document of that segment
 
         public init(_ index: IndexDirectory, _ filter: DocumentFilter?) {

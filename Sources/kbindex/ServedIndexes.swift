@@ -1,0 +1,105 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import KBFormat
+import KBRetrieval
+import KBSearch
+
+/// The options `serve` and `mcp` share: which indexes, the model, the scan threads; and
+/// opening them into a `RetrievalService` with the one-line errors (and advice) `query` gives.
+struct ServedIndexOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("An index to serve, as DIR or NAME=DIR (repeatable; default: the nearest .kbindex). A bare DIR is named after the indexed folder; requests pick an index by name.", valueName: "[name=]dir"))
+    var index: [String] = []
+
+    @Option(help: ArgumentHelp("Model name or folder (default: the model the indexes were built with).", valueName: "name|path"))
+    var model: String?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("Threads scanning an index (default: every core).", valueName: "n"))
+    var threads: Int?
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be a positive number (1 or more), got \(threads)") }
+        _ = try indexes()
+    }
+
+    /// `--index` values as (name, folder): NAME=DIR, or DIR named after the indexed folder
+    /// (the folder holding .kbindex); none: the nearest .kbindex. Usage errors for an empty
+    /// folder or a name given twice.
+    func indexes() throws -> [(name: String, url: URL)] {
+        let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+        if index.isEmpty {
+            let url = IndexDirectory.locate(from: cwd)
+            return [(Self.name(of: url), url)]
+        }
+        var out: [(name: String, url: URL)] = []
+        for option in index {
+            var name: String?, path = option
+            if let eq = option.firstIndex(of: "="), Self.isName(String(option[..<eq])) {
+                name = String(option[..<eq])
+                path = String(option[option.index(after: eq)...])
+            }
+            if path.isEmpty { throw ValidationError("--index \(option): give a folder after '='") }
+            let url = URL(fileURLWithPath: (path as NSString).expandingTildeInPath, relativeTo: cwd).standardizedFileURL
+            let n = name ?? Self.name(of: url)
+            if out.contains(where: { $0.name == n }) {
+                throw ValidationError("two indexes are named '\(n)': name them with --index NAME=DIR")
+            }
+            out.append((n, url))
+        }
+        return out
+    }
+
+    /// Index names: letters, digits, '.', '_', '-'; at most 64 characters.
+    static func isName(_ s: String) -> Bool {
+        !s.isEmpty && s.count <= 64 && s.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) && $0.isASCII || "._-".unicodeScalars.contains($0) }
+    }
+
+    /// The default name of the index in `url`: the indexed folder's name (".kbindex"'s parent,
+    /// or the folder itself), made a valid name.
+    static func name(of url: URL) -> String {
+        let folder = url.lastPathComponent == IndexDirectory.defaultName ? url.deletingLastPathComponent() : url
+        let cleaned = String(folder.lastPathComponent.unicodeScalars.map { isName(String($0)) ? Character($0) : "-" })
+        return isName(cleaned) ? cleaned : "index"
+    }
+
+    /// Every index opened as `query` opens one, the model loaded and checked against them,
+    /// as a service with `options` (its model and threads are these options'). Errors are
+    /// `CLIError`s that say what to do.
+    func service(_ options: ServiceOptions = .init()) throws -> RetrievalService {
+        let opened = try indexes().map { name, url -> (name: String, index: IndexDirectory) in
+            let inside = url.appendingPathComponent(IndexDirectory.defaultName)
+            let dir = FileManager.default.fileExists(atPath: inside.appendingPathComponent(Manifest.fileName).path) ? inside : url
+            return (name, try IndexOpening.open(dir.path))
+        }
+        let embedder = try ModelLoading.load(model, preferred: opened[0].index.manifest.model.name, threads: threads)
+        var options = options
+        options.model = model
+        options.threads = threads
+        do {
+            return try RetrievalService(indexes: opened, embedder: embedder, options: options)
+        } catch RetrievalError.incompatibleModel(let name, let reason) {
+            throw CLIError("index '\(name)': \(reason): serve indexes built with the same model together (or give --model), or rebuild one with 'kbindex build --rebuild'")
+        } catch {
+            throw CLIError(error)
+        }
+    }
+
+    /// Runs `work` on the concurrency pool and waits for it on this (synchronous) thread: how
+    /// the long-running commands, whose root is synchronous, run their async work.
+    static func block<T: Sendable>(_ work: @escaping @Sendable () async -> T) -> T {
+        let done = DispatchSemaphore(value: 0)
+        let box = ResultBox<T>()
+        Task {
+            box.value = await work()
+            done.signal()
+        }
+        done.wait()
+        return box.value!
+    }
+}
+
+/// The result of `ServedIndexOptions.block`, written by one task before the semaphore is
+/// signalled and read after the wait (the semaphore orders the two).
+private final class ResultBox<T>: @unchecked Sendable {
+    var value: T?
+}
