@@ -24,25 +24,18 @@ struct ServeBench: ParsableCommand {
         commandName: "serve",
         abstract: "Load 'kbindex serve' over HTTP at 1, 8 and 32 clients, against 'kbindex query' processes, in one run.",
         discussion: """
-            Needs the release kbindex (swift build -c release in the repository root). The
-            Python-docs index is the one scripts/demo.sh builds (.demo/pydocs.kbindex); the
-            synthetic index (random unit vectors, texts of real words for BM25, 8 chunks per
-            document) is written once per --chunks into Benchmarks/.cache and reused; 1,000,000
-            chunks take a few minutes and about 1 GB of disk the first time.
+            Needs the release kbindex (swift build -c release in the repository root). The Python-docs index is the one scripts/demo.sh builds (.demo/pydocs.kbindex). The synthetic index (seeded random unit vectors, texts of real and made-up words so BM25 has postings to walk, 8 chunks per document, 200,000 chunks per segment) is written once per --chunks into Benchmarks/.cache and reused: 1,000,000 chunks take about 6 minutes on 2 cores and 750 MB of disk the first time.
 
-            Each client level runs --requests requests (or --duration seconds) after a
-            warm-up; latency is measured per request, from sending to the last byte of the
-            answer. This process and the server share the machine's cores.
+            For each index: --baseline sequential 'kbindex query --json' processes, then 'kbindex serve --index DIR --port 0' and, for each --clients count, a closed loop (each client sends its next question on its own keep-alive connection as soon as its answer arrives) of POST /v1/search {"query", "k"} with the questions cycled, --requests requests per level (or --duration seconds) after --warmup requests. Latency runs from sending a request to the last byte of its answer; percentiles are exact (every latency is kept). Batch sizes come from the server's /metrics histogram (the one whose name contains "batch"), RSS from /proc. This process and the server share the machine's cores.
 
-            Goals checked (issue 14): a warm single question (1 client) on the Python-docs
-            index <= 15 ms p50; at 32 clients on the 1M-chunk index >= 3x the queries/s of
-            one client, with p99 <= 250 ms.
+            Goals checked (issue 14): a warm single question (1 client) on the Python-docs index <= 15 ms p50; at 32 clients on the 1M-chunk index >= 3x the queries/s of one client, with p99 <= 250 ms.
 
             Examples:
               swift run -c release kbindex-bench serve
               swift run -c release kbindex-bench serve --chunks 20000 --requests 200
-              swift run -c release kbindex-bench serve --index ../.demo/pydocs.kbindex --chunks 0 --json
-              swift run -c release kbindex-bench serve --no-index --clients 1,4,16,64 --duration 10
+              swift run -c release kbindex-bench serve --chunks 0 --json
+              swift run -c release kbindex-bench serve --no-index \\
+                --clients 1,4,16,64 --duration 10
             """
     )
 
@@ -79,10 +72,10 @@ struct ServeBench: ParsableCommand {
     @Option(help: "Search mode sent with each request (hybrid, vector or lexical; default: the server's).")
     var mode: String?
 
-    @Option(help: "Question files (TSV: id, question, ...; repeatable; default: Benchmarks/questions/*.tsv).")
+    @Option(help: "Question files (TSV: id, question, ...; repeatable; default: Benchmarks/questions/python-docs.tsv and python-docs-dev.tsv).")
     var questions: [String] = []
 
-    @Option(help: ArgumentHelp("An extra argument for 'kbindex serve' (repeatable), e.g. --serve-arg=--threads --serve-arg=2.", valueName: "arg"))
+    @Option(help: ArgumentHelp("An extra argument for 'kbindex serve' (repeatable), e.g. --serve-arg=--host --serve-arg=127.0.0.1.", valueName: "arg"))
     var serveArg: [String] = []
 
     @Option(help: "Seconds to wait for the server to listen (opening a large index takes a while).")
@@ -125,13 +118,13 @@ struct ServeBench: ParsableCommand {
             : questions
         var texts: [String] = []
         for f in files {
-            guard let content = try? String(contentsOfFile: f, encoding: .utf8) else { throw ValidationError("cannot read question file \(f)") }
+            guard let content = try? String(contentsOfFile: f, encoding: .utf8) else { throw BenchError("cannot read question file \(f)") }
             for line in content.split(separator: "\n").dropFirst() {
                 let cols = line.split(separator: "\t", omittingEmptySubsequences: false)
                 if cols.count >= 2, !cols[1].isEmpty { texts.append(String(cols[1])) }
             }
         }
-        guard !texts.isEmpty else { throw ValidationError("no questions in \(files.joined(separator: ", "))") }
+        guard !texts.isEmpty else { throw BenchError("no questions in \(files.joined(separator: ", "))") }
         let bodies: [[UInt8]] = try texts.map { q in
             var obj: [String: Any] = ["query": q, "k": k]
             if let mode { obj["mode"] = mode }
@@ -159,7 +152,7 @@ struct ServeBench: ParsableCommand {
             do { model = try defaultModelDescriptor() } catch {
                 // Without the model store, the model of the other index (serve needs the model anyway).
                 guard let first = datasets.first, let m = try? Manifest.read(from: Self.manifestFolder(first.url).path).model else {
-                    throw ValidationError("cannot describe the default model (\(error)): run scripts/install-model.sh")
+                    throw BenchError("cannot describe the default model (\(error)): run scripts/install-model.sh")
                 }
                 model = m
             }
@@ -168,7 +161,7 @@ struct ServeBench: ParsableCommand {
                                                       cache: benchRoot.appendingPathComponent(".cache"), log: logger)
             datasets.append(Dataset(name: "synthetic", url: url, chunks: chunks, synthetic: true))
         }
-        guard !datasets.isEmpty else { throw ValidationError("nothing to measure: give --index or --chunks N") }
+        guard !datasets.isEmpty else { throw BenchError("nothing to measure: give --index or --chunks N") }
 
         var results: [[String: Any]] = []
         for d in datasets { results.append(try measure(d, exe: exe, texts: texts, bodies: bodies)) }
@@ -261,7 +254,7 @@ struct ServeBench: ParsableCommand {
                 var args = ["query", "--json", "-k", "\(k)", "--index", d.url.path]
                 if let mode { args += ["--mode", mode] }
                 let (status, text, t) = try IndexBench.runProcess(exe, args + ["--", q])
-                guard status == 0 else { throw ValidationError("kbindex query failed (\(status)) on \(d.url.path):\n\(text.suffix(2000))") }
+                guard status == 0 else { throw BenchError("kbindex query failed (\(status)) on \(d.url.path):\n\(text.suffix(2000))") }
                 return t
             }
             _ = try query(texts[0])
@@ -281,7 +274,7 @@ struct ServeBench: ParsableCommand {
               let (host, port) = Self.listeningAddress(line) else {
             let exited = server.hasExited()
             let status = exited ? server.terminate() : { server.terminate(grace: 5); return Int32(-1) }()
-            throw ValidationError("kbindex serve did not print an http://127.0.0.1:PORT line "
+            throw BenchError("kbindex serve did not print an http://127.0.0.1:PORT line "
                                   + (exited ? "(it exited with status \(status))" : "within \(fmt(startTimeout, 0)) s")
                                   + ":\n" + server.output.suffix(20).joined(separator: "\n"))
         }
@@ -294,7 +287,7 @@ struct ServeBench: ParsableCommand {
         for i in 0..<max(1, warmup) {
             let r = try control.request("POST", "/v1/search", body: bodies[i % bodies.count])
             guard r.status == 200 else {
-                throw ValidationError("POST /v1/search answered \(r.status): \(r.text.prefix(500))")
+                throw BenchError("POST /v1/search answered \(r.status): \(r.text.prefix(500))")
             }
             hitsSeen.append(Self.hitCount(r.body) ?? -1)
         }
@@ -344,13 +337,16 @@ struct ServeBench: ParsableCommand {
 
     // MARK: - Helpers
 
-    /// `http://HOST:PORT` in a line the server prints when it listens.
+    /// The address in a line the server prints when it listens: `http://HOST:PORT`, or
+    /// hummingbird's own log line `... listening on HOST:PORT`. HOST is IPv4 or localhost;
+    /// 0.0.0.0 and localhost are reached at 127.0.0.1.
     static func listeningAddress(_ line: String) -> (String, Int)? {
-        guard let r = line.range(of: #"http://[0-9.]+:[0-9]+"#, options: .regularExpression) else { return nil }
-        let hostPort = line[r].dropFirst("http://".count)
-        guard let colon = hostPort.lastIndex(of: ":"), let port = Int(hostPort[hostPort.index(after: colon)...]), port > 0 else { return nil }
+        guard let r = line.range(of: #"(http://|listening on )(localhost|[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+):[0-9]+"#, options: .regularExpression) else { return nil }
+        var hostPort = line[r]
+        hostPort = hostPort.hasPrefix("http://") ? hostPort.dropFirst("http://".count) : hostPort.dropFirst("listening on ".count)
+        guard let colon = hostPort.lastIndex(of: ":"), let port = Int(hostPort[hostPort.index(after: colon)...]), port > 0, port < 65536 else { return nil }
         var host = String(hostPort[..<colon])
-        if host == "0.0.0.0" { host = "127.0.0.1" }
+        if host == "0.0.0.0" || host == "localhost" { host = "127.0.0.1" }
         return (host, port)
     }
 
@@ -459,4 +455,10 @@ func grouped(_ n: Int) -> String {
         out.append(ch)
     }
     return n < 0 ? "-" + out : out
+}
+
+/// A failure while measuring (not a usage error: printed without the usage text).
+struct BenchError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }

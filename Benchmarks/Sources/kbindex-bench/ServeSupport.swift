@@ -207,7 +207,7 @@ final class ServerProcess: @unchecked Sendable {
     private let changed = DispatchSemaphore(value: 0)
     private var exitStatus: Int32?
 
-    /// Starts `exe` with `args`. Throws `ValidationError`-like errors as `HTTPConnection.Failure`.
+    /// Starts `exe` with `args`. Throws `HTTPConnection.Failure` when it cannot.
     init(_ exe: String, _ args: [String]) throws {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw HTTPConnection.Failure(description: "pipe: \(String(cString: strerror(errno)))") }
