@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KBEmbed
 import KBEval
+import KBRetrieval
 import KBFormat
 import KBSearch
 
@@ -112,12 +113,7 @@ struct EvalCommand: ParsableCommand {
 
     private func f(_ x: Double) -> String { String(format: "%.3f", x) }
 
-    struct QuestionResult {
-        var question: Question
-        var score: QuestionScore
-        var returned: [RetrievedChunk]
-        var seconds: Double
-    }
+    typealias QuestionResult = Evaluation.QuestionResult
 
     struct Run {
         var name: String
@@ -140,30 +136,22 @@ struct EvalCommand: ParsableCommand {
     func evaluate(_ set: [Question], indexOption: String?) throws -> Run {
         let idx = try IndexOpening.open(indexOption)
         let embedder = try ModelLoading.load(model, forIndexBuiltWith: idx.manifest.model, verb: "evaluate")
-        let retriever = Retriever(index: idx, embedder: embedder, fusion: fusion.options)
         let documents = Set(idx.segments.indices.flatMap { idx.liveDocuments(inSegment: $0) })
         for (q, path) in QuestionSet.unknownPaths(in: set, documents: documents) {
             warn("\(questions):\(q.line): question \(q.id): the relevant path '\(path)' is in no document of \(idx.url.path) (a typo?): it cannot be found")
         }
-        let modes: [SearchMode] = LexicalSearch.isAvailable(in: idx) ? [.lexical, .vector, .hybrid] : [.vector]
-        var summaries: [(String, EvalSummary)] = []
-        var all: [(String, [QuestionResult])] = []
-        for mode in modes {
-            _ = try retriever.answer(["warm up"], mode: mode, k: 10)  // page in what the mode reads
-            var results: [QuestionResult] = []
-            for q in set {
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                let hits = try retriever.answer([q.text], mode: mode, k: 10)[0]
-                let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-                let returned = hits.map { h -> RetrievedChunk in
-                    let seg = idx.segments[h.segment], c = seg.chunk(h.chunk)
-                    return RetrievedChunk(path: seg.document(Int(c.document)).path, lines: Int(c.lineStart)...max(Int(c.lineStart), Int(c.lineEnd)))
-                }
-                results.append(QuestionResult(question: q, score: QuestionScore(ranked: returned, relevant: q.relevant), returned: returned, seconds: seconds))
-            }
-            summaries.append((mode.rawValue, EvalSummary(scores: results.map(\.score), latencies: results.map(\.seconds))))
-            all.append((mode.rawValue, results))
+        let searcher = Searcher(index: idx)
+        let modes: [SearchMode] = searcher.hasLexical ? [.lexical, .vector, .hybrid] : [.vector]
+        let runs: [Evaluation.ModeRun]
+        do {
+            runs = try Evaluation.run(set, searcher: searcher, modes: modes, fusion: fusion.options) { try ModelLoading.embed($0, with: embedder) }
+        } catch let error as CLIError {
+            throw error
+        } catch {
+            throw IndexOpening.failure(error, index: idx.url)
         }
+        let summaries = runs.map { ($0.mode.rawValue, $0.summary) }
+        let all = runs.map { ($0.mode.rawValue, $0.results) }
         return Run(name: idx.url.path, summaries: summaries, results: all)
     }
 

@@ -1,5 +1,7 @@
 import Foundation
+import KBModelStore
 import KBFormat
+import KBRetrieval
 import KBSearch
 
 /// How the commands that read an index find and open it, and the advice they give when it
@@ -41,6 +43,20 @@ enum IndexOpening {
             return CLIError("\(error): 'kbindex build \(indexedFolder(of: url))' writes the index anew")
         case .unsupportedVersion:
             return CLIError("\(error): rebuild it with 'kbindex build \(indexedFolder(of: url)) --rebuild'")
+        }
+    }
+
+    /// A retrieval library error (`RetrievalError`, `SegmentError`) met while answering from the
+    /// index in `index`, as a `CLIError` with what to do.
+    static func failure(_ error: Error, index: URL) -> CLIError {
+        switch error {
+        case let e as SegmentError: return CLIError(damaged(e, index: index))
+        case RetrievalError.damaged(let e, _): return CLIError(damaged(e, index: index))
+        case RetrievalError.lexicalUnavailable, is LexicalUnavailable:
+            return CLIError("\(error): rebuild the index with 'kbindex build \(indexedFolder(of: index)) --rebuild' for lexical and hybrid search")
+        case RetrievalError.model(let message, let folder?, true):
+            return CLIError("\(message): \(ModelLoading.repair(folder, store: ModelStore()))")
+        default: return CLIError(error)
         }
     }
 

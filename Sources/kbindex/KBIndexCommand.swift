@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KBRetrieval
 
 @main
 struct KBIndexCommand: ParsableCommand {
@@ -25,7 +26,7 @@ struct KBIndexCommand: ParsableCommand {
             explained in one line on stderr; 64 a usage error (a bad option or value, an empty \
             question, no subcommand).
             """,
-        version: "0.1.0",
+        version: KBIndexVersion.string,
         subcommands: [BuildCommand.self, QueryCommand.self, EvalCommand.self, InfoCommand.self, VerifyCommand.self, CompactCommand.self, EmbedCommand.self, ModelCommand.self]
     )
 

@@ -3,6 +3,7 @@ import KBCore
 import KBEmbed
 import KBFormat
 import KBModelStore
+import KBRetrieval
 
 /// Loading the embedding model for a command, and describing it for index files.
 enum ModelLoading {
@@ -79,15 +80,9 @@ enum ModelLoading {
         return "download it again with 'kbindex model fetch \(what)'\(offline)"
     }
 
-    /// What an index records about the model that made its vectors. The weights' SHA-256
-    /// is cached in the model folder (`FileCheckCache`, keyed by size and mtime), so only
-    /// the first use hashes the 90 MB file.
+    /// What an index records about the model that made its vectors (`ModelIdentity`), as
+    /// a `CLIError` when the weights cannot be read.
     static func descriptor(of embedder: Embedder) throws -> ModelDescriptor {
-        let c = embedder.config
-        let weights = embedder.directory.appendingPathComponent("model.safetensors").path
-        let sha: String
-        do { sha = try FileCheckCache(folder: embedder.directory).sha256(ofFile: weights) } catch { throw CLIError(error) }
-        return ModelDescriptor(name: c.name, dimensions: c.dimensions, pooling: c.pooling.rawValue,
-                               normalized: c.normalize, maxTokens: c.maxSequenceLength, weightsSHA256: sha)
+        do { return try ModelIdentity.descriptor(of: embedder) } catch { throw CLIError(error) }
     }
 }

@@ -4,6 +4,7 @@ import KBEmbed
 import KBEval
 import KBFormat
 import KBIngest
+import KBRetrieval
 import KBSearch
 
 /// `kbindex query "question"`: embed the question and print the best chunks.
@@ -30,7 +31,9 @@ struct QueryCommand: ParsableCommand {
 
             With --batch FILE (one question per line, - for standard input), every question \
             is answered in one pass over the index, and each prints as one JSON line: \
-            {"line", "question", "hits": [...]}, the hits as --json prints them.
+            {"line", "question", "hits": [...]}, the hits as --json prints them. Each hit's \
+            id names its chunk as long as its document is unchanged (kbindex serve's \
+            /v1/chunks/ID and the MCP fetch tool take it).
 
             Exit status: 0 when something matched; 1 when nothing did (--path selected no \
             document, the index is empty, or no chunk has a word of the question in lexical \
@@ -123,7 +126,7 @@ struct QueryCommand: ParsableCommand {
                 let results = try retriever.answer(group.map(\.text), mode: mode, k: k)
                 // Every text of the group is read before its answers print (see below).
                 let answers = try zip(group, results).map { q, hits in
-                    JSONAnswer(line: q.line, question: q.text, hits: try hits.enumerated().map { jsonHit($1, rank: $0 + 1, text: try Self.text(of: $1, in: idx), in: idx) })
+                    JSONAnswer(line: q.line, question: q.text, hits: try retriever.hits(hits))
                 }
                 for answer in answers {
                     print(String(decoding: try encoder.encode(answer), as: UTF8.self))
@@ -134,24 +137,21 @@ struct QueryCommand: ParsableCommand {
             return
         }
 
-        let hits = try retriever.answer([question ?? ""], mode: mode, k: k)[0]
-        if hits.isEmpty {
+        let ranked = try retriever.answer([question ?? ""], mode: mode, k: k)[0]
+        if ranked.isEmpty {
             throw NothingFound(message: nothingFound(in: idx))
         }
         // Every hit's text is read before anything prints: a damaged text block is one error
         // line, not an error after half the hits.
-        let texts = try hits.map { try Self.text(of: $0, in: idx) }
-        for (rank, (hit, text)) in zip(hits, texts).enumerated() {
+        let hits = try retriever.hits(ranked)
+        for (rank, (r, hit)) in zip(ranked, hits).enumerated() {
             if json {
-                print(String(decoding: try encoder.encode(jsonHit(hit, rank: rank + 1, text: text, in: idx)), as: UTF8.self))
+                print(String(decoding: try encoder.encode(hit), as: UTF8.self))
                 continue
             }
-            let seg = idx.segments[hit.segment]
-            let chunk = seg.chunk(hit.chunk)
-            let doc = seg.document(Int(chunk.document))
-            let heading = Self.headingLine(chunk.headingPath)
-            print("\(rank + 1). \(Self.scoreText(hit, mode))  \(Format.displayed(doc.path)):\(chunk.lineStart)-\(chunk.lineEnd)\(heading.isEmpty ? "" : "  \(heading)")")
-            let body = full ? text : Self.trim(text, to: 400)
+            let heading = Self.headingLine(hit.heading)
+            print("\(rank + 1). \(Self.scoreText(r, mode))  \(Format.displayed(hit.path)):\(hit.lineStart)-\(hit.lineEnd)\(heading.isEmpty ? "" : "  \(heading)")")
+            let body = full ? hit.text : Self.trim(hit.text, to: 400)
             for l in body.split(separator: "\n", omittingEmptySubsequences: true) { print("   \(Self.displayedKeepingTabs(String(l)))") }
             if rank + 1 < hits.count { print("") }
         }
@@ -163,18 +163,6 @@ struct QueryCommand: ParsableCommand {
         if idx.liveChunkCount == 0 { return "the index \(idx.url.path) is empty: nothing to search" }
         if !path.isEmpty { return "no chunk matches --path \(path.joined(separator: " "))" }
         return "no chunk matches the question"
-    }
-
-    /// The text of `hit`'s chunk. A damaged text block is a `CLIError` that names the segment
-    /// and says what to run.
-    static func text(of hit: RankedHit, in idx: IndexDirectory) throws -> String {
-        do {
-            return try idx.segments[hit.segment].text(ofChunk: hit.chunk)
-        } catch let error as SegmentError {
-            throw CLIError(IndexOpening.damaged(error, index: idx.url))
-        } catch {
-            throw CLIError(error)
-        }
     }
 
     /// The most characters of one heading, and of the whole heading path, that a hit's line
@@ -189,16 +177,8 @@ struct QueryCommand: ParsableCommand {
         return shortened(line, to: headingLineLimit)
     }
 
-    /// `s` if it has at most `limit` characters, else its first `limit - 1` and "…". O(limit).
-    static func shortened(_ s: String, to limit: Int) -> String {
-        var i = s.startIndex, n = 0
-        while i < s.endIndex {
-            if n == limit { return String(s[..<s.index(before: i)]) + "…" }
-            n += 1
-            i = s.index(after: i)
-        }
-        return s
-    }
+    /// `s` if it has at most `limit` characters, else its first `limit - 1` and "…".
+    static func shortened(_ s: String, to limit: Int) -> String { SearchHit.shortened(s, to: limit) }
 
     /// A line of chunk text for the terminal: control characters escaped as
     /// `Format.displayed` does, except tabs (code is indented with them).
@@ -217,23 +197,6 @@ struct QueryCommand: ParsableCommand {
             return String(format: "%.4f", h.score) + " (cos " + (h.vectorScore.map { String(format: "%.3f", $0) } ?? "–")
                 + ", bm25 " + (h.bm25Score.map { String(format: "%.2f", $0) } ?? "–") + ")"
         }
-    }
-
-    /// The most characters of a document title in JSON: a title is a label (markdown takes
-    /// the first H1, which can be a whole paragraph long), and the same heading is in `heading`.
-    static let jsonTitleLimit = 200
-
-    /// A hit as --json prints it: the whole chunk text (--full only changes human output),
-    /// real names and headings (not escaped), the title cut to `jsonTitleLimit` characters.
-    private func jsonHit(_ hit: RankedHit, rank: Int, text: String, in idx: IndexDirectory) -> JSONHit {
-        let seg = idx.segments[hit.segment]
-        let chunk = seg.chunk(hit.chunk)
-        let doc = seg.document(Int(chunk.document))
-        return JSONHit(rank: rank, score: hit.score, vector_score: hit.vectorScore, bm25_score: hit.bm25Score,
-                       vector_rank: hit.vectorRank, lexical_rank: hit.lexicalRank, path: doc.path,
-                       title: Self.shortened(doc.title, to: Self.jsonTitleLimit),
-                       line_start: Int(chunk.lineStart), line_end: Int(chunk.lineEnd),
-                       heading: chunk.headingPath, text: text)
     }
 
     /// The non-blank lines of `file` (- = standard input) with their 1-based line numbers;
@@ -270,21 +233,5 @@ struct QueryCommand: ParsableCommand {
 private struct JSONAnswer: Encodable {
     let line: Int
     let question: String
-    let hits: [JSONHit]
-}
-
-private struct JSONHit: Encodable {
-    let rank: Int
-    /// The mode's ranking score: cosine, BM25, or the fused score (convex or rank fusion).
-    let score: Double
-    let vector_score: Float?
-    let bm25_score: Float?
-    let vector_rank: Int?
-    let lexical_rank: Int?
-    let path: String
-    let title: String
-    let line_start: Int
-    let line_end: Int
-    let heading: [String]
-    let text: String
+    let hits: [SearchHit]
 }

@@ -2,67 +2,46 @@ import ArgumentParser
 import Foundation
 import KBEmbed
 import KBFormat
+import KBRetrieval
 import KBSearch
 
-/// How `query` and `eval` rank chunks.
-enum SearchMode: String, CaseIterable, ExpressibleByArgument {
-    case hybrid, vector, lexical
-}
+extension SearchMode: ExpressibleByArgument {}
 
-/// One ranked chunk, with what each retrieval said about it.
-struct RankedHit {
-    var segment: Int
-    var chunk: Int
-    /// The ranking score of the mode: cosine (vector), BM25 (lexical) or RRF (hybrid).
-    var score: Double
-    var vectorScore: Float?, vectorRank: Int?
-    var bm25Score: Float?, lexicalRank: Int?
-}
-
-/// The query path shared by `query` and `eval`: vector scan, BM25, or both fused.
+/// The query path shared by `query` and `eval`: the question vectors, then the searcher's
+/// vector scan, BM25, or both fused, with the advice for each failure added here, once.
 struct Retriever {
-    let index: IndexDirectory
+    let searcher: Searcher
     let embedder: Embedder
     var fusion = Fusion.Options()
     var threads: Int?
     var filter: DocumentFilter?
+
+    init(index: IndexDirectory, embedder: Embedder, fusion: Fusion.Options = .init(), threads: Int? = nil, filter: DocumentFilter? = nil) {
+        self.searcher = Searcher(index: index)
+        self.embedder = embedder
+        self.fusion = fusion
+        self.threads = threads
+        self.filter = filter
+    }
 
     /// Answers `questions` in `mode`, k hits each. The vector scans of all questions share one
     /// pass over memory, and the BM25 statistics are computed once. Throws `CLIError` when the
     /// lexical index is missing or damaged (a damaged segment's error says what to run), or
     /// the model's question vectors are not finite (damaged weights).
     func answer(_ questions: [String], mode: SearchMode, k: Int) throws -> [[RankedHit]] {
-        let options = Search.Options(threads: threads)
         // The question vectors first: a damaged model is an error with its own advice.
         let vectors = mode == .lexical ? [] : try ModelLoading.embed(questions, with: embedder)
         do {
-            switch mode {
-            case .vector:
-                return Search.topK(batch: vectors, k: k, in: index, documentFilter: filter, options: options).map { hits in
-                    hits.enumerated().map { RankedHit(segment: $1.segment, chunk: $1.chunk, score: Double($1.score), vectorScore: $1.score, vectorRank: $0 + 1) }
-                }
-            case .lexical:
-                let statistics = try LexicalSearch.Statistics(index)
-                let selection = LexicalSearch.DocumentSelection(index, filter)
-                return try questions.map { q in
-                    try LexicalSearch.scores(q, statistics: statistics).top(k, in: index, selection: selection).enumerated().map {
-                        RankedHit(segment: $1.segment, chunk: $1.chunk, score: Double($1.score), bm25Score: $1.score, lexicalRank: $0 + 1)
-                    }
-                }
-            case .hybrid:
-                return try HybridSearch.topK(texts: questions, vectors: vectors, k: k, in: index,
-                                             documentFilter: filter, fusion: fusion, search: options).map { hits in
-                    hits.map {
-                        RankedHit(segment: $0.segment, chunk: $0.chunk, score: $0.score, vectorScore: $0.vectorScore, vectorRank: $0.vectorRank,
-                                  bm25Score: $0.lexicalScore, lexicalRank: $0.lexicalRank)
-                    }
-                }
-            }
-        } catch let error as SegmentError {
-            throw CLIError(IndexOpening.damaged(error, index: index.url))
+            return try searcher.answer(questions, vectors: vectors, mode: mode, k: k, filter: filter, fusion: fusion, threads: threads)
         } catch {
-            throw CLIError(error)
+            throw IndexOpening.failure(error, index: searcher.index.url)
         }
+    }
+
+    /// `hits` with their texts and ids, as `query --json` prints them. Every text is read
+    /// before any returns: a damaged block is one `CLIError` that says what to run.
+    func hits(_ ranked: [RankedHit]) throws -> [SearchHit] {
+        do { return try searcher.hits(ranked) } catch { throw IndexOpening.failure(error, index: searcher.index.url) }
     }
 }
 

@@ -6,17 +6,20 @@ public enum HybridSearch {
     /// The `k` best chunks for each question by `fusion`. `texts[j]` is question j's text
     /// (for BM25) and `vectors[j]` its embedding. Each list is read `Fusion.depth` deep (at
     /// least k). The vector scan of all questions and their BM25 scoring run at the same
-    /// time; both honour `documentFilter`.
+    /// time; both honour `documentFilter`. `statistics` are the index's BM25 statistics when
+    /// the caller keeps them (a searcher computes them once per index generation); nil
+    /// computes them here.
     ///
     /// Throws `LexicalUnavailable` when a segment has no LEXICAL section, or `SegmentError`
     /// when one is damaged.
     /// Cost: one vector scan of the index for the whole batch, O(postings of each question's
-    /// terms), O(live chunks) once for the BM25 statistics, and for convex fusion one dot
+    /// terms), O(live chunks) for the BM25 statistics unless given, and for convex fusion one dot
     /// product per chunk that BM25 found and the scan did not.
     /// - Precondition: `texts.count == vectors.count`.
     public static func topK(texts: [String], vectors: [[Float]], k: Int, in index: IndexDirectory,
                             documentFilter: DocumentFilter? = nil, fusion: Fusion.Options = Fusion.Options(),
-                            search: Search.Options = Search.Options()) throws -> [[FusedHit]] {
+                            search: Search.Options = Search.Options(),
+                            statistics: LexicalSearch.Statistics? = nil) throws -> [[FusedHit]] {
         precondition(texts.count == vectors.count, "\(texts.count) texts, \(vectors.count) vectors")
         guard k > 0, !texts.isEmpty else { return Array(repeating: [], count: texts.count) }
         let depth = max(k, Fusion.depth)
@@ -26,7 +29,7 @@ public enum HybridSearch {
                 work.vector = Search.topK(batch: vectors, k: depth, in: index, documentFilter: work.filter, options: search)
             } else {
                 do {
-                    let statistics = try LexicalSearch.Statistics(index)
+                    let statistics = try statistics ?? LexicalSearch.Statistics(index)
                     work.lexical = try texts.map { try LexicalSearch.scores($0, statistics: statistics) }
                 } catch {
                     work.error = error

@@ -23,7 +23,9 @@ public final class IndexDirectory: @unchecked Sendable {
     public static let defaultName = ".kbindex"
 
     /// Opens the index in `url`. Throws the manifest's, a segment's or a deletion file's
-    /// one-line error (`ManifestError`, `SegmentError`, `DeletionFileError`, `FileError`).
+    /// one-line error (`ManifestError`, `SegmentError`, `DeletionFileError`, `FileError`); a
+    /// segment whose model is not the manifest's (other dimensions or weights) is
+    /// `SegmentError.corrupt`.
     public init(url: URL) throws {
         self.url = url
         var attempt = 0
@@ -32,6 +34,13 @@ public final class IndexDirectory: @unchecked Sendable {
             let m = try Manifest.read(from: url.path)
             do {
                 let segs = try m.segments.map { try SegmentReader(path: url.appendingPathComponent($0.file).path) }
+                // Every question vector is made for the manifest's model: a segment of another
+                // model (a hand-copied file) would be scanned with vectors of the wrong length.
+                for seg in segs {
+                    if m.model.incompatibility(with: seg.model) != nil {
+                        throw SegmentError.corrupt(file: seg.path, reason: "its vectors come from \(seg.model.name) (\(seg.model.dimensions) dims), the manifest names \(m.model.name) (\(m.model.dimensions) dims\(m.model.dimensions == seg.model.dimensions ? ", other weights" : ""))")
+                    }
+                }
                 var dels: [DeletionSet?] = []
                 for (s, entry) in zip(segs, m.segments) {
                     guard let name = entry.deletions else { dels.append(nil); continue }

@@ -5,7 +5,7 @@ import KBFormat
 public struct LexicalUnavailable: Error, CustomStringConvertible, Sendable {
     public let segment: String
     public var description: String {
-        "segment \(segment) has no LEXICAL section (it was built before BM25 search existed): rebuild the index with 'kbindex build --rebuild'"
+        "segment \(segment) has no LEXICAL section (it was built before BM25 search existed)"
     }
 }
 

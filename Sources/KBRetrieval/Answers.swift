@@ -1,0 +1,190 @@
+import Foundation
+import KBSearch
+
+/// The version of kbindex, as `kbindex --version` and the server's `/v1/info` report it.
+public enum KBIndexVersion {
+    public static let string = "0.1.0"
+}
+
+/// How a question is answered: by its embedding (`vector`), by BM25 over words (`lexical`), or
+/// both fused (`hybrid`).
+public enum SearchMode: String, Sendable, Codable, CaseIterable {
+    case hybrid, vector, lexical
+}
+
+/// One question as a client asks it.
+public struct SearchQuery: Sendable, Equatable {
+    /// The question (any text; not empty).
+    public var text: String
+    /// How many hits (1 or more).
+    public var k: Int
+    /// nil: hybrid, or vector when the index has no lexical section.
+    public var mode: SearchMode?
+    /// Globs as .gitignore reads them, relative to the indexed folder: only documents whose
+    /// path matches one are returned. Empty: every document.
+    public var paths: [String]
+    /// How hybrid mode fuses its two rankings.
+    public var fusion: Fusion.Options
+
+    public init(_ text: String, k: Int = 5, mode: SearchMode? = nil, paths: [String] = [], fusion: Fusion.Options = .init()) {
+        self.text = text
+        self.k = k
+        self.mode = mode
+        self.paths = paths
+        self.fusion = fusion
+    }
+}
+
+/// One ranked chunk, with what each retrieval said about it (positions in the opened index,
+/// before its text is read).
+public struct RankedHit: Sendable, Equatable {
+    public var segment: Int
+    public var chunk: Int
+    /// The ranking score of the mode: cosine (vector), BM25 (lexical) or the fused score (hybrid).
+    public var score: Double
+    public var vectorScore: Float?, vectorRank: Int?
+    public var bm25Score: Float?, lexicalRank: Int?
+
+    public init(segment: Int, chunk: Int, score: Double, vectorScore: Float? = nil, vectorRank: Int? = nil,
+                bm25Score: Float? = nil, lexicalRank: Int? = nil) {
+        self.segment = segment
+        self.chunk = chunk
+        self.score = score
+        self.vectorScore = vectorScore
+        self.vectorRank = vectorRank
+        self.bm25Score = bm25Score
+        self.lexicalRank = lexicalRank
+    }
+}
+
+/// One hit as `kbindex query --json` prints it and the server returns it: snake_case keys,
+/// absent scores omitted, the whole chunk text, real names (not escaped for a terminal).
+public struct SearchHit: Sendable, Codable, Equatable {
+    /// The chunk's stable id (`ChunkID`): what `GET /v1/chunks/{id}` and MCP `fetch` take.
+    public var id: String
+    public var rank: Int
+    public var score: Double
+    public var vectorScore: Float?
+    public var bm25Score: Float?
+    public var vectorRank: Int?
+    public var lexicalRank: Int?
+    public var path: String
+    /// The document's title, cut to `SearchHit.titleLimit` characters.
+    public var title: String
+    public var lineStart: Int
+    public var lineEnd: Int
+    public var heading: [String]
+    public var text: String
+
+    enum CodingKeys: String, CodingKey {
+        case id, rank, score, path, title, heading, text
+        case vectorScore = "vector_score", bm25Score = "bm25_score", vectorRank = "vector_rank", lexicalRank = "lexical_rank"
+        case lineStart = "line_start", lineEnd = "line_end"
+    }
+
+    /// The most characters of a document title in a hit: a title is a label (markdown takes
+    /// the first H1, which can be a whole paragraph long), and the same heading is in `heading`.
+    public static let titleLimit = 200
+
+    /// `s` if it has at most `limit` characters, else its first `limit - 1` and "…". O(limit).
+    public static func shortened(_ s: String, to limit: Int) -> String {
+        var i = s.startIndex, n = 0
+        while i < s.endIndex {
+            if n == limit { return String(s[..<s.index(before: i)]) + "…" }
+            n += 1
+            i = s.index(after: i)
+        }
+        return s
+    }
+}
+
+/// The answer to one `SearchQuery`.
+public struct SearchResult: Sendable, Codable, Equatable {
+    /// The served index's name.
+    public var index: String
+    /// 1 when the index was opened, one more at each reload.
+    public var generation: Int
+    /// The mode that answered (a query without one gets the index's default).
+    public var mode: SearchMode
+    public var hits: [SearchHit]
+}
+
+/// A chunk with its document and neighbours: context for a RAG prompt.
+public struct ChunkContext: Sendable, Codable, Equatable {
+    public struct Chunk: Sendable, Codable, Equatable {
+        public var id: String
+        /// Its position in its document (0, 1, 2…).
+        public var ordinal: Int
+        public var lineStart: Int
+        public var lineEnd: Int
+        public var heading: [String]
+        public var text: String
+        enum CodingKeys: String, CodingKey {
+            case id, ordinal, heading, text
+            case lineStart = "line_start", lineEnd = "line_end"
+        }
+    }
+    public struct Document: Sendable, Codable, Equatable {
+        public var path: String
+        public var title: String
+        /// The file's size when indexed.
+        public var bytes: Int
+        /// Its modification time when indexed, ISO 8601 (UTC).
+        public var modified: String
+        /// SHA-256 of its content, hex.
+        public var sha256: String
+        /// How many chunks it has.
+        public var chunks: Int
+    }
+    public var index: String
+    public var generation: Int
+    public var document: Document
+    public var chunk: Chunk
+    /// Up to `neighbours` chunks before it in its document, in document order.
+    public var before: [Chunk]
+    /// Up to `neighbours` chunks after it, in document order.
+    public var after: [Chunk]
+}
+
+/// What a served index holds, for `/v1/info` and MCP `status`.
+public struct IndexInfo: Sendable, Codable, Equatable {
+    public var name: String
+    public var generation: Int
+    public var documents: Int
+    public var chunks: Int
+    public var segments: Int
+    public var bytes: Int
+    /// Whether it has the BM25 section (lexical and hybrid search).
+    public var lexical: Bool
+    /// When this generation was opened, ISO 8601 (UTC).
+    public var loadedAt: String
+    enum CodingKeys: String, CodingKey {
+        case name, generation, documents, chunks, segments, bytes, lexical
+        case loadedAt = "loaded_at"
+    }
+}
+
+public struct ModelInfo: Sendable, Codable, Equatable {
+    public var name: String
+    public var dimensions: Int
+    public var maxTokens: Int
+    enum CodingKeys: String, CodingKey {
+        case name, dimensions
+        case maxTokens = "max_tokens"
+    }
+}
+
+public struct ServiceInfo: Sendable, Codable, Equatable {
+    public var version: String
+    public var model: ModelInfo
+    public var indexes: [IndexInfo]
+}
+
+enum ISO8601 {
+    /// `date` as "2026-12-02T06:50:00Z".
+    static func string(_ date: Date) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime]
+        return f.string(from: date)
+    }
+}

@@ -1,0 +1,162 @@
+import Dispatch
+import Foundation
+import KBEmbed
+import KBSearch
+
+/// Collects the questions of concurrent requests and answers them together on one serial
+/// queue: one embedding call for all of them (identical texts once), then one scan per group
+/// of questions that share a searcher, mode, k, paths and fusion. A lone question waits at
+/// most `window`; questions that arrive while a batch runs form the next batch.
+final class BatchQueue: @unchecked Sendable {
+    struct Question {
+        let query: SearchQuery
+        let mode: SearchMode
+        let filter: DocumentFilter?
+    }
+
+    /// One caller's questions and where their answers go.
+    struct Job {
+        let searcher: Searcher
+        let questions: [Question]
+        let continuation: CheckedContinuation<[SearchResult], Error>
+    }
+
+    private let embedder: Embedder
+    private let window: DispatchTimeInterval
+    private let maxBatch: Int
+    private let threads: Int?
+    private let queue = DispatchQueue(label: "kbindex.retrieval.batches")
+    private let lock = NSLock()
+    private var pending: [Job] = []
+    private var scheduled = false
+    private var observer: (@Sendable (Int) -> Void)?
+
+    init(embedder: Embedder, window: Duration, maxBatch: Int, threads: Int?) {
+        self.embedder = embedder
+        let (seconds, attoseconds) = window.components
+        self.window = .nanoseconds(Int(clamping: max(0, seconds) * 1_000_000_000 + max(0, attoseconds) / 1_000_000_000))
+        self.maxBatch = maxBatch
+        self.threads = threads
+    }
+
+    func setObserver(_ o: @escaping @Sendable (Int) -> Void) { lock.withLock { observer = o } }
+
+    /// Queues `job`; its continuation is resumed exactly once, with its answers or an error.
+    /// The batch starts when `window` has passed since the first waiting question, or at
+    /// once when `maxBatch` questions wait (a full batch gains nothing by waiting).
+    func submit(_ job: Job) {
+        let (timer, full) = lock.withLock { () -> (Bool, Bool) in
+            pending.append(job)
+            let full = pending.reduce(0) { $0 + $1.questions.count } >= maxBatch
+            if scheduled || full { return (false, full) }
+            scheduled = true
+            return (true, false)
+        }
+        if full { queue.async { self.drain() } }
+        if timer {
+            queue.asyncAfter(deadline: .now() + window) {
+                self.lock.withLock { self.scheduled = false }
+                self.drain()
+            }
+        }
+    }
+
+    /// Runs `work` on the batch queue, between batches (the embedder is used by one caller at a time).
+    func perform(_ work: @escaping @Sendable (Embedder) -> Void) {
+        queue.async { work(self.embedder) }
+    }
+
+    /// Takes up to `maxBatch` questions (whole jobs, at least one) and answers them; what is
+    /// left (it arrived meanwhile and has waited long enough) runs next. Nothing to take
+    /// (a full batch already took it) is fine.
+    private func drain() {
+        let (jobs, more) = lock.withLock { () -> ([Job], Bool) in
+            var taken = 0, n = 0
+            while n < pending.count && (n == 0 || taken + pending[n].questions.count <= maxBatch) {
+                taken += pending[n].questions.count
+                n += 1
+            }
+            let jobs = Array(pending.prefix(n))
+            pending.removeFirst(n)
+            return (jobs, !pending.isEmpty)
+        }
+        if more { queue.async { self.drain() } }
+        guard !jobs.isEmpty else { return }
+        run(jobs)
+    }
+
+    private struct GroupKey: Hashable {
+        let searcher: ObjectIdentifier
+        let mode: SearchMode
+        let k: Int
+        let paths: [String]
+        let fusion: [Double]
+    }
+
+    private func run(_ jobs: [Job]) {
+        let count = jobs.reduce(0) { $0 + $1.questions.count }
+        lock.withLock { observer }?(count)
+
+        // One embedding call for every question that needs a vector, identical texts once.
+        var unique: [String] = [], position: [String: Int] = [:]
+        for job in jobs {
+            for q in job.questions where q.mode != .lexical && position[q.query.text] == nil {
+                position[q.query.text] = unique.count
+                unique.append(q.query.text)
+            }
+        }
+        var vectors: [[Float]] = []
+        var embedError: Error?
+        if !unique.isEmpty {
+            do { vectors = try embedder.embed(unique) } catch {
+                embedError = RetrievalError.model("\(error)", folder: embedder.directory, isDamage: ModelIdentity.isDamage(error))
+            }
+        }
+
+        // Group questions that one scan can answer together.
+        var groups: [GroupKey: [(job: Int, question: Int)]] = [:]
+        var order: [GroupKey] = []
+        for (j, job) in jobs.enumerated() {
+            for (i, q) in job.questions.enumerated() {
+                let f = q.query.fusion
+                let key = GroupKey(searcher: ObjectIdentifier(job.searcher), mode: q.mode, k: q.query.k, paths: q.query.paths,
+                                   fusion: q.mode == .hybrid ? [f.method == .convex ? 0 : 1, f.alpha, f.constant, f.vectorWeight, f.lexicalWeight] : [])
+                if groups[key] == nil { order.append(key) }
+                groups[key, default: []].append((j, i))
+            }
+        }
+
+        var answers = jobs.map { Array<SearchResult?>(repeating: nil, count: $0.questions.count) }
+        var failures = Array<Error?>(repeating: nil, count: jobs.count)
+        for key in order {
+            let members = groups[key]!
+            let first = jobs[members[0].job].questions[members[0].question]
+            let searcher = jobs[members[0].job].searcher
+            do {
+                if key.mode != .lexical, let embedError { throw embedError }
+                let texts = members.map { jobs[$0.job].questions[$0.question].query.text }
+                let vecs = key.mode == .lexical ? [] : texts.map { vectors[position[$0]!] }
+                let ranked = try searcher.answer(texts, vectors: vecs, mode: key.mode, k: key.k, filter: first.filter,
+                                                 fusion: first.query.fusion, threads: threads)
+                for (m, r) in zip(members, ranked) {
+                    answers[m.job][m.question] = SearchResult(index: searcher.name, generation: searcher.generation,
+                                                              mode: key.mode, hits: try searcher.hits(r))
+                }
+            } catch {
+                for m in members where failures[m.job] == nil { failures[m.job] = error }
+            }
+        }
+        for (j, job) in jobs.enumerated() {
+            if let error = failures[j] {
+                job.continuation.resume(throwing: error)
+            } else {
+                let done = answers[j].compactMap { $0 }
+                if done.count == job.questions.count {
+                    job.continuation.resume(returning: done)
+                } else {
+                    job.continuation.resume(throwing: RetrievalError.invalidRequest("a question of the batch was not answered"))
+                }
+            }
+        }
+    }
+}

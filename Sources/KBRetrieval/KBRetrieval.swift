@@ -1,1 +1,0 @@
-// Answering questions from opened indexes: see Package.swift target map.

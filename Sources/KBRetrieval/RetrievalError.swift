@@ -1,0 +1,43 @@
+import Foundation
+import KBFormat
+
+/// Why a question, a chunk or an index could not be served. `description` is one line that
+/// says what is wrong, without advice: the command line and the server add theirs (what to
+/// run, which HTTP status) at their boundary.
+public enum RetrievalError: Error, CustomStringConvertible, Sendable {
+    /// The request cannot mean anything: an empty question, k < 1, an invalid glob.
+    case invalidRequest(String)
+    /// No served index has this name.
+    case unknownIndex(String, known: [String])
+    /// Several indexes are served and the request named none.
+    case indexNotNamed(known: [String])
+    /// A malformed chunk id, or one whose document is no longer in the index.
+    case unknownChunk(String)
+    /// Lexical or hybrid search of an index built before BM25 (no LEXICAL section).
+    case lexicalUnavailable(index: String)
+    /// An index folder that cannot be opened (missing, damaged manifest or segment).
+    case openFailed(index: URL, reason: String)
+    /// A segment found damaged while answering (a text block that does not decompress).
+    case damaged(SegmentError, index: URL)
+    /// The model could not load or gave vectors that are not finite; `folder` is the model's.
+    case model(String, folder: URL?, isDamage: Bool)
+    /// An index built with a model whose vectors are not comparable with the served one.
+    case incompatibleModel(index: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .invalidRequest(let s): return s
+        case .unknownIndex(let name, let known):
+            return "no index named '\(name)' (served: \(known.joined(separator: ", ")))"
+        case .indexNotNamed(let known):
+            return "several indexes are served (\(known.joined(separator: ", "))): name one"
+        case .unknownChunk(let id): return "no chunk with id '\(id)' in the index"
+        case .lexicalUnavailable(let index):
+            return "\(index.isEmpty ? "the index" : "index '\(index)'") has no lexical section (it was built before BM25 search): only vector search"
+        case .openFailed(let url, let reason): return "cannot open the index \(url.path): \(reason)"
+        case .damaged(let error, _): return "\(error)"
+        case .model(let s, _, _): return s
+        case .incompatibleModel(let index, let reason): return "index '\(index)': \(reason)"
+        }
+    }
+}

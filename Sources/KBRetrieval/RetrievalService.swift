@@ -1,0 +1,202 @@
+import Dispatch
+import Foundation
+import KBEmbed
+import KBFormat
+import KBSearch
+
+/// Options of a `RetrievalService`.
+public struct ServiceOptions: Sendable {
+    /// Model name or folder; nil: the model the indexes were built with.
+    public var model: String?
+    /// Threads scanning and embedding (nil: every core).
+    public var threads: Int?
+    /// How long the first question of a batch waits for others to join it. Questions that
+    /// arrive while a batch runs join the next one without waiting longer.
+    public var batchWindow: Duration = .milliseconds(2)
+    /// The most questions answered in one batch.
+    public var maxBatch: Int = 64
+    /// How often the indexes' manifests are checked for a new generation.
+    public var reloadInterval: Duration = .milliseconds(250)
+
+    public init(model: String? = nil, threads: Int? = nil, batchWindow: Duration = .milliseconds(2),
+                maxBatch: Int = 64, reloadInterval: Duration = .milliseconds(250)) {
+        self.model = model
+        self.threads = threads
+        self.batchWindow = batchWindow
+        self.maxBatch = maxBatch
+        self.reloadInterval = reloadInterval
+    }
+}
+
+/// Named indexes and the model that embeds their questions, for a long-lived process (`serve`,
+/// `mcp`): questions from concurrent callers are embedded as one batch and scanned in one
+/// pass over memory, and each index is reopened when a build or compaction commits a new
+/// manifest (`reloadIfChanged`, `runReloader`).
+public final class RetrievalService: @unchecked Sendable {
+    public let options: ServiceOptions
+    public let embedder: Embedder
+    /// The served model, as index manifests record it.
+    public let model: ModelDescriptor
+    private let indexes: [LiveIndex]
+    private let batches: BatchQueue
+    private let lock = NSLock()
+    private var eventHandler: (@Sendable (String) -> Void)?
+
+    /// Opens every index (`url`: an index folder, or a folder holding `.kbindex`) and loads
+    /// the model once (`options.model`, else the first index's). Throws `RetrievalError`:
+    /// `.openFailed`, `.model`, `.incompatibleModel`, `.invalidRequest` (no index, a name
+    /// given twice).
+    public convenience init(indexes: [(name: String, url: URL)], options: ServiceOptions = .init()) throws {
+        let opened = try indexes.map { name, url -> (name: String, index: IndexDirectory) in
+            let inside = url.appendingPathComponent(IndexDirectory.defaultName)
+            let dir = FileManager.default.fileExists(atPath: inside.appendingPathComponent(Manifest.fileName).path) ? inside : url
+            do { return (name, try IndexDirectory(url: dir)) } catch { throw RetrievalError.openFailed(index: dir, reason: "\(error)") }
+        }
+        let embedder = try ModelIdentity.load(options.model, preferred: opened.first?.index.manifest.model.name, threads: options.threads)
+        try self.init(indexes: opened, embedder: embedder, options: options)
+    }
+
+    /// Serves `indexes` (opened already) with `embedder`. Throws `RetrievalError`:
+    /// `.incompatibleModel` when an index was built with a model whose vectors are not
+    /// comparable, `.invalidRequest` for no index or a name given twice, `.model` when the
+    /// model's weights cannot be read.
+    public init(indexes: [(name: String, index: IndexDirectory)], embedder: Embedder, options: ServiceOptions = .init()) throws {
+        guard !indexes.isEmpty else { throw RetrievalError.invalidRequest("no index to serve") }
+        var seen = Set<String>()
+        for (name, _) in indexes where !seen.insert(name).inserted {
+            throw RetrievalError.invalidRequest("two indexes are named '\(name)': give each its own name (NAME=DIR)")
+        }
+        do { model = try ModelIdentity.descriptor(of: embedder) } catch {
+            throw RetrievalError.model("\(error)", folder: embedder.directory, isDamage: false)
+        }
+        for (name, index) in indexes {
+            if let reason = index.manifest.model.incompatibility(with: model) {
+                throw RetrievalError.incompatibleModel(index: name, reason: reason)
+            }
+        }
+        self.options = options
+        self.embedder = embedder
+        self.indexes = indexes.map { LiveIndex(name: $0.name, index: $0.index) }
+        self.batches = BatchQueue(embedder: embedder, window: options.batchWindow, maxBatch: max(1, options.maxBatch), threads: options.threads)
+    }
+
+    /// The served indexes' names, in the order given.
+    public var indexNames: [String] { indexes.map(\.name) }
+
+    /// The searcher requests to `name` use now (nil: the only index). Throws
+    /// `RetrievalError.unknownIndex` or `.indexNotNamed`.
+    public func searcher(_ name: String?) throws -> Searcher {
+        try live(name).current
+    }
+
+    private func live(_ name: String?) throws -> LiveIndex {
+        guard let name, !name.isEmpty else {
+            if indexes.count == 1 { return indexes[0] }
+            throw RetrievalError.indexNotNamed(known: indexNames)
+        }
+        guard let l = indexes.first(where: { $0.name == name }) else { throw RetrievalError.unknownIndex(name, known: indexNames) }
+        return l
+    }
+
+    /// Answers `queries` from the index `index` (nil: the only one). Questions that arrive
+    /// together, from this call and concurrent ones, are embedded as one batch and each
+    /// group with the same index, mode, k, paths and fusion is scanned in one pass. Every
+    /// query of a call is answered from the generation current when the call began.
+    ///
+    /// Throws `RetrievalError`: `.invalidRequest` (an empty question, k < 1, an invalid
+    /// glob), `.unknownIndex`, `.indexNotNamed`, `.lexicalUnavailable`, `.damaged`, `.model`.
+    public func search(_ queries: [SearchQuery], index: String?) async throws -> [SearchResult] {
+        let searcher = try searcher(index)
+        var prepared: [BatchQueue.Question] = []
+        for q in queries {
+            if q.text.allSatisfy(\.isWhitespace) { throw RetrievalError.invalidRequest("the query is empty: give the words to search for") }
+            if q.k < 1 { throw RetrievalError.invalidRequest("k must be a positive number (1 or more), got \(q.k)") }
+            let mode = q.mode ?? searcher.defaultMode
+            if mode != .vector && !searcher.hasLexical { throw RetrievalError.lexicalUnavailable(index: searcher.name) }
+            prepared.append(.init(query: q, mode: mode, filter: try Searcher.filter(q.paths)))
+        }
+        if prepared.isEmpty { return [] }
+        return try await withCheckedThrowingContinuation { continuation in
+            batches.submit(.init(searcher: searcher, questions: prepared, continuation: continuation))
+        }
+    }
+
+    /// The chunk `id` of index `index` (nil: the only one) with up to `neighbours` chunks
+    /// either side. Throws `RetrievalError`: `.unknownChunk`, `.unknownIndex`, `.damaged`.
+    public func chunk(id: String, index: String?, neighbours: Int = 1) throws -> ChunkContext {
+        try searcher(index).chunk(id: id, neighbours: neighbours)
+    }
+
+    /// The served model's embeddings of `texts` (normalised when the model normalises) and
+    /// the number of tokens they took (each cut to the model's limit). Runs between search
+    /// batches. Throws `RetrievalError.model` for vectors that are not finite.
+    public func embed(_ texts: [String]) async throws -> (vectors: [[Float]], tokens: Int) {
+        if texts.isEmpty { return ([], 0) }
+        return try await withCheckedThrowingContinuation { continuation in
+            batches.perform { embedder in
+                let ids = embedder.tokenize(texts)
+                do {
+                    continuation.resume(returning: (try embedder.embed(tokenIDs: ids), ids.reduce(0) { $0 + $1.count }))
+                } catch {
+                    continuation.resume(throwing: RetrievalError.model("\(error)", folder: embedder.directory, isDamage: ModelIdentity.isDamage(error)))
+                }
+            }
+        }
+    }
+
+    /// The model and every index as served now.
+    public func info() -> ServiceInfo {
+        ServiceInfo(
+            version: KBIndexVersion.string,
+            model: ModelInfo(name: model.name, dimensions: model.dimensions, maxTokens: model.maxTokens),
+            indexes: indexes.map { l in
+                let s = l.current
+                return IndexInfo(name: l.name, generation: s.generation, documents: s.index.liveDocumentCount,
+                                 chunks: s.index.liveChunkCount, segments: s.index.segments.count, bytes: s.index.bytesOnDisk,
+                                 lexical: s.hasLexical, loadedAt: ISO8601.string(s.loadedAt))
+            })
+    }
+
+    /// Checks every index's manifest and reopens those a build or compaction replaced; a
+    /// new generation that cannot be opened (or was built with another model) leaves the old
+    /// one served and is tried again at the next check. Reports each reload and each new
+    /// failure to the event handler. Returns the names reloaded. O(indexes) `stat`s when
+    /// nothing changed.
+    @discardableResult
+    public func reloadIfChanged() -> [String] {
+        var reloaded: [String] = []
+        for l in indexes {
+            switch l.reloadIfChanged(model: model) {
+            case .unchanged: break
+            case .reloaded(let generation):
+                reloaded.append(l.name)
+                report("index '\(l.name)' reloaded: generation \(generation), \(l.current.index.liveChunkCount) chunks")
+            case .failed(let why):
+                report("index '\(l.name)' changed but cannot be served yet (the previous generation stays): \(why)")
+            }
+        }
+        return reloaded
+    }
+
+    /// Runs `reloadIfChanged` every `options.reloadInterval` until the task is cancelled.
+    public func runReloader() async {
+        while !Task.isCancelled {
+            do { try await Task.sleep(for: options.reloadInterval) } catch { return }
+            reloadIfChanged()
+        }
+    }
+
+    /// Where reloads and reload failures are reported (one line each); by default nowhere.
+    public func setEventHandler(_ handler: @escaping @Sendable (String) -> Void) {
+        lock.withLock { eventHandler = handler }
+    }
+
+    /// Called with the number of questions of each batch, as it runs (for metrics).
+    public func setBatchObserver(_ observer: @escaping @Sendable (Int) -> Void) {
+        batches.setObserver(observer)
+    }
+
+    private func report(_ line: String) {
+        lock.withLock { eventHandler }?(line)
+    }
+}
