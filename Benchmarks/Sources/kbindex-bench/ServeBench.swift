@@ -26,7 +26,7 @@ struct ServeBench: ParsableCommand {
         discussion: """
             Needs the release kbindex (swift build -c release in the repository root). The Python-docs index is the one scripts/demo.sh builds (.demo/pydocs.kbindex). The synthetic index (seeded random unit vectors, texts of real and made-up words so BM25 has postings to walk, 8 chunks per document, 200,000 chunks per segment) is written once per --chunks into Benchmarks/.cache and reused: 1,000,000 chunks take about 6 minutes on 2 cores and 750 MB of disk the first time.
 
-            For each index: --baseline sequential 'kbindex query --json' processes, then 'kbindex serve --index DIR --port 0' and, for each --clients count, a closed loop (each client sends its next question on its own keep-alive connection as soon as its answer arrives) of POST /v1/search {"query", "k"} with the questions cycled, --requests requests per level (or --duration seconds) after --warmup requests. Latency runs from sending a request to the last byte of its answer; percentiles are exact (every latency is kept). Batch sizes come from the server's /metrics histogram (the one whose name contains "batch"), RSS from /proc. This process and the server share the machine's cores.
+            For each index: --baseline sequential 'kbindex query --json' processes, then 'kbindex serve --index DIR --port 0' and, for each --clients count, a closed loop (each client sends its next question on its own keep-alive connection as soon as its answer arrives) of POST /v1/search {"query", "k"} with the questions cycled, --requests requests per level (or --duration seconds) after --warmup requests. Latency runs from sending a request to the last byte of its answer; percentiles are exact (every latency is kept). Batch sizes come from the server's /metrics histogram (the one whose name contains "batch"), RSS from /proc (VmRSS: with the index pages the server has mapped and touched). This process and the server share the machine's cores.
 
             Goals checked (issue 14): a warm single question (1 client) on the Python-docs index <= 15 ms p50; at 32 clients on the 1M-chunk index >= 3x the queries/s of one client, with p99 <= 250 ms.
 
@@ -110,7 +110,8 @@ struct ServeBench: ParsableCommand {
         let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         let benchRoot = here.appendingPathComponent("../..").standardizedFileURL
         let exe = try kbindexExecutable(kbindex)
-        let version = (try? IndexBench.runProcess(exe, ["--version"]).1.trimmingCharacters(in: .whitespacesAndNewlines)) ?? "?"
+        var version = (try? IndexBench.runProcess(exe, ["--version"]).1.trimmingCharacters(in: .whitespacesAndNewlines)) ?? "?"
+        if !version.hasPrefix("kbindex") { version = "kbindex " + version }
 
         // Questions.
         let files = questions.isEmpty
@@ -196,9 +197,9 @@ struct ServeBench: ParsableCommand {
             "results": results, "goals": goals,
         ]
         if let jsonFile {
-            try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: jsonFile))
+            try JSONSerialization.data(withJSONObject: Self.jsonSafe(report), options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: jsonFile))
         }
-        if json { printJSON(report); return }
+        if json { printJSON(Self.jsonSafe(report)); return }
 
         let m = machineDescription()
         print("kbindex-bench serve: \(m["cpu"]!), \(m["cores"]!) cores, \(m["memory_gib"]!) GiB; \(version); k=\(k), mode \(mode ?? "server default"), \(texts.count) questions cycled; "
@@ -223,7 +224,7 @@ struct ServeBench: ParsableCommand {
             }
             let chunkText = (r["chunks"] as? Int).map { "\(grouped($0)) chunks" } ?? "? chunks"
             printTable("\(name): \(chunkText), \(r["path"]!); server listening after \(fmt(r["startup_s"] as! Double, 2)) s",
-                       header: ["clients", "requests", "errors", "q/s", "p50 ms", "p90 ms", "p99 ms", "batch size mean", "RSS MiB",
+                       header: ["clients", "requests", "errors", "q/s", "p50 ms", "p90 ms", "p99 ms", "batch size: mean (p50, max)", "RSS MiB",
                                 "÷ processes", "÷ 1 client"],
                        rows: rows)
             if let base {
@@ -302,7 +303,13 @@ struct ServeBench: ParsableCommand {
         for c in clientCounts {
             let before = try? Self.scrape(control)
             log("\(d.name): \(c) client(s)...")
-            let result = try LoadRun.run(host: host, port: port, clients: c, bodies: bodies, requests: requests, duration: duration)
+            let result: LoadRun
+            do {
+                result = try LoadRun.run(host: host, port: port, clients: c, bodies: bodies, requests: requests, duration: duration)
+            } catch {
+                let died = server.hasExited() ? " (the server exited with status \(server.terminate()))" : ""
+                throw BenchError("\(c) client(s): \(error)\(died):\n" + server.output.suffix(20).joined(separator: "\n"))
+            }
             let after = try? Self.scrape(control)
             var level: [String: Any] = [
                 "clients": c, "requests": result.latencies.count + result.errors, "errors": result.errors,
@@ -348,6 +355,17 @@ struct ServeBench: ParsableCommand {
         var host = String(hostPort[..<colon])
         if host == "0.0.0.0" || host == "localhost" { host = "127.0.0.1" }
         return (host, port)
+    }
+
+    /// `value` with every non-finite number (a level whose requests all failed has no
+    /// percentiles) as null, which JSON can hold.
+    static func jsonSafe(_ value: Any) -> Any {
+        switch value {
+        case let d as Double: return d.isFinite ? d : NSNull()
+        case let a as [Any]: return a.map(jsonSafe)
+        case let o as [String: Any]: return o.mapValues(jsonSafe)
+        default: return value
+        }
     }
 
     /// A bucket bound for JSON (which has no infinity): a number, "+Inf" or null.

@@ -46,9 +46,7 @@ final class HTTPConnection {
     }
 
     private func connect() throws {
-        if fd >= 0 { close(fd) }
-        buffer.removeAll(keepingCapacity: true)
-        position = 0
+        disconnect()
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
         var one: Int32 = 1
@@ -79,12 +77,26 @@ final class HTTPConnection {
         head += "\r\n"
         let bytes = Array(head.utf8) + (body ?? [])
         do {
-            if fd < 0 { try connect() }
-            return try exchange(bytes)
-        } catch let e as Failure where e.retryable {
-            try connect()
-            return try exchange(bytes)
+            do {
+                if fd < 0 { try connect() }
+                return try exchange(bytes)
+            } catch let e as Failure where e.retryable {
+                try connect()
+                return try exchange(bytes)
+            }
+        } catch {
+            // The connection is in an unknown state (half an answer read): the next request
+            // starts on a new one.
+            disconnect()
+            throw error
         }
+    }
+
+    private func disconnect() {
+        if fd >= 0 { close(fd) }
+        fd = -1
+        buffer.removeAll(keepingCapacity: true)
+        position = 0
     }
 
     private func exchange(_ bytes: [UInt8]) throws -> Response {
@@ -142,10 +154,7 @@ final class HTTPConnection {
             position = buffer.count
             closeAfter = true
         }
-        if closeAfter {
-            close(fd)
-            fd = -1
-        }
+        if closeAfter { disconnect() }
         return Response(status: status, body: body)
     }
 
@@ -405,7 +414,13 @@ struct ScrapedHistogram {
         var d = self
         d.sum -= before.sum
         d.count -= before.count
-        for (b, c) in before.buckets { d.buckets[b, default: 0] -= c }
+        // A bound the earlier scrape lacked counts from the nearest lower bound it had
+        // (buckets are cumulative, so that is what had been observed below it).
+        let earlier = before.buckets.keys.sorted()
+        for b in buckets.keys {
+            let c = before.buckets[b] ?? earlier.last(where: { $0 < b }).map { before.buckets[$0]! } ?? 0
+            d.buckets[b] = buckets[b]! - c
+        }
         return d
     }
 
