@@ -273,7 +273,7 @@ struct ServeBench: ParsableCommand {
         defer { if !server.hasExited() { server.terminate(grace: 5) } }
         guard let line = server.waitForLine(timeout: startTimeout, { Self.listeningAddress($0) != nil }),
               let (host, port) = Self.listeningAddress(line) else {
-            let exited = server.hasExited()
+            let exited = server.waitForExit(timeout: 2)  // its output ends just before it can be reaped
             let status = exited ? server.terminate() : { server.terminate(grace: 5); return Int32(-1) }()
             throw BenchError("kbindex serve did not print an http://127.0.0.1:PORT line "
                                   + (exited ? "(it exited with status \(status))" : "within \(fmt(startTimeout, 0)) s")

@@ -303,6 +303,16 @@ final class ServerProcess: @unchecked Sendable {
         return false
     }
 
+    /// Whether the process ends within `timeout` seconds.
+    func waitForExit(timeout: Double) -> Bool {
+        let deadline = now() + timeout
+        while !hasExited() {
+            if now() > deadline { return false }
+            usleep(10_000)
+        }
+        return true
+    }
+
     /// Sends SIGTERM and waits up to `grace` seconds for the exit status (then SIGKILL).
     /// Returns the exit status (128 + signal when killed by one).
     @discardableResult
