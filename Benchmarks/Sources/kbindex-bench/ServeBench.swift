@@ -75,7 +75,7 @@ struct ServeBench: ParsableCommand {
     @Option(help: "Question files (TSV: id, question, ...; repeatable; default: Benchmarks/questions/python-docs.tsv and python-docs-dev.tsv).")
     var questions: [String] = []
 
-    @Option(help: ArgumentHelp("An extra argument for 'kbindex serve' (repeatable), e.g. --serve-arg=--host --serve-arg=127.0.0.1.", valueName: "arg"))
+    @Option(help: ArgumentHelp("An extra argument for 'kbindex serve' (repeatable; with =, since it starts with --), e.g. --serve-arg=--host --serve-arg=127.0.0.1.", valueName: "arg"))
     var serveArg: [String] = []
 
     @Option(help: "Seconds to wait for the server to listen (opening a large index takes a while).")
