@@ -17,18 +17,34 @@ scripts/install-model.sh
 set +e
 swift test --disable-swift-testing 2>&1 | tee /tmp/kbindex-test.$$.log
 status=${PIPESTATUS[0]}
+# Then the real clients (MCP Python SDK over stdio and HTTP, schemathesis), on the kbindex
+# binary `swift test` built; their closing line "python: N passed, N failed" is added to the
+# totals below.
+KBINDEX_BIN="$(swift build --show-bin-path)/kbindex" scripts/test-python.sh 2>&1 | tee /tmp/kbindex-pytest.$$.log
+python_status=${PIPESTATUS[0]}
 set -e
 # XCTest's last line counts every test: "Executed 364 tests, with 2 tests skipped and 0
 # failures" (the skipped part only when a test skipped, e.g. a kernel this CPU cannot run).
 summary=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with ([0-9]+ tests? skipped and )?[0-9]+ failures?" /tmp/kbindex-test.$$.log | tail -n 1 || true)
-rm -f /tmp/kbindex-test.$$.log
+python_summary=$(grep -E "^python: [0-9]+ passed, [0-9]+ failed$" /tmp/kbindex-pytest.$$.log | tail -n 1 || true)
+rm -f /tmp/kbindex-test.$$.log /tmp/kbindex-pytest.$$.log
+passed=0 failed=0 skipped=0
 if [ -n "$summary" ]; then
   total=$(echo "$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')
   failed=$(echo "$summary" | sed -E 's/.* ([0-9]+) failures?.*/\1/')
-  skipped=0
   if echo "$summary" | grep -qE "[0-9]+ tests? skipped"; then
     skipped=$(echo "$summary" | sed -E 's/.* ([0-9]+) tests? skipped.*/\1/')
   fi
-  echo "tests: $((total - failed - skipped)) passed, $failed failed, $skipped skipped"
+  passed=$((total - failed - skipped))
 fi
-exit "$status"
+if [ -n "$python_summary" ]; then
+  passed=$((passed + $(echo "$python_summary" | sed -E 's/^python: ([0-9]+) passed.*/\1/')))
+  failed=$((failed + $(echo "$python_summary" | sed -E 's/.* ([0-9]+) failed$/\1/')))
+elif [ "$python_status" -ne 0 ]; then
+  failed=$((failed + 1))  # the Python tests did not get to their summary (no venv, no build)
+fi
+if [ -n "$summary" ] || [ -n "$python_summary" ]; then
+  echo "tests: $passed passed, $failed failed, $skipped skipped"
+fi
+if [ "$status" -ne 0 ]; then exit "$status"; fi
+exit "$python_status"
