@@ -27,6 +27,9 @@ let package = Package(
                 .product(name: "CLZ4", package: "kbindex"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
-        )
+        ),
+        // The load client's parsing (HTTP/1.1 responses, Prometheus text, the server's
+        // listening line), without a server: cd Benchmarks && swift test
+        .testTarget(name: "kbindex-benchTests", dependencies: ["kbindex-bench"]),
     ]
 )

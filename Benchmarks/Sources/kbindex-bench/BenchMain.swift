@@ -13,7 +13,8 @@ struct KBIndexBench: ParsableCommand {
             Examples:
               swift run -c release kbindex-bench embed
               swift run -c release kbindex-bench embed --chunks 200 --json
+              swift run -c release kbindex-bench serve --chunks 20000 --requests 200
             """,
-        subcommands: [EmbedBench.self, EmbedMemoryProbe.self, IndexBench.self, UpdateBench.self, SearchBench.self]
+        subcommands: [EmbedBench.self, EmbedMemoryProbe.self, IndexBench.self, UpdateBench.self, SearchBench.self, ServeBench.self]
     )
 }

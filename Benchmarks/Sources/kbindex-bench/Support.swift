@@ -71,6 +71,17 @@ func printJSON(_ value: Any) {
     print(String(decoding: data, as: UTF8.self))
 }
 
+/// The kbindex binary to run: `option`, or the repository's release build; throws with the
+/// command that builds it when it is missing.
+func kbindexExecutable(_ option: String?) throws -> String {
+    let exe = option ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../../../.build/release/kbindex").standardizedFileURL.path
+    guard FileManager.default.isExecutableFile(atPath: exe) else {
+        throw ValidationError("no kbindex at \(exe): run 'swift build -c release' in the repository root, or pass --kbindex")
+    }
+    return exe
+}
+
 /// What `index` and `update` build: a corpus folder, its exclusions, and the kbindex binary.
 struct BuildTarget: ParsableArguments {
     @Option(help: "The folder to index (update copies it first; the original is not touched).")
@@ -83,12 +94,5 @@ struct BuildTarget: ParsableArguments {
     var kbindex: String?
 
     /// The kbindex binary to run; throws with the command that builds it when it is missing.
-    func executable() throws -> String {
-        let exe = kbindex ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../../../.build/release/kbindex").standardizedFileURL.path
-        guard FileManager.default.isExecutableFile(atPath: exe) else {
-            throw ValidationError("no kbindex at \(exe): run 'swift build -c release' in the repository root, or pass --kbindex")
-        }
-        return exe
-    }
+    func executable() throws -> String { try kbindexExecutable(kbindex) }
 }
