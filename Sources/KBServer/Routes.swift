@@ -30,7 +30,7 @@ public enum Routes {
         router.get("/healthz", use: h.health)
         router.get("/metrics", use: h.metricsText)
         router.get("/openapi.json", use: h.openAPI)
-        MCPRoutes.add(to: router, service: service, maxBodyBytes: configuration.limits.maxBodyBytes)
+        MCPRoutes.add(to: router, service: service, limits: MCPTools.Limits(configuration.limits), maxBodyBytes: configuration.limits.maxBodyBytes)
         return router
     }
 

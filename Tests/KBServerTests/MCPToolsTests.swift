@@ -362,4 +362,43 @@ final class MCPToolsTests: XCTestCase {
             }
         }
     }
+
+    // MARK: - Limits, deadline, body
+
+    /// An MCP tool call that outlives the request timeout is answered with a tool error.
+    func testAToolCallPastTheDeadlineIsAToolError() async throws {
+        let result = try await MCPTools.answer(within: .milliseconds(1)) {
+            while true { try await Task.sleep(for: .seconds(3600)) }
+        }
+        XCTAssertEqual(errorLine(result)?.contains("took longer than"), true, "\(result)")
+        // Work that ends in time gives its result.
+        let ok = try await MCPTools.answer(within: .seconds(3600)) { MCPTools.failure("x\ny") }
+        XCTAssertEqual(errorLine(ok), "x y")
+    }
+
+    /// /mcp of `kbindex serve` takes its limits (k, query length, timeout) from the server's
+    /// configuration; the stdio server's defaults are ServerLimits' own.
+    func testServeMCPHonoursTheConfiguredLimits() async throws {
+        XCTAssertEqual(MCPTools.Limits(), MCPTools.Limits(ServerLimits()))
+        var limits = ServerLimits()
+        limits.maxK = 3
+        limits.maxQueryCharacters = 20
+        limits.requestTimeout = .seconds(7)
+        let mcp = MCPTools.Limits(limits)
+        XCTAssertEqual(mcp.maxK, 3)
+        XCTAssertEqual(mcp.maxQueryCharacters, 20)
+        XCTAssertEqual(mcp.requestTimeout, .seconds(7))
+        let router = Routes.router(service: Self.service, configuration: .init(port: 0, limits: limits), metrics: ServerMetrics())
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in
+            let headers: HTTPFields = [.contentType: "application/json", .accept: Self.acceptBoth]
+            let call = ByteBuffer(string: #"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search","arguments":{"query":"green tea","k":5}}}"#)
+            try await client.execute(uri: "/mcp", method: .post, headers: headers, body: call) { response in
+                XCTAssertEqual(response.status, .ok)
+                let text = String(buffer: response.body)
+                XCTAssertTrue(text.contains(#""isError":true"#), text)
+                XCTAssertTrue(text.contains("from 1 to 3"), text)
+            }
+        }
+    }
 }

@@ -22,14 +22,15 @@ public enum MCPRoutes {
 
     /// Adds POST, GET and DELETE `/mcp` to `router`.
     /// - Parameters:
-    ///   - limits: what a tool call may ask for (query length, k...).
+    ///   - limits: what a tool call may ask for (query length, k...) and how long it may run;
+    ///     `kbindex serve` passes `MCPTools.Limits(configuration.limits)`.
     ///   - maxBodyBytes: the largest request body read; a larger one is refused (413).
     ///   - logger: where the transport logs (nil: nowhere).
     public static func add<Context: Hummingbird.RequestContext>(
         to router: Router<Context>,
         service: RetrievalService,
         limits: MCPTools.Limits = .init(),
-        maxBodyBytes: Int = 1 << 20,
+        maxBodyBytes: Int = ServerLimits().maxBodyBytes,
         logger: Logger? = nil
     ) {
         let endpoint = MCPHTTPEndpoint(service: service, limits: limits, maxBodyBytes: maxBodyBytes, logger: logger)
@@ -46,7 +47,7 @@ public struct MCPHTTPEndpoint: Sendable {
     public let maxBodyBytes: Int
     let logger: Logger?
 
-    public init(service: RetrievalService, limits: MCPTools.Limits = .init(), maxBodyBytes: Int = 1 << 20, logger: Logger? = nil) {
+    public init(service: RetrievalService, limits: MCPTools.Limits = .init(), maxBodyBytes: Int = ServerLimits().maxBodyBytes, logger: Logger? = nil) {
         self.service = service
         self.limits = limits
         self.maxBodyBytes = maxBodyBytes
@@ -62,8 +63,10 @@ public struct MCPHTTPEndpoint: Sendable {
     ])
 
     /// Answers one HTTP request. Never throws: every failure is a JSON-RPC error response
-    /// with an HTTP status (400 bad JSON-RPC, 405 wrong method, 406/415 wrong headers, 413 body
-    /// too large). O(body size) plus the tool's work.
+    /// with an HTTP status (400 bad JSON-RPC or a body that could not be read, 405 wrong method,
+    /// 406/415 wrong headers, 413 body too large). A tool call is bounded by
+    /// `limits.requestTimeout` (past it, an `isError` tool result). O(body size) plus the
+    /// tool's work.
     public func respond(to request: Request) async -> Response {
         var headers: [String: String] = [:]
         for field in request.headers {
@@ -80,8 +83,11 @@ public struct MCPHTTPEndpoint: Sendable {
             do {
                 let buffer = try await request.body.collect(upTo: maxBodyBytes)
                 body = Data(buffer.readableBytesView)
-            } catch {
+            } catch let error as HTTPResponseError where error.status == .contentTooLarge {
                 return Self.response(.error(statusCode: 413, .invalidRequest("the body is larger than the limit of \(maxBodyBytes) bytes")))
+            } catch {
+                // The client reset the connection or sent a malformed body: not a size problem.
+                return Self.response(.error(statusCode: 400, .invalidRequest("the request body could not be read: send it whole, with a correct Content-Length")))
             }
         }
         let mcpRequest = MCP.HTTPRequest(method: request.method.rawValue, headers: headers, body: body, path: request.uri.path)

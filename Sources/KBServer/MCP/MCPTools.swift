@@ -13,21 +13,38 @@ import MCP
 /// A bad argument is a tool error result (`isError`, one line saying what to send), never a
 /// protocol error or a crash; so is a search the service refuses (unknown index, damaged index).
 public struct MCPTools: Sendable {
-    /// What a tool call may ask for. The numbers are those of the HTTP API (`ServerLimits`).
+    /// What a tool call may ask for, and how long it may take: the numbers of the HTTP API,
+    /// taken from `ServerLimits` (`init(_:)`), so that `/mcp` honours the server's configured
+    /// limits and the stdio server (`init()`) has the HTTP API's defaults.
     public struct Limits: Sendable, Equatable {
         /// Longest query, in characters.
-        public var maxQueryCharacters = 4096
+        public var maxQueryCharacters: Int
         /// Largest `k`.
-        public var maxK = 100
+        public var maxK: Int
         /// Most `path` globs, and the longest glob in characters.
-        public var maxPathGlobs = 32, maxGlobCharacters = 1024
+        public var maxPathGlobs: Int, maxGlobCharacters: Int
         /// Most neighbouring chunks on either side that `fetch` adds.
-        public var maxNeighbours = 10
+        public var maxNeighbours: Int
         /// Longest index name or id, in characters.
-        public var maxNameCharacters = 256
+        public var maxNameCharacters: Int
+        /// How long a tool call may run before it is answered with a tool error (`isError`).
+        public var requestTimeout: Duration
         /// Characters of a chunk's text that a search result shows (`fetch` has it all).
         public var snippetCharacters = 400
-        public init() {}
+
+        /// The limits of `ServerLimits()`.
+        public init() { self.init(ServerLimits()) }
+
+        /// The tool-call limits of `limits` (the server's configuration).
+        public init(_ limits: ServerLimits) {
+            maxQueryCharacters = limits.maxQueryCharacters
+            maxK = limits.maxK
+            maxPathGlobs = limits.maxPathGlobs
+            maxGlobCharacters = limits.maxGlobCharacters
+            maxNeighbours = limits.maxNeighbours
+            maxNameCharacters = limits.maxNameCharacters
+            requestTimeout = limits.requestTimeout
+        }
     }
 
     public let service: RetrievalService
@@ -178,25 +195,39 @@ public struct MCPTools: Sendable {
 
     /// Runs tool `name`. Bad arguments and refused requests come back as an `isError` result
     /// with one line; an unknown tool name is a protocol error (`invalidParams`), as the MCP
-    /// specification asks. Complexity: that of the search or chunk lookup.
+    /// specification asks. A call still running after `limits.requestTimeout` is abandoned and
+    /// answered with an `isError` result. Complexity: that of the search or chunk lookup.
     public func call(_ name: String, arguments: [String: Value]?) async throws -> CallTool.Result {
         let arguments = arguments ?? [:]
-        do {
+        return try await Self.answer(within: limits.requestTimeout) { [self] in
             switch name {
             case "search": return try await search(arguments)
             case "fetch": return try fetch(arguments)
             case "status": return try status(arguments)
             default:
-                throw MCPError.invalidParams("unknown tool '\(Self.shortened(name, 64))': the tools are \(Self.names.joined(separator: ", "))")
+                throw MCPError.invalidParams("unknown tool '\(SearchHit.shortened(name, to: 64))': the tools are \(Self.names.joined(separator: ", "))")
             }
+        }
+    }
+
+    /// The result of `work`, run under `withDeadline(timeout)`: its failures (a bad argument,
+    /// a refused search, the timeout, cancellation) become `isError` results with one line;
+    /// an `MCPError` (protocol error) is rethrown.
+    static func answer(within timeout: Duration, _ work: @escaping @Sendable () async throws -> CallTool.Result) async throws -> CallTool.Result {
+        do {
+            return try await withDeadline(timeout, work)
         } catch let error as ArgumentError {
-            return Self.failure(error.message)
+            return failure(error.message)
         } catch let error as RetrievalError {
-            return Self.failure(Self.message(for: error))
+            return failure(message(for: error))
         } catch let error as MCPError {
             throw error
+        } catch is RequestTimeout {
+            return failure("the tool call took longer than \(timeout) and was abandoned: ask for fewer hits (a smaller 'k') or fewer neighbours, or try again")
+        } catch is CancellationError {
+            return failure("the tool call was cancelled (the server is shutting down)")
         } catch {
-            return Self.failure("the search failed: \(error)")
+            return failure("the search failed: \(error)")
         }
     }
 
@@ -211,7 +242,7 @@ public struct MCPTools: Sendable {
         var mode: SearchMode?
         if let m = try Self.string(args, "mode", max: 16) {
             guard let parsed = SearchMode(rawValue: m) else {
-                throw ArgumentError(message: "'mode' must be one of hybrid, vector, lexical, not '\(Self.shortened(m, 32))'")
+                throw ArgumentError(message: "'mode' must be one of hybrid, vector, lexical, not '\(SearchHit.shortened(m, to: 32))'")
             }
             mode = parsed
         }
@@ -255,7 +286,7 @@ public struct MCPTools: Sendable {
         if let colon = given.lastIndex(of: ":") {
             let name = String(given[..<colon])
             if let index, index != name {
-                throw ArgumentError(message: "the id names index '\(Self.shortened(name, 64))' but 'index' is '\(Self.shortened(index, 64))'")
+                throw ArgumentError(message: "the id names index '\(SearchHit.shortened(name, to: 64))' but 'index' is '\(SearchHit.shortened(index, to: 64))'")
             }
             index = name
             id = String(given[given.index(after: colon)...])
@@ -312,8 +343,7 @@ public struct MCPTools: Sendable {
 
     /// A tool error: one line (control characters replaced), `isError` set.
     static func failure(_ message: String) -> CallTool.Result {
-        let line = String(String.UnicodeScalarView(message.unicodeScalars.map { $0.properties.generalCategory == .control ? " " : $0 }))
-        return CallTool.Result(content: [.text(text: line, annotations: nil, _meta: nil)], isError: true)
+        CallTool.Result(content: [.text(text: APIError.oneLine(message), annotations: nil, _meta: nil)], isError: true)
     }
 
     /// What a client reads for a refused request: the library's line, with what to do.
@@ -337,7 +367,7 @@ public struct MCPTools: Sendable {
     static func onlyKnown(_ args: [String: Value], _ known: [String]) throws {
         if let unknown = args.keys.sorted().first(where: { !known.contains($0) }) {
             let expected = known.isEmpty ? "this tool takes no arguments" : "the arguments are \(known.joined(separator: ", "))"
-            throw ArgumentError(message: "unknown argument '\(shortened(unknown, 64))': \(expected)")
+            throw ArgumentError(message: "unknown argument '\(SearchHit.shortened(unknown, to: 64))': \(expected)")
         }
     }
 
@@ -410,10 +440,5 @@ public struct MCPTools: Sendable {
             count += 1
         }
         return out
-    }
-
-    /// `s` cut to `limit` characters, "…" where cut (for echoing client input in messages).
-    static func shortened(_ s: String, _ limit: Int) -> String {
-        s.count <= limit ? s : String(s.prefix(limit - 1)) + "…"
     }
 }
