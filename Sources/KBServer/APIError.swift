@@ -26,6 +26,10 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
     static func badRequest(_ message: String) -> APIError { APIError(.badRequest, "invalid_request", message) }
     static func tooLarge(_ message: String) -> APIError { APIError(.contentTooLarge, "payload_too_large", message) }
     static func notFound(_ message: String) -> APIError { APIError(.notFound, "not_found", message) }
+    /// 503 `busy` with `Retry-After: 1`: the service has too many questions waiting.
+    static func busy(_ message: String) -> APIError {
+        APIError(.serviceUnavailable, "busy", "\(message): try again in a moment", headers: [.retryAfter: "1"])
+    }
 
     /// `error` as the answer to a client. Library errors keep their text (which has no advice)
     /// and get what to do here; anything unexpected is a 500 whose message names no internals.
@@ -72,11 +76,17 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
         case .lexicalUnavailable:
             return badRequest("\(error): ask for \"mode\": \"vector\", or rebuild the index with 'kbindex build --rebuild'")
         case .openFailed:
+            // Thrown only by RetrievalService's convenience init, at start-up (where the CLI
+            // reports it): a request never meets it, since reloads keep the last good index.
+            // Mapped so that the switch stays total and a future caller gets a sensible answer.
             return APIError(.serviceUnavailable, "index_unavailable", "\(error)", headers: [.retryAfter: "1"])
         case .damaged:
             return APIError(.internalServerError, "index_damaged", "\(error): run 'kbindex verify' on the server for the full check")
         case .model, .incompatibleModel:
             return APIError(.internalServerError, "model_error", "\(error)")
+        default:
+            // RetrievalError.busy (on main soon): too many questions waiting.
+            return busy("\(error)")
         }
     }
 

@@ -19,10 +19,15 @@ public struct ServerLimits: Sendable, Equatable {
     public var maxNeighbours = 10
     /// Longest index name or chunk id a request may name, in characters.
     public var maxNameCharacters = 256
-    /// How long the server works on one request before answering 503 `timeout`.
+    /// How long the server works on one request (a search, a chunk, embeddings, an MCP tool
+    /// call), from the moment its body is read, before answering 503 `timeout` (an MCP tool
+    /// error for /mcp).
     public var requestTimeout: Duration = .seconds(30)
-    /// A connection that sends nothing (or reads nothing) for this long is closed: a slow or
-    /// stalled client cannot hold a connection open.
+    /// A connection on which nothing at all is read or written for this long is closed. This
+    /// bounds silent connections only: each byte a client sends restarts the clock, so a client
+    /// that trickles its headers or body (a byte every few seconds) keeps its connection, and
+    /// the request timeout does not cover reading the body. What bounds such clients is
+    /// `maxConnections` (they hold at most that many slots) and `maxBodyBytes`.
     public var idleTimeout: Duration = .seconds(60)
     /// Most open connections; further ones wait in the listen backlog until one closes.
     public var maxConnections = 256
@@ -45,13 +50,20 @@ public struct ServerConfiguration: Sendable {
     /// origins (http://localhost:*, http://127.0.0.1:*, http://[::1]:*), which are let through
     /// without CORS headers.
     public var allowedOrigins: [String] = []
+    /// Host names (e.g. "kb.example.com", without port) that a request's Host header may carry
+    /// besides the loopback ones, when the server is bound to a loopback host: a reverse proxy
+    /// that passes the client's Host (Caddy, Traefik) needs its public name here. Bound to a
+    /// non-loopback host, any Host is answered (the token guards) and this list is not used.
+    public var allowedHosts: [String] = []
 
-    public init(host: String = "127.0.0.1", port: Int = 8765, token: String? = nil, limits: ServerLimits = .init(), allowedOrigins: [String] = []) {
+    public init(host: String = "127.0.0.1", port: Int = 8765, token: String? = nil, limits: ServerLimits = .init(),
+                allowedOrigins: [String] = [], allowedHosts: [String] = []) {
         self.host = host
         self.port = port
         self.token = token
         self.limits = limits
         self.allowedOrigins = allowedOrigins
+        self.allowedHosts = allowedHosts
     }
 
     /// Whether `host` only accepts connections from this machine: 127.0.0.0/8, ::1, localhost.

@@ -32,7 +32,9 @@ struct Handlers: Sendable {
 
     func chunk(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let id = context.parameters.get("id") ?? ""
-        if id.count > limits.maxNameCharacters { throw APIError(.notFound, "unknown_chunk", "no chunk has the id '\(APIError.shortened(id, 64))'") }
+        if id.count > limits.maxNameCharacters {
+            throw APIError.badRequest("the chunk id '\(SearchHit.shortened(id, to: 64))' is longer than \(limits.maxNameCharacters) characters: use an id that /v1/search returned")
+        }
         let query = try QueryParameters(request.uri.queryParameters, known: ["index", "neighbours"])
         let index = try query.string("index", maxCharacters: limits.maxNameCharacters)
         let neighbours = try query.integer("neighbours", in: 0...limits.maxNeighbours) ?? 1
@@ -96,9 +98,9 @@ struct Handlers: Sendable {
     func embeddings(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let body = try await Self.body(request, limit: limits.maxBodyBytes)
         let parsed = try EmbeddingsRequest(try JSONValue.object(from: body, example: EmbeddingsRequest.example), limits: limits)
-        let model = service.info().model
+        let model = service.model
         if let asked = parsed.model, !Self.names(asked, model: model.name) {
-            throw APIError(.notFound, "model_not_found", "this server embeds with '\(model.name)', not '\(APIError.shortened(asked, 64))': send \"model\": \"\(model.name)\" or leave it out")
+            throw APIError(.notFound, "model_not_found", "this server embeds with '\(model.name)', not '\(SearchHit.shortened(asked, to: 64))': send \"model\": \"\(model.name)\" or leave it out")
         }
         if let d = parsed.dimensions, d != model.dimensions {
             throw APIError.badRequest("'\(model.name)' makes \(model.dimensions)-dimensional vectors, not \(d): leave 'dimensions' out")

@@ -1,9 +1,10 @@
 import Foundation
 import Hummingbird
+import KBRetrieval
 
 /// The one middleware in front of every route (the MCP ones included), in this order:
 /// CORS preflight for allowed origins; the Host check (DNS rebinding: when bound to loopback,
-/// a Host that is not loopback or the bound host is refused); the Origin check (a browser
+/// a Host that is not loopback, the bound host or one of `allowedHosts` is refused); the Origin check (a browser
 /// Origin that is neither loopback nor allowed is refused); the bearer token (every route but
 /// GET /healthz when a token is set); then the route. Any error, from here or the route,
 /// becomes a JSON error (`APIError.from`); a known path with a wrong method becomes 405.
@@ -21,7 +22,7 @@ struct Gatekeeper: RouterMiddleware {
     init(configuration: ServerConfiguration, metrics: ServerMetrics) {
         token = configuration.token.map { Array($0.utf8) }
         allowedHosts = ServerConfiguration.isLoopback(configuration.host)
-            ? ["localhost", "127.0.0.1", "::1", Gatekeeper.hostName(configuration.host)] : nil
+            ? Set(["localhost", "127.0.0.1", "::1", Gatekeeper.hostName(configuration.host)] + configuration.allowedHosts.map(Gatekeeper.hostName)) : nil
         allowedOrigins = Set(configuration.allowedOrigins.map { $0.lowercased() })
         self.metrics = metrics
     }
@@ -45,10 +46,10 @@ struct Gatekeeper: RouterMiddleware {
         } catch {
             var apiError = APIError.from(error)
             if apiError.status == .notFound, context.endpointPath == "NotFound" {
-                let path = APIError.shortened(request.uri.path, 80)
+                let path = SearchHit.shortened(request.uri.path, to: 80)
                 if let methods = Routes.methods(of: request.uri.path) {
                     let allow = methods.map(\.rawValue).joined(separator: ", ")
-                    apiError = APIError(.methodNotAllowed, "method_not_allowed", "\(APIError.shortened(request.method.rawValue, 16)) is not allowed on \(path): use \(allow)", headers: [.allow: allow])
+                    apiError = APIError(.methodNotAllowed, "method_not_allowed", "\(SearchHit.shortened(request.method.rawValue, to: 16)) is not allowed on \(path): use \(allow)", headers: [.allow: allow])
                 } else {
                     apiError = APIError(.notFound, "not_found", "no route \(path): the routes are listed at /openapi.json")
                 }
@@ -70,11 +71,11 @@ struct Gatekeeper: RouterMiddleware {
         if let allowedHosts, let authority = request.head.authority {
             let name = Self.hostName(authority)
             if !allowedHosts.contains(name) && !ServerConfiguration.isLoopback(name) {
-                throw APIError(.forbidden, "forbidden_host", "Host '\(APIError.shortened(authority, 80))' is not this server's: the server only answers requests addressed to a loopback host (DNS rebinding protection)")
+                throw APIError(.forbidden, "forbidden_host", "Host '\(SearchHit.shortened(authority, to: 80))' is not this server's: the server only answers requests addressed to a loopback host or an allowed host name (DNS rebinding protection); behind a reverse proxy, have the proxy send 'Host: 127.0.0.1' or allow the name with --allow-host")
             }
         }
         if let origin, !allowedOrigins.contains(origin.lowercased()), !Self.isLoopbackOrigin(origin) {
-            throw APIError(.forbidden, "forbidden_origin", "requests from the web page at '\(APIError.shortened(origin, 80))' are not allowed: start the server with --allow-origin \(APIError.shortened(origin, 80)) to allow them")
+            throw APIError(.forbidden, "forbidden_origin", "requests from the web page at '\(SearchHit.shortened(origin, to: 80))' are not allowed: start the server with --allow-origin \(SearchHit.shortened(origin, to: 80)) to allow them")
         }
         guard let token, request.uri.path != "/healthz" else { return }
         guard let header = request.headers[.authorization] else {

@@ -8,7 +8,7 @@ enum OpenAPIDocument {
   "info": {
     "title": "kbindex",
     "version": "1",
-    "description": "The HTTP API of `kbindex serve`: search served indexes (vector, BM25 or hybrid), fetch chunks with their neighbours, embed texts with the built-in model (OpenAI-compatible), server info, health and Prometheus metrics, and MCP (streamable HTTP) at /mcp. When the server has a token (--token or KBINDEX_TOKEN), every route but GET /healthz needs 'Authorization: Bearer TOKEN'. Requests whose Host is not loopback (when bound to loopback) or whose Origin is a web page that is neither loopback nor allowed (--allow-origin) are refused with 403. Every error is JSON: {\"error\": {\"code\", \"message\"}}."
+    "description": "The HTTP API of `kbindex serve`: search served indexes (vector, BM25 or hybrid), fetch chunks with their neighbours, embed texts with the built-in model (OpenAI-compatible), server info, health and Prometheus metrics, and MCP (streamable HTTP) at /mcp. When the server has a token (--token or KBINDEX_TOKEN), every route but GET /healthz needs 'Authorization: Bearer TOKEN'. Requests whose Host is neither loopback nor allowed with --allow-host (when bound to loopback) or whose Origin is a web page that is neither loopback nor allowed (--allow-origin) are refused with 403. Every error is JSON: {\"error\": {\"code\", \"message\"}}."
   },
   "servers": [
     {
@@ -515,7 +515,7 @@ enum OpenAPIDocument {
         }
       },
       "Unavailable": {
-        "description": "The request timed out, or the server is shutting down; try again.",
+        "description": "The server is busy (too many questions waiting: code busy), the request timed out (timeout), or the server is shutting down (shutting_down); try again after Retry-After seconds.",
         "content": {
           "application/json": {
             "schema": {
@@ -550,7 +550,7 @@ enum OpenAPIDocument {
             "properties": {
               "code": {
                 "type": "string",
-                "description": "Machine-readable: invalid_request, unauthorized, forbidden_host, forbidden_origin, not_found, unknown_index, unknown_chunk, model_not_found, method_not_allowed, payload_too_large, timeout, shutting_down, index_unavailable, index_damaged, model_error, internal_error."
+                "description": "Machine-readable: invalid_request, unauthorized, forbidden_host, forbidden_origin, not_found, unknown_index, unknown_chunk, model_not_found, method_not_allowed, payload_too_large, busy, timeout, shutting_down, index_unavailable, index_damaged, model_error, internal_error."
               },
               "message": {
                 "type": "string",

@@ -52,7 +52,7 @@ struct Fields {
     /// Refuses any field not in `known` (a misspelt option must not be silently ignored).
     func onlyKnown(_ known: [String]) throws {
         if let unknown = values.keys.sorted().first(where: { !known.contains($0) }) {
-            throw APIError.badRequest("unknown field '\(APIError.shortened(unknown, 64))' (fields: \(known.joined(separator: ", ")))")
+            throw APIError.badRequest("unknown field '\(SearchHit.shortened(unknown, to: 64))' (fields: \(known.joined(separator: ", ")))")
         }
     }
 
@@ -106,16 +106,11 @@ struct Fields {
             if values[name] != nil { throw APIError.badRequest("'\(name)' must be one of \(choices.joined(separator: ", "))") }
             return nil
         }
-        guard choices.contains(s) else { throw APIError.badRequest("'\(name)' must be one of \(choices.joined(separator: ", ")), got '\(APIError.shortened(s, 64))'") }
+        guard choices.contains(s) else { throw APIError.badRequest("'\(name)' must be one of \(choices.joined(separator: ", ")), got '\(SearchHit.shortened(s, to: 64))'") }
         return s
     }
 
     static func number(_ d: Double) -> String { String(format: "%g", d) }
-}
-
-extension APIError {
-    /// `s` cut to `n` characters (with "…"), for quoting client text in messages.
-    static func shortened(_ s: String, _ n: Int) -> String { s.count <= n ? s : String(s.prefix(n - 1)) + "…" }
 }
 
 /// A parsed POST /v1/search body.
@@ -199,7 +194,7 @@ struct QueryParameters {
         for (key, value) in pairs {
             let k = String(key)
             guard known.contains(k) else {
-                throw APIError.badRequest("unknown query parameter '\(APIError.shortened(k, 64))'" + (known.isEmpty ? " (this route takes none)" : " (parameters: \(known.joined(separator: ", ")))"))
+                throw APIError.badRequest("unknown query parameter '\(SearchHit.shortened(k, to: 64))'" + (known.isEmpty ? " (this route takes none)" : " (parameters: \(known.joined(separator: ", ")))"))
             }
             if values[k] != nil { throw APIError.badRequest("query parameter '\(k)' is given twice") }
             values[k] = String(value)
@@ -210,7 +205,7 @@ struct QueryParameters {
     func integer(_ name: String, in range: ClosedRange<Int>) throws -> Int? {
         guard let s = values[name] else { return nil }
         guard let n = Int(s), range.contains(n) else {
-            throw APIError.badRequest("'\(name)' must be an integer from \(range.lowerBound) to \(range.upperBound), got '\(APIError.shortened(s, 32))'")
+            throw APIError.badRequest("'\(name)' must be an integer from \(range.lowerBound) to \(range.upperBound), got '\(SearchHit.shortened(s, to: 32))'")
         }
         return n
     }

@@ -56,9 +56,7 @@ public struct KBServerApp: Sendable {
                                  availableConnectionsDelegate: MaximumAvailableConnections(limits.maxConnections)),
             onServerRunning: { channel in
                 listening.set()
-                let port = channel.localAddress?.port ?? 0
-                let shown = host.contains(":") ? "[\(host)]" : host
-                onListening(URL(string: "http://\(shown):\(port)")!)
+                onListening(Self.baseURL(host: host, port: channel.localAddress?.port ?? 0))
             },
             logger: logger
         )
@@ -82,6 +80,26 @@ public struct KBServerApp: Sendable {
             if !listening.isSet { throw ServerError.cannotListen(host: host, port: configuration.port, reason: Self.reason(error)) }
             throw error
         }
+    }
+
+    /// "http://HOST:PORT" for a bound host: an IPv6 address in brackets with its zone id
+    /// percent-encoded as RFC 6874 has it ("fe80::1%eth0" → "http://[fe80::1%25eth0]:8765"),
+    /// any other character a URL host cannot carry percent-encoded. Never fails: a host that
+    /// still makes no URL gives "http://localhost:PORT". O(host length).
+    static func baseURL(host: String, port: Int) -> URL {
+        var h = host
+        if h.hasPrefix("["), h.hasSuffix("]") { h = String(h.dropFirst().dropLast()) }
+        let shown: String
+        if h.contains(":") {
+            var allowed = CharacterSet.urlHostAllowed
+            allowed.remove("%")
+            shown = "[" + (h.addingPercentEncoding(withAllowedCharacters: allowed) ?? h) + "]"
+        } else {
+            var allowed = CharacterSet.urlHostAllowed
+            allowed.remove(charactersIn: "%[]:")
+            shown = h.addingPercentEncoding(withAllowedCharacters: allowed) ?? h
+        }
+        return URL(string: "http://\(shown):\(port)") ?? URL(string: "http://localhost:\(port)") ?? URL(fileURLWithPath: "/")
     }
 
     /// A logger that prints warnings and errors only, on stderr.

@@ -143,8 +143,12 @@ final class EndpointTests: XCTestCase {
         let malformed = try http.get("/v1/chunks/not-an-id")
         XCTAssertEqual(malformed.status, 404, malformed.text)
         XCTAssertEqual(malformed.errorCode, "unknown_chunk")
+        // Longer than the documented maxLength (256): out of range, so 400 like any other.
         let long = try http.get("/v1/chunks/" + String(repeating: "a", count: 5000))
-        XCTAssertEqual(long.status, 404, long.text)
+        XCTAssertEqual(long.status, 400, long.text)
+        XCTAssertEqual(long.errorCode, "invalid_request")
+        XCTAssertEqual(try http.get("/v1/chunks/" + String(repeating: "a", count: 257)).status, 400)
+        XCTAssertEqual(try http.get("/v1/chunks/" + String(repeating: "a", count: 256)).status, 404)
         for bad in ["neighbours=11", "neighbours=-1", "neighbours=x", "colour=red", "neighbours=1&neighbours=2"] {
             let r = try http.get("/v1/chunks/0123456789abcdef-0?\(bad)")
             XCTAssertEqual(r.status, 400, "\(bad): \(r.text)")

@@ -95,6 +95,58 @@ final class SecurityTests: XCTestCase {
         XCTAssertEqual(foreignPreflight.status, 403)
     }
 
+    /// Behind a reverse proxy that passes the client's Host (Caddy, Traefik), the public name
+    /// is allowed with `allowedHosts` (`--allow-host`); other names are still refused.
+    func testAnAllowedHostPassesAndOthersAreRefused() throws {
+        let server = try start(.init(allowedHosts: ["kb.example.com"]))
+        defer { server.stop() }
+        let http = server.http
+        for host in ["kb.example.com", "KB.Example.COM:443", "kb.example.com:\(server.port)"] {
+            let r = try http.get("/v1/info", headers: [("Host", host)])
+            XCTAssertEqual(r.status, 200, "\(host): \(r.text)")
+        }
+        for host in ["evil.example", "kb.example.com.evil.example", "example.com"] {
+            let r = try http.get("/v1/info", headers: [("Host", host)])
+            XCTAssertEqual(r.status, 403, host)
+            XCTAssertEqual(r.errorCode, "forbidden_host", host)
+            XCTAssertTrue(r.errorMessage?.contains("--allow-host") ?? false, r.text)
+        }
+        XCTAssertEqual(try http.get("/v1/info", headers: [("Host", "localhost")]).status, 200)
+    }
+
+    /// A body that ends before its Content-Length (the client stops sending) is not "larger
+    /// than the limit": /mcp answers 400, not 413.
+    func testAnMCPBodyCutShortIsNotTooLarge() throws {
+        let server = try start(.init())
+        defer { server.stop() }
+        let fd = try server.http.connection()
+        defer { close(fd) }
+        let head = "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: 100\r\n\r\n"
+        RawHTTP.write(Data((head + #"{"jsonrpc""#).utf8), to: fd)
+        shutdown(fd, Int32(SHUT_WR))
+        let r = try RawHTTP.readAll(fd)
+        XCTAssertEqual(r.status, 400, r.text)
+        XCTAssertFalse(r.text.contains("larger than"), r.text)
+        XCTAssertEqual(try server.http.get("/healthz").status, 200)
+    }
+
+    /// The printed address: an IPv6 zone id ("%eth0") is percent-encoded, never a crash.
+    func testTheListeningURLOfAnyHost() {
+        let cases: [(String, Int, String)] = [
+            ("fe80::1%eth0", 8765, "http://[fe80::1%25eth0]:8765"),
+            ("[fe80::1%eth0]", 80, "http://[fe80::1%25eth0]:80"),
+            ("::1", 8765, "http://[::1]:8765"),
+            ("127.0.0.1", 0, "http://127.0.0.1:0"),
+            ("localhost", 8765, "http://localhost:8765"),
+        ]
+        for (host, port, expected) in cases {
+            let url = KBServerApp.baseURL(host: host, port: port)
+            XCTAssertEqual(url.absoluteString, expected, host)
+            XCTAssertEqual(url.port, port, host)
+        }
+        XCTAssertEqual(KBServerApp.baseURL(host: "bad host/name", port: 1).port, 1)
+    }
+
     func testANonLoopbackHostNeedsAToken() throws {
         let service = try RetrievalService(indexes: [("docs", Self.corpus.index)])
         for host in ["0.0.0.0", "::", "192.168.1.10", "example.com"] {
