@@ -130,7 +130,8 @@ struct Handlers: Sendable {
     // MARK: Helpers
 
     /// The request body, at most `limit` bytes: a larger one is refused before it is read when
-    /// Content-Length says so, else as soon as it passes the limit (413 either way).
+    /// Content-Length says so, else as soon as it passes the limit (413 either way); a body
+    /// that cannot be read whole (cut short, reset) is 400.
     static func body(_ request: Request, limit: Int) async throws -> ByteBuffer {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
             throw APIError.tooLarge("the body has \(length) bytes, more than the limit of \(limit)")
@@ -141,6 +142,11 @@ struct Handlers: Sendable {
             throw error
         } catch let error as HTTPResponseError where error.status == .contentTooLarge {
             throw APIError.tooLarge("the body is larger than the limit of \(limit) bytes")
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            // The client stopped sending before Content-Length (or reset): its fault, not ours.
+            throw APIError.badRequest("the request body could not be read: send it whole, with a correct Content-Length")
         }
     }
 

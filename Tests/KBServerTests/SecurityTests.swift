@@ -115,18 +115,20 @@ final class SecurityTests: XCTestCase {
     }
 
     /// A body that ends before its Content-Length (the client stops sending) is not "larger
-    /// than the limit": /mcp answers 400, not 413.
-    func testAnMCPBodyCutShortIsNotTooLarge() throws {
+    /// than the limit" nor a server error: 400.
+    func testABodyCutShortIsNotTooLarge() throws {
         let server = try start(.init())
         defer { server.stop() }
-        let fd = try server.http.connection()
-        defer { close(fd) }
-        let head = "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: 100\r\n\r\n"
-        RawHTTP.write(Data((head + #"{"jsonrpc""#).utf8), to: fd)
-        shutdown(fd, Int32(SHUT_WR))
-        let r = try RawHTTP.readAll(fd)
-        XCTAssertEqual(r.status, 400, r.text)
-        XCTAssertFalse(r.text.contains("larger than"), r.text)
+        for path in ["/mcp", "/v1/search", "/v1/embeddings"] {
+            let fd = try server.http.connection()
+            defer { close(fd) }
+            let head = "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: 100\r\n\r\n"
+            RawHTTP.write(Data((head + #"{"jsonrpc""#).utf8), to: fd)
+            shutdown(fd, Int32(SHUT_WR))
+            let r = try RawHTTP.readAll(fd)
+            XCTAssertEqual(r.status, 400, "\(path): \(r.text)")
+            XCTAssertFalse(r.text.contains("larger than"), "\(path): \(r.text)")
+        }
         XCTAssertEqual(try server.http.get("/healthz").status, 200)
     }
 
