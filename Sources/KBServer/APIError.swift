@@ -77,6 +77,8 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
             return APIError(.internalServerError, "index_damaged", "\(error): run 'kbindex verify' on the server for the full check")
         case .model, .incompatibleModel:
             return APIError(.internalServerError, "model_error", "\(error)")
+        case .busy:
+            return APIError(.serviceUnavailable, "busy", "\(error)", headers: [.retryAfter: "1"])
         }
     }
 
