@@ -6,6 +6,9 @@ public struct Glob: Sendable, Equatable {
     /// The pattern as written.
     public let pattern: String
     private let scalars: [Unicode.Scalar]
+    /// More than one run of '*': plain backtracking could try exponentially many splits
+    /// (`*a*a*a*b` against a long name), so `matches` remembers the failed positions.
+    private let remembersFailures: Bool
 
     /// Compiles `pattern` leniently, as git reads `.gitignore`: nothing fails, a '[' without
     /// its ']' is a literal '[', and so is a trailing '\'. For patterns a user types
@@ -13,6 +16,9 @@ public struct Glob: Sendable, Equatable {
     public init(_ pattern: String) {
         self.pattern = pattern
         scalars = Array(pattern.unicodeScalars)
+        var runs = 0
+        for (i, c) in scalars.enumerated() where c == "*" && (i == 0 || scalars[i - 1] != "*") { runs += 1 }
+        remembersFailures = runs > 1
     }
 
     /// Compiles `pattern`, or throws `IngestError` naming the first problem: an empty
@@ -61,13 +67,25 @@ public struct Glob: Sendable, Equatable {
         return nil
     }
 
-    /// Whether the glob matches the whole of `path`.
+    /// Whether the glob matches the whole of `path`. O(pattern × path) steps at most for a
+    /// pattern with several '*' runs (each (pattern, path) position fails at most once),
+    /// O(pattern + path²) for one.
     public func matches(_ path: String) -> Bool {
         let s = Array(path.unicodeScalars)
-        return Glob.match(scalars, 0, s, 0)
+        var failed: [Bool]? = remembersFailures ? [Bool](repeating: false, count: (scalars.count + 1) * (s.count + 1)) : nil
+        return Glob.match(scalars, 0, s, 0, &failed)
     }
 
-    private static func match(_ p: [Unicode.Scalar], _ pi0: Int, _ s: [Unicode.Scalar], _ si0: Int) -> Bool {
+    /// `matchFrom`, remembering in `failed` (when given) the positions that do not match.
+    private static func match(_ p: [Unicode.Scalar], _ pi: Int, _ s: [Unicode.Scalar], _ si: Int, _ failed: inout [Bool]?) -> Bool {
+        let key = pi * (s.count + 1) + si
+        if failed?[key] == true { return false }
+        let matched = matchFrom(p, pi, s, si, &failed)
+        if !matched { failed?[key] = true }
+        return matched
+    }
+
+    private static func matchFrom(_ p: [Unicode.Scalar], _ pi0: Int, _ s: [Unicode.Scalar], _ si0: Int, _ failed: inout [Bool]?) -> Bool {
         var pi = pi0, si = si0
         while pi < p.count {
             let c = p[pi]
@@ -80,10 +98,10 @@ public struct Glob: Sendable, Equatable {
                     // '**' as a whole segment.
                     if end == p.count { return true }
                     // '**/': zero folders, or any number of whole folders.
-                    if match(p, end + 1, s, si) { return true }
+                    if match(p, end + 1, s, si, &failed) { return true }
                     var k = si
                     while k < s.count {
-                        if s[k] == "/" && match(p, end + 1, s, k + 1) { return true }
+                        if s[k] == "/" && match(p, end + 1, s, k + 1, &failed) { return true }
                         k += 1
                     }
                     return false
@@ -91,7 +109,7 @@ public struct Glob: Sendable, Equatable {
                 // One star (or several in a row inside a segment): any run without '/'.
                 var k = si
                 while true {
-                    if match(p, end, s, k) { return true }
+                    if match(p, end, s, k, &failed) { return true }
                     if k >= s.count || s[k] == "/" { return false }
                     k += 1
                 }

@@ -16,6 +16,8 @@ final class BatchQueue: @unchecked Sendable {
 
     /// One caller's questions and where their answers go.
     struct Job {
+        /// From `newID()`: what `cancel` names.
+        let id: UInt64
         let searcher: Searcher
         let questions: [Question]
         let continuation: CheckedContinuation<[SearchResult], Error>
@@ -26,31 +28,53 @@ final class BatchQueue: @unchecked Sendable {
     private let maxBatch: Int
     private let threads: Int?
     private let queue = DispatchQueue(label: "kbindex.retrieval.batches")
+    private let maxWaiting: Int
     private let lock = NSLock()
     private var pending: [Job] = []
+    private var waitingQuestions = 0
+    private var waitingWork = 0
+    private var lastID: UInt64 = 0
     private var scheduled = false
     private var observer: (@Sendable (Int) -> Void)?
 
-    init(embedder: Embedder, window: Duration, maxBatch: Int, threads: Int?) {
+    /// `maxWaiting`: the most questions (and, separately, embedding calls) that may wait; more
+    /// are refused with `RetrievalError.busy` rather than queued without end.
+    init(embedder: Embedder, window: Duration, maxBatch: Int, maxWaiting: Int, threads: Int?) {
         self.embedder = embedder
+        // Whole milliseconds and up are clamped to an hour: no overflow for any Duration.
         let (seconds, attoseconds) = window.components
-        self.window = .nanoseconds(Int(clamping: max(0, seconds) * 1_000_000_000 + max(0, attoseconds) / 1_000_000_000))
+        let nanoseconds = seconds >= 3600 ? 3_600_000_000_000 : max(0, seconds) * 1_000_000_000 + max(0, attoseconds) / 1_000_000_000
+        self.window = .nanoseconds(Int(clamping: nanoseconds))
         self.maxBatch = maxBatch
+        self.maxWaiting = max(maxBatch, maxWaiting)
         self.threads = threads
     }
+
+    /// Questions waiting for a batch now (not those being answered).
+    var waiting: Int { lock.withLock { waitingQuestions } }
+
+    /// A fresh job id.
+    func newID() -> UInt64 { lock.withLock { lastID += 1; return lastID } }
 
     func setObserver(_ o: @escaping @Sendable (Int) -> Void) { lock.withLock { observer = o } }
 
     /// Queues `job`; its continuation is resumed exactly once, with its answers or an error.
     /// The batch starts when `window` has passed since the first waiting question, or at
     /// once when `maxBatch` questions wait (a full batch gains nothing by waiting).
+    /// When `maxWaiting` questions wait already, the job is refused at once (`.busy`).
     func submit(_ job: Job) {
-        let (timer, full) = lock.withLock { () -> (Bool, Bool) in
+        let (accepted, timer, full) = lock.withLock { () -> (Bool, Bool, Bool) in
+            if waitingQuestions > 0 && waitingQuestions + job.questions.count > maxWaiting { return (false, false, false) }
             pending.append(job)
-            let full = pending.reduce(0) { $0 + $1.questions.count } >= maxBatch
-            if scheduled || full { return (false, full) }
+            waitingQuestions += job.questions.count
+            let full = waitingQuestions >= maxBatch
+            if scheduled || full { return (true, false, full) }
             scheduled = true
-            return (true, false)
+            return (true, true, false)
+        }
+        if !accepted {
+            job.continuation.resume(throwing: RetrievalError.busy("\(maxWaiting) questions are waiting already"))
+            return
         }
         if full { queue.async { self.drain() } }
         if timer {
@@ -61,9 +85,32 @@ final class BatchQueue: @unchecked Sendable {
         }
     }
 
-    /// Runs `work` on the batch queue, between batches (the embedder is used by one caller at a time).
-    func perform(_ work: @escaping @Sendable (Embedder) -> Void) {
-        queue.async { work(self.embedder) }
+    /// Withdraws job `id` if it has not started: its continuation is resumed with
+    /// `CancellationError` (the caller went away; its questions need no answer). A job that
+    /// has started finishes. O(waiting jobs).
+    func cancel(_ id: UInt64) {
+        let job = lock.withLock { () -> Job? in
+            guard let i = pending.firstIndex(where: { $0.id == id }) else { return nil }
+            waitingQuestions -= pending[i].questions.count
+            return pending.remove(at: i)
+        }
+        job?.continuation.resume(throwing: CancellationError())
+    }
+
+    /// Runs `work` on the batch queue, between batches (the embedder is used by one caller at
+    /// a time). Returns false, and does not run it, when `maxWaiting` calls wait already.
+    func perform(_ work: @escaping @Sendable (Embedder) -> Void) -> Bool {
+        let accepted = lock.withLock { () -> Bool in
+            if waitingWork >= maxWaiting { return false }
+            waitingWork += 1
+            return true
+        }
+        guard accepted else { return false }
+        queue.async {
+            self.lock.withLock { self.waitingWork -= 1 }
+            work(self.embedder)
+        }
+        return true
     }
 
     /// Takes up to `maxBatch` questions (whole jobs, at least one) and answers them; what is
@@ -78,6 +125,7 @@ final class BatchQueue: @unchecked Sendable {
             }
             let jobs = Array(pending.prefix(n))
             pending.removeFirst(n)
+            waitingQuestions -= taken
             return (jobs, !pending.isEmpty)
         }
         if more { queue.async { self.drain() } }

@@ -10,6 +10,8 @@ final class LiveIndex: @unchecked Sendable {
     let name: String
     let url: URL
     private let lock = NSLock()
+    /// Held for a whole check, so two checks never open the same new generation twice.
+    private let reloading = NSLock()
     private var searcher: Searcher
     private var signature: ManifestSignature?
     private var lastFailure: String?
@@ -19,6 +21,7 @@ final class LiveIndex: @unchecked Sendable {
         self.url = index.url
         self.searcher = Searcher(index: index, name: name, generation: 1)
         self.signature = ManifestSignature(url)
+        searcher.warm()
     }
 
     /// The searcher requests should use now. O(1).
@@ -36,7 +39,13 @@ final class LiveIndex: @unchecked Sendable {
     /// inode, size or mtime), keeping the old generation when the new one cannot be opened
     /// or was built with a model other than `model`. A failure is reported once per distinct
     /// message and retried at every check. O(1) when unchanged (one `stat`), else an opening.
+    /// The new generation is warmed (`Searcher.warm`) before it is served, so no request
+    /// pays for its BM25 statistics.
     func reloadIfChanged(model: ModelDescriptor) -> Reload {
+        reloading.withLock { check(model: model) }
+    }
+
+    private func check(model: ModelDescriptor) -> Reload {
         let now = ManifestSignature(url)
         let (old, previous) = lock.withLock { (signature, searcher) }
         guard let now, now != old else { return .unchanged }
@@ -47,6 +56,7 @@ final class LiveIndex: @unchecked Sendable {
                 failure = "the rebuilt index is not compatible with the served model: \(reason)"
             } else {
                 let next = Searcher(index: index, name: name, generation: previous.generation + 1)
+                next.warm()
                 lock.withLock {
                     searcher = next
                     signature = now

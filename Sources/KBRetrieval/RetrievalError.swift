@@ -21,6 +21,8 @@ public enum RetrievalError: Error, CustomStringConvertible, Sendable {
     case damaged(SegmentError, index: URL)
     /// The model could not load or gave vectors that are not finite; `folder` is the model's.
     case model(String, folder: URL?, isDamage: Bool)
+    /// Too much work waits already (a server under more load than it can answer): try later.
+    case busy(String)
     /// An index built with a model whose vectors are not comparable with the served one.
     case incompatibleModel(index: String, reason: String)
 
@@ -38,6 +40,7 @@ public enum RetrievalError: Error, CustomStringConvertible, Sendable {
         case .damaged(let error, _): return "\(error)"
         case .model(let s, _, _): return s
         case .incompatibleModel(let index, let reason): return "index '\(index)': \(reason)"
+        case .busy(let why): return "too busy to answer now: \(why)"
         }
     }
 }

@@ -17,14 +17,18 @@ public struct ServiceOptions: Sendable {
     public var maxBatch: Int = 64
     /// How often the indexes' manifests are checked for a new generation.
     public var reloadInterval: Duration = .milliseconds(250)
+    /// The most questions (and, separately, embedding calls) that may wait for their turn;
+    /// beyond it requests fail at once with `RetrievalError.busy` instead of queueing.
+    public var maxWaiting: Int = 1024
 
     public init(model: String? = nil, threads: Int? = nil, batchWindow: Duration = .milliseconds(2),
-                maxBatch: Int = 64, reloadInterval: Duration = .milliseconds(250)) {
+                maxBatch: Int = 64, reloadInterval: Duration = .milliseconds(250), maxWaiting: Int = 1024) {
         self.model = model
         self.threads = threads
         self.batchWindow = batchWindow
         self.maxBatch = maxBatch
         self.reloadInterval = reloadInterval
+        self.maxWaiting = maxWaiting
     }
 }
 
@@ -48,8 +52,7 @@ public final class RetrievalService: @unchecked Sendable {
     /// given twice).
     public convenience init(indexes: [(name: String, url: URL)], options: ServiceOptions = .init()) throws {
         let opened = try indexes.map { name, url -> (name: String, index: IndexDirectory) in
-            let inside = url.appendingPathComponent(IndexDirectory.defaultName)
-            let dir = FileManager.default.fileExists(atPath: inside.appendingPathComponent(Manifest.fileName).path) ? inside : url
+            let dir = IndexDirectory.resolve(url)
             do { return (name, try IndexDirectory(url: dir)) } catch { throw RetrievalError.openFailed(index: dir, reason: "\(error)") }
         }
         let embedder = try ModelIdentity.load(options.model, preferred: opened.first?.index.manifest.model.name, threads: options.threads)
@@ -77,7 +80,8 @@ public final class RetrievalService: @unchecked Sendable {
         self.options = options
         self.embedder = embedder
         self.indexes = indexes.map { LiveIndex(name: $0.name, index: $0.index) }
-        self.batches = BatchQueue(embedder: embedder, window: options.batchWindow, maxBatch: max(1, options.maxBatch), threads: options.threads)
+        self.batches = BatchQueue(embedder: embedder, window: options.batchWindow, maxBatch: max(1, options.maxBatch),
+                                  maxWaiting: options.maxWaiting, threads: options.threads)
     }
 
     /// The served indexes' names, in the order given.
@@ -98,13 +102,15 @@ public final class RetrievalService: @unchecked Sendable {
         return l
     }
 
-    /// Answers `queries` from the index `index` (nil: the only one). Questions that arrive
+    /// Answers `queries` from the index `index` (nil: the only one); a cancelled task's
+    /// questions that have not started are dropped (`CancellationError`). Questions that arrive
     /// together, from this call and concurrent ones, are embedded as one batch and each
     /// group with the same index, mode, k, paths and fusion is scanned in one pass. Every
     /// query of a call is answered from the generation current when the call began.
     ///
     /// Throws `RetrievalError`: `.invalidRequest` (an empty question, k < 1, an invalid
-    /// glob), `.unknownIndex`, `.indexNotNamed`, `.lexicalUnavailable`, `.damaged`, `.model`.
+    /// glob), `.unknownIndex`, `.indexNotNamed`, `.lexicalUnavailable`, `.damaged`, `.model`,
+    /// `.busy` (`options.maxWaiting` questions wait already).
     public func search(_ queries: [SearchQuery], index: String?) async throws -> [SearchResult] {
         let searcher = try searcher(index)
         var prepared: [BatchQueue.Question] = []
@@ -116,8 +122,14 @@ public final class RetrievalService: @unchecked Sendable {
             prepared.append(.init(query: q, mode: mode, filter: try Searcher.filter(q.paths)))
         }
         if prepared.isEmpty { return [] }
-        return try await withCheckedThrowingContinuation { continuation in
-            batches.submit(.init(searcher: searcher, questions: prepared, continuation: continuation))
+        try Task.checkCancellation()
+        let id = batches.newID()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                batches.submit(.init(id: id, searcher: searcher, questions: prepared, continuation: continuation))
+            }
+        } onCancel: {
+            batches.cancel(id)
         }
     }
 
@@ -132,15 +144,23 @@ public final class RetrievalService: @unchecked Sendable {
     /// batches. Throws `RetrievalError.model` for vectors that are not finite.
     public func embed(_ texts: [String]) async throws -> (vectors: [[Float]], tokens: Int) {
         if texts.isEmpty { return ([], 0) }
-        return try await withCheckedThrowingContinuation { continuation in
-            batches.perform { embedder in
-                let ids = embedder.tokenize(texts)
-                do {
-                    continuation.resume(returning: (try embedder.embed(tokenIDs: ids), ids.reduce(0) { $0 + $1.count }))
-                } catch {
-                    continuation.resume(throwing: RetrievalError.model("\(error)", folder: embedder.directory, isDamage: ModelIdentity.isDamage(error)))
+        try Task.checkCancellation()
+        let cancelled = Flag()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let accepted = batches.perform { embedder in
+                    if cancelled.isSet { return continuation.resume(throwing: CancellationError()) }
+                    let ids = embedder.tokenize(texts)
+                    do {
+                        continuation.resume(returning: (try embedder.embed(tokenIDs: ids), ids.reduce(0) { $0 + $1.count }))
+                    } catch {
+                        continuation.resume(throwing: RetrievalError.model("\(error)", folder: embedder.directory, isDamage: ModelIdentity.isDamage(error)))
+                    }
                 }
+                if !accepted { continuation.resume(throwing: RetrievalError.busy("\(options.maxWaiting) embedding requests are waiting already")) }
             }
+        } onCancel: {
+            cancelled.set()
         }
     }
 
@@ -191,6 +211,9 @@ public final class RetrievalService: @unchecked Sendable {
         lock.withLock { eventHandler = handler }
     }
 
+    /// Questions waiting for their batch now (for metrics: the queue's depth).
+    public var waitingQuestions: Int { batches.waiting }
+
     /// Called with the number of questions of each batch, as it runs (for metrics).
     public func setBatchObserver(_ observer: @escaping @Sendable (Int) -> Void) {
         batches.setObserver(observer)
@@ -199,4 +222,12 @@ public final class RetrievalService: @unchecked Sendable {
     private func report(_ line: String) {
         lock.withLock { eventHandler }?(line)
     }
+}
+
+/// A flag set once from any thread (a cancelled embedding request).
+private final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
 }

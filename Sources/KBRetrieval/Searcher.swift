@@ -22,6 +22,8 @@ public final class Searcher: @unchecked Sendable {
     public let hasLexical: Bool
 
     private let lock = NSLock()
+    /// Held while a cache is computed, so that concurrent first users compute it once.
+    private let building = NSLock()
     private var statisticsCache: LexicalSearch.Statistics?
     private var documentTable: [String: (segment: Int, document: Int)]?
 
@@ -37,14 +39,27 @@ public final class Searcher: @unchecked Sendable {
     /// The mode a question without one gets: hybrid, or vector without a lexical section.
     public var defaultMode: SearchMode { hasLexical ? .hybrid : .vector }
 
-    /// The BM25 statistics of this generation, computed on first use (O(live chunks)) and kept.
+    /// The BM25 statistics of this generation, computed on first use (O(live chunks)) and
+    /// kept; concurrent first users wait for one computation.
     public func statistics() throws -> LexicalSearch.Statistics {
         if let s = lock.withLock({ statisticsCache }) { return s }
         guard hasLexical else { throw RetrievalError.lexicalUnavailable(index: name) }
-        let s: LexicalSearch.Statistics
-        do { s = try LexicalSearch.Statistics(index) } catch { throw mapped(error) }
-        lock.withLock { statisticsCache = s }
-        return s
+        return try building.withLock {
+            if let s = lock.withLock({ statisticsCache }) { return s }
+            let s: LexicalSearch.Statistics
+            do { s = try LexicalSearch.Statistics(index) } catch { throw mapped(error) }
+            lock.withLock { statisticsCache = s }
+            return s
+        }
+    }
+
+    /// Computes what the generation's questions share (the BM25 statistics, the chunk-id
+    /// table) now rather than in the first request that needs it: a server calls it before
+    /// it serves a new generation. A damaged lexical section is left for the questions to
+    /// report. O(live chunks + live documents).
+    public func warm() {
+        if hasLexical { _ = try? statistics() }
+        _ = documents()
     }
 
     /// The filter for `globs` (relative to the indexed folder, or to `base` inside it; .gitignore
@@ -153,15 +168,18 @@ public final class Searcher: @unchecked Sendable {
     /// Live documents by the document part of their chunk ids, built on first use.
     private func documents() -> [String: (segment: Int, document: Int)] {
         if let t = lock.withLock({ documentTable }) { return t }
-        var t: [String: (segment: Int, document: Int)] = [:]
-        for (s, seg) in index.segments.enumerated() {
-            for d in 0..<seg.documentCount where !index.isDeleted(segment: s, document: d) {
-                let doc = seg.document(d)
-                t[ChunkID.documentKey(path: doc.path, contentSHA256: doc.contentSHA256)] = (s, d)
+        return building.withLock {
+            if let t = lock.withLock({ documentTable }) { return t }
+            var t: [String: (segment: Int, document: Int)] = [:]
+            for (s, seg) in index.segments.enumerated() {
+                for d in 0..<seg.documentCount where !index.isDeleted(segment: s, document: d) {
+                    let doc = seg.document(d)
+                    t[ChunkID.documentKey(path: doc.path, contentSHA256: doc.contentSHA256)] = (s, d)
+                }
             }
+            lock.withLock { documentTable = t }
+            return t
         }
-        lock.withLock { documentTable = t }
-        return t
     }
 
     /// The chunks of document `d` of `seg`, in ordinal order: writers store a document's

@@ -84,8 +84,7 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
             return APIError(.internalServerError, "index_damaged", "\(error): run 'kbindex verify' on the server for the full check")
         case .model, .incompatibleModel:
             return APIError(.internalServerError, "model_error", "\(error)")
-        default:
-            // RetrievalError.busy (on main soon): too many questions waiting.
+        case .busy:
             return busy("\(error)")
         }
     }

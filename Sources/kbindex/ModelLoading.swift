@@ -14,14 +14,12 @@ enum ModelLoading {
     /// known model, cached by size and mtime); any model's vocabulary and first vector are
     /// checked by `Embedder`. A damaged model is an error that says how to get a fresh copy.
     static func load(_ option: String?, preferred: String? = nil, threads: Int? = nil) throws -> Embedder {
-        let store = ModelStore()
-        let dir: URL
-        do { dir = try store.resolve(option ?? preferred) } catch { throw CLIError(error) }
         do {
-            try store.check(folder: dir)
-            return try Embedder(modelDirectory: dir, threads: threads)
+            return try ModelIdentity.load(option, preferred: preferred, threads: threads)
+        } catch RetrievalError.model(let message, let folder?, true) {
+            throw CLIError("\(message): \(repair(folder, store: ModelStore()))")
         } catch {
-            throw failure(error, folder: dir, store: store)
+            throw CLIError(error)
         }
     }
 
@@ -51,13 +49,7 @@ enum ModelLoading {
     /// `error` as one line; when it says the model's files are damaged, followed by how to
     /// replace them.
     static func failure(_ error: Error, folder: URL, store: ModelStore) -> CLIError {
-        let damaged: Bool
-        switch error {
-        case let e as ModelError: damaged = e.isDamage
-        case let e as ModelStoreError: if case .damaged = e { damaged = true } else { damaged = false }
-        default: damaged = false
-        }
-        return damaged ? CLIError("\(error): \(repair(folder, store: store))") : CLIError(error)
+        ModelIdentity.isDamage(error) ? CLIError("\(error): \(repair(folder, store: store))") : CLIError(error)
     }
 
     /// How to replace a damaged model: fetch a store model again (by the repository it came

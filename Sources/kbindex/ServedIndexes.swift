@@ -67,9 +67,7 @@ struct ServedIndexOptions: ParsableArguments {
     /// `CLIError`s that say what to do.
     func service(_ options: ServiceOptions = .init()) throws -> RetrievalService {
         let opened = try indexes().map { name, url -> (name: String, index: IndexDirectory) in
-            let inside = url.appendingPathComponent(IndexDirectory.defaultName)
-            let dir = FileManager.default.fileExists(atPath: inside.appendingPathComponent(Manifest.fileName).path) ? inside : url
-            return (name, try IndexOpening.open(dir.path))
+            (name, try IndexOpening.open(IndexDirectory.resolve(url).path))
         }
         let embedder = try ModelLoading.load(model, preferred: opened[0].index.manifest.model.name, threads: threads)
         var options = options

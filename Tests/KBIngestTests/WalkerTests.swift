@@ -364,6 +364,19 @@ final class WalkerTests: XCTestCase {
         XCTAssertNil(PathSelection.base(root: root, current: NativePath(folder.path + "/missing")))
     }
 
+    /// Many '*' runs against a long name: plain backtracking tries every way to split the
+    /// name (about 10^17 here, it would never finish); remembering failed positions makes it
+    /// pattern × name steps. A server takes such globs from any client (--path / "path").
+    func testGlobsWithManyStarsMatchInPolynomialSteps() {
+        let name = String(repeating: "a", count: 60)
+        let hostile = String(repeating: "*a", count: 30) + "b"
+        XCTAssertFalse(Glob(hostile).matches(name))
+        XCTAssertTrue(Glob(String(repeating: "*a", count: 30)).matches(name))
+        XCTAssertFalse(Glob(String(repeating: "*?", count: 10) + "#").matches(String(repeating: "x", count: 31)))
+        XCTAssertTrue(Glob("**/" + String(repeating: "*a", count: 20) + "/*.md").matches("d/e/" + name + "/x.md"))
+        XCTAssertFalse(Glob("**/" + String(repeating: "*a", count: 20) + "b/*.md").matches("d/e/" + name + "/x.md"))
+    }
+
     func testGlob() {
         XCTAssertTrue(Glob("*.md").matches("a.md"))
         XCTAssertFalse(Glob("*.md").matches("d/a.md"))

@@ -108,6 +108,29 @@ final class RetrievalServiceTests: XCTestCase {
         }
     }
 
+    func testWaitingQuestionsAreBoundedAndACancelledRequestLeavesTheQueue() async throws {
+        try corpusOfThree()
+        // A window longer than the test: the first job waits until it is cancelled.
+        let s = try RetrievalService(indexes: [("docs", corpus)],
+                                     options: ServiceOptions(model: model.path, batchWindow: .seconds(600), maxBatch: 4, maxWaiting: 4))
+        let first = Task { try await s.search([SearchQuery("tea"), SearchQuery("soup"), SearchQuery("bread")], index: nil) }
+        while s.waitingQuestions < 3 { await Task.yield() }
+        // Two more would make five waiting, over the limit of four: refused at once.
+        await assertThrows(try await s.search([SearchQuery("oven"), SearchQuery("loaf")], index: nil), "too busy to answer now")
+        XCTAssertEqual(s.waitingQuestions, 3)
+        first.cancel()
+        do {
+            _ = try await first.value
+            XCTFail("the cancelled request was answered")
+        } catch {
+            XCTAssertTrue(error is CancellationError, "\(error)")
+        }
+        XCTAssertEqual(s.waitingQuestions, 0)
+        // One question alone fits (and a full batch of four starts without the window).
+        let four = try await s.search([SearchQuery("tea"), SearchQuery("soup"), SearchQuery("bread"), SearchQuery("oven")], index: nil)
+        XCTAssertEqual(four.count, 4)
+    }
+
     func testRequestsThatMeanNothingAreClearErrors() async throws {
         try corpusOfThree()
         let s = try service()

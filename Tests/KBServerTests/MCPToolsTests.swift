@@ -376,6 +376,13 @@ final class MCPToolsTests: XCTestCase {
         XCTAssertEqual(errorLine(ok), "x y")
     }
 
+    /// A busy service (too many questions waiting) is a tool error that says to retry.
+    func testABusyServiceIsAToolErrorThatSaysToRetry() async throws {
+        let result = try await MCPTools.answer(within: .seconds(3600)) { throw RetrievalError.busy("64 questions are waiting already") }
+        let line = try XCTUnwrap(errorLine(result))
+        XCTAssertTrue(line.contains("64 questions are waiting") && line.contains("try again"), line)
+    }
+
     /// /mcp of `kbindex serve` takes its limits (k, query length, timeout) from the server's
     /// configuration; the stdio server's defaults are ServerLimits' own.
     func testServeMCPHonoursTheConfiguredLimits() async throws {

@@ -201,12 +201,15 @@ final class SecurityTests: XCTestCase {
             (.indexNotNamed(known: ["a", "b"]), 400, "invalid_request"),
             (.openFailed(index: url, reason: "gone"), 503, "index_unavailable"),
             (.model("NaN vectors", folder: nil, isDamage: true), 500, "model_error"),
+            (.busy("64 questions are waiting already"), 503, "busy"),
         ]
         for (error, status, code) in cases {
             let e = APIError.from(error)
             XCTAssertEqual(Int(e.status.code), status, "\(error)")
             XCTAssertEqual(e.code, code, "\(error)")
         }
+        XCTAssertEqual(APIError.from(RetrievalError.busy("full")).headers[.retryAfter], "1")
+        XCTAssertEqual(APIError.from(CancellationError()).code, "shutting_down")
         struct Strange: Error {}
         XCTAssertEqual(APIError.from(Strange()).status, .internalServerError)
         XCTAssertFalse(APIError.from(Strange()).message.contains("Strange"))

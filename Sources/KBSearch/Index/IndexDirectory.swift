@@ -61,6 +61,13 @@ public final class IndexDirectory: @unchecked Sendable {
         }
     }
 
+    /// The index folder `url` names: `url` itself, or `url/.kbindex` when that holds an index
+    /// (a user may name the indexed folder). One `stat`.
+    public static func resolve(_ url: URL) -> URL {
+        let inside = url.appendingPathComponent(defaultName)
+        return FileManager.default.fileExists(atPath: inside.appendingPathComponent(Manifest.fileName).path) ? inside : url
+    }
+
     /// Chunks in all segments, deleted ones included.
     public var chunkCount: Int { segments.reduce(0) { $0 + $1.chunkCount } }
     /// Documents in all segments, deleted ones included.

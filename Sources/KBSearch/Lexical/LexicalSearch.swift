@@ -62,42 +62,99 @@ public enum LexicalSearch {
         }
     }
 
-    /// Every live chunk's BM25 score for one query (chunks without a query term score 0 and
-    /// are not stored).
+    /// Every live chunk's BM25 score for one query: chunks without a query term score 0.
     public struct Scores: Sendable {
-        /// byChunk[s][c] = score of chunk c of segment s.
-        let byChunk: [[Int: Double]]
+        /// byChunk[s][c] = score of chunk c of segment s (dense: one slot per chunk).
+        let byChunk: [[Double]]
+        /// touched[s]: the chunks of segment s with a score above 0, in first-scored order.
+        let touched: [[Int32]]
 
-        /// The score of a chunk (0 when it holds no query term or is deleted).
-        public subscript(segment: Int, chunk: Int) -> Double { byChunk[segment][chunk] ?? 0 }
+        /// The score of a chunk (0 when it holds no query term or is deleted). O(1).
+        public subscript(segment: Int, chunk: Int) -> Double {
+            guard segment >= 0, segment < byChunk.count, chunk >= 0, chunk < byChunk[segment].count else { return 0 }
+            return byChunk[segment][chunk]
+        }
 
         /// The `k` best, ties broken by (segment, chunk) ascending, among chunks whose document
-        /// passes `documentFilter` (nil = all). O(documents) for the filter plus O(scored · log).
+        /// passes `documentFilter` (nil = all). O(documents) for the filter plus O(scored · log k).
         public func top(_ k: Int, in index: IndexDirectory, documentFilter: DocumentFilter? = nil) -> [Hit] {
             top(k, in: index, selection: DocumentSelection(index, documentFilter))
         }
 
         /// `top(_:in:documentFilter:)` with the filter already applied to every document, so a
-        /// batch of questions evaluates it once. O(scored · log).
+        /// batch of questions evaluates it once. O(scored · log k): a bounded heap, not a sort
+        /// of every scored chunk (a frequent word scores most of a large index).
         public func top(_ k: Int, in index: IndexDirectory, selection: DocumentSelection) -> [Hit] {
             guard k > 0 else { return [] }
             let allowed = selection.allowed
-            var all: [(s: Int, c: Int, score: Double)] = []
-            for (s, m) in byChunk.enumerated() {
-                for (c, v) in m where allowed[s].map({ $0[index.segments[s].documentIndex(ofChunk: c)] }) ?? true { all.append((s, c, v)) }
+            var best = ScoredHeap(k: k)
+            for (s, chunks) in touched.enumerated() {
+                let scores = byChunk[s]
+                let bitmap = allowed[s]
+                for c32 in chunks {
+                    let c = Int(c32)
+                    if let bitmap, !bitmap[index.segments[s].documentIndex(ofChunk: c)] { continue }
+                    best.offer(scores[c], s, c)
+                }
             }
-            all.sort { $0.score != $1.score ? $0.score > $1.score : ($0.s, $0.c) < ($1.s, $1.c) }
-            return all.prefix(k).map { Hit(segment: $0.s, chunk: $0.c, score: Float($0.score)) }
+            return best.sorted().map { Hit(segment: $0.s, chunk: $0.c, score: Float($0.score)) }
         }
+    }
+
+    /// The k best (score, segment, chunk) by score descending, then (segment, chunk)
+    /// ascending: a min-heap whose root is the worst kept. O(log k) per offer.
+    struct ScoredHeap {
+        typealias Entry = (score: Double, s: Int, c: Int)
+        let k: Int
+        private var heap: [Entry] = []
+
+        init(k: Int) { self.k = k; heap.reserveCapacity(Swift.min(k, 4096)) }
+
+        /// True when `a` ranks below `b`.
+        @inline(__always)
+        static func worse(_ a: Entry, _ b: Entry) -> Bool {
+            if a.score != b.score { return a.score < b.score }
+            return (a.s, a.c) > (b.s, b.c)
+        }
+
+        mutating func offer(_ score: Double, _ s: Int, _ c: Int) {
+            let e = (score, s, c)
+            if heap.count < k {
+                heap.append(e)
+                var i = heap.count - 1
+                while i > 0 {
+                    let parent = (i - 1) / 2
+                    guard Self.worse(heap[i], heap[parent]) else { break }
+                    heap.swapAt(i, parent)
+                    i = parent
+                }
+            } else if Self.worse(heap[0], e) {
+                heap[0] = e
+                var i = 0
+                while true {
+                    let l = 2 * i + 1, r = l + 1
+                    var m = i
+                    if l < heap.count && Self.worse(heap[l], heap[m]) { m = l }
+                    if r < heap.count && Self.worse(heap[r], heap[m]) { m = r }
+                    if m == i { break }
+                    heap.swapAt(i, m)
+                    i = m
+                }
+            }
+        }
+
+        /// Best first.
+        func sorted() -> [Entry] { heap.sorted { Self.worse($1, $0) } }
     }
 
     /// BM25 of every live chunk holding a term of `query`, with the index-wide `statistics`.
     /// Throws `SegmentError` when a segment's LEXICAL section is damaged.
-    /// Cost: O(postings of the query's terms).
+    /// Cost: O(chunks) to clear the score slots, plus O(postings of the query's terms).
     public static func scores(_ query: String, statistics st: Statistics) throws -> Scores {
-        var scores: [[Int: Double]] = Array(repeating: [:], count: st.lexicals.count)
         let terms = Array(Set(LexicalTokenizer.terms(query))).sorted()
-        guard st.liveChunks > 0 else { return Scores(byChunk: scores) }
+        var scores: [[Double]] = st.lexicals.map { _ in [] }
+        var touched: [[Int32]] = Array(repeating: [], count: st.lexicals.count)
+        guard st.liveChunks > 0, !terms.isEmpty else { return Scores(byChunk: scores, touched: touched) }
         let n = Double(st.liveChunks), avg = st.averageLength
         for t in terms {
             let bytes = Array(t.utf8)
@@ -111,13 +168,18 @@ public enum LexicalSearch {
             guard df > 0 else { continue }
             let idf = log(1 + (n - Double(df) + 0.5) / (Double(df) + 0.5))
             for (s, p) in lists {
-                for (c, f) in zip(p.chunks, p.frequencies) where st.live[s][c] {
-                    let tf = Double(f), len = Double(st.lexicals[s].length(ofChunk: c))
-                    scores[s][c, default: 0] += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avg))
+                if scores[s].isEmpty { scores[s] = [Double](repeating: 0, count: st.live[s].count) }
+                let lexical = st.lexicals[s]
+                scores[s].withUnsafeMutableBufferPointer { slot in
+                    for (c, f) in zip(p.chunks, p.frequencies) where st.live[s][c] {
+                        let tf = Double(f), len = Double(lexical.length(ofChunk: c))
+                        if slot[c] == 0 { touched[s].append(Int32(c)) }
+                        slot[c] += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avg))
+                    }
                 }
             }
         }
-        return Scores(byChunk: scores)
+        return Scores(byChunk: scores, touched: touched)
     }
 
     /// Which documents of each segment results may come from: a `DocumentFilter` evaluated

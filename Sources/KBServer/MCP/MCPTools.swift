@@ -357,6 +357,8 @@ public struct MCPTools: Sendable {
             return "\(error): use mode \"vector\", or rebuild the index with 'kbindex build --rebuild'"
         case .damaged, .openFailed:
             return "\(error): 'kbindex verify' checks the index and 'kbindex build' repairs it"
+        case .busy:
+            return "\(error): try again in a moment"
         default:
             return "\(error)"
         }
