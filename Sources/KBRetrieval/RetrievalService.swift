@@ -11,8 +11,10 @@ public struct ServiceOptions: Sendable {
     /// Threads scanning and embedding (nil: every core).
     public var threads: Int?
     /// How long the first question of a batch waits for others to join it. Questions that
-    /// arrive while a batch runs join the next one without waiting longer.
-    public var batchWindow: Duration = .milliseconds(2)
+    /// arrive while a batch runs join the next one without waiting longer, so under load
+    /// batches form without a window: 0 by default (Benchmarks/RESULTS.md, issue 14: 2 ms
+    /// cost a lone question 1.7 ms at p50 and bought no throughput).
+    public var batchWindow: Duration = .zero
     /// The most questions answered in one batch.
     public var maxBatch: Int = 64
     /// How often the indexes' manifests are checked for a new generation.
@@ -21,7 +23,7 @@ public struct ServiceOptions: Sendable {
     /// beyond it requests fail at once with `RetrievalError.busy` instead of queueing.
     public var maxWaiting: Int = 1024
 
-    public init(model: String? = nil, threads: Int? = nil, batchWindow: Duration = .milliseconds(2),
+    public init(model: String? = nil, threads: Int? = nil, batchWindow: Duration = .zero,
                 maxBatch: Int = 64, reloadInterval: Duration = .milliseconds(250), maxWaiting: Int = 1024) {
         self.model = model
         self.threads = threads

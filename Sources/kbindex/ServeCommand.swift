@@ -55,13 +55,19 @@ struct ServeCommand: ParsableCommand {
     @Option(name: .customLong("allow-origin"), help: ArgumentHelp("A browser origin allowed to call the API, with CORS, e.g. https://app.example.com (repeatable).", valueName: "origin"))
     var allowOrigin: [String] = []
 
-    @Option(name: .customLong("batch-window-ms"), parsing: .unconditional, help: ArgumentHelp("How long a question waits for others to share its pass over the index, in milliseconds.", valueName: "ms"))
-    var batchWindowMs: Double = 2
+    @Option(name: .customLong("allow-host"), help: ArgumentHelp("A Host name to accept while listening on loopback, e.g. kb.example.com behind a reverse proxy that passes the client's Host (repeatable).", valueName: "name"))
+    var allowHost: [String] = []
+
+    @Option(name: .customLong("batch-window-ms"), parsing: .unconditional, help: ArgumentHelp("How long a question on an idle server waits for others to share its pass over the index, in milliseconds (questions that arrive while one is answered are batched anyway).", valueName: "ms"))
+    var batchWindowMs: Double = 0
 
     func validate() throws {
         if !(0...65535).contains(port) { throw ValidationError("--port must be from 0 to 65535, got \(port)") }
         if !(batchWindowMs >= 0 && batchWindowMs <= 1000) { throw ValidationError("--batch-window-ms must be from 0 to 1000, got \(batchWindowMs)") }
         if let token, token.isEmpty || token.contains(where: \.isWhitespace) { throw ValidationError("--token must not be empty or contain spaces") }
+        for name in allowHost where name.isEmpty || name.contains(where: { $0.isWhitespace || $0 == "/" }) {
+            throw ValidationError("--allow-host takes a host name such as kb.example.com, got '\(name)'")
+        }
         for origin in allowOrigin where !(origin.hasPrefix("http://") || origin.hasPrefix("https://")) || origin.dropFirst(8).contains("/") {
             throw ValidationError("--allow-origin takes an origin such as https://app.example.com (scheme and host, no path), got '\(origin)'")
         }
@@ -71,7 +77,7 @@ struct ServeCommand: ParsableCommand {
         let token = self.token ?? ProcessInfo.processInfo.environment["KBINDEX_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         var options = ServiceOptions()
         options.batchWindow = .microseconds(Int64(batchWindowMs * 1000))
-        let configuration = ServerConfiguration(host: host, port: port, token: token, allowedOrigins: allowOrigin)
+        let configuration = ServerConfiguration(host: host, port: port, token: token, allowedOrigins: allowOrigin, allowedHosts: allowHost)
         // Checked before the model loads: a refused host is said at once.
         if !ServerConfiguration.isLoopback(host) && token == nil {
             throw CLIError("--host \(host) is reachable from other machines: give a token with --token or KBINDEX_TOKEN (clients send 'Authorization: Bearer TOKEN'), or serve on 127.0.0.1")
