@@ -138,7 +138,8 @@ final class BatchQueue: @unchecked Sendable {
         let mode: SearchMode
         let k: Int
         let paths: [String]
-        let fusion: [Double]
+        /// Hybrid only: how its rankings are fused.
+        let fusion: Fusion.Options?
     }
 
     private func run(_ jobs: [Job]) {
@@ -161,29 +162,32 @@ final class BatchQueue: @unchecked Sendable {
             }
         }
 
-        // Group questions that one scan can answer together.
-        var groups: [GroupKey: [(job: Int, question: Int)]] = [:]
-        var order: [GroupKey] = []
+        // Group questions that one scan can answer together, in order of first appearance.
+        var groups: [(key: GroupKey, members: [(job: Int, question: Int)])] = []
+        var groupOf: [GroupKey: Int] = [:]
         for (j, job) in jobs.enumerated() {
             for (i, q) in job.questions.enumerated() {
-                let f = q.query.fusion
                 let key = GroupKey(searcher: ObjectIdentifier(job.searcher), mode: q.mode, k: q.query.k, paths: q.query.paths,
-                                   fusion: q.mode == .hybrid ? [f.method == .convex ? 0 : 1, f.alpha, f.constant, f.vectorWeight, f.lexicalWeight] : [])
-                if groups[key] == nil { order.append(key) }
-                groups[key, default: []].append((j, i))
+                                   fusion: q.mode == .hybrid ? q.query.fusion : nil)
+                if let g = groupOf[key] {
+                    groups[g].members.append((j, i))
+                } else {
+                    groupOf[key] = groups.count
+                    groups.append((key, [(j, i)]))
+                }
             }
         }
 
         var answers = jobs.map { Array<SearchResult?>(repeating: nil, count: $0.questions.count) }
         var failures = Array<Error?>(repeating: nil, count: jobs.count)
-        for key in order {
-            let members = groups[key]!
+        for (key, members) in groups {
             let first = jobs[members[0].job].questions[members[0].question]
             let searcher = jobs[members[0].job].searcher
             do {
                 if key.mode != .lexical, let embedError { throw embedError }
                 let texts = members.map { jobs[$0.job].questions[$0.question].query.text }
-                let vecs = key.mode == .lexical ? [] : texts.map { vectors[position[$0]!] }
+                // Every text of a non-lexical group has its vector (`answer` checks the count).
+                let vecs = key.mode == .lexical ? [] : texts.compactMap { position[$0].map { vectors[$0] } }
                 let ranked = try searcher.answer(texts, vectors: vecs, mode: key.mode, k: key.k, filter: first.filter,
                                                  fusion: first.query.fusion, threads: threads)
                 for (m, r) in zip(members, ranked) {

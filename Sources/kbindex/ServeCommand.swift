@@ -88,7 +88,7 @@ struct ServeCommand: ParsableCommand {
         do { app = try KBServerApp(service: service, configuration: configuration) } catch { throw CLIError(error) }
 
         let names = service.indexNames
-        let modelName = service.info().model.name
+        let modelName = service.model.name
         let failure: (any Error)? = ServedIndexOptions.block {
             do {
                 try await app.run { url in

@@ -30,7 +30,7 @@ public enum Fusion {
         case rrf
     }
 
-    public struct Options: Sendable, Equatable {
+    public struct Options: Sendable, Hashable {
         public var method: Method = .convex
         /// α of convex fusion: the cosine's share; 1 − α goes to BM25.
         public var alpha: Double = 0.85

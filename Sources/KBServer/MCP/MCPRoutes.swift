@@ -77,16 +77,13 @@ public struct MCPHTTPEndpoint: Sendable {
 
         var body: Data?
         if request.method == .post {
-            if let length = request.headers[.contentLength].flatMap(Int.init), length > maxBodyBytes {
-                return Self.response(.error(statusCode: 413, .invalidRequest("the body has \(length) bytes, more than the limit of \(maxBodyBytes)")))
-            }
+            // The API's body rules (413 over the limit, 400 when it cannot be read whole), as
+            // a JSON-RPC error.
             do {
-                let buffer = try await request.body.collect(upTo: maxBodyBytes)
-                body = Data(buffer.readableBytesView)
-            } catch let error as HTTPResponseError where error.status == .contentTooLarge {
-                return Self.response(.error(statusCode: 413, .invalidRequest("the body is larger than the limit of \(maxBodyBytes) bytes")))
+                body = Data(try await Handlers.body(request, limit: maxBodyBytes).readableBytesView)
+            } catch let error as APIError {
+                return Self.response(.error(statusCode: Int(error.status.code), .invalidRequest(error.message)))
             } catch {
-                // The client reset the connection or sent a malformed body: not a size problem.
                 return Self.response(.error(statusCode: 400, .invalidRequest("the request body could not be read: send it whole, with a correct Content-Length")))
             }
         }
