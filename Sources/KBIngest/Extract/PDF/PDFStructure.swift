@@ -1,0 +1,333 @@
+import Foundation
+import KBCore
+
+/// Turns a PDF's layout (pages, blocks, lines with font sizes) and outline into sections, as
+/// the markdown and HTML parsers do for their headings.
+///
+/// - **Running headers and footers**: a line in the top or bottom 12 % of its page is dropped
+///   when it is a page number ("12", "- 12 -", "Page 3 of 9", "xii"), or when the same text,
+///   digits aside, is in that band on at least 40 % of the pages (and 3 of them). A running
+///   head that changes every chapter stays.
+/// - **Headings**: from the outline when the PDF has one: each bookmark's title is looked for
+///   on its target page (ignoring case, punctuation and a leading section number); found, its
+///   line(s) become the heading, else the section starts at the top of that page. Without an
+///   outline, from font size: a line at least 15 % larger than the body text (the size most
+///   characters have), short (≤ 20 words), with a letter, not ending like a sentence or a
+///   clause (. , ; :). Each larger size is one level higher; consecutive heading lines of one
+///   size in one block are one heading. Font weight is not known (pdftotext does not say).
+/// - **Paragraphs**: poppler's blocks are paragraphs; their lines are joined with spaces (none
+///   between two CJK characters). A block that ends without a sentence end and a next block
+///   (on the same page, the next column or the next page) that starts with a lower-case letter
+///   are one paragraph, which then spans both pages.
+/// - **Hyphenation**: a line ending in a letter and "-" followed by a line starting with a
+///   lower-case letter is joined without the hyphen ("retrie-" "val" → "retrieval"), unless
+///   the hyphenated word is written elsewhere in the document and the joined one is not
+///   ("well-" "known" stays "well-known" when "well-known" appears in the text). A soft hyphen
+///   is always removed.
+/// - **Locations**: every paragraph is one text line whose `SourceLine` gives its first and
+///   last page; byte ranges are offsets in the concatenation of the paragraphs and headings
+///   as extracted, each followed by "\n\n".
+enum PDFStructure {
+    struct Result {
+        var document: ParsedDocument
+        var warnings: [String]
+    }
+
+    /// One line of text in reading order.
+    struct FlatLine {
+        var page: Int
+        /// Index of its block over the whole document.
+        var block: Int
+        var text: String
+        var size: Double
+    }
+
+    /// A heading placed before `lines[at]` (`at == lines.count`: at the end).
+    struct Anchor {
+        var at: Int
+        var level: Int
+        var title: String
+        var page: Int
+    }
+
+    static let band = 0.12
+
+    /// Builds the document. O(lines + outline items × lines of their pages).
+    static func build(layout: PDFLayout, outline: PDFOutline?, fileName: String, maxTextBytes: Int) -> Result {
+        var warnings: [String] = []
+        let lines = flatten(layout.pages, dropping: runningLines(layout.pages))
+        let vocabulary = Self.vocabulary(lines)
+
+        var anchors: [Anchor] = []
+        var consumed = Set<Int>()
+        if let outline, outline.items.contains(where: { ($0.page ?? 0) >= 1 && $0.page! <= layout.pages.count }) {
+            (anchors, consumed) = outlineAnchors(outline, lines: lines)
+        } else {
+            (anchors, consumed) = fontAnchors(lines)
+        }
+
+        var collector = SectionCollector()
+        var stack: [(level: Int, title: String)] = []
+        var offset = 0
+        var paragraph: (texts: [String], first: Int, last: Int, block: Int)?
+        var cutAtPage: Int?
+
+        func flush() {
+            guard let p = paragraph else { return }
+            paragraph = nil
+            let text = join(p.texts, vocabulary: vocabulary)
+            let bytes = text.utf8.count
+            let source = SourceLine(line: p.first, lastLine: p.last, byteStart: offset, byteEnd: offset + bytes, verbatim: false)
+            collector.add(text, source)
+            collector.add("", source)
+            offset += bytes + 2
+        }
+
+        var a = 0
+        for i in 0...lines.count {
+            while a < anchors.count && anchors[a].at <= i {
+                let h = anchors[a]
+                a += 1
+                flush()
+                while let last = stack.last, last.level >= h.level { stack.removeLast() }
+                stack.append((h.level, h.title))
+                let bytes = h.title.utf8.count
+                collector.start(stack.map(\.title), heading: SourceLine(line: h.page, lastLine: h.page, byteStart: offset, byteEnd: offset + bytes, verbatim: false))
+                offset += bytes + 2
+            }
+            guard i < lines.count else { break }
+            if consumed.contains(i) { continue }
+            let l = lines[i]
+            if offset > maxTextBytes { cutAtPage = l.page; break }
+            if let p = paragraph, p.block != l.block, !continues(p.texts.last ?? "", l.text) { flush() }
+            if paragraph == nil { paragraph = ([], l.page, l.page, l.block) }
+            paragraph!.texts.append(l.text)
+            paragraph!.last = l.page
+            paragraph!.block = l.block
+        }
+        flush()
+        collector.flush()
+
+        if let cutAtPage {
+            warnings.append("text cut at page \(cutAtPage) of \(layout.pages.count): more than \(PDFExtractor.size(maxTextBytes)) of text")
+        }
+        let empty = layout.pages.filter { $0.blocks.isEmpty }
+        if empty.count >= 2 && empty.count * 4 >= layout.pages.count {
+            warnings.append("\(empty.count) of \(layout.pages.count) pages have no text layer (first: page \(empty[0].number))")
+        }
+        let title = !layout.title.isEmpty ? layout.title : (anchors.first?.title ?? fileName)
+        return Result(document: ParsedDocument(title: title, sections: collector.sections, unit: .pages), warnings: warnings)
+    }
+
+    // MARK: Running headers and footers
+
+    /// Per page, the indices (block, line) of lines that are running headers, footers or
+    /// page numbers.
+    static func runningLines(_ pages: [PDFLayout.Page]) -> [Set<[Int]>] {
+        func inBand(_ l: PDFLayout.Line, _ p: PDFLayout.Page) -> Bool {
+            guard p.height > 0 else { return false }
+            let center = (l.yMin + l.yMax) / 2
+            return center < p.height * band || center > p.height * (1 - band)
+        }
+        var pagesWith: [String: Int] = [:]
+        for p in pages {
+            var keys = Set<String>()
+            for b in p.blocks { for l in b.lines where inBand(l, p) { keys.insert(key(l.text)) } }
+            for k in keys { pagesWith[k, default: 0] += 1 }
+        }
+        let repeated = max(3, Int((Double(pages.count) * 0.4).rounded(.up)))
+        return pages.map { p in
+            var drop = Set<[Int]>()
+            for (bi, b) in p.blocks.enumerated() {
+                for (li, l) in b.lines.enumerated() where inBand(l, p) {
+                    let k = key(l.text)
+                    if isPageNumber(k) || (pages.count >= 3 && pagesWith[k, default: 0] >= repeated) { drop.insert([bi, li]) }
+                }
+            }
+            return drop
+        }
+    }
+
+    /// The text lower-cased, whitespace collapsed, each run of digits (and a lone roman
+    /// numeral) as "#".
+    static func key(_ text: String) -> String {
+        let words = text.lowercased().split(whereSeparator: \.isWhitespace)
+        if words.count == 1, isRoman(words[0]) { return "#" }
+        var out = ""
+        var inDigits = false
+        for ch in words.joined(separator: " ") {
+            if ch.isNumber { if !inDigits { out.append("#") }; inDigits = true } else { out.append(ch); inDigits = false }
+        }
+        return out
+    }
+
+    private static func isRoman(_ w: Substring) -> Bool {
+        !w.isEmpty && w.count <= 7 && w.allSatisfy { "ivxlc".contains($0) }
+    }
+
+    /// "#", "- # -", "page #", "page # of #", "# / #", "p. #", "[#]".
+    static func isPageNumber(_ key: String) -> Bool {
+        guard key.contains("#") else { return false }
+        var rest = " " + key + " "
+        for word in ["page", "pages", "of", "p.", "pp.", "pg."] { rest = rest.replacingOccurrences(of: " \(word) ", with: " ") }
+        rest = rest.replacingOccurrences(of: " p", with: " ")  // "p#"
+        return rest.allSatisfy { "#-–—/()[]|.:, ".contains($0) }
+    }
+
+    // MARK: Lines
+
+    static func flatten(_ pages: [PDFLayout.Page], dropping: [Set<[Int]>]) -> [FlatLine] {
+        var out: [FlatLine] = []
+        var blockID = 0
+        for (pi, p) in pages.enumerated() {
+            for (bi, b) in p.blocks.enumerated() {
+                for (li, l) in b.lines.enumerated() where !dropping[pi].contains([bi, li]) {
+                    out.append(FlatLine(page: p.number, block: blockID, text: l.text, size: l.size))
+                }
+                blockID += 1
+            }
+        }
+        return out
+    }
+
+    /// Lower-cased words of the document, punctuation around them stripped.
+    static func vocabulary(_ lines: [FlatLine]) -> Set<String> {
+        var words = Set<String>()
+        for l in lines {
+            for w in l.text.split(separator: " ") { words.insert(bare(w)) }
+        }
+        return words
+    }
+
+    private static func bare<S: StringProtocol>(_ w: S) -> String {
+        String(w.lowercased().trimmingCharacters(in: CharacterSet.punctuationCharacters.union(.symbols)))
+    }
+
+    /// Whether a paragraph whose last line is `previous` goes on with `next` (from the next
+    /// block): no sentence end before, a lower-case letter after.
+    static func continues(_ previous: String, _ next: String) -> Bool {
+        guard let last = previous.last, let first = next.first else { return false }
+        if ".!?:;".contains(last) || last == "\u{3002}" { return false }
+        return first.isLowercase
+    }
+
+    static let hyphens: Set<Character> = ["-", "\u{2010}", "\u{00AD}"]
+
+    /// The lines of one paragraph as one line: see the type's notes on hyphenation.
+    static func join(_ texts: [String], vocabulary: Set<String>) -> String {
+        var out = texts.first ?? ""
+        for next in texts.dropFirst() {
+            guard let last = out.last, let first = next.first else { out += next; continue }
+            if hyphens.contains(last), out.count >= 2, out[out.index(out.endIndex, offsetBy: -2)].isLetter, first.isLowercase {
+                if last == "\u{00AD}" { out.removeLast(); out += next; continue }
+                let prefix = out.dropLast().split(separator: " ").last.map(String.init) ?? ""
+                let suffix = next.split(separator: " ").first.map(String.init) ?? ""
+                let hyphenated = bare(prefix + "-" + suffix), joined = bare(prefix + suffix)
+                if vocabulary.contains(hyphenated) && !vocabulary.contains(joined) { out += next } else { out.removeLast(); out += next }
+            } else if isCJK(last) && isCJK(first) {
+                out += next
+            } else {
+                out += " " + next
+            }
+        }
+        return out
+    }
+
+    private static func isCJK(_ c: Character) -> Bool {
+        guard let v = c.unicodeScalars.first?.value else { return false }
+        return (0x3000...0x30FF).contains(v) || (0x3400...0x9FFF).contains(v) || (0xAC00...0xD7AF).contains(v)
+            || (0xF900...0xFAFF).contains(v) || (0xFF00...0xFFEF).contains(v) || (0x20000...0x2FA1F).contains(v)
+    }
+
+    // MARK: Headings
+
+    /// Letters and digits only, lower-cased.
+    static func normalized<S: StringProtocol>(_ s: S) -> String {
+        String(s.lowercased().unicodeScalars.filter { CharacterSet.alphanumerics.contains($0) }.map(Character.init))
+    }
+
+    /// `normalized` without a leading section number ("2.1", "IV.", "Chapter 3", "A.2").
+    static func core(_ s: String) -> String {
+        var words = s.split(whereSeparator: \.isWhitespace)
+        if let w = words.first, ["chapter", "part", "section", "appendix"].contains(w.lowercased()), words.count > 2 { words.removeFirst() }
+        if let w = words.first, words.count > 1,
+           w.allSatisfy({ $0.isNumber || $0 == "." }) || (w.count <= 5 && w.lowercased().allSatisfy { "ivxlc.".contains($0) })
+            || (w.count <= 4 && w.first!.isUppercase && w.dropFirst().allSatisfy { $0.isNumber || $0 == "." } && w.contains(".")) {
+            words.removeFirst()
+        }
+        return normalized(words.joined(separator: " "))
+    }
+
+    /// Headings from the outline: each item found on its page (up to three lines of one
+    /// block), else at the top of its page; never before the previous heading.
+    static func outlineAnchors(_ outline: PDFOutline, lines: [FlatLine]) -> ([Anchor], Set<Int>) {
+        // The first line of each page (pages without lines start where the next one does).
+        var pageStart: [Int: Int] = [:]
+        for (i, l) in lines.enumerated().reversed() { pageStart[l.page] = i }
+        func start(of page: Int) -> Int {
+            var p = page
+            while p <= (lines.last?.page ?? 0) { if let s = pageStart[p] { return s }; p += 1 }
+            return lines.count
+        }
+        var anchors: [Anchor] = []
+        var consumed = Set<Int>()
+        var cursor = 0
+        for item in outline.items {
+            guard let page = item.page else { continue }
+            let want = normalized(item.title), wantCore = core(item.title)
+            var found: (at: Int, count: Int)?
+            var i = max(cursor, start(of: page))
+            search: while i < lines.count && lines[i].page == page {
+                var text = ""
+                for m in 0..<3 {
+                    let k = i + m
+                    guard k < lines.count, lines[k].block == lines[i].block, !consumed.contains(k) else { break }
+                    text += (m == 0 ? "" : " ") + lines[k].text
+                    let have = normalized(text)
+                    if !have.isEmpty && (have == want || (!wantCore.isEmpty && core(text) == wantCore)) { found = (i, m + 1); break search }
+                    if !want.hasPrefix(have) && !wantCore.hasPrefix(core(text)) { break }
+                }
+                i += 1
+            }
+            let at = found?.at ?? max(cursor, start(of: page))
+            if let found { for k in found.at..<(found.at + found.count) { consumed.insert(k) }; cursor = found.at + found.count } else { cursor = at }
+            anchors.append(Anchor(at: at, level: item.level, title: item.title, page: at < lines.count ? lines[at].page : page))
+        }
+        return (anchors, consumed)
+    }
+
+    /// The size most characters have, to the half point.
+    static func bodySize(_ lines: [FlatLine]) -> Double {
+        var weight: [Double: Int] = [:]
+        for l in lines { weight[(l.size * 2).rounded() / 2, default: 0] += l.text.count }
+        return weight.max { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key }?.key ?? 0
+    }
+
+    /// Headings from font size (see the type's notes).
+    static func fontAnchors(_ lines: [FlatLine]) -> ([Anchor], Set<Int>) {
+        let body = bodySize(lines)
+        guard body > 0 else { return ([], []) }
+        func isHeading(_ l: FlatLine) -> Bool {
+            guard l.size >= body * 1.15, l.text.count <= 150, l.text.split(separator: " ").count <= 20,
+                  l.text.contains(where: \.isLetter), let last = l.text.last, !".,;:".contains(last) else { return false }
+            return true
+        }
+        var runs: [(at: Int, count: Int, size: Double)] = []
+        var i = 0
+        while i < lines.count {
+            guard isHeading(lines[i]) else { i += 1; continue }
+            var k = i + 1
+            while k < lines.count, k - i < 3, lines[k].block == lines[i].block, isHeading(lines[k]), abs(lines[k].size - lines[i].size) < 0.5 { k += 1 }
+            runs.append((i, k - i, lines[i].size))
+            i = k
+        }
+        let sizes = Array(Set(runs.map { $0.size.rounded() })).sorted(by: >)
+        var consumed = Set<Int>()
+        let anchors = runs.map { r -> Anchor in
+            for k in r.at..<(r.at + r.count) { consumed.insert(k) }
+            let title = lines[r.at..<(r.at + r.count)].map(\.text).joined(separator: " ")
+            return Anchor(at: r.at, level: min(6, (sizes.firstIndex(of: r.size.rounded()) ?? 0) + 1), title: title, page: lines[r.at].page)
+        }
+        return (anchors, consumed)
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import XCTest
+import KBCore
+@testable import KBIngest
+
+/// The fence around the PDF tools, proved with fake tools (shell scripts) that hang, allocate
+/// without end, print without end or fill standard error: each costs its limit and is one
+/// error, never a hang of the build or a crash. No test measures time: they assert the error.
+final class PDFLimitsTests: XCTestCase {
+    var dir: URL!
+
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("kbpdf-tools-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        if let dir { try? FileManager.default.removeItem(at: dir) }
+    }
+
+    /// An executable script `name` with `body`.
+    func tool(_ name: String, _ body: String) throws -> String {
+        let url = dir.appendingPathComponent(name)
+        try Data(("#!/bin/bash\n" + body + "\n").utf8).write(to: url)
+        chmod(url.path, 0o755)
+        return url.path
+    }
+
+    func extract(_ pdftotext: String?, limits: ExtractionLimits) -> Result<ParseResult, ExtractionError> {
+        PDFExtractor.extract(location: NativePath(dir.appendingPathComponent("any.pdf").path), path: "any.pdf", limits: limits,
+                             tools: PDFExtractor.Tools(pdftotext: pdftotext, pdftohtml: nil))
+    }
+
+    func testAToolThatHangsIsKilledAtTheTimeLimit() throws {
+        // It and a child both hold the pipes: the whole process group is killed.
+        let hang = try tool("hang", "sleep 300 & sleep 300")
+        var limits = ExtractionLimits()
+        limits.timeLimit = 0.5
+        XCTAssertEqual(extract(hang, limits: limits).failure, .timedOut(seconds: 0.5))
+        XCTAssertEqual(ExtractionError.timedOut(seconds: 0.5).description, "extraction took longer than 0.5 s")
+    }
+
+    func testAToolOverTheMemoryLimitFailsAndOneUnderItDoesNot() throws {
+        // Builds a 200 MB string in bash.
+        let greedy = try tool("greedy", "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo ${#x}")
+        var limits = ExtractionLimits()
+        limits.memoryLimit = 64 << 20
+        XCTAssertEqual(extract(greedy, limits: limits).failure, .toolFailed("pdftotext failed: out of memory (limit 64 MiB)"))
+        // The same tool with room enough gets to print (not a PDF layout: no pages).
+        limits.memoryLimit = 4 << 30
+        XCTAssertEqual(extract(greedy, limits: limits).failure, .damaged("no pages"))
+    }
+
+    func testAToolThatPrintsWithoutEndIsCut() throws {
+        let chatty = try tool("chatty", "yes '<page height=\"100\">'")
+        var limits = ExtractionLimits()
+        limits.maxTextBytes = 1000
+        XCTAssertEqual(extract(chatty, limits: limits).failure, .toolFailed("pdftotext failed: its output for the first page is too large"))
+    }
+
+    func testACrashIsToolFailedWithItsLastMessage() throws {
+        let crash = try tool("crash", "echo 'Internal Error: something broke' >&2; kill -SEGV $$")
+        XCTAssertEqual(extract(crash, limits: ExtractionLimits()).failure, .toolFailed("pdftotext failed: killed by signal 11 (something broke)"))
+        let odd = try tool("odd", "echo 'a complaint' >&2; exit 99")
+        XCTAssertEqual(extract(odd, limits: ExtractionLimits()).failure, .toolFailed("pdftotext failed: exit status 99 (a complaint)"))
+    }
+
+    func testAMissingToolIsToolMissing() throws {
+        XCTAssertEqual(extract(nil, limits: ExtractionLimits()).failure, .toolMissing("pdftotext"))
+        XCTAssertEqual(extract(dir.appendingPathComponent("nowhere").path, limits: ExtractionLimits()).failure, .toolMissing("pdftotext"))
+        XCTAssertNil(Subprocess.locate("pdftotext", override: dir.appendingPathComponent("nowhere").path))
+        XCTAssertNil(Subprocess.locate("kbindex-no-such-tool-\(UUID().uuidString)"))
+        XCTAssertNotNil(Subprocess.locate("sh"))
+    }
+
+    func testAFullStandardErrorDoesNotDeadlockAndIsCapped() throws {
+        // 1 MB on standard error before anything on standard output: read together, no deadlock.
+        let noisy = try tool("noisy", "head -c 1000000 /dev/zero | tr '\\0' e >&2; echo done")
+        guard case .success(let o) = Subprocess.run(noisy, [], limits: .init(time: 60, memory: nil, maxOutput: 100)) else { return XCTFail() }
+        XCTAssertEqual(o.termination, .exited(0))
+        XCTAssertEqual(String(decoding: o.stdout, as: UTF8.self), "done\n")
+        XCTAssertEqual(o.stderr.count, Subprocess.stderrCap)
+        XCTAssertFalse(o.outputCut)
+    }
+
+    func testArgumentsArePassedAsBytes() throws {
+        let echo = try tool("echo", "printf '%s|' \"$@\"")
+        let name: [UInt8] = Array("caf".utf8) + [0xE9] + Array(".pdf".utf8)  // Latin-1, not UTF-8
+        guard case .success(let o) = Subprocess.run(echo, [Array("-x".utf8), name], limits: .init(time: 60, memory: 1 << 30, maxOutput: 100)) else { return XCTFail() }
+        XCTAssertEqual(o.stdout, Array("-x|".utf8) + name + [UInt8(ascii: "|")])
+    }
+}
