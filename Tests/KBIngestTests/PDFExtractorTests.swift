@@ -142,6 +142,24 @@ final class PDFExtractorTests: XCTestCase {
         XCTAssertEqual(error.description, "damaged: couldn't read xref table")
     }
 
+    func testADamagedStreamGivesTheRestWithOneWarning() throws {
+        // Garbage in the middle of the first page's compressed content stream: that page is lost.
+        var bytes = [UInt8](try Data(contentsOf: Self.dir.appendingPathComponent("headers.pdf")))
+        let stream = Array("stream".utf8)
+        let at = try XCTUnwrap((1500..<bytes.count).first { bytes[$0..<($0 + stream.count)].elementsEqual(stream) })
+        bytes.replaceSubrange((at + 20)..<(at + 28), with: Array("\0garbage".utf8))
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("kbpdf-\(UUID().uuidString).pdf")
+        try Data(bytes).write(to: url)
+        defer { try? FileManager.default.removeItem(at: url) }
+        guard case .success(let r) = extract("damaged.pdf", url: url) else { return XCTFail() }
+        XCTAssertEqual(r.warnings.count, 1, "\(r.warnings)")
+        XCTAssertTrue(r.warnings.first?.hasPrefix("pdftotext reported ") ?? false, "\(r.warnings)")
+        XCTAssertTrue(r.warnings.first?.contains("(first: unexpected end of file in flate stream); the text may be incomplete") ?? false, "\(r.warnings)")
+        let text = r.document.sections.map(\.text).joined()
+        XCTAssertTrue(text.contains("Document retrieval improved") && text.contains("pelican"), text)
+        XCTAssertFalse(text.contains("northern region"), text)
+    }
+
     func testNotAPDFIsDamagedAndAMissingFileTooWithOneLine() throws {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("kbpdf-\(UUID().uuidString).pdf")
         try Data("this is not a PDF\n".utf8).write(to: url)

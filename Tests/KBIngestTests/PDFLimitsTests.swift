@@ -41,8 +41,8 @@ final class PDFLimitsTests: XCTestCase {
     }
 
     func testAToolOverTheMemoryLimitFailsAndOneUnderItDoesNot() throws {
-        // Builds a 200 MB string in bash.
-        let greedy = try tool("greedy", "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo ${#x}")
+        // Builds a 100 MB string in bash.
+        let greedy = try tool("greedy", "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo ${#x}")
         var limits = ExtractionLimits()
         limits.memoryLimit = 64 << 20
         XCTAssertEqual(extract(greedy, limits: limits).failure, .toolFailed("pdftotext failed: out of memory (limit 64 MiB)"))

@@ -61,47 +61,74 @@ struct PDFLayout {
             guard j < n else { break }
             let tag = b[(i + 1)..<j]
             i = j + 1
-            let name = tagName(tag)
-            switch name {
-            case "word":
+            switch tagName(tag) {
+            case .word:
                 var k = i
                 while k < n && b[k] != UInt8(ascii: "<") { k += 1 }
-                let text = decodeEntities(b[i..<k])
+                let text = visible(decodeEntities(b[i..<k]))
                 i = k
                 if line == nil { line = Line(words: [], yMin: 0, yMax: 0, size: 0) }
                 if !text.isEmpty && !text.allSatisfy(\.isWhitespace) {
                     line!.words.append(text)
                     heights.append(attribute("yMax", in: tag) - attribute("yMin", in: tag))
                 }
-            case "line":
+            case .line:
                 endLine()
                 line = Line(words: [], yMin: attribute("yMin", in: tag), yMax: attribute("yMax", in: tag), size: 0)
-            case "/line": endLine()
-            case "block": endBlock(); block = Block(lines: [])
-            case "/block", "/flow", "flow": endBlock()
-            case "page":
+            case .endLine: endLine()
+            case .block: endBlock(); block = Block(lines: [])
+            case .endBlock, .endFlow, .flow: endBlock()
+            case .page:
                 page = Page(number: layout.pages.count + 1, height: attribute("height", in: tag), blocks: [])
-            case "/page":
+            case .endPage:
                 endBlock()
                 if let p = page { layout.pages.append(p) }
                 page = nil
-            case "title":
+            case .title:
                 var k = i
                 while k < n && b[k] != UInt8(ascii: "<") { k += 1 }
                 layout.title = decodeEntities(b[i..<k]).trimmingCharacters(in: .whitespacesAndNewlines)
                 i = k
-            case "/doc": layout.complete = true
-            default: break
+            case .endDoc: layout.complete = true
+            case .other: break
             }
         }
         return layout
     }
 
-    private static func tagName(_ tag: ArraySlice<UInt8>) -> String {
+    /// The tags this reader acts on.
+    enum Tag { case word, line, endLine, block, endBlock, flow, endFlow, page, endPage, title, endDoc, other }
+    private static let tags: [([UInt8], Tag)] = {
+        let named: [(String, Tag)] = [
+            ("word", .word), ("line", .line), ("/line", .endLine), ("block", .block), ("/block", .endBlock), ("flow", .flow),
+            ("/flow", .endFlow), ("page", .page), ("/page", .endPage), ("title", .title), ("/doc", .endDoc),
+        ]
+        return named.map { (Array($0.0.utf8), $0.1) }
+    }()
+
+    private static func tagName(_ tag: ArraySlice<UInt8>) -> Tag {
         var end = tag.startIndex
         if end < tag.endIndex, tag[end] == UInt8(ascii: "/") { end += 1 }
-        while end < tag.endIndex, ![0x20, 0x09, 0x0A, 0x0D, UInt8(ascii: "/")].contains(tag[end]) { end += 1 }
-        return String(decoding: tag[tag.startIndex..<end], as: UTF8.self)
+        while end < tag.endIndex, tag[end] != 0x20, tag[end] != 0x09, tag[end] != 0x0A, tag[end] != 0x0D, tag[end] != UInt8(ascii: "/") { end += 1 }
+        let name = tag[tag.startIndex..<end]
+        for (bytes, t) in tags where bytes.count == name.count && name.elementsEqual(bytes) { return t }
+        return .other
+    }
+
+    /// `text` without control characters, private-use characters (unmapped symbol-font
+    /// glyphs such as list bullets come out as U+0088 or U+F0B7) and invisible format
+    /// characters other than the soft hyphen (which marks a hyphenation point).
+    static func visible(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value >= 0x7F }) else { return text }
+        var scalars = String.UnicodeScalarView()
+        for u in text.unicodeScalars {
+            switch u.properties.generalCategory {
+            case .control, .privateUse, .surrogate, .unassigned: continue
+            case .format where u.value != 0xAD: continue
+            default: scalars.append(u)
+            }
+        }
+        return String(scalars)
     }
 
     /// The number in `name="…"` inside `tag`, 0 when absent or not a number.

@@ -18,12 +18,14 @@ import KBCore
 /// - **Paragraphs**: poppler's blocks are paragraphs; their lines are joined with spaces (none
 ///   between two CJK characters). A block that ends without a sentence end and a next block
 ///   (on the same page, the next column or the next page) that starts with a lower-case letter
-///   are one paragraph, which then spans both pages.
+///   are one paragraph, which then spans both pages. A block holding only a list bullet
+///   ("•") is joined to the block after it.
 /// - **Hyphenation**: a line ending in a letter and "-" followed by a line starting with a
 ///   lower-case letter is joined without the hyphen ("retrie-" "val" → "retrieval"), unless
 ///   the hyphenated word is written elsewhere in the document and the joined one is not
 ///   ("well-" "known" stays "well-known" when "well-known" appears in the text). A soft hyphen
-///   is always removed.
+///   is always removed. Before a capital or a digit ("Anglo-" "Saxon", "3-" "5") the hyphen
+///   stays and no space is put in.
 /// - **Locations**: every paragraph is one text line whose `SourceLine` gives its first and
 ///   last page; byte ranges are offsets in the concatenation of the paragraphs and headings
 ///   as extracted, each followed by "\n\n".
@@ -207,9 +209,13 @@ enum PDFStructure {
     /// block): no sentence end before, a lower-case letter after.
     static func continues(_ previous: String, _ next: String) -> Bool {
         guard let last = previous.last, let first = next.first else { return false }
+        // A list bullet that poppler put in a block of its own belongs to the item after it.
+        if bullets.contains(previous.trimmingCharacters(in: .whitespaces)) { return true }
         if ".!?:;".contains(last) || last == "\u{3002}" { return false }
         return first.isLowercase
     }
+
+    static let bullets: Set<String> = ["•", "◦", "▪", "▫", "‣", "∙", "·", "–", "—", "-", "*", "○", "●", "■", "□", "➢", "✓"]
 
     static let hyphens: Set<Character> = ["-", "\u{2010}", "\u{00AD}"]
 
@@ -218,12 +224,17 @@ enum PDFStructure {
         var out = texts.first ?? ""
         for next in texts.dropFirst() {
             guard let last = out.last, let first = next.first else { out += next; continue }
-            if hyphens.contains(last), out.count >= 2, out[out.index(out.endIndex, offsetBy: -2)].isLetter, first.isLowercase {
+            let beforeHyphen: Character? = out.count >= 2 ? out[out.index(out.endIndex, offsetBy: -2)] : nil
+            if hyphens.contains(last), let c = beforeHyphen, c.isLetter, first.isLowercase {
                 if last == "\u{00AD}" { out.removeLast(); out += next; continue }
                 let prefix = out.dropLast().split(separator: " ").last.map(String.init) ?? ""
                 let suffix = next.split(separator: " ").first.map(String.init) ?? ""
                 let hyphenated = bare(prefix + "-" + suffix), joined = bare(prefix + suffix)
                 if vocabulary.contains(hyphenated) && !vocabulary.contains(joined) { out += next } else { out.removeLast(); out += next }
+            } else if hyphens.contains(last), let c = beforeHyphen, c.isLetter || c.isNumber, first.isLetter || first.isNumber {
+                // "Anglo-" "Saxon", "3-" "5": a compound or a range, not a hyphenation.
+                if last == "\u{00AD}" { out.removeLast() }
+                out += next
             } else if isCJK(last) && isCJK(first) {
                 out += next
             } else {
@@ -272,20 +283,30 @@ enum PDFStructure {
         var anchors: [Anchor] = []
         var consumed = Set<Int>()
         var cursor = 0
+        // Each line's normalized text and core, computed once (a heading over several lines
+        // is their concatenation: normalizing drops the spaces between them).
+        var norms: [Int: (String, String)] = [:]
+        func norm(_ k: Int) -> (String, String) {
+            if let n = norms[k] { return n }
+            let n = (normalized(lines[k].text), core(lines[k].text))
+            norms[k] = n
+            return n
+        }
         for item in outline.items {
             guard let page = item.page else { continue }
             let want = normalized(item.title), wantCore = core(item.title)
             var found: (at: Int, count: Int)?
             var i = max(cursor, start(of: page))
             search: while i < lines.count && lines[i].page == page {
-                var text = ""
+                var have = "", haveCore = ""
                 for m in 0..<3 {
                     let k = i + m
                     guard k < lines.count, lines[k].block == lines[i].block, !consumed.contains(k) else { break }
-                    text += (m == 0 ? "" : " ") + lines[k].text
-                    let have = normalized(text)
-                    if !have.isEmpty && (have == want || (!wantCore.isEmpty && core(text) == wantCore)) { found = (i, m + 1); break search }
-                    if !want.hasPrefix(have) && !wantCore.hasPrefix(core(text)) { break }
+                    let (n, c) = norm(k)
+                    have += n
+                    haveCore += m == 0 ? c : n
+                    if !have.isEmpty && (have == want || (!wantCore.isEmpty && haveCore == wantCore)) { found = (i, m + 1); break search }
+                    if !want.hasPrefix(have) && !wantCore.hasPrefix(haveCore) { break }
                 }
                 i += 1
             }
