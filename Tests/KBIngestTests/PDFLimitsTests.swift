@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import KBCore
+import KBTestSupport
 @testable import KBIngest
 
 /// The fence around the PDF tools, proved with fake tools (shell scripts) that hang, allocate
@@ -58,11 +59,34 @@ final class PDFLimitsTests: XCTestCase {
         XCTAssertEqual(extract(chatty, limits: limits).failure, .toolFailed("pdftotext failed: its output for the first page is too large"))
     }
 
+    func testOutputCutAfterWholePagesKeepsThemWithAWarning() throws {
+        let page = #"<page height=\"800\"><flow><block><line yMin=\"300\" yMax=\"310\"><word yMin=\"300\" yMax=\"310\">Kept%d.</word></line></block></flow></page>"#
+        let chatty = try tool("pages", "for i in 1 2; do printf '\(page)' $i; done; yes '<page height=\"800\">'")
+        var limits = ExtractionLimits()
+        limits.maxTextBytes = 1000
+        guard case .success(let r) = extract(chatty, limits: limits) else { return XCTFail("\(extract(chatty, limits: limits))") }
+        XCTAssertEqual(r.document.sections.map(\.text), ["Kept1.\n\nKept2."])
+        XCTAssertEqual(r.document.sections.map { $0.lineStart...$0.lineEnd }, [1...2])
+        XCTAssertEqual(r.warnings, ["pdftotext printed more than 1 MiB; the text is cut after the last whole page"])
+    }
+
     func testACrashIsToolFailedWithItsLastMessage() throws {
         let crash = try tool("crash", "echo 'Internal Error: something broke' >&2; kill -SEGV $$")
         XCTAssertEqual(extract(crash, limits: ExtractionLimits()).failure, .toolFailed("pdftotext failed: killed by signal 11 (something broke)"))
         let odd = try tool("odd", "echo 'a complaint' >&2; exit 99")
         XCTAssertEqual(extract(odd, limits: ExtractionLimits()).failure, .toolFailed("pdftotext failed: exit status 99 (a complaint)"))
+    }
+
+    func testAHangingPdftohtmlCostsOnlyTheOutline() throws {
+        let pdftotext = try XCTUnwrap(Subprocess.locate("pdftotext"))
+        let hang = try tool("hang", "sleep 300")
+        var limits = ExtractionLimits()
+        limits.timeLimit = 3
+        let result = PDFExtractor.extract(location: NativePath(Fixtures.root.appendingPathComponent("pdf/outline.pdf").path), path: "outline.pdf",
+                                          limits: limits, tools: PDFExtractor.Tools(pdftotext: pdftotext, pdftohtml: hang))
+        guard case .success(let r) = result else { return XCTFail("\(result)") }
+        // Headings from font size instead: the heading lines are 16 and 13 pt over 10 pt text.
+        XCTAssertEqual(r.document.sections.first { $0.text.contains("zebrafish") }?.headingPath, ["1 Installation", "1.1 Linux"])
     }
 
     func testAMissingToolIsToolMissing() throws {

@@ -179,12 +179,14 @@ struct Subprocess {
                 let n = buffer.withUnsafeMutableBytes { read(fd.fd, $0.baseAddress, $0.count) }
                 if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
                 if n <= 0 { close(fd.fd); open[k] = -1; continue }
+                // Appended from a buffer pointer: a memcpy, even in debug builds.
                 if k == 0 {
                     let room = limits.maxOutput - stdout.count
-                    stdout += buffer[0..<min(n, max(room, 0))]
+                    let kept = min(n, max(room, 0))
+                    buffer.withUnsafeBufferPointer { stdout.append(contentsOf: UnsafeBufferPointer(rebasing: $0[0..<kept])) }
                     if n > room { outputCut = true }
                 } else {
-                    stderr += buffer[0..<n]
+                    buffer.withUnsafeBufferPointer { stderr.append(contentsOf: UnsafeBufferPointer(rebasing: $0[0..<n])) }
                     if stderr.count > 2 * stderrCap { stderr.removeFirst(stderr.count - stderrCap) }
                 }
             }

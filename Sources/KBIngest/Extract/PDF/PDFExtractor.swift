@@ -50,7 +50,8 @@ enum PDFExtractor {
         // pdftotext's XHTML is about 25 times the text it holds; keep enough for maxTextBytes
         // (the text itself is cut at maxTextBytes later, at a paragraph).
         let wanted: Double = Double(limits.maxTextBytes) * 32
-        let maxOutput = Int(min(max(wanted, 64 * 1_048_576), 0x1p60))
+        let maxOutput = Int(min(max(wanted, 1_048_576), 0x1p60))
+        let started = Date()
         let run = Subprocess.run(pdftotext, [Array("-bbox-layout".utf8), Array("-enc".utf8), Array("UTF-8".utf8), file, Array("-".utf8)],
                                  limits: Subprocess.Limits(time: limits.timeLimit, memory: limits.memoryLimit, maxOutput: maxOutput))
         let outcome: Subprocess.Outcome
@@ -97,7 +98,10 @@ enum PDFExtractor {
         var outline: PDFOutline?
         if let pdftohtml = tools.pdftohtml {
             // -i: no images; -stdout: nothing written to disk; one page is enough for the outline.
-            let limitsHTML = Subprocess.Limits(time: limits.timeLimit, memory: limits.memoryLimit, maxOutput: 64 << 20)
+            // It gets what pdftotext left of the time limit (at least a second): one file costs
+            // about its limit, not twice that.
+            let left = max(1, limits.timeLimit - Date().timeIntervalSince(started))
+            let limitsHTML = Subprocess.Limits(time: left, memory: limits.memoryLimit, maxOutput: 64 << 20)
             if case .success(let o) = Subprocess.run(pdftohtml, ["-xml", "-i", "-q", "-stdout", "-f", "1", "-l", "1"].map { Array($0.utf8) } + [file], limits: limitsHTML),
                o.termination == .exited(0) || o.outputCut {
                 let parsed = PDFOutline.parse(o.stdout)
