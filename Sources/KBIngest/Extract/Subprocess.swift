@@ -166,7 +166,8 @@ struct Subprocess {
         var stdout: [UInt8] = [], stderr: [UInt8] = []
         var outputCut = false, timedOut = false
         var open = [outPipe[0], errPipe[0]]
-        let deadline = monotonicSeconds() + max(0, limits.time)
+        // A NaN or infinite limit is a day: never a trap converting it to milliseconds.
+        let deadline = monotonicSeconds() + (limits.time.isFinite ? max(0, limits.time) : 86_400)
         var buffer = [UInt8](repeating: 0, count: 64 << 10)
         while open.contains(where: { $0 >= 0 }) {
             let left = deadline - monotonicSeconds()
