@@ -88,6 +88,7 @@ final class SpecReaderTests: TempDirTestCase {
         let documents: [Document]
         let chunks: [Chunk]
         struct Lexical: Decodable {
+            let tokenizer: Int
             let chunkLengths: [Int]
             /// [term, [[chunk, tf], …]] in dictionary order (a list, not an object: Swift
             /// dictionaries would merge canonically equivalent terms).
@@ -258,6 +259,7 @@ final class SpecReaderTests: TempDirTestCase {
         // Keyed by UTF-8 bytes: String keys would merge canonically equivalent terms.
         var fromPostings = [[[UInt8]: Int]](repeating: [:], count: input.chunks.count)
         for t in lex.terms { for e in t.entries { fromPostings[e[0]][Array(t.term.utf8)] = e[1] } }
+        XCTAssertEqual(lex.tokenizer, LexicalTokenizer.currentVersion, file: file, line: line)
         let order = lex.terms.map { Array($0.term.utf8) }
         XCTAssertEqual(order, order.sorted { $0.lexicographicallyPrecedes($1) }, "terms in byte order", file: file, line: line)
         for (i, c) in input.chunks.enumerated() {

@@ -376,9 +376,11 @@ def lexical_header_checks(b, off, length, chunks):
         return SegmentError('corrupt', f'LEXICAL: {r}')
     if length < 40:
         raise bad('shorter than its header')
-    T, B, C, total, D, P = struct.unpack_from('<IIQQQQ', b, off)
+    T, B, tokenizer, C, total, D, P = struct.unpack_from('<IHHQQQQ', b, off)
     if B < 1:
         raise bad('block size 0')
+    if tokenizer not in (0, 1):
+        raise bad(f'tokenizer version {tokenizer} is not one this reader knows (0–1)')
     if C != chunks:
         raise bad(f'{C} chunk lengths for {chunks} chunks')
     nblocks = (T + B - 1) // B
@@ -402,7 +404,7 @@ def read_lexical(b, off, length, chunks):
     def bad(r):
         return SegmentError('corrupt', f'LEXICAL: {r}')
     lexical_header_checks(b, off, length, chunks)
-    T, B, C, total, D, P = struct.unpack_from('<IIQQQQ', b, off)
+    T, B, tokenizer, C, total, D, P = struct.unpack_from('<IHHQQQQ', b, off)
     nblocks = (T + B - 1) // B
     lengths = list(struct.unpack_from(f'<{C}I', b, off + 40))
     blocks_at = off + 40 + 4 * C
@@ -447,7 +449,7 @@ def read_lexical(b, off, length, chunks):
         raise bad('the dictionary or postings have bytes left over')
     if counted != lengths:
         raise bad("a chunk's length is not the sum of its term frequencies")
-    return {'chunk_lengths': lengths, 'terms': terms}
+    return {'tokenizer': tokenizer, 'chunk_lengths': lengths, 'terms': terms}
 
 
 def _finite(x):
