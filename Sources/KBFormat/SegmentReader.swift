@@ -150,6 +150,8 @@ public final class SegmentReader: @unchecked Sendable {
             if len > 0 {
                 guard block < blockCount, off + len <= UInt64(blockSizes[block]) else { throw oob("the text of chunk \(i)") }
             }
+            let unit = b.u32(r + 52)
+            guard unit & 0xFF <= 2, unit >> 8 == 0 else { throw corrupt("chunk \(i) has an unknown location unit or a nonzero reserved byte (\(unit))") }
         }
     }
 
@@ -188,7 +190,8 @@ public final class SegmentReader: @unchecked Sendable {
         return ChunkRecord(
             document: bytes.u32(r), ordinal: bytes.u32(r + 4), lineStart: bytes.u32(r + 8), lineEnd: bytes.u32(r + 12),
             byteStart: bytes.u64(r + 16), byteEnd: bytes.u64(r + 24),
-            headingPath: (hs..<hs + hc).map { string(headingsAt + $0 * SegmentFormat.stringRefSize) })
+            headingPath: (hs..<hs + hc).map { string(headingsAt + $0 * SegmentFormat.stringRefSize) },
+            unit: LocationUnit(rawValue: UInt8(truncatingIfNeeded: bytes.u32(r + 52))) ?? .lines)  // checked at open
     }
 
     /// The document chunk `i` belongs to (its record's first field), without decoding the

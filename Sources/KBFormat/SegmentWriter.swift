@@ -160,7 +160,7 @@ public final class SegmentWriter {
             recs.u32(r.document); recs.u32(r.ordinal); recs.u32(r.lineStart); recs.u32(r.lineEnd)
             recs.u64(r.byteStart); recs.u64(r.byteEnd)
             recs.u32(UInt32(start)); recs.u32(UInt32(r.headingPath.count))
-            recs.u32(c.block); recs.u32(c.offset); recs.u32(c.length); recs.u32(0)
+            recs.u32(c.block); recs.u32(c.offset); recs.u32(c.length); recs.u32(UInt32(r.unit.rawValue))  // unit, 3 bytes 0
         }
         var q = ByteWriter()
         for (s, sum) in quant { q.f32(s); q.i32(sum) }

@@ -1,4 +1,5 @@
 import Foundation
+import KBCore
 
 /// One piece of a document as stored in the index and embedded.
 public struct Chunk: Sendable, Equatable {
@@ -9,10 +10,13 @@ public struct Chunk: Sendable, Equatable {
     /// The chunk's text as stored and shown: a contiguous stretch of its sections' text
     /// (sections merged into one chunk are joined by a blank line, as in the section text).
     public var text: String
-    /// Source lines the text came from, 1-based inclusive. The heading line above a section
-    /// is not part of its chunks' ranges (the heading lives on in `headingPath`).
+    /// Source lines the text came from, 1-based inclusive (pages or paragraphs when `unit`
+    /// says so). The heading line above a section is not part of its chunks' ranges (the
+    /// heading lives on in `headingPath`).
     public var lineStart: Int
     public var lineEnd: Int
+    /// What `lineStart`/`lineEnd` count: the document's `ParsedDocument.unit`.
+    public var unit: LocationUnit = .lines
     /// Source bytes the text came from, end exclusive. Exact where the text is a verbatim
     /// copy of the source; where it is not (HTML, markdown links, invalid UTF-8) the range
     /// spans the whole source of each text line the chunk touches.
@@ -26,7 +30,8 @@ public struct Chunk: Sendable, Equatable {
 
     /// Memberwise.
     public init(ordinal: Int, headingPath: [String], text: String, lineStart: Int, lineEnd: Int,
-                byteStart: Int, byteEnd: Int, embeddingText: String) {
+                byteStart: Int, byteEnd: Int, embeddingText: String, unit: LocationUnit = .lines) {
+        self.unit = unit
         self.ordinal = ordinal
         self.headingPath = headingPath
         self.text = text
@@ -122,6 +127,9 @@ public struct Chunker: Sendable {
             while j < sections.count && sections[j].headingPath == sections[i].headingPath { j += 1 }
             chunkGroup(sections[i..<j], into: &out)
             i = j
+        }
+        if doc.unit != .lines {
+            for k in out.indices { out[k].chunk.unit = doc.unit }
         }
         return out
     }

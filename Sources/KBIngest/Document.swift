@@ -1,4 +1,5 @@
 import Foundation
+import KBCore
 
 /// One structural unit of a parsed document: a heading's body, a declaration, a paragraph.
 public struct Section: Sendable, Equatable {
@@ -54,11 +55,16 @@ public struct ParsedDocument: Sendable, Equatable {
     /// Front-matter title, `<title>`, first H1, first line or file name, by kind.
     public var title: String
     public var sections: [Section]
+    /// What the sections' `lineStart`/`lineEnd` (and their source lines) count: lines of the
+    /// file for text kinds, pages for PDF, paragraphs of the extracted body for DOCX, ODT and
+    /// EPUB. Where it is not `.lines`, byte ranges are UTF-8 offsets in the extracted text.
+    public var unit: LocationUnit
 
     /// Memberwise.
-    public init(title: String, sections: [Section]) {
+    public init(title: String, sections: [Section], unit: LocationUnit = .lines) {
         self.title = title
         self.sections = sections
+        self.unit = unit
     }
 }
 
@@ -88,6 +94,9 @@ public enum DocumentParser {
         case .html: doc = HTMLParser.parse(data, source: source, fileName: fileName)
         case .text: doc = PlainTextParser.parse(source, fileName: fileName)
         case .code: doc = CodeParser.parse(source, language: language, fileName: fileName)
+        case .pdf, .docx, .odt, .epub:
+            // Containers go through `parse(_:of:limits:)`; read as bytes they are only text.
+            doc = PlainTextParser.parse(source, fileName: fileName)
         }
         return (doc, warnings)
     }

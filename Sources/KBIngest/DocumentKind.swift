@@ -11,6 +11,26 @@ public enum DocumentKind: String, Sendable, CaseIterable {
     case text
     /// Source code: sections by top-level declarations (see `SourceFile.language`).
     case code
+    /// `.pdf`: text per page through poppler's `pdftotext` (a separate process), sections by
+    /// the outline or by font size; chunks are cited by page.
+    case pdf
+    /// `.docx` (Word): paragraphs of word/document.xml, sections by heading styles.
+    case docx
+    /// `.odt` (OpenDocument text): paragraphs of content.xml, sections by outline level.
+    case odt
+    /// `.epub`: the spine's XHTML documents in order, sections by h1–h6.
+    case epub
+
+    /// Whether files of this kind are binary containers that an extractor reads (PDF, zip):
+    /// the walker does not sniff them for NUL bytes, whitespace or minified lines, and limits
+    /// them by `IngestOptions.maxDocumentSize`. Their chunks are cited by page (PDF) or
+    /// paragraph, not by line (see `LocationUnit`).
+    public var isContainer: Bool {
+        switch self {
+        case .pdf, .docx, .odt, .epub: return true
+        case .markdown, .html, .text, .code: return false
+        }
+    }
 
     /// The kind and code language for a file name, from its extension; nil when unsupported.
     /// Extension-less names are `.text` (the walker checks the content for a shell/python shebang).
@@ -30,6 +50,10 @@ public enum DocumentKind: String, Sendable, CaseIterable {
         case "go": return (.code, "go")
         case "rs": return (.code, "rust")
         case "sh", "bash", "zsh": return (.code, "shell")
+        case "pdf": return (.pdf, nil)
+        case "docx": return (.docx, nil)
+        case "odt": return (.odt, nil)
+        case "epub": return (.epub, nil)
         default: return nil
         }
     }
@@ -44,8 +68,13 @@ public struct IngestOptions: Sendable {
     /// Globs (same rules as `include`), applied after `include`; a folder they match, or
     /// whose contents "folder/**" matches, is not entered.
     public var exclude: [String] = []
-    /// Files larger than this many bytes are skipped (`SkipReason.tooLarge`).
+    /// Text files (markdown, HTML, text, code) larger than this many bytes are skipped
+    /// (`SkipReason.tooLarge`).
     public var maxFileSize: Int = 10 << 20
+    /// PDF, DOCX, ODT and EPUB files (`DocumentKind.isContainer`) larger than this many bytes
+    /// are skipped (`SkipReason.tooLarge`): manuals and books are larger than text files, and
+    /// their extraction runs under `ExtractionLimits`.
+    public var maxDocumentSize: Int = 256 << 20
     /// Absolute paths of folders never entered (kbindex passes its own index folder).
     /// Compared by device and inode, so another spelling of the same folder is caught too.
     public var excludedDirectories: [String] = []
@@ -62,7 +91,8 @@ public struct IngestOptions: Sendable {
     /// `SkipReason.duplicate` and indexed once.
     public var symlinks: SymlinkPolicy = .insideRoot
 
-    /// The defaults: every supported file, 10 MiB limit, links followed inside the folder.
+    /// The defaults: every supported file, 10 MiB limit (256 MiB for PDF and office files),
+    /// links followed inside the folder.
     public init() {}
 }
 
@@ -106,6 +136,10 @@ public enum SkipReason: String, Sendable, CaseIterable {
     /// again through a symbolic link, or a different file whose name, not valid UTF-8,
     /// reads the same as another's once decoded (see `SourceFile.relativePath`).
     case duplicate
+    /// A PDF, DOCX, ODT or EPUB file that gave no text (`ExtractionError`: encrypted, no
+    /// text layer, damaged, too slow, its extractor missing). Reported by the build, not the
+    /// walker.
+    case notExtracted
 }
 
 extension SkipReason: CustomStringConvertible {
@@ -122,6 +156,7 @@ extension SkipReason: CustomStringConvertible {
         case .minified: return "minified"
         case .linkOutsideFolder: return "link out of the folder"
         case .duplicate: return "reached twice"
+        case .notExtracted: return "not extracted"
         }
     }
 }

@@ -251,14 +251,20 @@ public struct Walker: Sendable {
         guard var (kind, language) = DocumentKind.classify(fileName: name) else {
             return skip(.unsupportedType, nil)
         }
-        if status.size > options.maxFileSize {
-            return skip(.tooLarge, "\(status.size) bytes, more than \(options.maxFileSize)")
+        let limit = kind.isContainer ? options.maxDocumentSize : options.maxFileSize
+        if status.size > limit {
+            return skip(.tooLarge, "\(status.size) bytes, more than \(limit)")
         }
         let raw: Data
         do { raw = try FileReader.read(path, limit: Walker.sniffSize) } catch {
             return skip(.unreadable, Walker.why(error))
         }
         if raw.isEmpty { return skip(.empty, nil) }
+        if kind.isContainer {
+            // Binary by nature: what is inside is the extractor's to judge.
+            return SourceFile(relativePath: rel, location: path, size: status.size,
+                              mtimeNanoseconds: status.mtimeNanoseconds, kind: kind, language: nil)
+        }
         // UTF-16 and UTF-32 text (announced by a byte-order mark) is full of NUL bytes:
         // sniff its characters, not its bytes.
         let (head, encoding, _) = TextEncoding.utf8(raw, truncated: raw.count < status.size)

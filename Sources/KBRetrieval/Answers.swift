@@ -1,4 +1,5 @@
 import Foundation
+import KBCore
 import KBSearch
 
 /// The version of kbindex, as `kbindex --version` and the server's `/v1/info` report it.
@@ -71,15 +72,67 @@ public struct SearchHit: Sendable, Codable, Equatable {
     public var path: String
     /// The document's title, cut to `SearchHit.titleLimit` characters.
     public var title: String
+    /// Where the chunk is: first and last line, page or paragraph, as `unit` says; in JSON
+    /// `line_start`/`line_end`, `page`/`page_end` or `paragraph_start`/`paragraph_end`.
     public var lineStart: Int
     public var lineEnd: Int
+    public var unit: LocationUnit
     public var heading: [String]
     public var text: String
 
     enum CodingKeys: String, CodingKey {
         case id, rank, score, path, title, heading, text
         case vectorScore = "vector_score", bm25Score = "bm25_score", vectorRank = "vector_rank", lexicalRank = "lexical_rank"
-        case lineStart = "line_start", lineEnd = "line_end"
+    }
+
+    public init(id: String, rank: Int, score: Double, vectorScore: Float?, bm25Score: Float?, vectorRank: Int?, lexicalRank: Int?,
+                path: String, title: String, lineStart: Int, lineEnd: Int, unit: LocationUnit = .lines, heading: [String], text: String) {
+        self.id = id
+        self.rank = rank
+        self.score = score
+        self.vectorScore = vectorScore
+        self.bm25Score = bm25Score
+        self.vectorRank = vectorRank
+        self.lexicalRank = lexicalRank
+        self.path = path
+        self.title = title
+        self.lineStart = lineStart
+        self.lineEnd = lineEnd
+        self.unit = unit
+        self.heading = heading
+        self.text = text
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(String.self, forKey: .id)
+        rank = try c.decode(Int.self, forKey: .rank)
+        score = try c.decode(Double.self, forKey: .score)
+        vectorScore = try c.decodeIfPresent(Float.self, forKey: .vectorScore)
+        bm25Score = try c.decodeIfPresent(Float.self, forKey: .bm25Score)
+        vectorRank = try c.decodeIfPresent(Int.self, forKey: .vectorRank)
+        lexicalRank = try c.decodeIfPresent(Int.self, forKey: .lexicalRank)
+        path = try c.decode(String.self, forKey: .path)
+        title = try c.decode(String.self, forKey: .title)
+        (unit, lineStart, lineEnd) = try SourceLocationKeys.decode(from: decoder)
+        heading = try c.decode([String].self, forKey: .heading)
+        text = try c.decode(String.self, forKey: .text)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(rank, forKey: .rank)
+        try c.encode(score, forKey: .score)
+        try c.encodeIfPresent(vectorScore, forKey: .vectorScore)
+        try c.encodeIfPresent(bm25Score, forKey: .bm25Score)
+        try c.encodeIfPresent(vectorRank, forKey: .vectorRank)
+        try c.encodeIfPresent(lexicalRank, forKey: .lexicalRank)
+        try c.encode(path, forKey: .path)
+        try c.encode(title, forKey: .title)
+        try SourceLocationKeys.encode(unit, lineStart, lineEnd, to: encoder)
+        try c.encode(heading, forKey: .heading)
+        try c.encode(text, forKey: .text)
     }
 
     /// The most characters of a document title in a hit: a title is a label (markdown takes
@@ -115,13 +168,42 @@ public struct ChunkContext: Sendable, Codable, Equatable {
         public var id: String
         /// Its position in its document (0, 1, 2…).
         public var ordinal: Int
+        /// Lines, pages or paragraphs, as `unit` says (see `SearchHit.lineStart`).
         public var lineStart: Int
         public var lineEnd: Int
+        public var unit: LocationUnit
         public var heading: [String]
         public var text: String
         enum CodingKeys: String, CodingKey {
             case id, ordinal, heading, text
-            case lineStart = "line_start", lineEnd = "line_end"
+        }
+
+        public init(id: String, ordinal: Int, lineStart: Int, lineEnd: Int, unit: LocationUnit = .lines, heading: [String], text: String) {
+            self.id = id
+            self.ordinal = ordinal
+            self.lineStart = lineStart
+            self.lineEnd = lineEnd
+            self.unit = unit
+            self.heading = heading
+            self.text = text
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            id = try c.decode(String.self, forKey: .id)
+            ordinal = try c.decode(Int.self, forKey: .ordinal)
+            (unit, lineStart, lineEnd) = try SourceLocationKeys.decode(from: decoder)
+            heading = try c.decode([String].self, forKey: .heading)
+            text = try c.decode(String.self, forKey: .text)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(id, forKey: .id)
+            try c.encode(ordinal, forKey: .ordinal)
+            try SourceLocationKeys.encode(unit, lineStart, lineEnd, to: encoder)
+            try c.encode(heading, forKey: .heading)
+            try c.encode(text, forKey: .text)
         }
     }
     public struct Document: Sendable, Codable, Equatable {
@@ -186,5 +268,38 @@ enum ISO8601 {
         let f = ISO8601DateFormatter()
         f.formatOptions = [.withInternetDateTime]
         return f.string(from: date)
+    }
+}
+
+/// The JSON keys of a chunk's place in its file, by `LocationUnit`: `line_start`/`line_end`,
+/// `page`/`page_end`, or `paragraph_start`/`paragraph_end` (one pair, never two).
+public enum SourceLocationKeys: String, CodingKey, CaseIterable {
+    case lineStart = "line_start", lineEnd = "line_end"
+    case page, pageEnd = "page_end"
+    case paragraphStart = "paragraph_start", paragraphEnd = "paragraph_end"
+
+    /// The pair of keys that `unit` is written with.
+    public static func keys(_ unit: LocationUnit) -> (start: SourceLocationKeys, end: SourceLocationKeys) {
+        switch unit {
+        case .lines: return (.lineStart, .lineEnd)
+        case .pages: return (.page, .pageEnd)
+        case .paragraphs: return (.paragraphStart, .paragraphEnd)
+        }
+    }
+
+    static func encode(_ unit: LocationUnit, _ start: Int, _ end: Int, to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: SourceLocationKeys.self)
+        let (s, e) = keys(unit)
+        try c.encode(start, forKey: s)
+        try c.encode(end, forKey: e)
+    }
+
+    static func decode(from decoder: any Decoder) throws -> (LocationUnit, Int, Int) {
+        let c = try decoder.container(keyedBy: SourceLocationKeys.self)
+        for unit in LocationUnit.allCases {
+            let (s, e) = keys(unit)
+            if c.contains(s) { return (unit, try c.decode(Int.self, forKey: s), try c.decode(Int.self, forKey: e)) }
+        }
+        throw DecodingError.keyNotFound(SourceLocationKeys.lineStart, .init(codingPath: c.codingPath, debugDescription: "no line_start, page or paragraph_start"))
     }
 }

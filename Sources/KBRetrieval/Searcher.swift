@@ -135,7 +135,7 @@ public final class Searcher: @unchecked Sendable {
                    rank: rank, score: r.score, vectorScore: r.vectorScore, bm25Score: r.bm25Score,
                    vectorRank: r.vectorRank, lexicalRank: r.lexicalRank, path: doc.path,
                    title: SearchHit.shortened(doc.title, to: SearchHit.titleLimit),
-                   lineStart: Int(chunk.lineStart), lineEnd: Int(chunk.lineEnd), heading: chunk.headingPath, text: text)
+                   lineStart: Int(chunk.lineStart), lineEnd: Int(chunk.lineEnd), unit: chunk.unit, heading: chunk.headingPath, text: text)
     }
 
     /// The chunk `id` with its document and up to `neighbours` chunks either side. Throws
@@ -153,7 +153,8 @@ public final class Searcher: @unchecked Sendable {
             let body: String
             do { body = try seg.text(ofChunk: c) } catch { throw mapped(error) }
             return .init(id: ChunkID(path: doc.path, contentSHA256: doc.contentSHA256, ordinal: Int(r.ordinal)).description,
-                         ordinal: Int(r.ordinal), lineStart: Int(r.lineStart), lineEnd: Int(r.lineEnd), heading: r.headingPath, text: body)
+                         ordinal: Int(r.ordinal), lineStart: Int(r.lineStart), lineEnd: Int(r.lineEnd), unit: r.unit,
+                         heading: r.headingPath, text: body)
         }
         let n = max(0, neighbours)
         let before = try (max(range.lowerBound, at - n)..<at).map(record)

@@ -736,8 +736,6 @@ enum OpenAPIDocument {
           "score",
           "path",
           "title",
-          "line_start",
-          "line_end",
           "heading",
           "text"
         ],
@@ -773,10 +771,28 @@ enum OpenAPIDocument {
             "type": "string"
           },
           "line_start": {
-            "type": "integer"
+            "type": "integer",
+            "description": "First line in the file (text files; PDFs have page, DOCX/ODT/EPUB paragraph_start instead)."
           },
           "line_end": {
-            "type": "integer"
+            "type": "integer",
+            "description": "Last line, inclusive."
+          },
+          "page": {
+            "type": "integer",
+            "description": "PDF: the chunk's first page (1 = the first page, whatever its printed label)."
+          },
+          "page_end": {
+            "type": "integer",
+            "description": "PDF: its last page, inclusive."
+          },
+          "paragraph_start": {
+            "type": "integer",
+            "description": "DOCX, ODT, EPUB: the chunk's first paragraph in the document body (a heading counts as one)."
+          },
+          "paragraph_end": {
+            "type": "integer",
+            "description": "DOCX, ODT, EPUB: its last paragraph, inclusive."
           },
           "heading": {
             "type": "array",
@@ -795,8 +811,6 @@ enum OpenAPIDocument {
         "required": [
           "id",
           "ordinal",
-          "line_start",
-          "line_end",
           "heading",
           "text"
         ],
@@ -810,10 +824,28 @@ enum OpenAPIDocument {
             "minimum": 0
           },
           "line_start": {
-            "type": "integer"
+            "type": "integer",
+            "description": "First line in the file (text files; PDFs have page, DOCX/ODT/EPUB paragraph_start instead)."
           },
           "line_end": {
-            "type": "integer"
+            "type": "integer",
+            "description": "Last line, inclusive."
+          },
+          "page": {
+            "type": "integer",
+            "description": "PDF: the chunk's first page (1 = the first page, whatever its printed label)."
+          },
+          "page_end": {
+            "type": "integer",
+            "description": "PDF: its last page, inclusive."
+          },
+          "paragraph_start": {
+            "type": "integer",
+            "description": "DOCX, ODT, EPUB: the chunk's first paragraph in the document body (a heading counts as one)."
+          },
+          "paragraph_end": {
+            "type": "integer",
+            "description": "DOCX, ODT, EPUB: its last paragraph, inclusive."
           },
           "heading": {
             "type": "array",

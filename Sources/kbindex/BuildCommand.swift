@@ -11,13 +11,18 @@ import KBSearch
 struct BuildCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "build",
-        abstract: "Index a folder of documents (markdown, text, HTML, source code).",
+        abstract: "Index a folder of documents (markdown, text, HTML, code, PDF, DOCX, ODT, EPUB).",
         discussion: """
             Walks FOLDER (honouring .gitignore, skipping hidden, binary, oversized and minified \
             files, and following symbolic links only inside FOLDER unless --follow), cuts \
             every document along its structure (headings, paragraphs, declarations) into \
             chunks that fit the model, embeds them with the built-in model, and writes the \
             index: by default FOLDER/.kbindex.
+
+            PDFs are read with poppler's pdftotext (install poppler-utils), each under a time \
+            and memory limit, and their hits cite pages; DOCX, ODT and EPUB are read directly \
+            and their hits cite paragraphs. An encrypted, scanned or damaged file is one \
+            warning, and the build goes on.
 
             Run it again after the documents change: it re-reads only files whose size or \
             modification time changed, re-embeds only those whose content changed, and marks \
@@ -37,6 +42,7 @@ struct BuildCommand: ParsableCommand {
               kbindex build ~/notes                # again: only what changed
               kbindex build . --include 'docs/**' --exclude '*.min.js'
               kbindex build /usr/share/doc/python3.11/html --index ~/pydocs.kbindex
+              kbindex build ~/papers --include '*.pdf' --max-document-size 500
               kbindex build ~/notes --rebuild      # all again (after a model change)
             """
     )
@@ -53,8 +59,11 @@ struct BuildCommand: ParsableCommand {
     @Option(name: .customLong("exclude"), help: ArgumentHelp("Skip paths matching this glob (repeatable).", valueName: "glob"))
     var exclude: [String] = []
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Skip files larger than this many megabytes.", valueName: "MB"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Skip text files (markdown, HTML, text, code) larger than this many megabytes.", valueName: "MB"))
     var maxFileSize: Double = 10
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("Skip PDF, DOCX, ODT and EPUB files larger than this many megabytes.", valueName: "MB"))
+    var maxDocumentSize: Double = 256
 
     @Option(help: ArgumentHelp("Model name in the store, or a model folder.", valueName: "name|path"))
     var model: String?
@@ -88,6 +97,7 @@ struct BuildCommand: ParsableCommand {
         // The numbers are parsed with `.unconditional`, so that "--threads -1" reaches these
         // checks (the default strategy reads "-1" as a flag and says "Missing value").
         if !(maxFileSize > 0) { throw ValidationError("--max-file-size must be a positive number of megabytes, got \(maxFileSize)") }
+        if !(maxDocumentSize > 0) { throw ValidationError("--max-document-size must be a positive number of megabytes, got \(maxDocumentSize)") }
         if let threads, threads < 1 { throw ValidationError("--threads must be a positive number (1 or more), got \(threads)") }
         if segmentChunks < 1 { throw ValidationError("--segment-chunks must be a positive number (1 or more), got \(segmentChunks)") }
         for g in include + exclude { do { _ = try Glob(validating: g) } catch { throw ValidationError(error.description) } }
@@ -164,12 +174,14 @@ struct BuildCommand: ParsableCommand {
         options.exclude = exclude
         // "--max-file-size 1e300" (or inf) means no limit; Int(_:) of it would trap.
         options.maxFileSize = Int(min(maxFileSize * 1_048_576, 0x1p62))
+        options.maxDocumentSize = Int(min(maxDocumentSize * 1_048_576, 0x1p62))
         options.skipMinified = !includeMinified
         options.excludedDirectories = [indexURL.path]
         options.symlinks = follow ? .everywhere : .insideRoot
         var skipped: [SkipReason: Int] = [:]
         var warnings = 0
         var keep: [String] = []  // unreadable paths: their indexed versions stay
+        var missingTools: [String: Int] = [:]  // extractor programs not installed, and the files that needed them
         var linksOut = 0
         let files: [SourceFile]
         do {
@@ -250,14 +262,19 @@ struct BuildCommand: ParsableCommand {
             let t0 = Date()
             status.reading(files: group.count, bytes: groupBytes, name: group.count == 1 ? group[0].relativePath : nil)
             progress.step()
-            let prepared = Self.prepare(group, known: known, chunker: chunker, threads: embedder.threads)
+            let prepared = Self.prepare(group, known: known, chunker: chunker, limits: ExtractionLimits(), threads: embedder.threads)
             let t1 = Date()
             prepareTime += t1.timeIntervalSince(t0)
             defer { embedTime += Date().timeIntervalSince(t1) }
             var all: [String] = []
             for p in prepared {
-                if let w = p.warning { warnings += 1; if !quiet { progress.finish(); warn(w) } }
+                if case .toolMissing(let tool)? = p.notExtracted {
+                    // One line for the first file, a count in the summary for the rest.
+                    missingTools[tool, default: 0] += 1
+                    if missingTools[tool] == 1, let w = p.warning { warnings += 1; if !quiet { progress.finish(); warn(w) } }
+                } else if let w = p.warning { warnings += 1; if !quiet { progress.finish(); warn(w) } }
                 if p.unreadable { skipped[.unreadable, default: 0] += 1; keep.append(p.file.relativePath) }
+                if p.notExtracted != nil { skipped[.notExtracted, default: 0] += 1; keep.append(p.file.relativePath) }
                 if p.sameContent { unchanged += 1 }
                 all += p.chunks.map(\.embeddingText)
             }
@@ -279,6 +296,7 @@ struct BuildCommand: ParsableCommand {
                 if verbose {
                     let warned = p.warning == nil ? "" : " (with warnings)"
                     if p.unreadable { fate(p.file.relativePath, "skipped (unreadable)\(known[p.file.relativePath] == nil ? "" : "; its indexed version stays")") }
+                    else if let e = p.notExtracted { fate(p.file.relativePath, "skipped (\(e))\(known[p.file.relativePath] == nil ? "" : "; its indexed version stays")") }
                     else if p.sameContent { fate(p.file.relativePath, "unchanged (same content, new modification time)") }
                     else if p.chunks.isEmpty { fate(p.file.relativePath, "skipped (empty: no text to index)\(warned)") }
                     else {
@@ -286,7 +304,7 @@ struct BuildCommand: ParsableCommand {
                         fate(p.file.relativePath, "\(what), \(Format.counted(p.chunks.count, "chunk"))\(warned)")
                     }
                 }
-                guard !p.unreadable && !p.sameContent else { continue }
+                guard !p.unreadable && p.notExtracted == nil && !p.sameContent else { continue }
                 // A file without chunks is not indexed: "skipped: empty", not "added" (it is
                 // read again by every build, which costs little: it has no text).
                 if known[p.file.relativePath] != nil {
@@ -303,7 +321,7 @@ struct BuildCommand: ParsableCommand {
                     writer.addChunk(ChunkRecord(document: doc, ordinal: UInt32(c.ordinal),
                                                 lineStart: UInt32(c.lineStart), lineEnd: UInt32(c.lineEnd),
                                                 byteStart: UInt64(c.byteStart), byteEnd: UInt64(c.byteEnd),
-                                                headingPath: c.headingPath),
+                                                headingPath: c.headingPath, unit: c.unit),
                                     text: c.text, vector: embedded[v],
                                     // BM25 sees what the model sees: the heading path and the text.
                                     terms: LexicalTokenizer.counts(c.embeddingText))
@@ -401,6 +419,9 @@ struct BuildCommand: ParsableCommand {
         print("indexed \(Format.counted(doneFiles, "file")) into \(Format.counted(chunkTotal, "chunk")) (\(Format.bytes(textBytes)) of text) in \(Format.duration(elapsed)), \(String(format: "%.0f", Double(chunkTotal) / max(elapsed, 1e-3))) chunks/s")
         print(summary)
         if !skippedText.isEmpty { print("skipped: \(skippedText)") }
+        for (tool, n) in missingTools.sorted(by: { $0.key < $1.key }) {
+            print("\(Format.counted(n, "file")) not read: \(tool) is not installed\(Self.advice(for: .toolMissing(tool)))")
+        }
         print("time: read, parse and chunk \(Format.duration(prepareTime)), embed \(Format.duration(embedTime)), other \(Format.duration(max(0, elapsed - prepareTime - embedTime)))")
         if warnings > 0 { print("warnings: \(warnings)\(quiet ? " (run without --quiet to see them)" : "")") }
         if let compacted { print(compacted) }
@@ -420,13 +441,16 @@ struct BuildCommand: ParsableCommand {
         var chunks: [Chunk] = []
         var warning: String?
         var unreadable = false
+        /// Why a PDF or office file gave no text; its indexed version, if any, stays.
+        var notExtracted: ExtractionError?
         /// The content hash is the indexed version's: not parsed, nothing to do.
         var sameContent = false
     }
 
     /// Reads, hashes, parses and chunks `files` on `threads` workers (the tokenizer does most
     /// of the work). A file whose SHA-256 equals its indexed version's in `known` is not parsed.
-    static func prepare(_ files: [SourceFile], known: KnownDocuments, chunker: Chunker, threads: Int) -> [Prepared] {
+    static func prepare(_ files: [SourceFile], known: KnownDocuments, chunker: Chunker, limits: ExtractionLimits,
+                        threads: Int) -> [Prepared] {
         var out = files.map { Prepared(file: $0) }
         let workers = min(threads, max(files.count, 1))
         out.withUnsafeMutableBufferPointer { buf in
@@ -442,10 +466,15 @@ struct BuildCommand: ParsableCommand {
                         if let k = known[f.relativePath], k.sha256 == sha {
                             dst.buffer[i].sameContent = true
                         } else {
-                            let (doc, warnings) = DocumentParser.parse(data, kind: f.kind, language: f.language, path: f.relativePath)
-                            dst.buffer[i].title = doc.title
-                            dst.buffer[i].chunks = chunker.chunks(of: doc)
-                            if !warnings.isEmpty { dst.buffer[i].warning = "\(f.relativePath): \(warnings.joined(separator: "; "))" }
+                            switch DocumentParser.parse(data, of: f, limits: limits) {
+                            case .success(let parsed):
+                                dst.buffer[i].title = parsed.document.title
+                                dst.buffer[i].chunks = chunker.chunks(of: parsed.document)
+                                if !parsed.warnings.isEmpty { dst.buffer[i].warning = "\(f.relativePath): \(parsed.warnings.joined(separator: "; "))" }
+                            case .failure(let error):
+                                dst.buffer[i].notExtracted = error
+                                dst.buffer[i].warning = "\(f.relativePath): skipped (\(error)\(Self.advice(for: error)))"
+                            }
                         }
                     } catch {
                         dst.buffer[i].unreadable = true
@@ -458,13 +487,25 @@ struct BuildCommand: ParsableCommand {
         return out
     }
 
+    /// What to do about a file that gave no text, as "; …" to follow the reason ("" when
+    /// there is nothing to do but fix the file).
+    static func advice(for error: ExtractionError) -> String {
+        switch error {
+        case .toolMissing("pdftotext"), .toolMissing("pdfinfo"), .toolMissing("pdftohtml"):
+            return "; install poppler-utils (scripts/install-deps.sh, or: apt install poppler-utils)"
+        case .noText: return "; run OCR on it first, e.g. ocrmypdf in.pdf out.pdf"
+        case .encrypted: return "; index a decrypted copy, e.g. qpdf --decrypt --password=PASSWORD in.pdf out.pdf"
+        case .timedOut, .toolFailed, .toolMissing, .damaged, .zipBomb, .malformed: return ""
+        }
+    }
+
     /// "3 binary", "2 symbolic link loops": the summary's words for `count` files skipped
     /// for `r`, the same words as each file's own line (`SkipReason.description`).
     static func describe(_ r: SkipReason, count n: Int) -> String {
         switch r {
         case .symlinkLoop: return Format.counted(n, "symbolic link loop")
         case .linkOutsideFolder: return Format.counted(n, "link out of the folder", plural: "links out of the folder")
-        case .ignored, .unsupportedType, .binary, .tooLarge, .unreadable, .empty, .minified, .duplicate: return "\(Format.count(n)) \(r.description)"
+        case .ignored, .unsupportedType, .binary, .tooLarge, .unreadable, .empty, .minified, .duplicate, .notExtracted: return "\(Format.count(n)) \(r.description)"
         }
     }
 

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import KBCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -212,6 +213,18 @@ final class BuildProgress: @unchecked Sendable {
 
 /// Human formats shared by the commands.
 enum Format {
+    /// Where a hit is, for people: "notes/a.md:12-15" (lines), "manual.pdf, p. 12" or
+    /// "manual.pdf, pp. 12–13" (pages), "guide.docx, ¶ 4–9" (paragraphs); the path displayed
+    /// safely (`displayed`).
+    static func cited(_ path: String, _ unit: LocationUnit, _ start: Int, _ end: Int) -> String {
+        let p = displayed(path)
+        switch unit {
+        case .lines: return "\(p):\(start)-\(end)"
+        case .pages: return end > start ? "\(p), pp. \(start)–\(end)" : "\(p), p. \(start)"
+        case .paragraphs: return end > start ? "\(p), ¶ \(start)–\(end)" : "\(p), ¶ \(start)"
+        }
+    }
+
     static func bytes(_ n: Int) -> String {
         let b = Double(n)
         if n < 1000 { return "\(n) B" }

@@ -150,7 +150,7 @@ struct QueryCommand: ParsableCommand {
                 continue
             }
             let heading = Self.headingLine(hit.heading)
-            print("\(rank + 1). \(Self.scoreText(r, mode))  \(Format.displayed(hit.path)):\(hit.lineStart)-\(hit.lineEnd)\(heading.isEmpty ? "" : "  \(heading)")")
+            print("\(rank + 1). \(Self.scoreText(r, mode))  \(Format.cited(hit.path, hit.unit, hit.lineStart, hit.lineEnd))\(heading.isEmpty ? "" : "  \(heading)")")
             let body = full ? hit.text : Self.trim(hit.text, to: 400)
             for l in body.split(separator: "\n", omittingEmptySubsequences: true) { print("   \(Self.displayedKeepingTabs(String(l)))") }
             if rank + 1 < hits.count { print("") }

@@ -1,4 +1,5 @@
 import Foundation
+import KBCore
 import KBRetrieval
 import MCP
 
@@ -79,8 +80,10 @@ public struct MCPTools: Sendable {
                 description: """
                     Searches the local knowledge base (documents indexed by kbindex) for the passages \
                     that best answer a question, by meaning and by keywords (hybrid search). Returns \
-                    {"results": [{id, title, text, path, line_start, line_end, heading, score, rank}]}: \
-                    text is the start of each passage; call fetch with an id for the whole passage.
+                    {"results": [{id, title, text, path, line_start, line_end, heading, score, rank}]} \
+                    (page and page_end instead of the lines for a PDF, paragraph_start and paragraph_end \
+                    for DOCX, ODT and EPUB): text is the start of each passage; call fetch with an id \
+                    for the whole passage.
                     """,
                 inputSchema: .object([
                     "type": "object",
@@ -115,7 +118,8 @@ public struct MCPTools: Sendable {
                 title: "Fetch a passage",
                 description: """
                     Returns the whole passage with the id that search gave: {id, title, text, metadata: \
-                    {index, generation, path, line_start, line_end, heading, chunks, document}}. With \
+                    {index, generation, path, line_start, line_end (or page, page_end / paragraph_start, \
+                    paragraph_end, as in search), heading, chunks, document}}. With \
                     neighbours > 0, text also holds that many passages before and after it in the same \
                     document (context for an answer).
                     """,
@@ -158,10 +162,12 @@ public struct MCPTools: Sendable {
                     "properties": .object([
                         "id": ["type": "string"], "title": ["type": "string"], "text": ["type": "string"],
                         "path": ["type": "string"], "line_start": ["type": "integer"], "line_end": ["type": "integer"],
+                        "page": ["type": "integer"], "page_end": ["type": "integer"],
+                        "paragraph_start": ["type": "integer"], "paragraph_end": ["type": "integer"],
                         "heading": ["type": "array", "items": ["type": "string"]],
                         "score": ["type": "number"], "rank": ["type": "integer"],
                     ]),
-                    "required": ["id", "title", "text", "path", "line_start", "line_end", "heading", "score", "rank"],
+                    "required": ["id", "title", "text", "path", "heading", "score", "rank"],
                 ]),
             ]),
             "index": ["type": "string"], "generation": ["type": "integer"], "mode": ["type": "string"],
@@ -178,11 +184,13 @@ public struct MCPTools: Sendable {
                 "properties": .object([
                     "index": ["type": "string"], "generation": ["type": "integer"], "path": ["type": "string"],
                     "line_start": ["type": "integer"], "line_end": ["type": "integer"],
+                    "page": ["type": "integer"], "page_end": ["type": "integer"],
+                    "paragraph_start": ["type": "integer"], "paragraph_end": ["type": "integer"],
                     "heading": ["type": "array", "items": ["type": "string"]],
                     "chunks": ["type": "array", "items": ["type": "string"]],
                     "document": ["type": "object"],
                 ]),
-                "required": ["index", "generation", "path", "line_start", "line_end", "heading", "chunks", "document"],
+                "required": ["index", "generation", "path", "heading", "chunks", "document"],
             ]),
         ]),
         "required": ["id", "title", "text", "metadata"],
@@ -258,12 +266,10 @@ public struct MCPTools: Sendable {
                 "title": .string(hit.title),
                 "text": .string(Self.snippet(hit.text, limits.snippetCharacters)),
                 "path": .string(hit.path),
-                "line_start": .int(hit.lineStart),
-                "line_end": .int(hit.lineEnd),
                 "heading": .array(hit.heading.map { .string($0) }),
                 "score": .double(hit.score.isFinite ? hit.score : 0),
                 "rank": .int(hit.rank),
-            ])
+            ].merging(Self.location(hit.unit, hit.lineStart, hit.lineEnd)) { a, _ in a })
         }
         return Self.success(.object([
             "results": .array(results),
@@ -271,6 +277,13 @@ public struct MCPTools: Sendable {
             "generation": .int(result.generation),
             "mode": .string(result.mode.rawValue),
         ]))
+    }
+
+    /// A chunk's place as the JSON API writes it: `line_start`/`line_end`, `page`/`page_end`
+    /// or `paragraph_start`/`paragraph_end` (`SourceLocationKeys`).
+    static func location(_ unit: LocationUnit, _ start: Int, _ end: Int) -> [String: Value] {
+        let (s, e) = SourceLocationKeys.keys(unit)
+        return [s.rawValue: .int(start), e.rawValue: .int(end)]
     }
 
     /// `fetch`: the whole chunk `id`, with `neighbours` chunks either side in `text`.
@@ -303,8 +316,6 @@ public struct MCPTools: Sendable {
                 "index": .string(context.index),
                 "generation": .int(context.generation),
                 "path": .string(document.path),
-                "line_start": .int(chunks.first?.lineStart ?? context.chunk.lineStart),
-                "line_end": .int(chunks.last?.lineEnd ?? context.chunk.lineEnd),
                 "heading": .array(context.chunk.heading.map { .string($0) }),
                 "ordinal": .int(context.chunk.ordinal),
                 "chunks": .array(chunks.map { .string(qualify ? Self.qualified($0.id, index: context.index) : $0.id) }),
@@ -316,7 +327,8 @@ public struct MCPTools: Sendable {
                     "sha256": .string(document.sha256),
                     "chunks": .int(document.chunks),
                 ]),
-            ]),
+            ].merging(Self.location(context.chunk.unit, chunks.first?.lineStart ?? context.chunk.lineStart,
+                                     chunks.last?.lineEnd ?? context.chunk.lineEnd)) { a, _ in a }),
         ]))
     }
 
