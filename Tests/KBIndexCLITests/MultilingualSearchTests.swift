@@ -117,6 +117,17 @@ final class MultilingualSearchTests: XCTestCase {
         XCTAssertEqual(try query(["--mode", "lexical", "東京の天気"], status: 1).map(\.path), [])
         let verify = try CLIRunner.run(["verify", "--index", index.path], environment: env)
         XCTAssertEqual(verify.status, 0, verify.stdout + verify.stderr)
+        // Compaction re-tokenizes with the current version: nothing re-embedded, both found again.
+        let compact = try CLIRunner.run(["compact", "--index", index.path], environment: env)
+        XCTAssertEqual(compact.status, 0, compact.stderr)
+        for (url, b) in try segments() {
+            for i in 0..<Int(b[16]) where b[64 + 32 * i] == 10 {
+                let at = (0..<8).reduce(0) { $0 | Int(b[64 + 32 * i + 8 + $1]) << (8 * $1) }
+                XCTAssertEqual(Array(b[at + 4..<at + 8]), [16, 0, 1, 0], url.path)
+            }
+        }
+        XCTAssertEqual(try query(["--mode", "lexical", "Straße"]).map(\.path), ["de/strasse.md"])
+        XCTAssertEqual(Set(try query(["--mode", "lexical", "東京の天気"]).map(\.path)), ["ja/tokyo.md", "mixed.md"])
     }
 
     /// format-spec.md §16: on an index whose segments have no LEXICAL section (built before
