@@ -77,7 +77,7 @@ final class OfficeDOCXTests: XCTestCase {
             """
         let r = extracted(try F.docx(body: body), "t.docx")
         XCTAssertEqual(r.document.sections.count, 1)
-        XCTAssertEqual(r.document.sections[0].text, """
+        XCTAssertEqual(r.document.text(0), """
             Hello world
             second line and a link
 
@@ -92,7 +92,7 @@ final class OfficeDOCXTests: XCTestCase {
             E = mc2
             """)
         // A paragraph of two lines is one paragraph: 6 paragraphs in all.
-        XCTAssertEqual(r.document.sections[0].lineEnd, 6)
+        XCTAssertEqual(r.document.sections.first?.lineEnd, 6)
     }
 
     func testChunksCarryParagraphRanges() throws {
@@ -111,11 +111,11 @@ final class OfficeDOCXTests: XCTestCase {
         var xml = F.documentXML(F.p("Kept heading", style: "Heading1") + F.p("Kept text.") + "<w:p><w:r><w:t>Broken</w:r></w:p>" + F.p("LOST"))
         let r = extracted(try F.zip([("word/document.xml", xml)]), "m.docx")
         XCTAssertEqual(r.document.sections.map(\.headingPath), [["Kept heading"]])
-        XCTAssertTrue(r.document.sections[0].text.hasPrefix("Kept text."), r.document.sections[0].text)
+        XCTAssertTrue(r.document.text(0).hasPrefix("Kept text."), r.document.text(0))
         XCTAssertFalse(r.document.sections.map(\.text).joined().contains("LOST"))
         XCTAssertEqual(r.warnings.count, 1)
-        XCTAssertTrue(r.warnings[0].hasPrefix("word/document.xml: line "), r.warnings[0])
-        XCTAssertTrue(r.warnings[0].contains("mismatched end tag"), r.warnings[0])
+        XCTAssertTrue((r.warnings.first ?? "").hasPrefix("word/document.xml: line "), (r.warnings.first ?? ""))
+        XCTAssertTrue((r.warnings.first ?? "").contains("mismatched end tag"), (r.warnings.first ?? ""))
         // Nothing readable at all: malformed.
         xml = "<?xml version=\"1.0\"?><w:document xmlns:w=\"\(F.w)\"><w:body><w:p"
         let e = extractionError(try F.zip([("word/document.xml", xml)]), "m2.docx")
@@ -178,4 +178,42 @@ final class OfficeDOCXTests: XCTestCase {
         _ = XMLPart.parse(Data(xxe.utf8), handler: c, refuseEntities: false)
         XCTAssertFalse(c.text.contains("SECRET"))
     }
+
+    func testTextPastTheLimitIsCutWithAWarning() throws {
+        let body = F.p("Long", style: "Heading1") + (1...100).map { F.p("Paragraph \($0) of a long document.") }.joined()
+        var limits = ExtractionLimits()
+        limits.maxTextBytes = 1000
+        guard case .success(let r) = extract(try F.docx(body: body), "long.docx", limits: limits) else { return XCTFail("not read") }
+        let text = r.document.sections.map(\.text).joined(separator: "\n\n")
+        XCTAssertLessThanOrEqual(text.utf8.count, 1000)
+        XCTAssertTrue(text.contains("Paragraph 20 of a long document."), text)
+        XCTAssertFalse(text.contains("Paragraph 100 "), text)
+        XCTAssertEqual(r.warnings.count, 1)
+        XCTAssertTrue((r.warnings.first ?? "").hasPrefix("extracted text cut at 1000 bytes (after paragraph "), "\(r.warnings)")
+    }
+
+    /// The build parses files on several threads: FoundationXML (libxml2) must give each the
+    /// same result as alone.
+    func testConcurrentExtractionsAgree() throws {
+        let files = try (0..<8).map { i in
+            try F.docx(body: F.p("Part \(i)", style: "Heading1") + (0..<200).map { F.p("Text \(i).\($0) here.") }.joined(), styles: Self.styles)
+        }
+        let alone = files.map { extracted($0, "c.docx") }
+        let results = Locked([ParseResult?](repeating: nil, count: 64))
+        DispatchQueue.concurrentPerform(iterations: 64) { k in
+            if case .success(let r) = extract(files[k % 8], "c.docx") { results.update { $0[k] = r } }
+        }
+        let got = results.value
+        for k in 0..<64 { XCTAssertEqual(got[k], alone[k % 8], "run \(k)") }
+        XCTAssertEqual(alone[3].document.sections.first?.headingPath, ["Part 3"])
+    }
+}
+
+/// A value shared between threads under a lock.
+final class Locked<T>: @unchecked Sendable {
+    private var stored: T
+    private let lock = NSLock()
+    init(_ value: T) { stored = value }
+    var value: T { lock.lock(); defer { lock.unlock() }; return stored }
+    func update(_ f: (inout T) -> Void) { lock.lock(); defer { lock.unlock() }; f(&stored) }
 }

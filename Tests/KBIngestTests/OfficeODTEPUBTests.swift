@@ -43,7 +43,7 @@ final class OfficeODTTests: XCTestCase {
                                  + "<text:h text:outline-level=\"1\">Saved</text:h><text:p>Saved text</text:p><text:p>cut here")])
         let r = extracted(broken, "b.odt")
         XCTAssertEqual(r.document.sections.map(\.headingPath), [["Saved"]])
-        XCTAssertTrue(r.document.sections[0].text.hasPrefix("Saved text"), r.document.sections[0].text)
+        XCTAssertTrue(r.document.text(0).hasPrefix("Saved text"), r.document.text(0))
         XCTAssertTrue(r.warnings.first?.hasPrefix("content.xml: line 1: ") ?? false, "\(r.warnings)")
         // A password-protected ODT: content.xml is there but encrypted.
         let locked = try F.zip([("content.xml", "\u{1}\u{2}garbage"),
@@ -81,7 +81,7 @@ final class OfficeEPUBTests: XCTestCase {
         let r = extracted(data, "partial.epub")
         XCTAssertEqual(r.warnings, ["missing chapter OEBPS/text/two.xhtml; skipped", "spine item 'ghost' is not in the manifest; skipped"])
         XCTAssertEqual(r.document.sections.map(\.headingPath), [["Chapter One"], ["Chapter One", "The Harbour"]])
-        XCTAssertTrue(r.document.sections[1].text.hasSuffix("Continued without a heading."), r.document.sections[1].text)
+        XCTAssertTrue(r.document.text(1).hasSuffix("Continued without a heading."), r.document.text(1))
     }
 
     func testNoContainerNoChaptersAndBrokenPackage() throws {

@@ -151,3 +151,9 @@ func extractionError(_ data: Data, _ name: String, limits: ExtractionLimits = Ex
     case .failure(let e): return e
     }
 }
+
+extension ParsedDocument {
+    /// Section `i`'s text, "<no section i>" when there is none (a failed parse fails the
+    /// test's assertions instead of crashing it).
+    func text(_ i: Int) -> String { i < sections.count ? sections[i].text : "<no section \(i)>" }
+}

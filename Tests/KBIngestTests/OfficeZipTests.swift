@@ -30,7 +30,7 @@ final class OfficeZipTests: XCTestCase {
 
     func testTotalInflatedLimitCountsAllParts() throws {
         // Three ordinary parts of 400 KB each (ratio under the limit: random words).
-        var rng = SystemRandomNumberGenerator()
+        var rng = SplitMix(seed: 7)
         let words = (0..<60_000).map { _ in String(UInt32.random(in: 0...UInt32.max, using: &rng), radix: 36) }.joined(separator: " ")
         let part = Data(F.documentXML(F.p(String(words.prefix(400_000)))).utf8)
         let data = try F.zip([("word/document.xml", part), ("word/styles.xml", part), ("docProps/core.xml", part)])
@@ -52,7 +52,7 @@ final class OfficeZipTests: XCTestCase {
 
     func testDamagedBytesNeverCrash() throws {
         let good = try F.docx(body: F.p("Heading", style: "Heading1") + F.p("Some text to read."), styles: OfficeDOCXTests.styles, title: "T")
-        var rng = SystemRandomNumberGenerator()
+        var rng = SplitMix(seed: 15)
         var failures = 0, successes = 0
         for round in 0..<400 {
             var bad = good
@@ -67,8 +67,10 @@ final class OfficeZipTests: XCTestCase {
             case .failure: failures += 1
             }
         }
-        XCTAssertEqual(successes + failures, 400)
+        // Both happen: damage that matters is refused, damage that does not (a date, an
+        // attribute byte) is read through.
         XCTAssertGreaterThan(failures, 0)
+        XCTAssertGreaterThan(successes, 0)
     }
 
     func testChecksumMismatchIsDamage() throws {
@@ -87,5 +89,18 @@ final class OfficeZipTests: XCTestCase {
         XCTAssertEqual(extractionError(data, "n.docx"), .malformed("damaged zip directory (entry 2 of 4464)"))
         data[eocd + 10] = 0xFF; data[eocd + 11] = 0xFE   // 65279
         XCTAssertEqual(extractionError(data, "n.docx"), .zipBomb("65279 entries (at most 50000)"))
+    }
+}
+
+/// A seeded generator, so that the damaged bytes are the same on every run.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
