@@ -37,12 +37,6 @@ struct BodyBuilder {
         collector.start(levels.map(\.text), heading: source)
     }
 
-    /// Closes every open heading: what follows has an empty heading path.
-    mutating func forgetHeadings() {
-        levels = []
-        collector.start([], heading: nil)
-    }
-
     /// The current heading path.
     var headingPath: [String] { levels.map(\.text) }
 

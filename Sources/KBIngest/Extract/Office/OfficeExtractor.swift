@@ -15,7 +15,8 @@ import KBCore
 ///   - EPUB: h1–h6 of each spine document, through the HTML parser.
 /// Table rows are one paragraph each ("cell | cell"); list items are paragraphs. Left out:
 /// footnotes, endnotes, comments, headers and footers, tracked deletions, tables of contents
-/// (ODT), and DrawingML text outside text boxes.
+/// (DOCX paragraphs in "TOC n" styles, ODT index elements), and DrawingML text outside text
+/// boxes.
 ///
 /// Failures (`ExtractionError`): not a zip or a required part missing or unreadable →
 /// `.malformed`; over the inflating limits → `.zipBomb`; a password-protected file (an
@@ -91,14 +92,10 @@ enum OfficeExtractor {
         guard let slash = path.lastIndex(of: "/") else { return "" }
         return String(path[..<slash])
     }
-
-    /// "the XML broke off" as a warning about `part`.
-    static func xmlWarning(_ part: String, _ reason: String, kept: String) -> String {
-        "\(part): \(reason); \(kept)"
-    }
 }
 
-/// Collects the text of every element with a given name (e.g. dc:title), first one wins.
+/// The text of the first element with a given name and namespace (e.g. dc:title), spaces
+/// collapsed; nil when there is none or it is blank.
 final class FirstTextHandler: XMLHandler {
     let local: String
     let namespace: (String) -> Bool
