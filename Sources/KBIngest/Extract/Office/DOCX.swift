@@ -160,6 +160,9 @@ enum DOCXReader {
         /// moved-away or deleted text, and old properties of tracked changes.
         static let skipped: Set<String> = ["Fallback", "moveFrom", "del", "pPrChange", "rPrChange", "sectPrChange", "tblPrChange", "trPrChange", "tcPrChange", "numberingChange"]
 
+        /// Done once the text limit is reached.
+        var finished: Bool { builder.cut }
+
         init(styles: StylesHandler, maxTextBytes: Int) {
             self.styles = styles
             self.builder = BodyBuilder(maxTextBytes: maxTextBytes)

@@ -62,6 +62,9 @@ enum ODTReader {
         static let skippedText: Set<String> = ["note", "tracked-changes", "table-of-content", "illustration-index", "table-index",
                                                "object-index", "user-index", "alphabetical-index", "bibliography"]
 
+        /// Done once the text limit is reached.
+        var finished: Bool { builder.cut }
+
         init(maxTextBytes: Int) { builder = BodyBuilder(maxTextBytes: maxTextBytes) }
 
         func start(_ name: XMLName, _ attributes: [String: String]) {

@@ -16,6 +16,13 @@ protocol XMLHandler: AnyObject {
     func end(_ name: XMLName)
     /// Character data (entities already decoded; may arrive in several pieces).
     func text(_ text: String)
+    /// True once the handler wants nothing more (e.g. its text limit is reached): the parse
+    /// stops there, successfully.
+    var finished: Bool { get }
+}
+
+extension XMLHandler {
+    var finished: Bool { false }
 }
 
 /// Parses one XML part of a container with FoundationXML (libxml2), safely:
@@ -40,6 +47,7 @@ enum XMLPart {
         let delegate = Delegate(handler: handler)
         parser.delegate = delegate
         let ok = parser.parse()
+        if handler.finished { return nil }
         if let error = delegate.error { return error }
         if !ok { return "line \(parser.lineNumber): " + describe(parser.parserError) }
         return nil
@@ -96,6 +104,7 @@ enum XMLPart {
             var attributes: [String: String] = [:]
             for (k, v) in attributeDict { attributes[Self.local(k)] = v }
             handler.start(XMLName(namespace: namespaceURI ?? "", local: Self.local(elementName)), attributes)
+            if handler.finished { parser.abortParsing() }
         }
 
         func parser(_ parser: XMLParser, didEndElement elementName: String, namespaceURI: String?, qualifiedName qName: String?) {
@@ -116,7 +125,7 @@ enum XMLPart {
         func parser(_ parser: XMLParser, resolveExternalEntityName name: String, systemID: String?) -> Data? { nil }
 
         func parser(_ parser: XMLParser, parseErrorOccurred parseError: Error) {
-            guard error == nil else { return }
+            guard error == nil, !handler.finished else { return }
             error = "line \(parser.lineNumber): " + XMLPart.describe(parseError)
             parser.abortParsing()
         }
