@@ -245,6 +245,9 @@ class Segment:
             block, off, length = u32(r + 40), u32(r + 44), u32(r + 48)
             if length > 0 and (block >= blocks or off + length > self.blocks[block][2]):
                 raise SegmentError('out_of_bounds', f'the text of chunk {i} is out of bounds')
+            # #22b the location unit (0 lines, 1 pages, 2 paragraphs) and its three reserved bytes.
+            if u32(r + 52) > 2:
+                raise SegmentError('corrupt', f'chunk {i} has an unknown location unit or a nonzero reserved byte')
 
         # #22a the LEXICAL section's header, when present (the rest is decoded after #23).
         if LEXICAL in secs:
@@ -310,13 +313,14 @@ class Segment:
     def chunk(self, i, text=True, vector=True):
         r = self.secs[CHUNKS][0] + CHUNK_SIZE * i
         (document, ordinal, line_start, line_end, byte_start, byte_end, h_start, h_count,
-         block, offset, length, _reserved) = struct.unpack_from('<IIIIQQIIIIII', self.data, r)
+         block, offset, length, unit) = struct.unpack_from('<IIIIQQIIIIII', self.data, r)
         heads = self.secs[HEADINGS][0]
         c = {
             'document': document, 'ordinal': ordinal, 'line_start': line_start, 'line_end': line_end,
             'byte_start': byte_start, 'byte_end': byte_end,
             'heading_path': [self._string(heads + REF_SIZE * k) for k in range(h_start, h_start + h_count)],
             'text_block': block, 'text_offset': offset, 'text_length': length,
+            'unit': ('lines', 'pages', 'paragraphs')[unit],
         }
         if text:
             c['text'] = self.text(i)
