@@ -194,6 +194,22 @@ final class OfficeDOCXTests: XCTestCase {
         XCTAssertTrue((r.warnings.first ?? "").hasPrefix("extracted text cut at 1000 bytes (after paragraph "), "\(r.warnings)")
     }
 
+    /// 20,000 nested elements before the text: no crash, no runaway stack; the parser's
+    /// depth limit makes it malformed XML (or, where there is none, the text is read).
+    func testDeepNestingNeverCrashes() throws {
+        let open = String(repeating: "<w:sdt><w:sdtContent>", count: 20_000)
+        let close = String(repeating: "</w:sdtContent></w:sdt>", count: 20_000)
+        let data = try F.zip([("word/document.xml", F.documentXML(F.p("Before the nest.") + open + F.p("Deep inside.") + close))])
+        switch extract(data, "deep.docx") {
+        case .success(let r):
+            XCTAssertEqual(r.document.text(0).components(separatedBy: "\n\n").first, "Before the nest.")
+            if r.document.text(0).contains("Deep inside.") { XCTAssertEqual(r.warnings, []) }
+            else { XCTAssertTrue((r.warnings.first ?? "").hasPrefix("word/document.xml: line 1: "), "\(r.warnings)") }
+        case .failure(let e):
+            XCTFail("\(e)")
+        }
+    }
+
     /// The build parses files on several threads: FoundationXML (libxml2) must give each the
     /// same result as alone.
     func testConcurrentExtractionsAgree() throws {
