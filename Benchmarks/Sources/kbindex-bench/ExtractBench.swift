@@ -168,9 +168,7 @@ struct ExtractBench: ParsableCommand {
 
         // Embedding: the chunks as `kbindex build` embeds them (heading path + text).
         let texts = chunks.map(\.embeddingText)
-        let sample: [Int] = embedChunks == 0 || embedChunks >= texts.count
-            ? Array(texts.indices)
-            : (0..<embedChunks).map { $0 * texts.count / embedChunks }
+        let sample = Self.evenSample(embedChunks, of: texts.count)
         let ids = embedder.tokenize(texts)
         let allFlops = ids.reduce(0.0) { $0 + forwardFLOPs(embedder.config.bert, length: $1.count) }
         let sampleIDs = sample.map { ids[$0] }
@@ -227,12 +225,22 @@ struct ExtractBench: ParsableCommand {
     /// `pdfinfo`'s page count of `path`.
     static func pdfinfoPages(_ path: String, pdfinfo: String) throws -> Int {
         let (status, out, _) = try IndexBench.runProcess(pdfinfo, [path])
-        guard status == 0,
-              let line = out.split(separator: "\n").first(where: { $0.hasPrefix("Pages:") }),
-              let n = Int(line.dropFirst(6).trimmingCharacters(in: .whitespaces)) else {
+        guard status == 0, let n = pageCount(pdfinfoOutput: out) else {
             throw ValidationError("pdfinfo cannot read \(path) (\(status)): \(out.prefix(200))")
         }
         return n
+    }
+
+    /// The number on `pdfinfo`'s "Pages:" line, or nil when there is none. O(output).
+    static func pageCount(pdfinfoOutput out: String) -> Int? {
+        guard let line = out.split(separator: "\n").first(where: { $0.hasPrefix("Pages:") }) else { return nil }
+        return Int(line.dropFirst(6).trimmingCharacters(in: .whitespaces))
+    }
+
+    /// `n` indices spread evenly over `0..<total`, first included, in order, no repeats; all of
+    /// them when `n` is 0 or at least `total`. O(n).
+    static func evenSample(_ n: Int, of total: Int) -> [Int] {
+        n == 0 || n >= total ? Array(0..<total) : (0..<n).map { $0 * total / n }
     }
 
     /// The full path of `tool` on PATH, or nil.
