@@ -144,7 +144,7 @@ let package = Package(
         .testTarget(name: "KBKernelsTests", dependencies: ["CKBKernels", "KBKernels", "KBTestSupport"]),
         .testTarget(name: "KBEmbedTests", dependencies: ["KBEmbed", "CKBKernels", "KBTestSupport"]),
         .testTarget(name: "KBFormatTests", dependencies: ["KBFormat", "KBTestSupport"]),
-        .testTarget(name: "KBIngestTests", dependencies: ["KBIngest", "KBEmbed", "KBTestSupport"]),
+        .testTarget(name: "KBIngestTests", dependencies: ["KBIngest", "KBEmbed", "KBTestSupport", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         .testTarget(name: "KBEvalTests", dependencies: ["KBEval"]),
         .testTarget(name: "KBSearchTests", dependencies: ["KBSearch", "KBKernels", "KBFormat", "KBCore", "KBTestSupport"]),
         .testTarget(name: "KBRetrievalTests", dependencies: ["KBRetrieval", "KBSearch", "KBFormat", "KBEmbed", "KBTestSupport"]),
@@ -158,7 +158,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KBIndexCLITests",
-            dependencies: ["KBTestSupport", "KBEmbed", "KBModelStore", "KBFormat", "KBCore"]
+            dependencies: ["KBTestSupport", "KBEmbed", "KBModelStore", "KBFormat", "KBCore", .product(name: "ZIPFoundation", package: "ZIPFoundation")]
         ),
     ]
 )

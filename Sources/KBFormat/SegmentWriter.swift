@@ -20,6 +20,9 @@ public final class SegmentWriter {
     private var blocks: [(compressed: [UInt8], uncompressed: Int)] = []
     private var current: [UInt8] = []
     private var terms: [[(term: [UInt8], tf: UInt32)]] = []
+    /// The `LexicalTokenizer` version the chunks' terms are made with, recorded in LEXICAL
+    /// (the current one; tests set 0 to write segments as older kbindex versions did).
+    public var lexicalTokenizer = LexicalTokenizer.currentVersion
 
     /// Precondition: `model.dimensions` ≥ 1 and < 2^24; `textBlockSize` ≥ 1.
     public init(model: ModelDescriptor, textBlockSize: Int = SegmentFormat.textBlockSize) {
@@ -44,8 +47,8 @@ public final class SegmentWriter {
     /// Preconditions: `vector.count == model.dimensions`, every value finite,
     /// `chunk.document < ` documents added, text shorter than LZ4's 2,113,929,216-byte limit.
     /// O(dimensions + text length), plus compressing a block when one fills.
-    /// `terms`: the chunk's term counts for the LEXICAL section (nil: `LexicalTokenizer`'s
-    /// counts of `text`).
+    /// `terms`: the chunk's term counts for the LEXICAL section, made by tokenizer
+    /// `lexicalTokenizer` (nil: `LexicalTokenizer`'s counts of `text`).
     public func addChunk(_ c: ChunkRecord, text: String, vector: [Float], terms: [(term: [UInt8], tf: UInt32)]? = nil) {
         precondition(vector.count == model.dimensions, "vector has \(vector.count) values, the model \(model.dimensions)")
         let row = appendRecordAndText(c, text, terms: terms)
@@ -86,7 +89,7 @@ public final class SegmentWriter {
             current.append(contentsOf: utf8)
         }
         chunks.append((c, location.0, location.1, location.2))
-        terms.append(t ?? LexicalTokenizer.counts(text))
+        terms.append(t ?? LexicalTokenizer.counts(text, version: lexicalTokenizer))
         let row = vectors.count
         vectors.append(contentsOf: repeatElement(0, count: stride))
         return row
@@ -174,7 +177,7 @@ public final class SegmentWriter {
         let sections: [(SectionKind, [UInt8])] = [
             (.vectors, vectors.withUnsafeBytes { Array($0) }), (.quant, q.bytes), (.chunks, recs.bytes),
             (.documents, docs.bytes), (.headings, headings.bytes), (.strings, pool.bytes),
-            (.textIndex, index.bytes), (.text, text.bytes), (.lexical, encodeLexical(terms)), (.model, modelJSON),
+            (.textIndex, index.bytes), (.text, text.bytes), (.lexical, encodeLexical(terms, tokenizer: lexicalTokenizer)), (.model, modelJSON),
         ]
 
         // Layout: header, directory, sections (each 64-aligned), footer.

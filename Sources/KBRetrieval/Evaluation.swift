@@ -42,7 +42,8 @@ public enum Evaluation {
                 let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
                 let returned = hits.map { h -> RetrievedChunk in
                     let seg = index.segments[h.segment], c = seg.chunk(h.chunk)
-                    return RetrievedChunk(path: seg.document(Int(c.document)).path, lines: Int(c.lineStart)...max(Int(c.lineStart), Int(c.lineEnd)))
+                    return RetrievedChunk(path: seg.document(Int(c.document)).path, lines: Int(c.lineStart)...max(Int(c.lineStart), Int(c.lineEnd)),
+                                          pages: c.unit == .pages)
                 }
                 return QuestionResult(question: q, score: QuestionScore(ranked: returned, relevant: q.relevant), returned: returned, seconds: seconds)
             }

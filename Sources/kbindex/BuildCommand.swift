@@ -11,13 +11,18 @@ import KBSearch
 struct BuildCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "build",
-        abstract: "Index a folder of documents (markdown, text, HTML, source code).",
+        abstract: "Index a folder of documents (markdown, text, HTML, code, PDF, DOCX, ODT, EPUB).",
         discussion: """
             Walks FOLDER (honouring .gitignore, skipping hidden, binary, oversized and minified \
             files, and following symbolic links only inside FOLDER unless --follow), cuts \
             every document along its structure (headings, paragraphs, declarations) into \
             chunks that fit the model, embeds them with the built-in model, and writes the \
             index: by default FOLDER/.kbindex.
+
+            PDFs are read with poppler's pdftotext (install poppler-utils), each under a time \
+            and memory limit, and their hits cite pages; DOCX, ODT and EPUB are read directly \
+            and their hits cite paragraphs. An encrypted, scanned or damaged file is one \
+            warning, and the build goes on.
 
             Run it again after the documents change: it re-reads only files whose size or \
             modification time changed, re-embeds only those whose content changed, and marks \
@@ -37,6 +42,7 @@ struct BuildCommand: ParsableCommand {
               kbindex build ~/notes                # again: only what changed
               kbindex build . --include 'docs/**' --exclude '*.min.js'
               kbindex build /usr/share/doc/python3.11/html --index ~/pydocs.kbindex
+              kbindex build ~/papers --include '*.pdf' --max-document-size 500
               kbindex build ~/notes --rebuild      # all again (after a model change)
             """
     )

@@ -12,8 +12,10 @@ struct CompactCommand: ParsableCommand {
         discussion: """
             Every 'kbindex build' after the first writes the changed files as a new segment \
             and marks their old chunks deleted. Compaction copies the live chunks into new \
-            segments (nothing is re-embedded; scores stay exactly the same) and switches the \
-            manifest atomically. Queries keep working while it runs. 'kbindex build' compacts \
+            segments (nothing is re-embedded; vector scores stay exactly the same) and \
+            switches the manifest atomically. Segments whose lexical index an older kbindex \
+            wrote are indexed anew (CJK text, full case folding), which changes their BM25 \
+            scores. Queries keep working while it runs. 'kbindex build' compacts \
             on its own when a quarter of the chunks are deleted or there are more than 16 \
             segments.
 

@@ -15,8 +15,9 @@ struct EvalCommand: ParsableCommand {
             QUESTIONS is a TSV file with the header id<TAB>question<TAB>relevant_paths, or \
             JSON lines with the fields id, question and relevant_paths. Relevant paths are \
             relative to the indexed folder and comma-separated, each optionally with #anchor \
-            or a line range :L10-L40. A retrieved chunk is relevant when its document is one of \
-            them (and, with a line range, when its lines overlap the range).
+            or a line range :L10-L40 (for a PDF a page range :P3-P5, or #page=3). A retrieved \
+            chunk is relevant when its document is one of them (and, with a range, when its \
+            lines or pages overlap the range).
 
             Every question is run against the index, and the table shows, per retrieval mode: \
             recall@1/5/10 (share of a question's relevant places found in the first k hits), \
@@ -103,7 +104,7 @@ struct EvalCommand: ParsableCommand {
                 for r in failed.prefix(failures) {
                     print(Format.displayed("  \(r.question.id): \(r.question.text)"))
                     print("    wanted:   \(Format.displayed(r.question.relevant.map(\.path).joined(separator: ", ")))")
-                    let got = r.returned.prefix(3).map { "\(Format.displayed($0.path)):\($0.lines.lowerBound)-\($0.lines.upperBound)" }
+                    let got = r.returned.prefix(3).map { Format.cited($0.path, $0.pages ? .pages : .lines, $0.lines.lowerBound, $0.lines.upperBound) }
                     print("    returned: \(got.isEmpty ? "nothing" : got.joined(separator: ", "))")
                 }
                 if failed.count > failures { print("  … and \(failed.count - failures) more (--failures N)") }
@@ -194,7 +195,7 @@ struct JSONQuestionResult: Encodable {
         recall_at_10 = r.score.recallAt10
         reciprocal_rank = r.score.reciprocalRank
         ndcg_at_10 = r.score.ndcgAt10
-        returned = r.returned.map { "\($0.path):L\($0.lines.lowerBound)-L\($0.lines.upperBound)" }
+        returned = r.returned.map(\.location)
     }
 }
 

@@ -8,7 +8,7 @@ struct KBIndexCommand: ParsableCommand {
         commandName: "kbindex",
         abstract: "A local knowledge-base index for retrieval-augmented generation.",
         discussion: """
-            kbindex indexes a folder of documents (markdown, text, HTML, source code) and \
+            kbindex indexes a folder of documents (markdown, text, HTML, code, PDF, Word, OpenDocument, EPUB) and \
             answers questions from it with the passages that match best. Its embedding model \
             runs in-process and offline (all-MiniLM-L6-v2 by default).
 

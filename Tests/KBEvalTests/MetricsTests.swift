@@ -83,6 +83,22 @@ final class QuestionSetTests: XCTestCase {
         XCTAssertEqual(Relevant(parsing: "a.md:L7"), Relevant(path: "a.md", lines: 7...7))
     }
 
+    /// A PDF's places are pages: `:P3-P5`, `:P3`, or `#page=3` as PDF viewers read it; a path
+    /// that merely contains ":P" or ":L" followed by a letter stays a path.
+    func testPageRanges() {
+        XCTAssertEqual(Relevant(parsing: "m/manual.pdf:P3-P5"), Relevant(path: "m/manual.pdf", lines: 3...5))
+        XCTAssertEqual(Relevant(parsing: "manual.pdf:P12"), Relevant(path: "manual.pdf", lines: 12...12))
+        XCTAssertEqual(Relevant(parsing: "manual.pdf#page=12"), Relevant(path: "manual.pdf", lines: 12...12))
+        XCTAssertEqual(Relevant(parsing: "manual.pdf#pages"), Relevant(path: "manual.pdf", anchor: "pages"))
+        XCTAssertNil(Relevant(parsing: "manual.pdf:P5-P3"))
+        XCTAssertNil(Relevant(parsing: "manual.pdf:P5-L6"))
+        XCTAssertEqual(Relevant(parsing: "notes:Plan.md"), Relevant(path: "notes:Plan.md"))
+        XCTAssertEqual(RetrievedChunk(path: "manual.pdf", lines: 3...4, pages: true).location, "manual.pdf:P3-P4")
+        XCTAssertEqual(RetrievedChunk(path: "a.md", lines: 3...4).location, "a.md:L3-L4")
+        XCTAssertTrue(Relevant(parsing: "manual.pdf:P4-P6")!.matches(path: "manual.pdf", chunkLines: 6...7))
+        XCTAssertFalse(Relevant(parsing: "manual.pdf:P4-P6")!.matches(path: "manual.pdf", chunkLines: 7...7))
+    }
+
     func testMalformedFilesNameTheLine() {
         func error(_ s: String) -> String {
             do { _ = try parse(s); return "no error" } catch { return "\(error)" }
@@ -91,8 +107,8 @@ final class QuestionSetTests: XCTestCase {
         XCTAssertEqual(error("\nid,question,paths\n"), "q.tsv:2: the first line must be the header 'id<TAB>question<TAB>relevant_paths' (or use JSON lines)")
         XCTAssertEqual(error("id\tquestion\trelevant_paths\nq1\tonly two\n"), "q.tsv:2: expected 3 tab-separated fields (id, question, relevant_paths), found 2")
         XCTAssertEqual(error("id\tquestion\trelevant_paths\nq1\ta\tx.md\n\nq1\tb\ty.md\n"), "q.tsv:4: id 'q1' was already used on line 2")
-        XCTAssertEqual(error("id\tquestion\trelevant_paths\nq1\ta\tx.md:L20-L10\n"), "q.tsv:2: 'x.md:L20-L10' is not a relevant path (path, path#anchor or path:L10-L40, relative to the indexed folder)")
-        XCTAssertEqual(error("id\tquestion\trelevant_paths\nq1\ta\t/etc/x.md\n"), "q.tsv:2: '/etc/x.md' is not a relevant path (path, path#anchor or path:L10-L40, relative to the indexed folder)")
+        XCTAssertEqual(error("id\tquestion\trelevant_paths\nq1\ta\tx.md:L20-L10\n"), "q.tsv:2: 'x.md:L20-L10' is not a relevant path (path, path#anchor, path:L10-L40 or, for a PDF, path:P3-P5, relative to the indexed folder)")
+        XCTAssertEqual(error("id\tquestion\trelevant_paths\nq1\ta\t/etc/x.md\n"), "q.tsv:2: '/etc/x.md' is not a relevant path (path, path#anchor, path:L10-L40 or, for a PDF, path:P3-P5, relative to the indexed folder)")
         XCTAssertEqual(error("id\tquestion\trelevant_paths\nq1\ta\t,\n"), "q.tsv:2: no relevant paths")
         XCTAssertEqual(error("id\tquestion\trelevant_paths\nq1\t \tx.md\n"), "q.tsv:2: the question is empty")
         XCTAssertEqual(error("{\"id\": \"a\", \"question\": \"q\", \"relevant_paths\": [\"x\"]}\n{\"id\": 3.5}\n"), "q.tsv:2: missing \"id\" (a string)")

@@ -59,6 +59,39 @@ final class SegmentRoundTripTests: TempDirTestCase {
         }
     }
 
+    /// A chunk's unit (lines, pages, paragraphs) comes back as written; segments written before
+    /// the field held 0 there, which reads as lines; an unknown unit is refused at open.
+    func testLocationUnitsRoundTripAndAnUnknownUnitIsRefused() throws {
+        var s = RandomSegment(seed: 21, dims: 8, documents: 2, chunks: 0)
+        for (i, unit) in [LocationUnit.lines, .pages, .paragraphs, .pages].enumerated() {
+            let rec = ChunkRecord(document: UInt32(i % 2), ordinal: UInt32(i), lineStart: 3, lineEnd: 4, byteStart: 0, byteEnd: 9,
+                                  headingPath: ["H"], unit: unit)
+            s.chunks.append((rec, "text \(i)", [Float](repeating: 0.5, count: 8)))
+        }
+        try check(s)
+        let p = path("units.kbseg")
+        _ = try s.writer().write(to: p)
+        let r = try SegmentReader(path: p)
+        XCTAssertEqual((0..<4).map { r.chunk($0).unit }, [.lines, .pages, .paragraphs, .pages])
+        // Byte 52 of chunk 1's record: find CHUNKS in the directory.
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: p)))
+        func le(_ at: Int, _ n: Int) -> Int { (0..<n).reduce(0) { $0 | Int(bytes[at + $1]) << (8 * $1) } }
+        let chunksAt = (0..<le(16, 4)).map { 64 + 32 * $0 }.first { le($0, 4) == Int(SectionKind.chunks.rawValue) }.map { le($0 + 8, 8) }!
+        XCTAssertEqual(bytes[chunksAt + 56 + 52], 1)
+        for (value, at) in [(UInt8(3), 52), (UInt8(1), 53)] {
+            var damaged = bytes
+            damaged[chunksAt + 56 + at] = value
+            try Data(damaged).write(to: URL(fileURLWithPath: p))
+            XCTAssertThrowsError(try SegmentReader(path: p), "byte \(at) = \(value)") { e in
+                guard case SegmentError.corrupt(_, let reason)? = e as? SegmentError else { return XCTFail("\(e)") }
+                XCTAssertTrue(reason.contains("chunk 1"), reason)
+            }
+        }
+        bytes[chunksAt + 56 + 52] = 0  // what writers before the field wrote: lines
+        try Data(bytes).write(to: URL(fileURLWithPath: p))
+        XCTAssertEqual(try SegmentReader(path: p).chunk(1).unit, .lines)
+    }
+
     func testEmptySegmentAndNoDocuments() throws {
         try check(RandomSegment(seed: 7, documents: 0, chunks: 0))
         try check(RandomSegment(seed: 8, documents: 3, chunks: 0))

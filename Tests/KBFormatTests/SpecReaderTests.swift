@@ -79,6 +79,7 @@ final class SpecReaderTests: TempDirTestCase {
             let document: UInt32, ordinal: UInt32, lineStart: UInt32, lineEnd: UInt32, byteStart: UInt64, byteEnd: UInt64
             let headingPath: [String]
             let textBlock: UInt32, textOffset: UInt32, textLength: UInt32
+            let unit: String
             let text: String
             let scale: Double, sum: Int32
             let vector: [Double]
@@ -88,6 +89,7 @@ final class SpecReaderTests: TempDirTestCase {
         let documents: [Document]
         let chunks: [Chunk]
         struct Lexical: Decodable {
+            let tokenizer: Int
             let chunkLengths: [Int]
             /// [term, [[chunk, tf], …]] in dictionary order (a list, not an object: Swift
             /// dictionaries would merge canonically equivalent terms).
@@ -167,7 +169,8 @@ final class SpecReaderTests: TempDirTestCase {
                 document: doc, ordinal: ordinals[Int(doc)], lineStart: UInt32.random(in: 1...UInt32.max, using: &rng),
                 lineEnd: UInt32.random(in: 1...UInt32.max, using: &rng), byteStart: UInt64.random(in: 0...UInt64.max, using: &rng),
                 byteEnd: i == 1 ? UInt64.max : UInt64.random(in: 0...UInt64.max, using: &rng),
-                headingPath: (0..<Int.random(in: 0...4, using: &rng)).map { _ in headings.randomElement(using: &rng)! })
+                headingPath: (0..<Int.random(in: 0...4, using: &rng)).map { _ in headings.randomElement(using: &rng)! },
+                unit: LocationUnit.allCases[i % LocationUnit.allCases.count])
             ordinals[Int(doc)] += 1
             input.chunks.append((rec, text, vector))
         }
@@ -234,6 +237,7 @@ final class SpecReaderTests: TempDirTestCase {
             XCTAssertEqual(c.lineEnd, w.lineEnd, "chunk \(i)", file: file, line: line)
             XCTAssertEqual(c.byteStart, w.byteStart, "chunk \(i)", file: file, line: line)
             XCTAssertEqual(c.byteEnd, w.byteEnd, "chunk \(i)", file: file, line: line)
+            XCTAssertEqual(c.unit, ["lines", "pages", "paragraphs"][Int(w.unit.rawValue)], "chunk \(i) unit", file: file, line: line)
             XCTAssertEqual(c.headingPath.map { Array($0.utf8) }, w.headingPath.map { Array($0.utf8) }, "chunk \(i) headings", file: file, line: line)
             XCTAssertEqual(r.chunk(i).headingPath.map { Array($0.utf8) }, w.headingPath.map { Array($0.utf8) }, "chunk \(i) headings (Swift reader)", file: file, line: line)
             XCTAssertEqual(Int(c.textLength), want.text.utf8.count, "chunk \(i)", file: file, line: line)
@@ -258,6 +262,7 @@ final class SpecReaderTests: TempDirTestCase {
         // Keyed by UTF-8 bytes: String keys would merge canonically equivalent terms.
         var fromPostings = [[[UInt8]: Int]](repeating: [:], count: input.chunks.count)
         for t in lex.terms { for e in t.entries { fromPostings[e[0]][Array(t.term.utf8)] = e[1] } }
+        XCTAssertEqual(lex.tokenizer, LexicalTokenizer.currentVersion, file: file, line: line)
         let order = lex.terms.map { Array($0.term.utf8) }
         XCTAssertEqual(order, order.sorted { $0.lexicographicallyPrecedes($1) }, "terms in byte order", file: file, line: line)
         for (i, c) in input.chunks.enumerated() {

@@ -47,6 +47,30 @@ final class WalkerTests: XCTestCase {
         XCTAssertEqual(result.paths, ["late-nul.txt"])
     }
 
+    /// PDF and zip containers are binary by nature: not skipped for NUL bytes, whitespace or
+    /// long lines, and limited by `maxDocumentSize` instead of `maxFileSize`; an empty one is
+    /// still empty. Their kinds come from the extension, case-insensitively.
+    func testDocumentContainersAreTakenDespiteBinaryContentAndHaveTheirOwnSizeLimit() throws {
+        let pdf = Data("%PDF-1.4\n".utf8) + Data([0, 0xE2, 0xE3, 0xCF, 0xD3, 0]) + Data(repeating: 0x41, count: 150)
+        try folder.write("manual.pdf", pdf)
+        try folder.write("plan.DOCX", Data([0x50, 0x4B, 0x03, 0x04, 0, 0, 0]))
+        try folder.write("notes.odt", Data([0x50, 0x4B, 0x03, 0x04, 0, 0]))
+        try folder.write("book.epub", Data([0x50, 0x4B, 0x03, 0x04, 0]))
+        try folder.write("huge.pdf", Data(repeating: 0x25, count: 300))
+        try folder.write("empty.pdf", Data())
+        try folder.write("blob.txt", Data([0x68, 0x69, 0x00]))
+        try folder.write("long.txt", String(repeating: "x", count: 200))
+        let result = try walk(folder) { $0.maxFileSize = 100; $0.maxDocumentSize = 200 }
+        XCTAssertEqual(result.paths, ["book.epub", "manual.pdf", "notes.odt", "plan.DOCX"])
+        XCTAssertEqual(result.files.map(\.kind), [.epub, .pdf, .odt, .docx])
+        XCTAssertEqual(result.reason("huge.pdf"), .tooLarge)
+        XCTAssertEqual(result.skipped["huge.pdf"]?.detail, "300 bytes, more than 200")
+        XCTAssertEqual(result.reason("empty.pdf"), .empty)
+        XCTAssertEqual(result.reason("blob.txt"), .binary)
+        XCTAssertEqual(result.reason("long.txt"), .tooLarge)
+        XCTAssertTrue(DocumentKind.allCases.filter(\.isContainer) == [.pdf, .docx, .odt, .epub])
+    }
+
     func testFileOverTheSizeLimitIsSkipped() throws {
         try folder.write("big.txt", String(repeating: "x", count: 101))
         try folder.write("fits.txt", String(repeating: "x", count: 100))

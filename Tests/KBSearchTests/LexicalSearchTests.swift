@@ -94,6 +94,93 @@ final class LexicalSearchTests: XCTestCase {
         }
     }
 
+    /// Segments of both tokenizer versions (an index built before version 1, plus an
+    /// incremental build): segment 0 is version 0, segment 1 version 1.
+    static let mixed: [(version: Int, chunks: [(heading: [String], text: String)])] = [
+        (0, [([], "東京の天気は晴れ"), ([], "Straße und Weg"), ([], "plain words here"), (["天気予報"], "tokyo weather today")]),
+        (1, [([], "東京の天気は雨"), ([], "STRASSE ohne Weg"), ([], "東京 タワー"), ([], "plain text and a Weg")]),
+    ]
+
+    func makeMixedIndex() throws -> IndexDirectory {
+        var entries: [Manifest.Segment] = []
+        for (s, segment) in Self.mixed.enumerated() {
+            let w = SegmentWriter(model: model)
+            w.lexicalTokenizer = segment.version
+            for (c, chunk) in segment.chunks.enumerated() {
+                w.addDocument(DocumentRecord(path: "m\(s)/\(c).md", size: 0, mtimeNanoseconds: 0, contentSHA256: [UInt8](repeating: UInt8(c), count: 32), title: ""))
+                w.addChunk(ChunkRecord(document: UInt32(c), ordinal: 0, lineStart: 1, lineEnd: 1, byteStart: 0, byteEnd: 0, headingPath: chunk.heading),
+                           text: chunk.text, vector: [1, 0, 0, 0],
+                           terms: LexicalTokenizer.counts(Compaction.indexedText(heading: chunk.heading, text: chunk.text), version: segment.version))
+            }
+            let name = "mixed\(s).kbseg"
+            entries.append(Manifest.Segment(file: name, chunks: segment.chunks.count, documents: segment.chunks.count,
+                                            bytes: try w.write(to: dir.appendingPathComponent(name).path)))
+        }
+        try IndexFiles.commit(Manifest(model: model, segments: entries), in: dir)
+        return try IndexDirectory(url: dir)
+    }
+
+    /// format-spec.md §8.11 across versions: each segment matches the query's terms under its
+    /// own version (Q_v); df(t) sums over the segments whose Q_v has t; N and avglen are
+    /// the whole index's.
+    func mixedReference(_ query: String) -> [(Int, Int, Double)] {
+        var docs: [(s: Int, c: Int, version: Int, terms: [String])] = []
+        for (s, segment) in Self.mixed.enumerated() {
+            for (c, chunk) in segment.chunks.enumerated() {
+                docs.append((s, c, segment.version, LexicalTokenizer.terms(Compaction.indexedText(heading: chunk.heading, text: chunk.text), version: segment.version)))
+            }
+        }
+        let q = [0: Set(LexicalTokenizer.terms(query, version: 0)), 1: Set(LexicalTokenizer.terms(query, version: 1))]
+        let n = Double(docs.count), avg = Double(docs.reduce(0) { $0 + $1.terms.count }) / n
+        var out: [(Int, Int, Double)] = []
+        for d in docs {
+            var score = 0.0
+            for t in q[d.version]! {
+                let tf = Double(d.terms.filter { $0 == t }.count)
+                guard tf > 0 else { continue }
+                let df = Double(docs.filter { q[$0.version]!.contains(t) && $0.terms.contains(t) }.count)
+                score += log(1 + (n - df + 0.5) / (df + 0.5)) * tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * Double(d.terms.count) / avg))
+            }
+            if score > 0 { out.append((d.s, d.c, score)) }
+        }
+        return out.sorted { $0.2 != $1.2 ? $0.2 > $1.2 : ($0.0, $0.1) < ($1.0, $1.1) }
+    }
+
+    func testMixedTokenizerVersionsAreSearchedEachWithItsOwn() throws {
+        let idx = try makeMixedIndex()
+        XCTAssertEqual(idx.segments.map { $0.lexical?.tokenizerVersion }, [0, 1])
+        for q in ["東京の天気", "Straße", "STRASSE", "weg", "plain", "東京", "天気予報 tokyo", "nothing"] {
+            let got = try LexicalSearch.topK(q, k: 10, in: idx)
+            let want = mixedReference(q)
+            XCTAssertEqual(got.map { [$0.segment, $0.chunk] }, want.map { [$0.0, $0.1] }, q)
+            for (g, w) in zip(got, want) { XCTAssertEqual(Double(g.score), w.2, accuracy: 1e-5 * max(1, w.2), q) }
+        }
+        // The old segment answers as it did: "Straße" is straße there and strasse in the new one,
+        // a CJK question matches its whole run only; "weg" is one term in both (df 3).
+        XCTAssertEqual(try LexicalSearch.topK("Straße", k: 10, in: idx).map { [$0.segment, $0.chunk] }.sorted { $0.lexicographicallyPrecedes($1) }, [[0, 1], [1, 1]])
+        XCTAssertEqual(try LexicalSearch.topK("東京の天気", k: 10, in: idx).map { [$0.segment, $0.chunk] }, [[1, 0], [1, 2]])
+        XCTAssertEqual(Set(try LexicalSearch.topK("東京の天気は晴れ", k: 10, in: idx).map { [$0.segment, $0.chunk] }), [[0, 0], [1, 0], [1, 2]])
+        XCTAssertEqual(Set(try LexicalSearch.topK("weg", k: 10, in: idx).map { [$0.segment, $0.chunk] }), [[0, 1], [1, 1], [1, 3]])
+
+        // Compaction writes one segment of the current version, re-tokenized from the heading
+        // path and text: the old chunks now answer CJK questions too.
+        try IndexFiles.commit(try Compaction.compact(idx, stamp: "t"), in: dir)
+        let compacted = try IndexDirectory(url: dir)
+        XCTAssertEqual(compacted.segments.map { $0.lexical?.tokenizerVersion }, [1])
+        let seg = compacted.segments[0]
+        let lex = try XCTUnwrap(seg.lexical)
+        var terms = [[[UInt8]: Int]](repeating: [:], count: seg.chunkCount)
+        for (term, p) in try lex.allTerms() { for (c, f) in zip(p.chunks, p.frequencies) { terms[c][term] = f } }
+        for c in 0..<seg.chunkCount {
+            let text = Compaction.indexedText(heading: seg.chunk(c).headingPath, text: try seg.text(ofChunk: c))
+            XCTAssertEqual(terms[c], Dictionary(LexicalTokenizer.counts(text).map { ($0.term, Int($0.tf)) }, uniquingKeysWith: +), text)
+        }
+        let paths = { (hits: [Hit]) in hits.map { compacted.segments[$0.segment].document(Int(compacted.segments[$0.segment].chunk($0.chunk).document)).path } }
+        XCTAssertEqual(Set(paths(try LexicalSearch.topK("東京の天気", k: 10, in: compacted))), ["m0/0.md", "m0/3.md", "m1/0.md", "m1/2.md"])
+        XCTAssertEqual(paths(try LexicalSearch.topK("予報", k: 10, in: compacted)), ["m0/3.md"])
+        XCTAssertEqual(Set(paths(try LexicalSearch.topK("strasse", k: 10, in: compacted))), ["m0/1.md", "m1/1.md"])
+    }
+
     func testFusionIsReciprocalRankWithDeterministicTies() {
         let v = [Hit(segment: 0, chunk: 1, score: 0.9), Hit(segment: 0, chunk: 2, score: 0.8), Hit(segment: 1, chunk: 0, score: 0.7)]
         let l = [Hit(segment: 1, chunk: 0, score: 9), Hit(segment: 0, chunk: 5, score: 5)]

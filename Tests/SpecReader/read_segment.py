@@ -245,6 +245,9 @@ class Segment:
             block, off, length = u32(r + 40), u32(r + 44), u32(r + 48)
             if length > 0 and (block >= blocks or off + length > self.blocks[block][2]):
                 raise SegmentError('out_of_bounds', f'the text of chunk {i} is out of bounds')
+            # #22b the location unit (0 lines, 1 pages, 2 paragraphs) and its three reserved bytes.
+            if u32(r + 52) > 2:
+                raise SegmentError('corrupt', f'chunk {i} has an unknown location unit or a nonzero reserved byte')
 
         # #22a the LEXICAL section's header, when present (the rest is decoded after #23).
         if LEXICAL in secs:
@@ -310,13 +313,14 @@ class Segment:
     def chunk(self, i, text=True, vector=True):
         r = self.secs[CHUNKS][0] + CHUNK_SIZE * i
         (document, ordinal, line_start, line_end, byte_start, byte_end, h_start, h_count,
-         block, offset, length, _reserved) = struct.unpack_from('<IIIIQQIIIIII', self.data, r)
+         block, offset, length, unit) = struct.unpack_from('<IIIIQQIIIIII', self.data, r)
         heads = self.secs[HEADINGS][0]
         c = {
             'document': document, 'ordinal': ordinal, 'line_start': line_start, 'line_end': line_end,
             'byte_start': byte_start, 'byte_end': byte_end,
             'heading_path': [self._string(heads + REF_SIZE * k) for k in range(h_start, h_start + h_count)],
             'text_block': block, 'text_offset': offset, 'text_length': length,
+            'unit': ('lines', 'pages', 'paragraphs')[unit],
         }
         if text:
             c['text'] = self.text(i)
@@ -376,9 +380,11 @@ def lexical_header_checks(b, off, length, chunks):
         return SegmentError('corrupt', f'LEXICAL: {r}')
     if length < 40:
         raise bad('shorter than its header')
-    T, B, C, total, D, P = struct.unpack_from('<IIQQQQ', b, off)
+    T, B, tokenizer, C, total, D, P = struct.unpack_from('<IHHQQQQ', b, off)
     if B < 1:
         raise bad('block size 0')
+    if tokenizer not in (0, 1):
+        raise bad(f'tokenizer version {tokenizer} is not one this reader knows (0–1)')
     if C != chunks:
         raise bad(f'{C} chunk lengths for {chunks} chunks')
     nblocks = (T + B - 1) // B
@@ -402,7 +408,7 @@ def read_lexical(b, off, length, chunks):
     def bad(r):
         return SegmentError('corrupt', f'LEXICAL: {r}')
     lexical_header_checks(b, off, length, chunks)
-    T, B, C, total, D, P = struct.unpack_from('<IIQQQQ', b, off)
+    T, B, tokenizer, C, total, D, P = struct.unpack_from('<IHHQQQQ', b, off)
     nblocks = (T + B - 1) // B
     lengths = list(struct.unpack_from(f'<{C}I', b, off + 40))
     blocks_at = off + 40 + 4 * C
@@ -447,7 +453,7 @@ def read_lexical(b, off, length, chunks):
         raise bad('the dictionary or postings have bytes left over')
     if counted != lengths:
         raise bad("a chunk's length is not the sum of its term frequencies")
-    return {'chunk_lengths': lengths, 'terms': terms}
+    return {'tokenizer': tokenizer, 'chunk_lengths': lengths, 'terms': terms}
 
 
 def _finite(x):

@@ -5,8 +5,13 @@ import KBFormat
 /// Merging an index's segments into fewer, dropping deleted documents and their chunks.
 ///
 /// Chunks are copied as they are stored (int8 row, scale, row sum, record, text): nothing is
-/// re-embedded, so a compacted index answers every query exactly as before, with the same
-/// scores. Old segments stay mapped and readable until the new manifest is committed.
+/// re-embedded, so a compacted index answers every vector query exactly as before, with the
+/// same scores. Their terms are copied from the LEXICAL section when it was made by the
+/// current tokenizer; a segment without one, or with an older tokenizer's, is re-tokenized
+/// (`LexicalTokenizer.currentVersion`) from each chunk's heading path joined with " › ", a
+/// newline and its text, as a build indexes it, so every output segment holds one tokenizer
+/// version (the current one). Old segments stay mapped and readable until the new manifest
+/// is committed.
 public enum Compaction {
     /// `build` compacts on its own past either threshold.
     public static let maxDeletedFraction = 0.25
@@ -48,9 +53,10 @@ public enum Compaction {
         }
         do {
             for (s, seg) in index.segments.enumerated() {
-                // The chunks' terms, from the LEXICAL section (nil: the writer tokenizes the text).
+                // The chunks' terms, from the LEXICAL section when it has the current tokenizer's
+                // (nil: they are made again from the heading path and text).
                 var termsOf: [[(term: [UInt8], tf: UInt32)]]?
-                if let lex = seg.lexical {
+                if let lex = seg.lexical, lex.tokenizerVersion == LexicalTokenizer.currentVersion {
                     var t = [[(term: [UInt8], tf: UInt32)]](repeating: [], count: seg.chunkCount)
                     for (term, p) in try lex.allTerms() {
                         for (c, f) in zip(p.chunks, p.frequencies) { t[c].append((term, UInt32(f))) }
@@ -66,8 +72,10 @@ public enum Compaction {
                         var record = seg.chunk(c)
                         record.document = doc
                         let row = UnsafeBufferPointer(start: seg.vectorBase + c * seg.rowStride, count: seg.dimensions)
-                        writer.addQuantizedChunk(record, text: try seg.text(ofChunk: c), row: row,
-                                                 scale: seg.scale(ofChunk: c), sum: seg.sum(ofChunk: c), terms: termsOf?[c])
+                        let text = try seg.text(ofChunk: c)
+                        let terms = termsOf?[c] ?? LexicalTokenizer.counts(Self.indexedText(heading: record.headingPath, text: text))
+                        writer.addQuantizedChunk(record, text: text, row: row,
+                                                 scale: seg.scale(ofChunk: c), sum: seg.sum(ofChunk: c), terms: terms)
                     }
                     if writer.chunkCount >= segmentChunks { try flush() }
                 }
@@ -78,5 +86,13 @@ public enum Compaction {
             throw error
         }
         return Manifest(model: model, segments: written)
+    }
+
+    /// What a build gives the lexical tokenizer for a chunk (its `embeddingText`): the heading
+    /// path joined with " › ", a newline, then the text; only the text without headings. (A
+    /// build shortens a path longer than a quarter of the model's input; the stored path is
+    /// whole, so a chunk under such a path gets a few more terms here.) O(text length).
+    public static func indexedText(heading: [String], text: String) -> String {
+        heading.isEmpty ? text : heading.joined(separator: " › ") + "\n" + text
     }
 }

@@ -19,6 +19,13 @@ public struct LexicalUnavailable: Error, CustomStringConvertible, Sendable {
 /// chunks, avglen their mean length in terms, and df(t) the number of live chunks holding t.
 /// Deleted chunks count nowhere. A document filter limits which chunks are returned, not
 /// the statistics. Ties break by (segment, chunk) ascending.
+///
+/// Each segment is searched with the query cut by its own LEXICAL section's tokenizer
+/// version, so segments written by older versions keep their meaning. When versions differ
+/// (an old index plus an incremental build), Q_v is the query's distinct terms under version
+/// v, and df(t) sums, over the segments whose version v has t in Q_v, their live chunks
+/// holding t; a chunk scores the terms of its own segment's Q_v. N and avglen cover every
+/// live chunk. With one version this is plain BM25.
 public enum LexicalSearch {
     public static let k1 = 1.2
     public static let b = 0.75
@@ -30,6 +37,8 @@ public enum LexicalSearch {
     /// Compute them once per opened index and pass them to every query of a batch.
     public struct Statistics: Sendable {
         let lexicals: [LexicalIndex]
+        /// The tokenizer versions of the segments, each once, ascending.
+        public let tokenizerVersions: [Int]
         /// live[s][c]: chunk c of segment s is not deleted.
         let live: [[Bool]]
         /// N, the number of live chunks, and avglen, their mean length in terms.
@@ -56,6 +65,7 @@ public enum LexicalSearch {
                 live.append(l)
             }
             self.lexicals = lexicals
+            tokenizerVersions = Set(lexicals.map(\.tokenizerVersion)).sorted()
             self.live = live
             liveChunks = n
             averageLength = max(Double(totalLength) / Double(max(n, 1)), 1e-9)
@@ -151,16 +161,21 @@ public enum LexicalSearch {
     /// Throws `SegmentError` when a segment's LEXICAL section is damaged.
     /// Cost: O(chunks) to clear the score slots, plus O(postings of the query's terms).
     public static func scores(_ query: String, statistics st: Statistics) throws -> Scores {
-        let terms = Array(Set(LexicalTokenizer.terms(query))).sorted()
+        // The query's terms under each tokenizer version of the index (Q_v), and their union,
+        // in ascending UTF-8 byte order (the order the scores are summed in).
+        var termsOf: [Int: Set<[UInt8]>] = [:]
+        for v in st.tokenizerVersions { termsOf[v] = Set(LexicalTokenizer.terms(query, version: v).map { Array($0.utf8) }) }
+        let terms = termsOf.values.reduce(into: Set<[UInt8]>()) { $0.formUnion($1) }.sorted { $0.lexicographicallyPrecedes($1) }
         var scores: [[Double]] = st.lexicals.map { _ in [] }
         var touched: [[Int32]] = Array(repeating: [], count: st.lexicals.count)
         guard st.liveChunks > 0, !terms.isEmpty else { return Scores(byChunk: scores, touched: touched) }
         let n = Double(st.liveChunks), avg = st.averageLength
-        for t in terms {
-            let bytes = Array(t.utf8)
+        let single = st.tokenizerVersions.count == 1
+        for bytes in terms {
             var lists: [(Int, Postings)] = []
             var df = 0
             for s in st.lexicals.indices {
+                if !single, termsOf[st.lexicals[s].tokenizerVersion]?.contains(bytes) != true { continue }
                 guard let p = try st.lexicals[s].postings(bytes) else { continue }
                 df += p.chunks.reduce(0) { $0 + (st.live[s][$1] ? 1 : 0) }
                 lists.append((s, p))

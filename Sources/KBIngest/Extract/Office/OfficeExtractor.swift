@@ -1,8 +1,147 @@
 import Foundation
+import KBCore
 
-/// DOCX, ODT and EPUB text out of their zip containers. (Stub: the office helper replaces this file.)
+/// DOCX, ODT and EPUB text out of their zip containers, read in memory (see `ZipReader` for
+/// the limits on inflating and `XMLPart` for the XML rules).
+///
+/// The body becomes paragraphs in reading order (`BodyBuilder`): `ParsedDocument.unit` is
+/// `.paragraphs`, line numbers are 1-based paragraph numbers of the extracted body (a heading
+/// counts as one) and byte ranges are offsets in the extracted text. Headings:
+///   - DOCX: a paragraph's outline level (w:outlineLvl), else its style's, resolved through
+///     word/styles.xml (an explicit outline level, the built-in names "heading 1"…"heading 9"
+///     and "Title", then the style it is based on), else the style id read as a heading name
+///     in several languages ("Heading2", "berschrift2", "Titre2", …);
+///   - ODT: text:h and its text:outline-level; a paragraph styled "Title";
+///   - EPUB: h1–h6 of each spine document, through the HTML parser.
+/// Table rows are one paragraph each ("cell | cell"); list items are paragraphs. Left out:
+/// footnotes, endnotes, comments, headers and footers, tracked deletions, tables of contents
+/// (DOCX paragraphs in "TOC n" styles, ODT index elements), and DrawingML text outside text
+/// boxes.
+///
+/// Failures (`ExtractionError`): not a zip or a required part missing or unreadable →
+/// `.malformed`; over the inflating limits → `.zipBomb`; a password-protected file (an
+/// encrypted OOXML package, an ODT with encrypted content, an EPUB whose every chapter is
+/// encrypted) → `.encrypted`. Damage in an optional part, or XML that breaks off after some
+/// text was read, is a warning and the text read so far is kept.
 enum OfficeExtractor {
+    /// Reads one file's bytes. `path` names the file (its last component is the fallback
+    /// title). O(inflated bytes). Never crashes.
     static func extract(data: Data, kind: DocumentKind, path: String, limits: ExtractionLimits) -> Result<ParseResult, ExtractionError> {
-        .failure(.malformed("not read yet"))
+        let fileName = (path as NSString).lastPathComponent
+        do throws(ExtractionError) {
+            if data.starts(with: [0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
+                // An OLE compound file: how Office stores a password-protected DOCX (an
+                // "EncryptedPackage" stream inside), or an old binary .doc renamed.
+                let marker = Data("EncryptedPackage".utf16.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] })
+                if data.range(of: marker) != nil { throw .encrypted }
+                throw .malformed("an OLE compound file (an old binary .doc?), not a zip archive")
+            }
+            let zip = try ZipReader(data, limits: limits)
+            var result: ParseResult
+            switch kind {
+            case .docx: result = try DOCXReader.read(zip, fileName: fileName, limits: limits)
+            case .odt: result = try ODTReader.read(zip, fileName: fileName, limits: limits)
+            case .epub: result = try EPUBReader.read(zip, fileName: fileName, limits: limits)
+            default: throw .malformed("not a DOCX, ODT or EPUB file")
+            }
+            result.document.unit = .paragraphs
+            return .success(result)
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// Reads an optional part: nil when absent; a damaged part (bad checksum, bad data) is a
+    /// warning and nil; a zip bomb or encryption is thrown.
+    static func optionalPart(_ name: String, in zip: ZipReader, warnings: inout [String]) throws(ExtractionError) -> Data? {
+        do {
+            return try zip.read(name)
+        } catch {
+            if case .malformed(let detail) = error {
+                warnings.append("\(detail); left out")
+                return nil
+            }
+            throw error
+        }
+    }
+
+    /// Reads a required part, `.malformed("missing …")` when absent.
+    static func requiredPart(_ name: String, in zip: ZipReader) throws(ExtractionError) -> Data {
+        guard let data = try zip.read(name) else { throw .malformed("missing \(name)") }
+        return data
+    }
+
+    /// The zip path of `href` (percent-encoded, maybe with a fragment) relative to the folder
+    /// `base` ("" for the root; "/x" is from the root); "." and ".." resolved, never above the
+    /// root.
+    static func resolve(_ href: String, from base: String) -> String {
+        var h = href
+        if let hash = h.firstIndex(of: "#") { h = String(h[..<hash]) }
+        h = h.removingPercentEncoding ?? h
+        var parts: [Substring] = h.hasPrefix("/") ? [] : base.split(separator: "/")
+        for p in h.split(separator: "/") {
+            if p == "." || p.isEmpty { continue }
+            if p == ".." { if !parts.isEmpty { parts.removeLast() }; continue }
+            parts.append(p)
+        }
+        return parts.joined(separator: "/")
+    }
+
+    /// The folder part of a zip path ("word/document.xml" → "word", "a.xml" → "").
+    static func folder(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "" }
+        return String(path[..<slash])
+    }
+}
+
+/// The text of the first element with a given name and namespace (e.g. dc:title), spaces
+/// collapsed; nil when there is none or it is blank.
+final class FirstTextHandler: XMLHandler {
+    let local: String
+    let namespace: (String) -> Bool
+    private var depth = 0
+    private var buffer = ""
+    private(set) var value: String?
+
+    init(local: String, namespace: @escaping (String) -> Bool) {
+        self.local = local
+        self.namespace = namespace
+    }
+
+    func start(_ name: XMLName, _ attributes: [String: String]) {
+        if name.local == local && namespace(name.namespace) && value == nil { depth += 1 }
+        else if depth > 0 { depth += 1 }
+    }
+
+    func end(_ name: XMLName) {
+        guard depth > 0 else { return }
+        depth -= 1
+        if depth == 0 {
+            let t = BodyBuilder.normalize(buffer)
+            if !t.isEmpty { value = t }
+            buffer = ""
+        }
+    }
+
+    func text(_ text: String) { if depth > 0 { buffer += text } }
+
+    /// Dublin Core's namespace ("http://purl.org/dc/elements/1.1/").
+    static func dublinCore(_ ns: String) -> Bool { ns.hasPrefix("http://purl.org/dc/elements/") }
+}
+
+/// Package relationships (_rels/*.rels): (type, target) pairs.
+final class RelationshipsHandler: XMLHandler {
+    private(set) var relationships: [(type: String, target: String, external: Bool)] = []
+
+    func start(_ name: XMLName, _ attributes: [String: String]) {
+        guard name.local == "Relationship", let type = attributes["Type"], let target = attributes["Target"] else { return }
+        relationships.append((type, target, attributes["TargetMode"] == "External"))
+    }
+    func end(_ name: XMLName) {}
+    func text(_ text: String) {}
+
+    /// The first internal target whose type ends with "/" + `kind`.
+    func target(_ kind: String) -> String? {
+        relationships.first { !$0.external && $0.type.hasSuffix("/" + kind) }?.target
     }
 }

@@ -1,0 +1,106 @@
+import Foundation
+import XCTest
+@testable import KBIngest
+
+/// The zip reader under hostile archives: bombs stop early (counted while inflating), damage
+/// is a clear error, never a crash.
+final class OfficeZipTests: XCTestCase {
+    typealias F = OfficeFiles
+
+    /// A document.xml of 16 MiB, nearly all one repeated byte: deflate makes it ~16 KiB (a
+    /// ratio near 1000).
+    static func bombDocument() throws -> Data {
+        let filler = String(repeating: "a", count: 16 << 20)
+        return try F.zip([("word/document.xml", Data(F.documentXML(F.p(filler)).utf8))])
+    }
+
+    func testZipBombStopsAtTheRatioWhileInflating() throws {
+        let data = try Self.bombDocument()
+        XCTAssertLessThan(data.count, 100 << 10)
+        let e = extractionError(data, "bomb.docx")
+        guard case .zipBomb(let detail)? = e else { return XCTFail("\(String(describing: e))") }
+        XCTAssertTrue(detail.hasPrefix("word/document.xml inflates to more than 200 times its compressed size"), detail)
+        // The work was bounded by the limit, not by the 16 MiB the entry holds.
+        let zip = try ZipReader(data, limits: ExtractionLimits())
+        XCTAssertThrowsError(try zip.read("word/document.xml"))
+        let compressed = try XCTUnwrap(zip.entry("word/document.xml")).compressedSize
+        XCTAssertLessThanOrEqual(zip.inflatedBytes, max(ZipReader.ratioFloor, 200 * compressed) + ZipReader.bufferSize)
+        XCTAssertLessThan(zip.inflatedBytes, 8 << 20)
+    }
+
+    func testTotalInflatedLimitCountsAllParts() throws {
+        // Three ordinary parts of 400 KB each (ratio under the limit: random words).
+        var rng = SplitMix(seed: 7)
+        let words = (0..<60_000).map { _ in String(UInt32.random(in: 0...UInt32.max, using: &rng), radix: 36) }.joined(separator: " ")
+        let part = Data(F.documentXML(F.p(String(words.prefix(400_000)))).utf8)
+        let data = try F.zip([("word/document.xml", part), ("word/styles.xml", part), ("docProps/core.xml", part)])
+        var limits = ExtractionLimits()
+        limits.maxUncompressedBytes = 1 << 20
+        let e = extractionError(data, "big.docx", limits: limits)
+        guard case .zipBomb(let detail)? = e else { return XCTFail("\(String(describing: e))") }
+        XCTAssertTrue(detail.hasPrefix("more than 1 MiB inflated in total (at "), detail)
+        // Under a larger limit the same file reads.
+        limits.maxUncompressedBytes = 4 << 20
+        guard case .success = extract(data, "big.docx", limits: limits) else { return XCTFail("not read under 4 MiB") }
+    }
+
+    func testStoredEntriesAndCaseInsensitiveNames() throws {
+        let data = try F.zip([("Word/Document.xml", Data(F.documentXML(F.p("Stored text")).utf8))], stored: true)
+        let r = extracted(data, "stored.docx")
+        XCTAssertEqual(r.document.sections.map(\.text), ["Stored text"])
+    }
+
+    func testDamagedBytesNeverCrash() throws {
+        let good = try F.docx(body: F.p("Heading", style: "Heading1") + F.p("Some text to read."), styles: OfficeDOCXTests.styles, title: "T")
+        var rng = SplitMix(seed: 15)
+        var failures = 0, successes = 0
+        for round in 0..<400 {
+            var bad = good
+            // Flip one to four bytes (some rounds aim at the central directory, the last part).
+            for _ in 0..<(1 + round % 4) {
+                let at = round % 2 == 0 ? Int.random(in: 0..<bad.count, using: &rng) : bad.count - 1 - Int.random(in: 0..<min(200, bad.count), using: &rng)
+                bad[at] = UInt8.random(in: 0...255, using: &rng)
+            }
+            if round % 7 == 0 { bad = bad.prefix(Int.random(in: 0..<bad.count, using: &rng)) }
+            switch extract(bad, "fuzz.docx") {
+            case .success: successes += 1
+            case .failure: failures += 1
+            }
+        }
+        // Both happen: damage that matters is refused, damage that does not (a date, an
+        // attribute byte) is read through.
+        XCTAssertGreaterThan(failures, 0)
+        XCTAssertGreaterThan(successes, 0)
+    }
+
+    func testChecksumMismatchIsDamage() throws {
+        var data = try F.zip([("word/document.xml", Data(F.documentXML(F.p("Checked text")).utf8))], stored: true)
+        let at = try XCTUnwrap(data.range(of: Data("Checked".utf8))).lowerBound
+        data[at] = UInt8(ascii: "X")
+        XCTAssertEqual(extractionError(data, "crc.docx"), .malformed("word/document.xml: checksum mismatch (damaged)"))
+    }
+
+    func testTooManyEntries() throws {
+        // A central directory claiming 70,000 entries is refused before reading any.
+        var data = try F.zip([("word/document.xml", Data(F.documentXML(F.p("x")).utf8))])
+        let eocd = data.count - 22
+        XCTAssertEqual(Array(data[eocd..<(eocd + 4)]), [0x50, 0x4B, 5, 6])
+        data[eocd + 10] = 0x70; data[eocd + 11] = 0x11   // 0x1170 = 4464: fine
+        XCTAssertEqual(extractionError(data, "n.docx"), .malformed("damaged zip directory (entry 2 of 4464)"))
+        data[eocd + 10] = 0xFF; data[eocd + 11] = 0xFE   // 65279
+        XCTAssertEqual(extractionError(data, "n.docx"), .zipBomb("65279 entries (at most 50000)"))
+    }
+}
+
+/// A seeded generator, so that the damaged bytes are the same on every run.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
