@@ -62,6 +62,24 @@ final class PDFLayoutTests: XCTestCase {
         XCTAssertTrue(PDFStructure.continues("•", "Applications must be able"))
     }
 
+    func testTablesOfContentsAreDropped() {
+        for text in ["Structures. . . . . . . . . . . 111", "6.1.2 Structure Arrays . . . . . . . 115", "Preface ........ xi", "Index \u{2026}\u{2026} 301"] {
+            XCTAssertTrue(PDFStructure.isLeaderLine(text), text)
+        }
+        for text in ["Wait... 5", "Version 1.2.3.4", "see page 12", "The end."] {
+            XCTAssertFalse(PDFStructure.isLeaderLine(text), text)
+        }
+        func line(_ text: String) -> PDFLayout.Line { PDFLayout.Line(words: text.split(separator: " ").map(String.init), yMin: 300, yMax: 310, size: 10) }
+        let toc = PDFLayout.Page(number: 1, height: 800, blocks: [
+            PDFLayout.Block(lines: [line("Contents"), line("6"), line("Data Containers . . . . . 111"), line("6.1"),
+                                    line("Structures . . . . . . 111"), line("6.1.1 Basic Usage . . . . . 111")])])
+        let body = PDFLayout.Page(number: 2, height: 800, blocks: [
+            PDFLayout.Block(lines: [line("Structures hold named fields."), line("See also . . . . . 9")])])
+        let kept = PDFStructure.flatten([toc, body], dropping: [[], []])
+        XCTAssertEqual(kept.map(\.text), ["Structures hold named fields."])
+        XCTAssertEqual(kept.map(\.page), [2])
+    }
+
     func testHyphenationJoinsUnlessTheDocumentWritesTheHyphen() {
         let vocabulary: Set<String> = ["well-known", "state-of-the-art"]
         XCTAssertEqual(PDFStructure.join(["the retrie-", "val works"], vocabulary: vocabulary), "the retrieval works")

@@ -8,6 +8,8 @@ import KBCore
 ///   when it is a page number ("12", "- 12 -", "Page 3 of 9", "xii"), or when the same text,
 ///   digits aside, is in that band on at least 40 % of the pages (and 3 of them). A running
 ///   head that changes every chapter stays.
+/// - **Tables of contents**: lines with dot leaders and a page number are dropped, and a page
+///   made mostly of them with all its lines (see `flatten`).
 /// - **Headings**: from the outline when the PDF has one: each bookmark's title is looked for
 ///   on its target page (ignoring case, punctuation and a leading section number); found, its
 ///   line(s) become the heading, else the section starts at the top of that page. Without an
@@ -178,18 +180,41 @@ enum PDFStructure {
 
     // MARK: Lines
 
+    /// The lines to keep, in reading order, without running lines (`dropping`) and tables of
+    /// contents: a page whose lines are mostly (40 %, and at least 3) entries with dot leaders
+    /// ("Structures . . . . . 111") is dropped whole; elsewhere only such lines are. A table of
+    /// contents repeats every heading with another page number, so its hits would cite the
+    /// wrong page.
     static func flatten(_ pages: [PDFLayout.Page], dropping: [Set<[Int]>]) -> [FlatLine] {
         var out: [FlatLine] = []
         var blockID = 0
         for (pi, p) in pages.enumerated() {
+            let all = p.blocks.flatMap(\.lines)
+            let leaders = all.filter { isLeaderLine($0.text) }.count
+            if leaders >= 3 && leaders * 5 >= all.count * 2 { blockID += p.blocks.count; continue }
             for (bi, b) in p.blocks.enumerated() {
-                for (li, l) in b.lines.enumerated() where !dropping[pi].contains([bi, li]) {
+                for (li, l) in b.lines.enumerated() where !dropping[pi].contains([bi, li]) && !isLeaderLine(l.text) {
                     out.append(FlatLine(page: p.number, block: blockID, text: l.text, size: l.size))
                 }
                 blockID += 1
             }
         }
         return out
+    }
+
+    /// A table-of-contents entry: text, four or more leader dots (spaced or not), a page
+    /// number (arabic or roman) at the end.
+    static func isLeaderLine(_ text: String) -> Bool {
+        var t = Substring(text.trimmingCharacters(in: .whitespaces))
+        let number = t.reversed().prefix { $0.isNumber || "ivxlcIVXLC".contains($0) }.count
+        guard number > 0 else { return false }
+        t = t.dropLast(number)
+        var dots = 0
+        while let c = t.last, c == "." || c == " " || c == "\u{2026}" {
+            if c == "." { dots += 1 } else if c == "\u{2026}" { dots += 3 }
+            t.removeLast()
+        }
+        return dots >= 4
     }
 
     /// Lower-cased words of the document, punctuation around them stripped.
