@@ -81,14 +81,49 @@ final class OfficeZipTests: XCTestCase {
     }
 
     func testTooManyEntries() throws {
-        // A central directory claiming 70,000 entries is refused before reading any.
+        // A directory of 50,001 (minimal) entries is refused before reading any.
+        let n = 50_001
+        var data = Data()
+        for _ in 0..<n { data.append(contentsOf: [0x50, 0x4B, 1, 2] + [UInt8](repeating: 0, count: 42)) }
+        func le(_ v: Int, _ bytes: Int) -> [UInt8] { (0..<bytes).map { UInt8((v >> (8 * $0)) & 0xFF) } }
+        data.append(contentsOf: [0x50, 0x4B, 5, 6, 0, 0, 0, 0] + le(n, 2) + le(n, 2) + le(n * 46, 4) + le(0, 4) + [0, 0])
+        XCTAssertEqual(extractionError(data, "n.docx"), .zipBomb("50001 entries (at most 50000)"))
+    }
+
+    /// A damaged entry count is damage, not a bomb: the count must fit in the directory's
+    /// size (46 bytes an entry at least), and 0xFFFF means zip64, whose locator must be there.
+    func testDamagedEntryCountIsDamageNotABomb() throws {
         var data = try F.zip([("word/document.xml", Data(F.documentXML(F.p("x")).utf8))])
         let eocd = data.count - 22
         XCTAssertEqual(Array(data[eocd..<(eocd + 4)]), [0x50, 0x4B, 5, 6])
-        data[eocd + 10] = 0x70; data[eocd + 11] = 0x11   // 0x1170 = 4464: fine
-        XCTAssertEqual(extractionError(data, "n.docx"), .malformed("damaged zip directory (entry 2 of 4464)"))
-        data[eocd + 10] = 0xFF; data[eocd + 11] = 0xFE   // 65279
-        XCTAssertEqual(extractionError(data, "n.docx"), .zipBomb("65279 entries (at most 50000)"))
+        data[eocd + 10] = 0x70; data[eocd + 11] = 0x11   // 0x1170 = 4464 entries in a directory of one
+        XCTAssertEqual(extractionError(data, "n.docx"), .malformed("damaged zip directory (4464 entries cannot fit in its 63 bytes)"))
+        data[eocd + 10] = 0x04; data[eocd + 11] = 0xF4   // 62468
+        XCTAssertEqual(extractionError(data, "n.docx"), .malformed("damaged zip directory (62468 entries cannot fit in its 63 bytes)"))
+        data[eocd + 10] = 0xFF; data[eocd + 11] = 0xFF   // the zip64 marker, without a zip64 record
+        XCTAssertEqual(extractionError(data, "n.docx"), .malformed("damaged zip directory (its size fields say zip64, but there is no zip64 record)"))
+    }
+
+    /// A deflate stream cut short is damage, never a bomb, whatever the bytes after its end
+    /// would decode to (zeros, in the middle of a block of long repeats, decode as more
+    /// repeats: they must never be inflated).
+    func testTruncatedDeflateIsDamageNotABomb() throws {
+        // 150 KB of varied words, then 16 MiB of one letter: the last blocks are all
+        // <length 258, distance 1> codes.
+        var rng = SplitMix(seed: 3)
+        let words = (0..<30_000).map { _ in String(UInt32.random(in: 0...UInt32.max, using: &rng), radix: 36) }.joined(separator: " ")
+        var good = try F.zip([("word/document.xml", Data(F.documentXML(F.p(String(words.prefix(150_000)) + String(repeating: "a", count: 16 << 20))).utf8))])
+        let directory = try XCTUnwrap(good.range(of: Data([0x50, 0x4B, 1, 2]))).lowerBound
+        func u32(_ at: Int) -> Int { (0..<4).reduce(0) { $0 | Int(good[at + $1]) << (8 * $1) } }
+        let compressed = u32(directory + 20)
+        XCTAssertLessThan(compressed, 200_000)
+        // Cut: the directory says the data ends 8 KB before it does (inside the repeats).
+        let cut = compressed - 8_000
+        for k in 0..<4 { good[directory + 20 + k] = UInt8((cut >> (8 * k)) & 0xFF) }
+        XCTAssertEqual(extractionError(good, "cut.docx"), .malformed("word/document.xml: compressed data ends too early (truncated or damaged)"))
+        let zip = try ZipReader(good, limits: ExtractionLimits())
+        XCTAssertThrowsError(try zip.read("word/document.xml"))
+        XCTAssertLessThan(zip.inflatedBytes, 17 << 20)
     }
 }
 

@@ -1,5 +1,10 @@
 import Foundation
 import ZIPFoundation
+#if canImport(CZlib)
+import CZlib
+#else
+import zlib
+#endif
 
 /// A read-only zip archive over bytes in memory, made for untrusted files: every offset and
 /// size in its headers is checked against the bytes before use, entries are inflated into
@@ -43,8 +48,9 @@ final class ZipReader {
     private(set) var inflatedBytes = 0
 
     /// Reads the central directory. O(entries). Throws `.malformed` when `data` is not a
-    /// zip archive (or its directory points outside the bytes) and `.zipBomb` for more than
-    /// `maxEntries` entries.
+    /// zip archive or its directory is damaged (outside the bytes, zip64 markers without a
+    /// zip64 record, more entries than its size can hold), and `.zipBomb` for more than
+    /// `maxEntries` entries in a directory that does hold them.
     init(_ data: Data, limits: ExtractionLimits) throws(ExtractionError) {
         self.data = data.startIndex == 0 ? data : Data(data)
         self.limits = limits
@@ -83,49 +89,68 @@ final class ZipReader {
             try count(e.compressedSize, entry: e, compressedSize: e.compressedSize, stored: true)
             out = Data(compressed)
         case 8:
-            if e.compressedSize == 0 { break }
-            var givenPadding = false
-            var limitError: ExtractionError?
-            let total = e.compressedSize
-            let provider: Provider = { position, size in
-                let from = Int(position)
-                if from > total || (from == total && givenPadding) {
-                    throw ExtractionError.malformed("\(e.name): compressed data ends too early (truncated?)")
-                }
-                // ZIPFoundation's inflater hands zlib `size` bytes whatever the chunk's length:
-                // always give exactly that many, zero-padded past the data (zeros make an
-                // invalid stored block, so a truncated stream fails instead of reading on).
-                var chunk = Data(compressed[(start + from)..<(start + min(total, from + size))])
-                if chunk.count < size {
-                    chunk.append(Data(count: size - chunk.count))
-                    givenPadding = true
-                }
-                return chunk
-            }
-            let consumer: Consumer = { piece in
-                do throws(ExtractionError) {
-                    try self.count(piece.count, entry: e, compressedSize: total, stored: false, soFar: out.count)
-                } catch {
-                    limitError = error
-                    throw error
-                }
-                out.append(piece)
-            }
-            let crc: CRC32
-            do {
-                crc = try Data.decompress(size: Int64(total), bufferSize: Self.bufferSize, skipCRC32: false,
-                                          provider: provider, consumer: consumer)
-            } catch {
-                if let limitError { throw limitError }
-                if let e = error as? ExtractionError { throw e }
-                throw .malformed("\(e.name): damaged compressed data")
-            }
-            if crc != e.crc { throw .malformed("\(e.name): checksum mismatch (damaged)") }
-            return out
+            out = try inflate(e, from: start)
         default:
             throw .malformed("\(e.name): unsupported compression method \(e.method)")
         }
         if out.crc32(checksum: 0) != e.crc { throw .malformed("\(e.name): checksum mismatch (damaged)") }
+        return out
+    }
+
+    /// Inflates the raw deflate data of `e` (at `start`), counting each piece against the
+    /// limits as it is produced. zlib is given exactly the entry's bytes, nothing after them:
+    /// a stream that has not ended when they run out is `.malformed` (truncated or damaged),
+    /// never decoded on into padding (zeros in the middle of a block of repeats decode as
+    /// more repeats, which would look like a bomb). O(inflated bytes, at most the limits).
+    private func inflate(_ e: Entry, from start: Int) throws(ExtractionError) -> Data {
+        var out = Data()
+        let total = e.compressedSize
+        guard total > 0 else { return out }
+        var stream = z_stream()
+        guard inflateInit2_(&stream, -MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+            throw .malformed("\(e.name): cannot inflate (zlib failed to start)")
+        }
+        defer { inflateEnd(&stream) }
+        var failure: ExtractionError?
+        var input = [UInt8](data[start..<(start + total)])
+        var buffer = [UInt8](repeating: 0, count: Self.bufferSize)
+        input.withUnsafeMutableBufferPointer { inputBytes in
+            buffer.withUnsafeMutableBufferPointer { outputBytes in
+                var fed = 0
+                while true {
+                    if stream.avail_in == 0 && fed < total {
+                        let n = min(total - fed, 1 << 30)
+                        stream.next_in = inputBytes.baseAddress! + fed
+                        stream.avail_in = uInt(n)
+                        fed += n
+                    }
+                    stream.next_out = outputBytes.baseAddress!
+                    stream.avail_out = uInt(Self.bufferSize)
+                    let result = CZlibInflate(&stream)
+                    let produced = Self.bufferSize - Int(stream.avail_out)
+                    if produced > 0 {
+                        do throws(ExtractionError) {
+                            try count(produced, entry: e, compressedSize: total, stored: false, soFar: out.count)
+                        } catch {
+                            failure = error
+                            return
+                        }
+                        out.append(outputBytes.baseAddress!, count: produced)
+                    }
+                    switch result {
+                    case Z_STREAM_END: return
+                    case Z_OK: continue
+                    case Z_BUF_ERROR where stream.avail_in == 0 && fed == total:
+                        failure = .malformed("\(e.name): compressed data ends too early (truncated or damaged)")
+                        return
+                    default:
+                        failure = .malformed("\(e.name): damaged compressed data")
+                        return
+                    }
+                }
+            }
+        }
+        if let failure { throw failure }
         return out
     }
 
@@ -189,15 +214,21 @@ final class ZipReader {
         if count == 0xFFFF || size == 0xFFFF_FFFF || offset == 0xFFFF_FFFF {
             // Zip64: a locator just before the record gives the zip64 record's offset.
             let loc = eocd - 20
-            if has(loc, 20), u32(loc) == 0x0706_4B50, let rec = u64(loc + 8), has(rec, 56), u32(rec) == 0x0606_4B50,
-               let c = u64(rec + 32), let s = u64(rec + 40), let o = u64(rec + 48) {
-                count = c; size = s; offset = o
+            guard has(loc, 20), u32(loc) == 0x0706_4B50, let rec = u64(loc + 8), has(rec, 56), u32(rec) == 0x0606_4B50,
+                  let c = u64(rec + 32), let s = u64(rec + 40), let o = u64(rec + 48) else {
+                throw .malformed("damaged zip directory (its size fields say zip64, but there is no zip64 record)")
             }
+            count = c; size = s; offset = o
         }
+        // Damage before size: a count that cannot fit in the directory (46 bytes an entry at
+        // least) or a directory outside the file is not a bomb.
+        guard count <= size / 46 else {
+            throw .malformed("damaged zip directory (\(count) entries cannot fit in its \(size) bytes)")
+        }
+        guard has(offset, size) else { throw .malformed("the zip directory points outside the file (truncated?)") }
         guard count <= Self.maxEntries else {
             throw .zipBomb("\(count) entries (at most \(Self.maxEntries))")
         }
-        guard has(offset, size) else { throw .malformed("the zip directory points outside the file (truncated?)") }
         var p = offset
         let end = offset + size
         entries.reserveCapacity(count)
@@ -249,3 +280,6 @@ final class ZipReader {
         }
     }
 }
+
+/// zlib's inflate, named apart from `ZipReader.inflate`.
+private func CZlibInflate(_ stream: inout z_stream) -> Int32 { inflate(&stream, Z_NO_FLUSH) }
