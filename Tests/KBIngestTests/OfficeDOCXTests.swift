@@ -156,6 +156,22 @@ final class OfficeDOCXTests: XCTestCase {
         let e = extractionError(try F.zip([("word/document.xml", laughs)]), "laughs.docx")
         XCTAssertEqual(e, .malformed("word/document.xml: declares XML entities (<!ENTITY), which are not expanded"))
 
+        // The same in UTF-16 (either byte order, with its byte-order mark) and UTF-32.
+        let utf16 = laughs.replacingOccurrences(of: "<?xml version=\"1.0\"?>", with: "<?xml version=\"1.0\" encoding=\"UTF-16\"?>")
+        for (bom, bigEndian) in [([0xFF, 0xFE] as [UInt8], false), ([0xFE, 0xFF], true)] {
+            let units = utf16.utf16.flatMap { bigEndian ? [UInt8($0 >> 8), UInt8($0 & 0xFF)] : [UInt8($0 & 0xFF), UInt8($0 >> 8)] }
+            let part = Data(bom + units)
+            XCTAssertEqual(extractionError(try F.zip([("word/document.xml", part)]), "laughs16.docx"),
+                           .malformed("word/document.xml: declares XML entities (<!ENTITY), which are not expanded"))
+        }
+        let utf32 = Data([0xFF, 0xFE, 0, 0] + laughs.unicodeScalars.flatMap { s in (0..<4).map { UInt8((s.value >> (8 * $0)) & 0xFF) } })
+        XCTAssertEqual(extractionError(try F.zip([("word/document.xml", utf32)]), "laughs32.docx"),
+                       .malformed("word/document.xml: is in UTF-32, which is not read"))
+        // An encoding that hides the declaration from a byte scan (UTF-7 spells '<' "+ADw-").
+        let utf7 = "<?xml version=\"1.0\" encoding=\"UTF-7\"?>+ADw-w:document xmlns:w=+ACI-\(F.w)+ACI-/+AD4-"
+        XCTAssertEqual(extractionError(try F.zip([("word/document.xml", utf7)]), "utf7.docx"),
+                       .malformed("word/document.xml: declares the encoding 'UTF-7', which is not read (UTF-8, UTF-16, ASCII, ISO-8859 and windows-125x are)"))
+
         let secret = FileManager.default.temporaryDirectory.appendingPathComponent("kbxxe-\(UUID().uuidString).txt")
         try Data("SECRETFILECONTENT".utf8).write(to: secret)
         defer { try? FileManager.default.removeItem(at: secret) }

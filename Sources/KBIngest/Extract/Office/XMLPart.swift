@@ -31,15 +31,16 @@ extension XMLHandler {
 ///   - a part that declares entities (`<!ENTITY`, which no .docx/.odt/.epub part needs) is
 ///     refused before parsing, so an entity-expansion bomb ("billion laughs") costs one scan
 ///     of its bytes and no memory (libxml2 also stops entity loops, but this does not rely on
-///     it);
+///     it); the scan sees UTF-8 and UTF-16, and parts in encodings it could not see through
+///     (UTF-32, EBCDIC, UTF-7, …) are refused too (`refusal`);
 ///   - parsing stops at the first error; what came before it has been delivered.
 enum XMLPart {
     /// The outcome of a pass: nil when the part was read to its end, else a one-line reason
     /// ("line 3: mismatched tag") with everything before the error already delivered.
-    /// O(bytes). `refuseEntities: false` skips the entity check (for tests of what libxml2
+    /// O(bytes). `refuseEntities: false` skips those checks (for tests of what libxml2
     /// does on its own).
     static func parse(_ data: Data, handler: XMLHandler, refuseEntities: Bool = true) -> String? {
-        if refuseEntities && declaresEntities(data) { return "declares XML entities (<!ENTITY), which are not expanded" }
+        if refuseEntities, let reason = refusal(data) { return reason }
         let parser = XMLParser(data: data)
         parser.shouldProcessNamespaces = true
         parser.shouldReportNamespacePrefixes = false
@@ -53,25 +54,71 @@ enum XMLPart {
         return nil
     }
 
-    /// Whether the bytes contain "<!ENTITY" (anywhere: also in a comment, which costs
-    /// nothing real since office writers never put it there). O(bytes).
+    /// Why a part is refused before parsing, nil when it is not: it declares entities
+    /// ("<!ENTITY" in ASCII-compatible bytes or in UTF-16 of either byte order, found
+    /// anywhere, also in a comment, which costs nothing real since office writers never put
+    /// it there), it is in UTF-32 or EBCDIC (byte-order mark or first bytes), or its XML
+    /// declaration names an encoding other than UTF-8, UTF-16, ASCII, ISO-8859-n or
+    /// windows-125n (in one like UTF-7, "<!ENTITY" could hide from the scan). O(bytes).
+    static func refusal(_ data: Data) -> String? {
+        let head = [UInt8](data.prefix(4))
+        if head.starts(with: [0xFF, 0xFE, 0, 0]) || head.starts(with: [0, 0, 0xFE, 0xFF])
+            || head.starts(with: [0x3C, 0, 0, 0]) || head.starts(with: [0, 0, 0, 0x3C]) {
+            return "is in UTF-32, which is not read"
+        }
+        if head.starts(with: [0x4C, 0x6F, 0xA7, 0x94]) { return "is in EBCDIC, which is not read" }
+        if declaresEntities(data) { return "declares XML entities (<!ENTITY), which are not expanded" }
+        if let encoding = declaredEncoding(data), !allowedEncoding(encoding) {
+            return "declares the encoding '\(encoding)', which is not read (UTF-8, UTF-16, ASCII, ISO-8859 and windows-125x are)"
+        }
+        return nil
+    }
+
+    /// Whether the bytes contain "<!ENTITY" in ASCII-compatible bytes, UTF-16LE or UTF-16BE.
+    /// O(bytes).
     static func declaresEntities(_ data: Data) -> Bool {
-        let needle = Array("<!ENTITY".utf8)
+        let ascii = Array("<!ENTITY".utf8)
+        let needles = [ascii, ascii.flatMap { [$0, 0] }, ascii.flatMap { [0, $0] }]
         return data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> Bool in
             let b = raw.bindMemory(to: UInt8.self)
-            guard b.count >= needle.count else { return false }
-            var i = 0
-            let last = b.count - needle.count
-            while i <= last {
-                if b[i] == 0x3C && b[i + 1] == 0x21 {
-                    var j = 2
+            return needles.contains { needle in
+                guard b.count >= needle.count else { return false }
+                let first = needle[0]
+                for i in 0...(b.count - needle.count) where b[i] == first {
+                    var j = 1
                     while j < needle.count && b[i + j] == needle[j] { j += 1 }
                     if j == needle.count { return true }
                 }
-                i += 1
+                return false
             }
-            return false
         }
+    }
+
+    /// The encoding named in the XML declaration (in ASCII-compatible bytes or UTF-16 of
+    /// either byte order), nil when there is none. Reads at most the first 256 bytes.
+    static func declaredEncoding(_ data: Data) -> String? {
+        var head = [UInt8](data.prefix(256))
+        if head.starts(with: [0xEF, 0xBB, 0xBF]) { head.removeFirst(3) }
+        if head.count >= 2, head[0] == 0 || head[1] == 0 || head.starts(with: [0xFF, 0xFE]) || head.starts(with: [0xFE, 0xFF]) {
+            // UTF-16: keep the low bytes of its code units.
+            let bigEndian = head.starts(with: [0xFE, 0xFF]) || head[0] == 0
+            let units = stride(from: 0, to: head.count - 1, by: 2).map { bigEndian ? head[$0 + 1] : head[$0] }
+            head = Array(units.drop { $0 == 0xFF || $0 == 0xFE })
+        }
+        let text = String(decoding: head, as: UTF8.self)
+        guard text.hasPrefix("<?xml"), let end = text.range(of: "?>") else { return nil }
+        let declaration = text[..<end.lowerBound]
+        guard let key = declaration.range(of: "encoding") else { return nil }
+        var rest = declaration[key.upperBound...].drop { $0 == " " || $0 == "=" || $0 == "\t" }
+        guard let quote = rest.first, quote == "\"" || quote == "'" else { return nil }
+        rest = rest.dropFirst()
+        return String(rest.prefix { $0 != quote })
+    }
+
+    static func allowedEncoding(_ name: String) -> Bool {
+        let n = name.lowercased()
+        return ["utf-8", "utf8", "utf-16", "utf-16le", "utf-16be", "ucs-2", "us-ascii", "ascii", "latin1"].contains(n)
+            || n.hasPrefix("iso-8859-") || n.hasPrefix("windows-125") || n.hasPrefix("cp125")
     }
 
     static func describe(_ error: Error?) -> String {
