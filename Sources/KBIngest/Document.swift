@@ -76,17 +76,8 @@ public enum DocumentParser {
     /// warnings do not repeat it (the caller names the file once). Never throws, never
     /// crashes on any input.
     public static func parse(_ data: Data, kind: DocumentKind, language: String?, path: String) -> (ParsedDocument, warnings: [String]) {
-        var warnings: [String] = []
-        var data = data
-        let (utf8, encoding, replaced) = TextEncoding.utf8(data)
-        if encoding != .utf8 {
-            data = Data(utf8)
-            if replaced > 0 { warnings.append("\(replaced) invalid \(encoding.rawValue) sequence(s) replaced with U+FFFD") }
-        }
-        let source = SourceText(data)
-        if source.invalidLines > 0 {
-            warnings.append("invalid UTF-8 on \(source.invalidLines) line(s) (first: line \(source.firstInvalidLine)), replaced with U+FFFD")
-        }
+        let (data, source, decodeWarnings) = decode(data)
+        var warnings = decodeWarnings
         let fileName = (path as NSString).lastPathComponent
         let doc: ParsedDocument
         switch kind {
@@ -99,6 +90,24 @@ public enum DocumentParser {
             doc = PlainTextParser.parse(source, fileName: fileName)
         }
         return (doc, warnings)
+    }
+
+    /// Text bytes as UTF-8 (UTF-16/UTF-32 by byte-order mark transcoded), their lines, and
+    /// a warning for each kind of bad sequence replaced with U+FFFD (no file name in them).
+    /// O(bytes).
+    static func decode(_ data: Data) -> (data: Data, source: SourceText, warnings: [String]) {
+        var warnings: [String] = []
+        var data = data
+        let (utf8, encoding, replaced) = TextEncoding.utf8(data)
+        if encoding != .utf8 {
+            data = Data(utf8)
+            if replaced > 0 { warnings.append("\(replaced) invalid \(encoding.rawValue) sequence(s) replaced with U+FFFD") }
+        }
+        let source = SourceText(data)
+        if source.invalidLines > 0 {
+            warnings.append("invalid UTF-8 on \(source.invalidLines) line(s) (first: line \(source.firstInvalidLine)), replaced with U+FFFD")
+        }
+        return (data, source, warnings)
     }
 }
 

@@ -84,6 +84,28 @@ final class OfficeEPUBTests: XCTestCase {
         XCTAssertTrue(r.document.text(1).hasSuffix("Continued without a heading."), r.document.text(1))
     }
 
+    /// 20,000 spine items of unknown ids, 3 missing chapters and a chapter path of 5,000
+    /// characters: each kind of problem is one counted warning, naming the first, and the
+    /// warnings of one file stay short.
+    func testRepeatedSpineProblemsAreCountedAndWarningsBounded() throws {
+        let long = String(repeating: "x", count: 5_000) + ".xhtml"
+        let chapters = Self.chapters + [("c4", "four.xhtml", ""), ("c5", "five.xhtml", ""), ("c6", long, ""), ("c7", "seven.xhtml", "")]
+        let spine = ["c1"] + (0..<20_000).map { "ghost\($0)" } + ["c4", "c5", "c6", "c7"]
+        let data = try F.epub(title: "Many", chapters: chapters, spine: spine, leaveOut: ["four.xhtml", "five.xhtml", long, "seven.xhtml"])
+        let r = extracted(data, "many.epub")
+        XCTAssertEqual(r.document.sections.map(\.headingPath), [["Chapter One"], ["Chapter One", "The Harbour"]])
+        XCTAssertEqual(r.warnings.count, 2, "\(r.warnings.map { $0.prefix(200) })")
+        XCTAssertEqual(r.warnings.first, "20,000 spine items not in the manifest (the first: 'ghost0'); skipped")
+        XCTAssertEqual(r.warnings.last, "4 missing chapters (the first: OEBPS/four.xhtml); skipped")
+        XCTAssertLessThan(r.warnings.joined(separator: "; ").utf8.count, 1_000)
+        // Spine problems of many kinds: the first 3 kinds, then a count of the rest.
+        let capped = OfficeExtractor.bounded(["a", "b", "a", "c", "d", "e", String(repeating: "y", count: 10_000)])
+        XCTAssertEqual(capped.count, 4)
+        XCTAssertEqual(Array(capped.prefix(3)), ["a", "b", "c"])
+        XCTAssertEqual(capped.last, "… and 3 more warnings")
+        XCTAssertEqual(OfficeExtractor.bounded([String(repeating: "y", count: 10_000)]).first?.count, OfficeExtractor.maxWarningLength)
+    }
+
     func testNoContainerNoChaptersAndBrokenPackage() throws {
         // Without container.xml, the only .opf is read, with a warning.
         let r = extracted(try F.epub(title: nil, chapters: Self.chapters, spine: ["c2"], container: false), "nc.epub")

@@ -3,8 +3,8 @@ import Foundation
 /// EPUB (2 and 3): META-INF/container.xml names the package document (OPF); its spine lists
 /// the content documents in reading order; each goes through the HTML parser, whose h1–h6
 /// become the headings. A missing, unreadable or encrypted (DRM) chapter is a warning and
-/// the rest is read; `.malformed` when no chapter could be read, `.encrypted` when all are
-/// encrypted.
+/// the rest is read (one warning per kind of problem, with its count and first case);
+/// `.malformed` when no chapter could be read, `.encrypted` when all are encrypted.
 enum EPUBReader {
     static func read(_ zip: ZipReader, fileName: String, limits: ExtractionLimits) throws(ExtractionError) -> ParseResult {
         var warnings: [String] = []
@@ -39,9 +39,11 @@ enum EPUBReader {
         var builder = BodyBuilder(maxTextBytes: limits.maxTextBytes)
         var read = 0, locked = 0
         var seen: Set<String> = []
+        // One warning per kind of problem, however many spine items have it.
+        var problems = RepeatedWarnings()
         for idref in package.spine where !builder.cut {
             guard let item = package.manifest[idref] else {
-                warnings.append("spine item '\(idref)' is not in the manifest; skipped")
+                problems.add("spine items not in the manifest", first: "'\(idref)'", alone: "spine item '\(idref)' is not in the manifest; skipped")
                 continue
             }
             let path = OfficeExtractor.resolve(item.href, from: base)
@@ -50,23 +52,27 @@ enum EPUBReader {
             guard type.isEmpty || type.contains("html") || type.contains("xml") && !type.contains("svg") else { continue }
             if encrypted.contains(path) {
                 locked += 1
-                warnings.append("\(path) is encrypted (DRM); skipped")
+                problems.add("chapters encrypted (DRM)", first: path, alone: "\(path) is encrypted (DRM); skipped")
                 continue
             }
             let data: Data?
             do {
                 data = try zip.read(path)
             } catch {
-                if case .malformed(let detail) = error { warnings.append("\(detail); skipped"); continue }
+                if case .malformed(let detail) = error {
+                    problems.add("damaged chapters", first: detail, alone: "\(detail); skipped")
+                    continue
+                }
                 throw error
             }
             guard let data else {
-                warnings.append("missing chapter \(path); skipped")
+                problems.add("missing chapters", first: path, alone: "missing chapter \(path); skipped")
                 continue
             }
             read += 1
-            add(chapter: data, path: path, to: &builder, warnings: &warnings)
+            add(chapter: data, path: path, to: &builder, problems: &problems)
         }
+        warnings += problems.warnings
         if read == 0 {
             if locked > 0 { throw .encrypted }
             throw .malformed("none of the \(package.spine.count) chapter(s) in the spine could be read")
@@ -80,16 +86,10 @@ enum EPUBReader {
     /// section, each a heading paragraph at its depth) and paragraphs (runs of lines between
     /// blank lines). Headings continue across documents: a chapter that starts without one
     /// stays under the previous chapter's (a chapter split over files).
-    static func add(chapter data: Data, path: String, to builder: inout BodyBuilder, warnings: inout [String]) {
-        var data = data
-        let (utf8, encoding, replaced) = TextEncoding.utf8(data)
-        if encoding != .utf8 {
-            data = Data(utf8)
-            if replaced > 0 { warnings.append("\(path): \(replaced) invalid \(encoding.rawValue) sequence(s) replaced with U+FFFD") }
-        }
-        let source = SourceText(data)
-        if source.invalidLines > 0 {
-            warnings.append("\(path): invalid UTF-8 on \(source.invalidLines) line(s), replaced with U+FFFD")
+    static func add(chapter data: Data, path: String, to builder: inout BodyBuilder, problems: inout RepeatedWarnings) {
+        let (data, source, decodeWarnings) = DocumentParser.decode(data)
+        for w in decodeWarnings {
+            problems.add("chapters with text replaced with U+FFFD", first: "\(path): \(w)", alone: "\(path): \(w)")
         }
         let doc = HTMLParser.parse(data, source: source, fileName: (path as NSString).lastPathComponent)
         var previous: [String] = []

@@ -45,10 +45,43 @@ enum OfficeExtractor {
             default: throw .malformed("not a DOCX, ODT or EPUB file")
             }
             result.document.unit = .paragraphs
+            result.warnings = bounded(result.warnings)
             return .success(result)
         } catch {
             return .failure(error)
         }
+    }
+
+    /// At most this many distinct warnings are kept for one file, the rest counted.
+    static let maxWarnings = 3
+    /// A longer warning (one naming a long zip path, say) is cut to this many characters.
+    static let maxWarningLength = 300
+
+    /// `warnings` with duplicates dropped, each cut to `maxWarningLength` characters, the
+    /// first `maxWarnings` kept and the rest counted in a last "… and N more warnings".
+    /// O(total length).
+    static func bounded(_ warnings: [String]) -> [String] {
+        var seen: Set<String> = []
+        var kept: [String] = []
+        var more = 0
+        for w in warnings {
+            let w = w.count > maxWarningLength ? String(w.prefix(maxWarningLength - 1)) + "…" : w
+            guard seen.insert(w).inserted else { continue }
+            if kept.count < maxWarnings { kept.append(w) } else { more += 1 }
+        }
+        if more > 0 { kept.append("… and \(more) more warning\(more == 1 ? "" : "s")") }
+        return kept
+    }
+
+    /// "1234567" → "1,234,567".
+    static func grouped(_ n: Int) -> String {
+        let digits = String(n.magnitude)
+        var out = ""
+        for (k, c) in digits.enumerated() {
+            if k > 0 && (digits.count - k) % 3 == 0 { out.append(",") }
+            out.append(c)
+        }
+        return n < 0 ? "-" + out : out
     }
 
     /// Reads an optional part: nil when absent; a damaged part (bad checksum, bad data) is a
@@ -127,6 +160,26 @@ final class FirstTextHandler: XMLHandler {
 
     /// Dublin Core's namespace ("http://purl.org/dc/elements/1.1/").
     static func dublinCore(_ ns: String) -> Bool { ns.hasPrefix("http://purl.org/dc/elements/") }
+}
+
+/// Problems that may repeat once per item (a spine of 200,000 unknown ids), one warning per
+/// kind: alone, its own message; repeated, "N <kind> (the first: <first>); skipped". Kinds
+/// keep the order they first appeared in. O(1) per problem.
+struct RepeatedWarnings {
+    private var kinds: [(kind: String, count: Int, first: String, alone: String)] = []
+    private var index: [String: Int] = [:]
+
+    /// Records one problem of `kind` ("missing chapters"); `first` names this case, `alone`
+    /// is the whole warning should it be the only one of its kind.
+    mutating func add(_ kind: String, first: String, alone: String) {
+        if let i = index[kind] { kinds[i].count += 1; return }
+        index[kind] = kinds.count
+        kinds.append((kind, 1, first, alone))
+    }
+
+    var warnings: [String] {
+        kinds.map { $0.count == 1 ? $0.alone : "\(OfficeExtractor.grouped($0.count)) \($0.kind) (the first: \($0.first)); skipped" }
+    }
 }
 
 /// Package relationships (_rels/*.rels): (type, target) pairs.
