@@ -195,6 +195,30 @@ final class OfficeDOCXTests: XCTestCase {
         XCTAssertFalse(c.text.contains("SECRET"))
     }
 
+    /// The paragraph, row and cell stacks DOCX and ODT share: a closed paragraph goes into
+    /// its cell, a table inside a cell becomes that cell's text, rows are "a | b", roles
+    /// make headings or leave paragraphs out, and paragraphs left open keep their text.
+    func testParagraphStackNestsTablesAndKeepsOpenParagraphs() {
+        var builder = BodyBuilder(maxTextBytes: 1 << 20)
+        var stack = ParagraphStack<ParagraphRole>()
+        func paragraph(_ text: String, _ role: ParagraphRole = .body) {
+            stack.open(role); stack.append(text); stack.close(into: &builder) { $0 }
+        }
+        paragraph("Title", .heading(1))
+        stack.openRow(); stack.openCell(); paragraph("a")
+        stack.openRow(); stack.openCell(); paragraph("b"); stack.closeCell(into: &builder); stack.closeRow(into: &builder)
+        stack.closeCell(into: &builder)
+        stack.openCell(); paragraph("c"); stack.closeCell(into: &builder); stack.closeRow(into: &builder)
+        paragraph("TOCENTRY", .skipped)
+        stack.open(.body); stack.append("x"); stack.newLine(); stack.append("y")
+        stack.openRow(); stack.openCell(); stack.open(.heading(2)); stack.append("inner")
+        stack.closeAll(into: &builder) { $0 }
+        XCTAssertTrue(stack.isEmpty)
+        let sections = builder.finish()
+        XCTAssertEqual(sections.map(\.headingPath), [["Title"], ["Title", "inner"]])
+        XCTAssertEqual(sections.map(\.text), ["a b | c", "x\ny"])
+    }
+
     func testTextPastTheLimitIsCutWithAWarning() throws {
         // Broken markup far past the limit is never parsed: reading stops at the limit.
         let body = F.p("Long", style: "Heading1") + (1...100).map { F.p("Paragraph \($0) of a long document.") }.joined()

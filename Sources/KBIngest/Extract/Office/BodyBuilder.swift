@@ -79,3 +79,97 @@ struct BodyBuilder {
         cut ? "extracted text cut at \(ZipReader.size(maxTextBytes)) (after paragraph \(paragraphs))" : nil
     }
 }
+
+/// What a closed paragraph becomes.
+enum ParagraphRole {
+    case body
+    /// A heading at this level (as `BodyBuilder.heading`).
+    case heading(Int)
+    /// Left out (a table-of-contents entry, say).
+    case skipped
+}
+
+/// The paragraphs, table rows and cells open while an XML body is read (DOCX and ODT share
+/// it): they nest (a text box's paragraphs inside a paragraph, a table inside a cell), so
+/// each is a stack. A closed paragraph goes into its open cell if there is one, else into
+/// the `BodyBuilder` as a heading or a body paragraph; a closed cell's paragraphs join with
+/// spaces; a closed row is one paragraph ("a | b"), or a line of the cell holding it.
+/// `Info` is what the format keeps per paragraph (its style, its level). Every operation is
+/// O(1) amortized, but for the joins, O(their text).
+struct ParagraphStack<Info> {
+    struct Paragraph {
+        var lines: [String] = [""]
+        var info: Info
+    }
+    private var paragraphs: [Paragraph] = []
+    private var rows: [[String]] = []
+    private var cells: [[String]] = []
+
+    /// No paragraph is open (text outside paragraphs is dropped).
+    var isEmpty: Bool { paragraphs.isEmpty }
+
+    mutating func open(_ info: Info) { paragraphs.append(Paragraph(info: info)) }
+
+    /// Changes the innermost open paragraph's info (nothing when none is open).
+    mutating func update(_ change: (inout Info) -> Void) {
+        guard !paragraphs.isEmpty else { return }
+        change(&paragraphs[paragraphs.count - 1].info)
+    }
+
+    /// Appends text to the innermost open paragraph's last line.
+    mutating func append(_ s: String) {
+        guard !paragraphs.isEmpty else { return }
+        let p = paragraphs.count - 1
+        paragraphs[p].lines[paragraphs[p].lines.count - 1] += s
+    }
+
+    /// Starts a new line in the innermost open paragraph.
+    mutating func newLine() {
+        guard !paragraphs.isEmpty else { return }
+        paragraphs[paragraphs.count - 1].lines.append("")
+    }
+
+    mutating func openRow() { rows.append([]) }
+    mutating func openCell() { cells.append([]) }
+
+    /// Closes the innermost cell: into its row, else (a cell outside any row) a paragraph.
+    mutating func closeCell(into builder: inout BodyBuilder) {
+        guard let cell = cells.popLast() else { return }
+        let text = cell.filter { !$0.isEmpty }.joined(separator: " ")
+        if rows.isEmpty { builder.paragraph([text]) } else { rows[rows.count - 1].append(text) }
+    }
+
+    /// Closes the innermost row: into the cell holding its table, else a paragraph.
+    mutating func closeRow(into builder: inout BodyBuilder) {
+        guard let row = rows.popLast() else { return }
+        let text = row.filter { !$0.isEmpty }.joined(separator: " | ")
+        if cells.isEmpty { builder.paragraph([text]) } else { cells[cells.count - 1].append(text) }
+    }
+
+    /// Closes the innermost paragraph; `role` says what it is when it is not in a cell.
+    mutating func close(into builder: inout BodyBuilder, role: (Info) -> ParagraphRole) {
+        guard let p = paragraphs.popLast() else { return }
+        emit(p, into: &builder, role: role)
+    }
+
+    /// After XML that broke off: the paragraphs still open keep their text (their tables
+    /// are dropped), innermost first.
+    mutating func closeAll(into builder: inout BodyBuilder, role: (Info) -> ParagraphRole) {
+        while let p = paragraphs.popLast() {
+            cells = []; rows = []
+            emit(p, into: &builder, role: role)
+        }
+    }
+
+    private mutating func emit(_ p: Paragraph, into builder: inout BodyBuilder, role: (Info) -> ParagraphRole) {
+        if !cells.isEmpty {
+            cells[cells.count - 1].append(BodyBuilder.normalize(p.lines.joined(separator: " ")))
+            return
+        }
+        switch role(p.info) {
+        case .body: builder.paragraph(p.lines)
+        case .heading(let level): builder.heading(p.lines.joined(separator: " "), level: level)
+        case .skipped: break
+        }
+    }
+}

@@ -143,15 +143,12 @@ enum DOCXReader {
     /// before the one that holds them).
     final class BodyHandler: XMLHandler {
         struct Paragraph {
-            var lines: [String] = [""]
             var style: String?
             var outlineLevel: Int?
         }
         let styles: StylesHandler
         var builder: BodyBuilder
-        private var paragraphs: [Paragraph] = []
-        private var rows: [[String]] = []
-        private var cells: [[String]] = []
+        private var open = ParagraphStack<Paragraph>()
         private var textDepth = 0
         private var runDepth = 0
         private var skipDepth = 0
@@ -178,19 +175,19 @@ enum DOCXReader {
             }
             guard word else { return }
             switch name.local {
-            case "p": paragraphs.append(Paragraph())
-            case "pStyle": if !paragraphs.isEmpty { paragraphs[paragraphs.count - 1].style = attributes["val"] }
-            case "outlineLvl": if !paragraphs.isEmpty { paragraphs[paragraphs.count - 1].outlineLevel = attributes["val"].flatMap(Int.init) }
+            case "p": open.open(Paragraph())
+            case "pStyle": open.update { $0.style = attributes["val"] }
+            case "outlineLvl": open.update { $0.outlineLevel = attributes["val"].flatMap(Int.init) }
             case "r": runDepth += 1
             case "t": textDepth += 1
-            case "tab" where runDepth > 0: append(" ")
-            case "noBreakHyphen": append("-")
+            case "tab" where runDepth > 0: open.append(" ")
+            case "noBreakHyphen": open.append("-")
             case "br" where runDepth > 0:
                 let type = attributes["type"] ?? "textWrapping"
-                if type == "textWrapping" { newLine() } else { append(" ") }
-            case "cr" where runDepth > 0: newLine()
-            case "tr": rows.append([])
-            case "tc": cells.append([])
+                if type == "textWrapping" { open.newLine() } else { open.append(" ") }
+            case "cr" where runDepth > 0: open.newLine()
+            case "tr": open.openRow()
+            case "tc": open.openCell()
             default: break
             }
         }
@@ -203,55 +200,31 @@ enum DOCXReader {
             }
             guard DOCXReader.isWord(name.namespace) else { return }
             switch name.local {
-            case "p": if let p = paragraphs.popLast() { emit(p) }
+            case "p": open.close(into: &builder, role: role)
             case "r": runDepth = max(0, runDepth - 1)
             case "t": textDepth = max(0, textDepth - 1)
-            case "tc":
-                guard let cell = cells.popLast() else { break }
-                let text = cell.filter { !$0.isEmpty }.joined(separator: " ")
-                if rows.isEmpty { builder.paragraph([text]) } else { rows[rows.count - 1].append(text) }
-            case "tr":
-                guard let row = rows.popLast() else { break }
-                let text = row.filter { !$0.isEmpty }.joined(separator: " | ")
-                if cells.isEmpty { builder.paragraph([text]) } else { cells[cells.count - 1].append(text) }
+            case "tc": open.closeCell(into: &builder)
+            case "tr": open.closeRow(into: &builder)
             default: break
             }
         }
 
         func text(_ text: String) {
-            guard skipDepth == 0, textDepth > 0, !paragraphs.isEmpty else { return }
-            append(text)
+            guard skipDepth == 0, textDepth > 0 else { return }
+            open.append(text)
         }
 
-        private func append(_ s: String) {
-            guard !paragraphs.isEmpty else { return }
-            let p = paragraphs.count - 1
-            paragraphs[p].lines[paragraphs[p].lines.count - 1] += s
-        }
-
-        private func newLine() {
-            guard !paragraphs.isEmpty else { return }
-            paragraphs[paragraphs.count - 1].lines.append("")
-        }
-
-        private func emit(_ p: Paragraph) {
-            if !cells.isEmpty {
-                cells[cells.count - 1].append(BodyBuilder.normalize(p.lines.joined(separator: " ")))
-                return
-            }
-            if let style = p.style, styles.isTableOfContents(style) { return }
+        /// A paragraph's role: none for a table-of-contents entry; a heading by its outline
+        /// level, else its style's.
+        private func role(_ p: Paragraph) -> ParagraphRole {
+            if let style = p.style, styles.isTableOfContents(style) { return .skipped }
             var level: Int?
             if let v = p.outlineLevel { level = (0...8).contains(v) ? v + 1 : nil }
             else if let style = p.style { level = styles.level(of: style) }
-            if let level { builder.heading(p.lines.joined(separator: " "), level: level) } else { builder.paragraph(p.lines) }
+            return level.map(ParagraphRole.heading) ?? .body
         }
 
         /// After XML that broke off: the paragraphs still open keep their text.
-        func finishOpenParagraphs() {
-            while let p = paragraphs.popLast() {
-                cells = []; rows = []
-                emit(p)
-            }
-        }
+        func finishOpenParagraphs() { open.closeAll(into: &builder, role: role) }
     }
 }

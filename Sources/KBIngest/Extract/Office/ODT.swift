@@ -44,14 +44,9 @@ enum ODTReader {
     /// content.xml: paragraphs and headings (possibly inside lists, tables, sections and
     /// text boxes), spans, links, text:s (spaces), text:tab and text:line-break.
     final class BodyHandler: XMLHandler {
-        struct Paragraph {
-            var lines: [String] = [""]
-            var level: Int?
-        }
         var builder: BodyBuilder
-        private var paragraphs: [Paragraph] = []
-        private var rows: [[String]] = []
-        private var cells: [[String]] = []
+        /// Open paragraphs with their heading level (nil: a body paragraph).
+        private var open = ParagraphStack<Int?>()
         private var skipDepth = 0
         /// Automatic paragraph styles (content.xml) → their parent style.
         private var parents: [String: String] = [:]
@@ -74,20 +69,20 @@ enum ODTReader {
                 case _ where Self.skippedText.contains(name.local): skipDepth = 1
                 case "h":
                     let level = attributes["outline-level"].flatMap(Int.init) ?? 1
-                    paragraphs.append(Paragraph(level: max(1, level)))
+                    open.open(max(1, level))
                 case "p":
-                    paragraphs.append(Paragraph(level: attributes["style-name"].flatMap(titleLevel)))
-                case "s": append(String(repeating: " ", count: min(max(attributes["c"].flatMap(Int.init) ?? 1, 1), 64)))
-                case "tab": append(" ")
-                case "line-break": newLine()
+                    open.open(attributes["style-name"].flatMap(titleLevel))
+                case "s": open.append(String(repeating: " ", count: min(max(attributes["c"].flatMap(Int.init) ?? 1, 1), 64)))
+                case "tab": open.append(" ")
+                case "line-break": open.newLine()
                 default: break
                 }
             } else if ODTReader.ns(name.namespace, "office") {
                 if name.local == "annotation" { skipDepth = 1 }
                 if name.local == "automatic-styles" { automaticStyles = true }
             } else if ODTReader.ns(name.namespace, "table") {
-                if name.local == "table-row" { rows.append([]) }
-                if name.local == "table-cell" { cells.append([]) }
+                if name.local == "table-row" { open.openRow() }
+                if name.local == "table-cell" { open.openCell() }
             } else if ODTReader.ns(name.namespace, "svg-compatible") {
                 if name.local == "title" || name.local == "desc" { skipDepth = 1 }
             } else if ODTReader.ns(name.namespace, "style"), automaticStyles, name.local == "style",
@@ -99,24 +94,18 @@ enum ODTReader {
         func end(_ name: XMLName) {
             if skipDepth > 0 { skipDepth -= 1; return }
             if ODTReader.ns(name.namespace, "text"), name.local == "h" || name.local == "p" {
-                if let p = paragraphs.popLast() { emit(p) }
+                open.close(into: &builder, role: Self.role)
             } else if ODTReader.ns(name.namespace, "table") {
-                if name.local == "table-cell", let cell = cells.popLast() {
-                    let text = cell.filter { !$0.isEmpty }.joined(separator: " ")
-                    if rows.isEmpty { builder.paragraph([text]) } else { rows[rows.count - 1].append(text) }
-                }
-                if name.local == "table-row", let row = rows.popLast() {
-                    let text = row.filter { !$0.isEmpty }.joined(separator: " | ")
-                    if cells.isEmpty { builder.paragraph([text]) } else { cells[cells.count - 1].append(text) }
-                }
+                if name.local == "table-cell" { open.closeCell(into: &builder) }
+                if name.local == "table-row" { open.closeRow(into: &builder) }
             } else if ODTReader.ns(name.namespace, "office"), name.local == "automatic-styles" {
                 automaticStyles = false
             }
         }
 
         func text(_ text: String) {
-            guard skipDepth == 0, !paragraphs.isEmpty else { return }
-            append(text)
+            guard skipDepth == 0 else { return }
+            open.append(text)
         }
 
         /// A paragraph style's heading level through its automatic style's parent: 0 for
@@ -133,30 +122,9 @@ enum ODTReader {
             return nil
         }
 
-        private func append(_ s: String) {
-            guard !paragraphs.isEmpty else { return }
-            let p = paragraphs.count - 1
-            paragraphs[p].lines[paragraphs[p].lines.count - 1] += s
-        }
+        private static func role(_ level: Int?) -> ParagraphRole { level.map(ParagraphRole.heading) ?? .body }
 
-        private func newLine() {
-            guard !paragraphs.isEmpty else { return }
-            paragraphs[paragraphs.count - 1].lines.append("")
-        }
-
-        private func emit(_ p: Paragraph) {
-            if !cells.isEmpty {
-                cells[cells.count - 1].append(BodyBuilder.normalize(p.lines.joined(separator: " ")))
-                return
-            }
-            if let level = p.level { builder.heading(p.lines.joined(separator: " "), level: level) } else { builder.paragraph(p.lines) }
-        }
-
-        func finishOpenParagraphs() {
-            while let p = paragraphs.popLast() {
-                cells = []; rows = []
-                emit(p)
-            }
-        }
+        /// After XML that broke off: the paragraphs still open keep their text.
+        func finishOpenParagraphs() { open.closeAll(into: &builder, role: Self.role) }
     }
 }
