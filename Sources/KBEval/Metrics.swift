@@ -3,19 +3,23 @@ import Foundation
 /// A retrieved chunk as evaluation sees it: its document's path and its line range.
 public struct RetrievedChunk: Sendable, Equatable {
     public var path: String
-    /// Lines, or pages when `pages` (a PDF's chunk).
+    /// Lines, pages or paragraphs, as `unit` says.
     public var lines: ClosedRange<Int>
-    public var pages: Bool
-    public init(path: String, lines: ClosedRange<Int>, pages: Bool = false) {
+    public var unit: Relevant.Unit
+    public init(path: String, lines: ClosedRange<Int>, unit: Relevant.Unit = .lines) {
         self.path = path
         self.lines = lines
-        self.pages = pages
+        self.unit = unit
     }
 
-    /// How a question file names this place: `path:L3-L5`, or `path:P3-P5` for pages.
+    /// How a question file names this place: `path:L3-L5`, `path:P3-P5` for pages; paragraphs
+    /// have no range syntax, so `path` alone.
     public var location: String {
-        let l = pages ? "P" : "L"
-        return "\(path):\(l)\(lines.lowerBound)-\(l)\(lines.upperBound)"
+        switch unit {
+        case .lines: return "\(path):L\(lines.lowerBound)-L\(lines.upperBound)"
+        case .pages: return "\(path):P\(lines.lowerBound)-P\(lines.upperBound)"
+        case .paragraphs: return path
+        }
     }
 }
 
@@ -55,7 +59,7 @@ public struct QuestionScore: Sendable, Equatable {
         var dcg = 0.0
         var first: Int?
         for (i, c) in ranked.prefix(10).enumerated() {
-            let hits = places.indices.filter { places[$0].matches(path: c.path, chunkLines: c.lines) }
+            let hits = places.indices.filter { places[$0].matches(path: c.path, chunkLines: c.lines, unit: c.unit) }
             if !hits.isEmpty && first == nil { first = i + 1 }
             let new = hits.filter { !matched.contains($0) }
             if !new.isEmpty { dcg += 1 / log2(Double(i + 2)) }

@@ -14,23 +14,33 @@ public struct Question: Sendable, Equatable {
 /// relevance is still judged per document (a chunk records lines, not anchors), except
 /// `manual.pdf#page=12`, which is page 12 as a PDF viewer reads it.
 public struct Relevant: Sendable, Equatable, Hashable {
+    /// What a range counts: lines of a text file, pages of a PDF, paragraphs of a DOCX, ODT
+    /// or EPUB body (as a chunk records them).
+    public enum Unit: Sendable, Hashable {
+        case lines, pages, paragraphs
+    }
+
     public var path: String
     public var anchor: String?
+    /// What `lines` counts; a range matches only chunks that count the same thing.
+    public var unit: Unit
     /// 1-based, inclusive; nil: the whole document. Pages for `path:P3-P5` and `#page=3` (a
     /// PDF's chunks record pages where text files' record lines, so both compare the same way).
     public var lines: ClosedRange<Int>?
 
-    public init(path: String, anchor: String? = nil, lines: ClosedRange<Int>? = nil) {
+    public init(path: String, anchor: String? = nil, lines: ClosedRange<Int>? = nil, unit: Unit = .lines) {
         self.path = path
         self.anchor = anchor
         self.lines = lines
+        self.unit = unit
     }
 
     /// Parses `path`, `path#anchor`, `path:L10-L40` or `path:L10`, and for pages `path:P3-P5`,
     /// `path:P3` or `path#page=3`. Nil when malformed.
     public init?(parsing s: String) {
         var s = Substring(s.trimmingCharacters(in: .whitespaces))
-        for letter in ["L", "P"] {
+        unit = .lines
+        for (letter, u) in [("L", Unit.lines), ("P", .pages)] {
             // ":L"/":P" then a digit: a path such as "notes:Plan.md" is a path.
             guard let colon = s.range(of: ":" + letter, options: .backwards), s[colon.upperBound...].first?.isASCII == true,
                   s[colon.upperBound...].first?.isNumber == true else { continue }
@@ -43,6 +53,7 @@ public struct Relevant: Sendable, Equatable, Hashable {
                 b = e
             }
             lines = a...b
+            unit = u
             s = s[..<colon.lowerBound]
             break
         }
@@ -50,6 +61,7 @@ public struct Relevant: Sendable, Equatable, Hashable {
             let fragment = s[s.index(after: hash)...]
             if lines == nil, fragment.hasPrefix("page="), let page = Int(fragment.dropFirst(5)), page >= 1 {
                 lines = page...page
+                unit = .pages
             } else {
                 anchor = String(fragment)
             }
@@ -59,11 +71,12 @@ public struct Relevant: Sendable, Equatable, Hashable {
         path = String(s)
     }
 
-    /// Whether a retrieved chunk of `path` covering `chunkLines` is this place.
-    public func matches(path p: String, chunkLines: ClosedRange<Int>) -> Bool {
+    /// Whether a retrieved chunk of `path` covering `chunkLines` (counted in `unit`) is this
+    /// place: same path, and with a range, the same unit and an overlap.
+    public func matches(path p: String, chunkLines: ClosedRange<Int>, unit chunkUnit: Unit = .lines) -> Bool {
         guard p == path else { return false }
         guard let lines else { return true }
-        return lines.overlaps(chunkLines)
+        return unit == chunkUnit && lines.overlaps(chunkLines)
     }
 }
 

@@ -740,6 +740,11 @@ enum OpenAPIDocument {
           "text"
         ],
         "description": "The object 'kbindex query --json' prints.",
+        "anyOf": [
+          {"required": ["line_start", "line_end"]},
+          {"required": ["page", "page_end"]},
+          {"required": ["paragraph_start", "paragraph_end"]}
+        ],
         "properties": {
           "id": {
             "type": "string",
@@ -813,6 +818,11 @@ enum OpenAPIDocument {
           "ordinal",
           "heading",
           "text"
+        ],
+        "anyOf": [
+          {"required": ["line_start", "line_end"]},
+          {"required": ["page", "page_end"]},
+          {"required": ["paragraph_start", "paragraph_end"]}
         ],
         "properties": {
           "id": {

@@ -375,8 +375,21 @@ struct BuildCommand: ParsableCommand {
 
         // 5. Commit: deletion files, then the manifest (old segments, then the new ones).
         let summary = "files: \(added) added, \(changed) changed, \(deleted) deleted, \(unchanged) unchanged" + (repaired > 0 ? ", \(repaired) indexed again from a damaged segment" : "")
+        func printMissingTools() {
+            for (tool, n) in missingTools.sorted(by: { $0.key < $1.key }) {
+                print("\(Format.counted(n, "file")) not read: \(tool) is not installed\(Self.advice(for: .toolMissing(tool)))")
+            }
+        }
+        func printWarningCount() {
+            if warnings > 0 { print("warnings: \(warnings)\(quiet ? " (run without --quiet to see them)" : "")") }
+        }
         if let old, added + changed + deleted == 0 && segments.isEmpty && damaged.isEmpty && !Self.hasStrayFiles(indexURL, old.manifest) {
             print("index is up to date: \(Format.counted(unchanged, "file")), \(Format.counted(old.liveChunkCount, "chunk")) (\(summary))")
+            // Files that failed are read again by every build: say so every time, not only the first.
+            let failed = [SkipReason.unreadable, .notExtracted].compactMap { r in skipped[r].flatMap { $0 > 0 ? Self.describe(r, count: $0) : nil } }
+            if !failed.isEmpty { print("not indexed: \(failed.joined(separator: ", "))") }
+            printMissingTools()
+            printWarningCount()
             return
         }
         var entries: [Manifest.Segment] = []
@@ -419,11 +432,9 @@ struct BuildCommand: ParsableCommand {
         print("indexed \(Format.counted(doneFiles, "file")) into \(Format.counted(chunkTotal, "chunk")) (\(Format.bytes(textBytes)) of text) in \(Format.duration(elapsed)), \(String(format: "%.0f", Double(chunkTotal) / max(elapsed, 1e-3))) chunks/s")
         print(summary)
         if !skippedText.isEmpty { print("skipped: \(skippedText)") }
-        for (tool, n) in missingTools.sorted(by: { $0.key < $1.key }) {
-            print("\(Format.counted(n, "file")) not read: \(tool) is not installed\(Self.advice(for: .toolMissing(tool)))")
-        }
+        printMissingTools()
         print("time: read, parse and chunk \(Format.duration(prepareTime)), embed \(Format.duration(embedTime)), other \(Format.duration(max(0, elapsed - prepareTime - embedTime)))")
-        if warnings > 0 { print("warnings: \(warnings)\(quiet ? " (run without --quiet to see them)" : "")") }
+        printWarningCount()
         if let compacted { print(compacted) }
         let now = try? IndexDirectory(url: indexURL)
         print("index: \(indexURL.path) (\(Format.counted(now?.liveChunkCount ?? chunkTotal, "chunk")), \(Format.bytes(now?.bytesOnDisk ?? 0)), model \(descriptor.name))")
@@ -443,6 +454,12 @@ struct BuildCommand: ParsableCommand {
         var unreadable = false
         /// Why a PDF or office file gave no text; its indexed version, if any, stays.
         var notExtracted: ExtractionError?
+
+        /// The file gave no text: one warning line with what to do.
+        mutating func failed(_ error: ExtractionError) {
+            notExtracted = error
+            warning = "\(file.relativePath): skipped (\(error)\(BuildCommand.advice(for: error)))"
+        }
         /// The content hash is the indexed version's: not parsed, nothing to do.
         var sameContent = false
     }
@@ -452,6 +469,8 @@ struct BuildCommand: ParsableCommand {
     static func prepare(_ files: [SourceFile], known: KnownDocuments, chunker: Chunker, limits: ExtractionLimits,
                         threads: Int) -> [Prepared] {
         var out = files.map { Prepared(file: $0) }
+        // A kind whose extractor is missing fails the same way for every file: not read or hashed.
+        let unavailable = Dictionary(uniqueKeysWithValues: Set(files.map(\.kind)).compactMap { k in DocumentParser.unavailable(k).map { (k, $0) } })
         let workers = min(threads, max(files.count, 1))
         out.withUnsafeMutableBufferPointer { buf in
             let dst = SendableBuffer(buf)
@@ -459,6 +478,11 @@ struct BuildCommand: ParsableCommand {
                 var i = w
                 while i < files.count {
                     let f = files[i]
+                    if let error = unavailable[f.kind] {
+                        dst.buffer[i].failed(error)
+                        i += workers
+                        continue
+                    }
                     do {
                         let data = try FileReader.read(f.location)
                         let sha = Array(Hashing.sha256Bytes(data))
@@ -472,8 +496,7 @@ struct BuildCommand: ParsableCommand {
                                 dst.buffer[i].chunks = chunker.chunks(of: parsed.document)
                                 if !parsed.warnings.isEmpty { dst.buffer[i].warning = "\(f.relativePath): \(parsed.warnings.joined(separator: "; "))" }
                             case .failure(let error):
-                                dst.buffer[i].notExtracted = error
-                                dst.buffer[i].warning = "\(f.relativePath): skipped (\(error)\(Self.advice(for: error)))"
+                                dst.buffer[i].failed(error)
                             }
                         }
                     } catch {

@@ -16,7 +16,8 @@ struct MCPCommand: ParsableCommand {
             line) until stdin closes, then exits 0; notes and logs go to stderr. An MCP \
             client (Claude Desktop, Claude Code, Cursor...) starts it and calls its tools: \
             search (query, k, mode, path, index) returns {"results": [{id, title, text, \
-            path, line_start, line_end, heading, score, rank}]}, text being the start of \
+            path, line_start, line_end, heading, score, rank}]} (page, page_end for a PDF; \
+            paragraph_start, paragraph_end for DOCX, ODT, EPUB), text being the start of \
             the passage; fetch (id, neighbours, index) returns the whole passage with its \
             metadata; status describes the served indexes and the model.
 

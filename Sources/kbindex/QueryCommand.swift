@@ -14,14 +14,17 @@ struct QueryCommand: ParsableCommand {
         abstract: "Find the passages that best answer a question.",
         discussion: """
             Finds the chunks that answer the question and prints the best: rank, score, \
-            path:lines, heading path, and the text (trimmed; whole with --full). --json prints \
-            one object per hit with the whole text. Without --index, kbindex looks for \
+            where it is (path:lines; for a PDF "path, p. 12"; for DOCX, ODT, EPUB "path, ¶ 4–9"), \
+            heading path, and the text (trimmed; whole with --full). --json prints one object \
+            per hit with the whole text (line_start/line_end, page/page_end or \
+            paragraph_start/paragraph_end). Without --index, kbindex looks for \
             .kbindex in the current folder and its parents.
 
             Modes (--mode): vector embeds the question with the model the index was built \
             with and scores every chunk exactly (cosine similarity, -1…1); lexical ranks \
-            chunks by BM25 over their words (identifiers like os.path.join and camelCase are \
-            also split into parts); hybrid (the default) runs both at once and fuses them. \
+            chunks by BM25 over their words (case-folded, so Straße matches STRASSE; \
+            identifiers like os.path.join and camelCase are also split into parts; Chinese, \
+            Japanese and Korean text is cut into overlapping character pairs); hybrid (the default) runs both at once and fuses them. \
             By default (--fusion convex) every chunk in either search's top 100 scores \
             α·cosine + (1−α)·BM25/(the best BM25 among them), α = --alpha (0.85, chosen on \
             a dev question set; see Benchmarks/RESULTS.md); --fusion rrf uses reciprocal rank \

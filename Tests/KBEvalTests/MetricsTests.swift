@@ -86,17 +86,23 @@ final class QuestionSetTests: XCTestCase {
     /// A PDF's places are pages: `:P3-P5`, `:P3`, or `#page=3` as PDF viewers read it; a path
     /// that merely contains ":P" or ":L" followed by a letter stays a path.
     func testPageRanges() {
-        XCTAssertEqual(Relevant(parsing: "m/manual.pdf:P3-P5"), Relevant(path: "m/manual.pdf", lines: 3...5))
-        XCTAssertEqual(Relevant(parsing: "manual.pdf:P12"), Relevant(path: "manual.pdf", lines: 12...12))
-        XCTAssertEqual(Relevant(parsing: "manual.pdf#page=12"), Relevant(path: "manual.pdf", lines: 12...12))
+        XCTAssertEqual(Relevant(parsing: "m/manual.pdf:P3-P5"), Relevant(path: "m/manual.pdf", lines: 3...5, unit: .pages))
+        XCTAssertEqual(Relevant(parsing: "manual.pdf:P12"), Relevant(path: "manual.pdf", lines: 12...12, unit: .pages))
+        XCTAssertEqual(Relevant(parsing: "manual.pdf#page=12"), Relevant(path: "manual.pdf", lines: 12...12, unit: .pages))
         XCTAssertEqual(Relevant(parsing: "manual.pdf#pages"), Relevant(path: "manual.pdf", anchor: "pages"))
         XCTAssertNil(Relevant(parsing: "manual.pdf:P5-P3"))
         XCTAssertNil(Relevant(parsing: "manual.pdf:P5-L6"))
         XCTAssertEqual(Relevant(parsing: "notes:Plan.md"), Relevant(path: "notes:Plan.md"))
-        XCTAssertEqual(RetrievedChunk(path: "manual.pdf", lines: 3...4, pages: true).location, "manual.pdf:P3-P4")
+        XCTAssertEqual(RetrievedChunk(path: "manual.pdf", lines: 3...4, unit: .pages).location, "manual.pdf:P3-P4")
         XCTAssertEqual(RetrievedChunk(path: "a.md", lines: 3...4).location, "a.md:L3-L4")
-        XCTAssertTrue(Relevant(parsing: "manual.pdf:P4-P6")!.matches(path: "manual.pdf", chunkLines: 6...7))
-        XCTAssertFalse(Relevant(parsing: "manual.pdf:P4-P6")!.matches(path: "manual.pdf", chunkLines: 7...7))
+        XCTAssertEqual(RetrievedChunk(path: "a.docx", lines: 3...4, unit: .paragraphs).location, "a.docx")
+        let pages = Relevant(parsing: "manual.pdf:P4-P6")!
+        XCTAssertTrue(pages.matches(path: "manual.pdf", chunkLines: 6...7, unit: .pages))
+        XCTAssertFalse(pages.matches(path: "manual.pdf", chunkLines: 7...7, unit: .pages))
+        // A range counts one thing: pages never match a chunk's lines or paragraphs, and back.
+        XCTAssertFalse(pages.matches(path: "manual.pdf", chunkLines: 4...4, unit: .paragraphs))
+        XCTAssertFalse(Relevant(parsing: "a.docx:L1")!.matches(path: "a.docx", chunkLines: 1...1, unit: .paragraphs))
+        XCTAssertTrue(Relevant(parsing: "a.docx")!.matches(path: "a.docx", chunkLines: 1...1, unit: .paragraphs))
     }
 
     func testMalformedFilesNameTheLine() {

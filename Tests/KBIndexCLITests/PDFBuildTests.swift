@@ -79,5 +79,35 @@ final class PDFBuildTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("files: 1 added"), r.stdout)
         XCTAssertTrue(r.stdout.contains("5 files not read: pdftotext is not installed; install poppler-utils"), r.stdout)
+        let warned = r.stderr.split(separator: "\n").filter { $0.hasPrefix("warning: ") }
+        XCTAssertEqual(warned.count, 1, "one line for the first PDF, a count for the rest: \(r.stderr)")
+    }
+
+    /// Files that give no text are read again by every build; a build that finds nothing else
+    /// to do still says how many, even with --quiet.
+    func testAnUpToDateIndexStillCountsTheFilesItCouldNotRead() throws {
+        XCTAssertEqual(try kb(["build", corpus.path, "--model", model.path]).status, 0)
+        let again = try kb(["build", corpus.path, "--model", model.path, "--quiet"])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertTrue(again.stdout.contains("index is up to date: 3 files"), again.stdout)
+        XCTAssertTrue(again.stdout.contains("not indexed: 3 not extracted"), again.stdout)
+        XCTAssertTrue(again.stdout.contains("warnings: 3 (run without --quiet to see them)"), again.stdout)
+        XCTAssertEqual(again.stderr, "")
+    }
+
+    /// A PDF indexed before that now gives no text (here: replaced by an encrypted one) keeps
+    /// its indexed version: never lose what was findable because of one bad file.
+    func testAPDFThatTurnsBadKeepsItsIndexedVersion() throws {
+        XCTAssertEqual(try kb(["build", corpus.path, "--model", model.path]).status, 0)
+        XCTAssertEqual(try query("zebrafish").first?.path, "outline.pdf")
+        try FileManager.default.removeItem(at: corpus.appendingPathComponent("outline.pdf"))
+        try FileManager.default.copyItem(at: corpus.appendingPathComponent("encrypted.pdf"), to: corpus.appendingPathComponent("outline.pdf"))
+        let r = try kb(["build", corpus.path, "--model", model.path, "--verbose"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("warning: outline.pdf: skipped (encrypted (needs a password); index a decrypted copy"), r.stderr)
+        XCTAssertTrue(r.stdout.contains("outline.pdf: skipped (encrypted (needs a password)); its indexed version stays"), r.stdout)
+        let hit = try XCTUnwrap(try query("zebrafish").first)
+        XCTAssertEqual(hit.path, "outline.pdf")
+        XCTAssertEqual(hit.page, 2)
     }
 }

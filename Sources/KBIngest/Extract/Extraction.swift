@@ -69,6 +69,13 @@ public struct ParseResult: Sendable, Equatable {
 }
 
 extension DocumentParser {
+    /// Why files of `kind` cannot be read on this machine at all (`.toolMissing` when the
+    /// extractor program is not installed), or nil. A build asks once per kind, before reading
+    /// files it could only fail on. O(PATH).
+    public static func unavailable(_ kind: DocumentKind) -> ExtractionError? {
+        kind == .pdf && PDFExtractor.Tools.fromEnvironment().pdftotext == nil ? .toolMissing("pdftotext") : nil
+    }
+
     /// Parses a walked file of any kind. Text kinds (markdown, HTML, text, code) are
     /// `parse(_:kind:language:path:)` and never fail. PDF is read by `pdftotext` from
     /// `file.location` (a separate process, under `limits`; `data` is the same bytes, already

@@ -168,12 +168,19 @@ public struct MCPTools: Sendable {
                         "score": ["type": "number"], "rank": ["type": "integer"],
                     ]),
                     "required": ["id", "title", "text", "path", "heading", "score", "rank"],
+                    "anyOf": Self.oneLocation,
                 ]),
             ]),
             "index": ["type": "string"], "generation": ["type": "integer"], "mode": ["type": "string"],
         ]),
         "required": ["results", "index", "generation", "mode"],
     ])
+
+    /// A hit or passage has one pair of location keys, by its unit (`SourceLocationKeys`).
+    static let oneLocation: Value = .array(LocationUnit.allCases.map { unit in
+        let (s, e) = SourceLocationKeys.keys(unit)
+        return .object(["required": .array([.string(s.rawValue), .string(e.rawValue)])])
+    })
 
     static let fetchOutputSchema: Value = .object([
         "type": "object",
@@ -191,6 +198,7 @@ public struct MCPTools: Sendable {
                     "document": ["type": "object"],
                 ]),
                 "required": ["index", "generation", "path", "heading", "chunks", "document"],
+                "anyOf": Self.oneLocation,
             ]),
         ]),
         "required": ["id", "title", "text", "metadata"],
