@@ -51,7 +51,7 @@ public struct QuestionScore: Sendable, Equatable {
         // Places, each once (a whole-document place absorbs duplicates of itself).
         var places: [Relevant] = []
         for r in relevant {
-            let key = Relevant(path: r.path, lines: r.lines)
+            let key = Relevant(path: r.path, lines: r.lines, unit: r.unit)
             if !places.contains(key) { places.append(key) }
         }
         var matched = Set<Int>()

@@ -71,6 +71,13 @@ public struct Relevant: Sendable, Equatable, Hashable {
         path = String(s)
     }
 
+    /// How a question file writes this place: `path`, `path#anchor`, `path:L3-L5`, `path:P3-P5`.
+    public var location: String {
+        guard let lines else { return anchor.map { "\(path)#\($0)" } ?? path }
+        let l = unit == .pages ? "P" : "L"
+        return lines.count == 1 ? "\(path):\(l)\(lines.lowerBound)" : "\(path):\(l)\(lines.lowerBound)-\(l)\(lines.upperBound)"
+    }
+
     /// Whether a retrieved chunk of `path` covering `chunkLines` (counted in `unit`) is this
     /// place: same path, and with a range, the same unit and an overlap.
     public func matches(path p: String, chunkLines: ClosedRange<Int>, unit chunkUnit: Unit = .lines) -> Bool {

@@ -103,7 +103,7 @@ struct EvalCommand: ParsableCommand {
                 print("\nfailed (\(mode)\(runs.count > 1 ? ", \(run.name)" : "")): \(failed.count) of \(Format.counted(results.count, "question")) had no relevant passage in the top 10")
                 for r in failed.prefix(failures) {
                     print(Format.displayed("  \(r.question.id): \(r.question.text)"))
-                    print("    wanted:   \(Format.displayed(r.question.relevant.map(\.path).joined(separator: ", ")))")
+                    print("    wanted:   \(Format.displayed(r.question.relevant.map(\.location).joined(separator: ", ")))")
                     let got = r.returned.prefix(3).map { Format.cited($0.path, $0.unit == .pages ? .pages : $0.unit == .paragraphs ? .paragraphs : .lines, $0.lines.lowerBound, $0.lines.upperBound) }
                     print("    returned: \(got.isEmpty ? "nothing" : got.joined(separator: ", "))")
                 }

@@ -103,6 +103,16 @@ final class QuestionSetTests: XCTestCase {
         XCTAssertFalse(pages.matches(path: "manual.pdf", chunkLines: 4...4, unit: .paragraphs))
         XCTAssertFalse(Relevant(parsing: "a.docx:L1")!.matches(path: "a.docx", chunkLines: 1...1, unit: .paragraphs))
         XCTAssertTrue(Relevant(parsing: "a.docx")!.matches(path: "a.docx", chunkLines: 1...1, unit: .paragraphs))
+        // Scored end to end: the page place is found by the page chunk at rank 2, not by the
+        // lines chunk with the same numbers at rank 1.
+        let score = QuestionScore(ranked: [RetrievedChunk(path: "manual.pdf", lines: 5...5),
+                                           RetrievedChunk(path: "manual.pdf", lines: 5...5, unit: .pages)],
+                                  relevant: [pages, Relevant(parsing: "manual.pdf:P40")!])
+        XCTAssertEqual(score.firstRelevantRank, 2)
+        XCTAssertEqual(score.recallAt5, 0.5)
+        XCTAssertEqual(pages.location, "manual.pdf:P4-P6")
+        XCTAssertEqual(Relevant(parsing: "manual.pdf#page=7")!.location, "manual.pdf:P7")
+        XCTAssertEqual(Relevant(parsing: "a.html#io.open")!.location, "a.html#io.open")
     }
 
     func testMalformedFilesNameTheLine() {
