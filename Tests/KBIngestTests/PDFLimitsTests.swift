@@ -33,8 +33,9 @@ final class PDFLimitsTests: XCTestCase {
     }
 
     func testAToolThatHangsIsKilledAtTheTimeLimit() throws {
-        // It and a child both hold the pipes: the whole process group is killed.
-        let hang = try tool("hang", "sleep 300 & sleep 300")
+        // It and a child both hold the pipes: the whole process group is killed. Were the kill
+        // broken, they would exit 0 after 20 s with no output: "no pages", a failure, not a stall.
+        let hang = try tool("hang", "sleep 20 & sleep 20")
         var limits = ExtractionLimits()
         limits.timeLimit = 0.5
         XCTAssertEqual(extract(hang, limits: limits).failure, .timedOut(seconds: 0.5))
@@ -79,7 +80,7 @@ final class PDFLimitsTests: XCTestCase {
 
     func testAHangingPdftohtmlCostsOnlyTheOutline() throws {
         let pdftotext = try XCTUnwrap(Subprocess.locate("pdftotext"))
-        let hang = try tool("hang", "sleep 300")
+        let hang = try tool("hang", "sleep 20")
         var limits = ExtractionLimits()
         limits.timeLimit = 3
         let result = PDFExtractor.extract(location: NativePath(Fixtures.root.appendingPathComponent("pdf/outline.pdf").path), path: "outline.pdf",
@@ -112,5 +113,36 @@ final class PDFLimitsTests: XCTestCase {
         let name: [UInt8] = Array("caf".utf8) + [0xE9] + Array(".pdf".utf8)  // Latin-1, not UTF-8
         guard case .success(let o) = Subprocess.run(echo, [Array("-x".utf8), name], limits: .init(time: 60, memory: 1 << 30, maxOutput: 100)) else { return XCTFail() }
         XCTAssertEqual(o.stdout, Array("-x|".utf8) + name + [UInt8(ascii: "|")])
+    }
+
+    func testAToolThatClosesItsOutputAndGoesOnIsKilledAtTheTimeLimit() throws {
+        // Both pipes at end of file, the tool still running: without a deadline on waiting
+        // for it, this took 6 s and was "exited(0)" (then "no pages").
+        let quiet = try tool("quiet", "exec >&- 2>&-; sleep 6")
+        var limits = ExtractionLimits()
+        limits.timeLimit = 1
+        XCTAssertEqual(extract(quiet, limits: limits).failure, .timedOut(seconds: 1))
+    }
+
+    func testTheToolGetsACPUTimeLimitPastTheTimeLimit() throws {
+        try XCTSkipIf(Subprocess.prlimit == nil, "prlimit is not installed")
+        let probe = try tool("probe", "echo \"cpu $(ulimit -t)\" >&2; exit 7")
+        var limits = ExtractionLimits()
+        limits.timeLimit = 2
+        XCTAssertEqual(extract(probe, limits: limits).failure, .toolFailed("pdftotext failed: exit status 7 (cpu 7)"))
+    }
+
+    func testOutputCutIsAWarningEvenWhenTheToolExitedBeforeTheKill() {
+        let pageXML = Array("<doc><page width=\"600\" height=\"800\"><flow><block><line yMin=\"300\" yMax=\"310\"><word yMin=\"300\" yMax=\"310\">Hello</word></line></block></flow></page>".utf8)
+        let outcome = Subprocess.Outcome(termination: .exited(0), stdout: pageXML, stderr: [], outputCut: true)
+        let checked = PDFExtractor.check(outcome, limits: ExtractionLimits(), maxOutput: 1 << 20)
+        XCTAssertEqual(try? checked.get(), ["pdftotext printed more than 1 MiB; the text is cut after the last whole page"])
+    }
+
+    func testTheOutputCapIsAtMost256MiB() {
+        XCTAssertEqual(PDFExtractor.outputCap(maxTextBytes: ExtractionLimits().maxTextBytes), min(256 << 20, ExtractionLimits().maxTextBytes * 32))
+        XCTAssertEqual(PDFExtractor.outputCap(maxTextBytes: 64 << 20), 256 << 20)
+        XCTAssertEqual(PDFExtractor.outputCap(maxTextBytes: Int.max), 256 << 20)
+        XCTAssertEqual(PDFExtractor.outputCap(maxTextBytes: 1000), 1 << 20)
     }
 }

@@ -93,3 +93,12 @@ extension DocumentParser {
         }
     }
 }
+
+/// A byte count in the largest binary unit that divides it exactly: "1 GiB", "64 MiB",
+/// "1536 KiB", "150 bytes" (a limit in a message reads as it was set). O(1).
+func byteSize(_ bytes: Int) -> String {
+    if bytes >= 1 << 30 && bytes % (1 << 30) == 0 { return "\(bytes >> 30) GiB" }
+    if bytes >= 1 << 20 && bytes % (1 << 20) == 0 { return "\(bytes >> 20) MiB" }
+    if bytes >= 1 << 10 && bytes % (1 << 10) == 0 { return "\(bytes >> 10) KiB" }
+    return "\(bytes) bytes"
+}

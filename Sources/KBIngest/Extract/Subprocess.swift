@@ -14,6 +14,10 @@ import Darwin
 ///   wrapper script's children die with it).
 /// - The memory limit is `RLIMIT_AS`, set by exec'ing through `prlimit --as=N --` when
 ///   util-linux's `prlimit` is installed, else through `/bin/sh -c 'ulimit -v KiB; exec …'`.
+///   With `prlimit`, CPU time is limited too (the time limit + 5 s), so a child that left the
+///   process group still ends.
+/// - The tool has ended when it has been reaped, not when its pipes close: one that closes
+///   them and goes on is killed at the deadline all the same.
 /// - Standard output and standard error are read together with `poll`, so a tool that fills
 ///   one pipe while kbindex waits on the other never deadlocks. Standard error is capped at
 ///   64 KiB (its end is kept: the last lines say what went wrong); standard output beyond
@@ -101,13 +105,17 @@ struct Subprocess {
     static func run(_ executable: String, _ arguments: [[UInt8]], limits: Limits) -> Result<Outcome, LaunchError> {
         guard access(executable, X_OK) == 0 else { return .failure(.toolMissing(executable)) }
         var argv: [[UInt8]] = [Array(executable.utf8)] + arguments
-        if let memory = limits.memory, memory > 0 {
-            if let prlimit {
-                argv = [Array(prlimit.utf8), Array("--as=\(memory)".utf8), Array("--".utf8)] + argv
-            } else {
-                // `ulimit -v` counts KiB; "$0" is the tool, "$@" its arguments.
-                argv = [Array("/bin/sh".utf8), Array("-c".utf8), Array("ulimit -v \(max(1, memory / 1024)) && exec \"$0\" \"$@\"".utf8)] + argv
-            }
+        // A CPU-time limit a little past the wall-clock one: a child that escaped the group
+        // kill (it made its own group) still dies.
+        let cpu = limits.time.isFinite ? Int(min(max(0, limits.time), 86_400).rounded(.up)) + 5 : nil
+        if let prlimit, (limits.memory ?? 0) > 0 || cpu != nil {
+            var options: [[UInt8]] = []
+            if let memory = limits.memory, memory > 0 { options.append(Array("--as=\(memory)".utf8)) }
+            if let cpu { options.append(Array("--cpu=\(cpu)".utf8)) }
+            argv = [Array(prlimit.utf8)] + options + [Array("--".utf8)] + argv
+        } else if let memory = limits.memory, memory > 0 {
+            // `ulimit -v` counts KiB; "$0" is the tool, "$@" its arguments.
+            argv = [Array("/bin/sh".utf8), Array("-c".utf8), Array("ulimit -v \(max(1, memory / 1024)) && exec \"$0\" \"$@\"".utf8)] + argv
         }
 
         // Pipes made and marked close-on-exec under the lock that every spawn here holds, so
@@ -197,8 +205,18 @@ struct Subprocess {
         for fd in open where fd >= 0 { close(fd) }
         if stderr.count > stderrCap { stderr.removeFirst(stderr.count - stderrCap) }
 
+        // Both pipes at end of file is not an exit: a tool that closed them and goes on is
+        // waited for only until the deadline, then killed with its group.
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        var reaped = false
+        while !reaped && !timedOut && !outputCut {
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid { reaped = true; break }
+            if r < 0 && errno != EINTR { break }
+            if monotonicSeconds() >= deadline { timedOut = true; kill(-pid, SIGKILL); break }
+            usleep(5_000)
+        }
+        if !reaped { while waitpid(pid, &status, 0) < 0 && errno == EINTR {} }
         let termination: Termination
         if timedOut { termination = .timedOut }
         else if status & 0x7f == 0 { termination = .exited((status >> 8) & 0xff) }

@@ -47,10 +47,7 @@ enum PDFExtractor {
         var file = location.bytes
         if file.first == UInt8(ascii: "-") { file = Array("./".utf8) + file }
 
-        // pdftotext's XHTML is about 25 times the text it holds; keep enough for maxTextBytes
-        // (the text itself is cut at maxTextBytes later, at a paragraph).
-        let wanted: Double = Double(limits.maxTextBytes) * 32
-        let maxOutput = Int(min(max(wanted, 1_048_576), 0x1p60))
+        let maxOutput = outputCap(maxTextBytes: limits.maxTextBytes)
         let started = Date()
         let run = Subprocess.run(pdftotext, [Array("-bbox-layout".utf8), Array("-enc".utf8), Array("UTF-8".utf8), file, Array("-".utf8)],
                                  limits: Subprocess.Limits(time: limits.timeLimit, memory: limits.memoryLimit, maxOutput: maxOutput))
@@ -60,30 +57,10 @@ enum PDFExtractor {
         case .failure(.failed(let detail)): return .failure(.toolFailed("pdftotext failed: \(detail)"))
         case .success(let o): outcome = o
         }
-        var warnings: [String] = []
-        switch outcome.termination {
-        case .timedOut:
-            return .failure(.timedOut(seconds: limits.timeLimit))
-        case .signaled where outcome.outputCut:
-            warnings.append("pdftotext printed more than \(size(maxOutput)); the text is cut after the last whole page")
-        case .signaled(let signal):
-            if outcome.ranOutOfMemory { return .failure(.toolFailed("pdftotext failed: out of memory (limit \(size(limits.memoryLimit)))")) }
-            return .failure(.toolFailed("pdftotext failed: killed by signal \(signal)\(lastError(outcome).map { " (\($0))" } ?? "")"))
-        case .exited(0):
-            let errors = outcome.stderrLines.filter { $0.contains("Error") }
-            if let first = errors.first {
-                warnings.append("pdftotext reported \(errors.count == 1 ? "an error" : "\(errors.count) errors") (first: \(clean(first))); the text may be incomplete")
-            }
-        case .exited(let status):
-            let lines = outcome.stderrLines
-            if lines.contains(where: { $0.contains("Incorrect password") }) { return .failure(.encrypted) }
-            if status == 3 { return .failure(.encrypted) }  // poppler: permission (copying) refused
-            if outcome.ranOutOfMemory { return .failure(.toolFailed("pdftotext failed: out of memory (limit \(size(limits.memoryLimit)))")) }
-            if status == 1 {
-                // Could not open: "Couldn't read xref table", "May not be a PDF file", I/O errors.
-                return .failure(.damaged(lastError(outcome) ?? "poppler cannot open it"))
-            }
-            return .failure(.toolFailed("pdftotext failed: exit status \(status)\(lastError(outcome).map { " (\($0))" } ?? "")"))
+        var warnings: [String]
+        switch check(outcome, limits: limits, maxOutput: maxOutput) {
+        case .failure(let e): return .failure(e)
+        case .success(let w): warnings = w
         }
 
         let layout = PDFLayout.parse(outcome.stdout)
@@ -114,6 +91,44 @@ enum PDFExtractor {
         return .success(ParseResult(document: built.document, warnings: warnings + built.warnings))
     }
 
+    /// pdftotext's standard output is about 25 times the text it holds: enough for
+    /// `maxTextBytes` (the text itself is cut there later, at a paragraph), at least 1 MiB and
+    /// at most 256 MiB (all of it is held in memory).
+    static func outputCap(maxTextBytes: Int) -> Int {
+        Int(min(max(Double(maxTextBytes) * 32, 1_048_576), Double(256 << 20)))
+    }
+
+    /// How pdftotext's run ended: the warnings to give with its text, or the failure. Output
+    /// cut is checked before the exit status (the tool may have exited before the kill).
+    static func check(_ outcome: Subprocess.Outcome, limits: ExtractionLimits, maxOutput: Int) -> Result<[String], ExtractionError> {
+        var warnings: [String] = []
+        switch outcome.termination {
+        case .timedOut:
+            return .failure(.timedOut(seconds: limits.timeLimit))
+        case _ where outcome.outputCut:
+            warnings.append("pdftotext printed more than \(byteSize(maxOutput)); the text is cut after the last whole page")
+        case .signaled(let signal):
+            if outcome.ranOutOfMemory { return .failure(.toolFailed("pdftotext failed: out of memory (limit \(byteSize(limits.memoryLimit)))")) }
+            return .failure(.toolFailed("pdftotext failed: killed by signal \(signal)\(lastError(outcome).map { " (\($0))" } ?? "")"))
+        case .exited(0):
+            let errors = outcome.stderrLines.filter { $0.contains("Error") }
+            if let first = errors.first {
+                warnings.append("pdftotext reported \(errors.count == 1 ? "an error" : "\(errors.count) errors") (first: \(clean(first))); the text may be incomplete")
+            }
+        case .exited(let status):
+            let lines = outcome.stderrLines
+            if lines.contains(where: { $0.contains("Incorrect password") }) { return .failure(.encrypted) }
+            if status == 3 { return .failure(.encrypted) }  // poppler: permission (copying) refused
+            if outcome.ranOutOfMemory { return .failure(.toolFailed("pdftotext failed: out of memory (limit \(byteSize(limits.memoryLimit)))")) }
+            if status == 1 {
+                // Could not open: "Couldn't read xref table", "May not be a PDF file", I/O errors.
+                return .failure(.damaged(lastError(outcome) ?? "poppler cannot open it"))
+            }
+            return .failure(.toolFailed("pdftotext failed: exit status \(status)\(lastError(outcome).map { " (\($0))" } ?? "")"))
+        }
+        return .success(warnings)
+    }
+
     /// The last line of standard error that says "Error" (poppler's "Syntax Error: …",
     /// "I/O Error: …"), without its prefix; else the last line. One line, at most 200 characters.
     static func lastError(_ o: Subprocess.Outcome) -> String? {
@@ -132,13 +147,5 @@ enum PDFExtractor {
         if s.count > 200 { s = String(s.prefix(199)) + "…" }
         guard let first = s.first else { return s }
         return first.lowercased() + s.dropFirst()
-    }
-
-    /// "1 GiB", "64 MiB", "12 KiB", "150 bytes".
-    static func size(_ bytes: Int) -> String {
-        if bytes >= 1 << 30 && bytes % (1 << 30) == 0 { return "\(bytes >> 30) GiB" }
-        if bytes >= 1 << 20 { return "\(bytes >> 20) MiB" }
-        if bytes >= 1 << 10 { return "\(bytes >> 10) KiB" }
-        return "\(bytes) bytes"
     }
 }

@@ -53,14 +53,8 @@ struct PDFLayout {
             block = nil
         }
 
-        while i < n {
-            guard b[i] == UInt8(ascii: "<") else { i += 1; continue }
-            // The tag: name, attributes up to '>'.
-            var j = i + 1
-            while j < n && b[j] != UInt8(ascii: ">") { j += 1 }
-            guard j < n else { break }
-            let tag = b[(i + 1)..<j]
-            i = j + 1
+        while let (tag, after) = nextTag(b, from: i) {
+            i = after
             switch tagName(tag) {
             case .word:
                 var k = i
@@ -94,6 +88,19 @@ struct PDFLayout {
             }
         }
         return layout
+    }
+
+    /// The next tag at or after `from`: its bytes between "<" and ">" and the index after
+    /// ">"; nil when there is none (or it is not closed). O(distance).
+    static func nextTag(_ b: [UInt8], from: Int) -> (tag: ArraySlice<UInt8>, after: Int)? {
+        var i = from
+        let n = b.count
+        while i < n && b[i] != UInt8(ascii: "<") { i += 1 }
+        guard i < n else { return nil }
+        var j = i + 1
+        while j < n && b[j] != UInt8(ascii: ">") { j += 1 }
+        guard j < n else { return nil }
+        return (b[(i + 1)..<j], j + 1)
     }
 
     /// The tags this reader acts on.
@@ -206,13 +213,8 @@ struct PDFOutline {
         var depth = 0
         var i = 0
         let n = b.count
-        while i < n {
-            guard b[i] == UInt8(ascii: "<") else { i += 1; continue }
-            var j = i + 1
-            while j < n && b[j] != UInt8(ascii: ">") { j += 1 }
-            guard j < n else { break }
-            let tag = b[(i + 1)..<j]
-            i = j + 1
+        while let (tag, after) = PDFLayout.nextTag(b, from: i) {
+            i = after
             if tag.starts(with: Array("outline".utf8)) { depth += 1 }
             else if tag.starts(with: Array("/outline".utf8)) { depth = max(0, depth - 1) }
             else if depth > 0, tag.starts(with: Array("item".utf8)) {
@@ -220,8 +222,10 @@ struct PDFOutline {
                 while k < n && b[k] != UInt8(ascii: "<") { k += 1 }
                 let title = PDFLayout.decodeEntities(b[i..<k]).split(whereSeparator: \.isWhitespace).joined(separator: " ")
                 i = k
-                let page = Int(PDFLayout.attribute("page", in: tag))
-                if !title.isEmpty { outline.items.append(Item(level: depth, title: title, page: page > 0 ? page : nil)) }
+                // Any number a fake or broken tool prints (1e300, NaN) is a page or none, never a trap.
+                let value = PDFLayout.attribute("page", in: tag)
+                let page = value >= 1 && value <= Double(Int32.max) ? Int(exactly: value.rounded(.down)) : nil
+                if !title.isEmpty { outline.items.append(Item(level: depth, title: title, page: page)) }
             }
         }
         return outline

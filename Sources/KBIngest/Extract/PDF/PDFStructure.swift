@@ -4,12 +4,17 @@ import KBCore
 /// Turns a PDF's layout (pages, blocks, lines with font sizes) and outline into sections, as
 /// the markdown and HTML parsers do for their headings.
 ///
-/// - **Running headers and footers**: a line in the top or bottom 12 % of its page is dropped
-///   when it is a page number ("12", "- 12 -", "Page 3 of 9", "xii"), or when the same text,
-///   digits aside, is in that band on at least 40 % of the pages (and 3 of them). A running
-///   head that changes every chapter stays.
-/// - **Tables of contents**: lines with dot leaders and a page number are dropped, and a page
-///   made mostly of them with all its lines (see `flatten`).
+/// - **Running headers and footers**: in the top or bottom 12 % of its page, the line nearest
+///   the edge is dropped when it is a page number (one number: "12", "- 12 -", "xii", or
+///   "Page 3 of 9", "3 / 9"; a row of numbers is table data), and any line whose text, digits
+///   aside, has a letter and is in that band on at least 40 % of the pages (and 3 of them).
+///   A running head that changes every chapter stays.
+/// - **Tables of contents**: leader lines whose number is a page of the document are dropped,
+///   and a page made mostly of contents entries with all its lines (see `flatten`); a
+///   document that would be left with nothing keeps them, with a warning.
+/// - **Title**: the Info title, else page 1's line in the largest font (see `displayTitle`),
+///   else the file name.
+/// - **Long paragraphs** end at their next line once past `maxParagraphBytes`.
 /// - **Headings**: from the outline when the PDF has one: each bookmark's title is looked for
 ///   on its target page (ignoring case, punctuation and a leading section number); found, its
 ///   line(s) become the heading, else the section starts at the top of that page. Without an
@@ -56,10 +61,23 @@ enum PDFStructure {
 
     static let band = 0.12
 
-    /// Builds the document. O(lines + outline items × lines of their pages).
+    /// A paragraph longer than this (in UTF-8 bytes) is ended at its next line: a document
+    /// that never ends a paragraph still gives chunks of its pages, and the text cut
+    /// (`maxTextBytes`) sees it grow.
+    static let maxParagraphBytes = 8 << 10
+
+    /// Builds the document. O(lines + outline items × (log items + lines of their pages)).
     static func build(layout: PDFLayout, outline: PDFOutline?, fileName: String, maxTextBytes: Int) -> Result {
         var warnings: [String] = []
-        let lines = flatten(layout.pages, dropping: runningLines(layout.pages))
+        var lines = flatten(layout.pages, dropping: runningLines(layout.pages), outline: outline)
+        if lines.isEmpty {
+            // Every line looked like a table of contents: keeping them beats an empty document.
+            let all = flatten(layout.pages, dropping: runningLines(layout.pages), outline: outline, contents: false)
+            if !all.isEmpty {
+                lines = all
+                warnings.append("every page looks like a table of contents; its text is kept")
+            }
+        }
         let vocabulary = Self.vocabulary(lines)
 
         var anchors: [Anchor] = []
@@ -73,7 +91,7 @@ enum PDFStructure {
         var collector = SectionCollector()
         var stack: [(level: Int, title: String)] = []
         var offset = 0
-        var paragraph: (texts: [String], first: Int, last: Int, block: Int)?
+        var paragraph: (texts: [String], first: Int, last: Int, block: Int, bytes: Int)?
         var cutAtPage: Int?
 
         func flush() {
@@ -102,10 +120,11 @@ enum PDFStructure {
             guard i < lines.count else { break }
             if consumed.contains(i) { continue }
             let l = lines[i]
-            if offset > maxTextBytes { cutAtPage = l.page; break }
-            if let p = paragraph, p.block != l.block, !continues(p.texts.last ?? "", l.text) { flush() }
-            if paragraph == nil { paragraph = ([], l.page, l.page, l.block) }
+            if offset + (paragraph?.bytes ?? 0) > maxTextBytes { cutAtPage = l.page; break }
+            if let p = paragraph, p.bytes >= maxParagraphBytes || (p.block != l.block && !continues(p.texts.last ?? "", l.text)) { flush() }
+            if paragraph == nil { paragraph = ([], l.page, l.page, l.block, 0) }
             paragraph!.texts.append(l.text)
+            paragraph!.bytes += l.text.utf8.count + 1
             paragraph!.last = l.page
             paragraph!.block = l.block
         }
@@ -113,14 +132,27 @@ enum PDFStructure {
         collector.flush()
 
         if let cutAtPage {
-            warnings.append("text cut at page \(cutAtPage) of \(layout.pages.count): more than \(PDFExtractor.size(maxTextBytes)) of text")
+            warnings.append("text cut at page \(cutAtPage) of \(layout.pages.count): more than \(byteSize(maxTextBytes)) of text")
         }
         let empty = layout.pages.filter { $0.blocks.isEmpty }
         if empty.count >= 2 && empty.count * 4 >= layout.pages.count {
             warnings.append("\(empty.count) of \(layout.pages.count) pages have no text layer (first: page \(empty[0].number))")
         }
-        let title = !layout.title.isEmpty ? layout.title : (anchors.first?.title ?? fileName)
+        let title = !layout.title.isEmpty ? layout.title : (displayTitle(layout.pages.first) ?? fileName)
         return Result(document: ParsedDocument(title: title, sections: collector.sections, unit: .pages), warnings: warnings)
+    }
+
+    /// The title of a PDF without an Info title: page 1's line in the largest font, when that
+    /// font is larger than the page's body text and the line is short (≤ 20 words, with a
+    /// letter); nil otherwise.
+    static func displayTitle(_ page: PDFLayout.Page?) -> String? {
+        guard let page else { return nil }
+        let lines = page.blocks.flatMap(\.lines).filter { $0.words.count <= 20 && $0.text.contains(where: \.isLetter) }
+        var weight: [Double: Int] = [:]
+        for l in page.blocks.flatMap(\.lines) { weight[(l.size * 2).rounded() / 2, default: 0] += l.text.count }
+        let body = weight.max { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key }?.key ?? 0
+        guard let top = lines.max(by: { $0.size < $1.size }), top.size >= body * 1.15 else { return nil }
+        return top.text
     }
 
     // MARK: Running headers and footers
@@ -142,12 +174,22 @@ enum PDFStructure {
         let repeated = max(3, Int((Double(pages.count) * 0.4).rounded(.up)))
         return pages.map { p in
             var drop = Set<[Int]>()
+            // The page number: the candidate nearest the top edge, and the one nearest the bottom.
+            var top: (at: [Int], y: Double)?, bottom: (at: [Int], y: Double)?
             for (bi, b) in p.blocks.enumerated() {
                 for (li, l) in b.lines.enumerated() where inBand(l, p) {
                     let k = key(l.text)
-                    if isPageNumber(k) || (pages.count >= 3 && pagesWith[k, default: 0] >= repeated) { drop.insert([bi, li]) }
+                    // A running head has words; a row of numbers that recurs is data.
+                    if pages.count >= 3 && pagesWith[k, default: 0] >= repeated && k.contains(where: \.isLetter) && !isPageNumber(k) { drop.insert([bi, li]) }
+                    else if isPageNumber(k) {
+                        let center = (l.yMin + l.yMax) / 2
+                        if center < p.height / 2 { if top == nil || center < top!.y { top = ([bi, li], center) } }
+                        else if bottom == nil || center > bottom!.y { bottom = ([bi, li], center) }
+                    }
                 }
             }
+            if let top { drop.insert(top.at) }
+            if let bottom { drop.insert(bottom.at) }
             return drop
         }
     }
@@ -165,13 +207,35 @@ enum PDFStructure {
         return out
     }
 
-    private static func isRoman(_ w: Substring) -> Bool {
-        !w.isEmpty && w.count <= 7 && w.allSatisfy { "ivxlc".contains($0) }
+    /// A valid roman numeral up to 399 written with i, v, x, l, c ("xiv", not "civil" or "ill").
+    static func isRoman<S: StringProtocol>(_ w: S) -> Bool {
+        romanValue(w) != nil
     }
 
-    /// "#", "- # -", "page #", "page # of #", "# / #", "p. #", "[#]".
+    /// The value of a lower-case roman numeral up to 399; nil when `w` is not one.
+    static func romanValue<S: StringProtocol>(_ w: S) -> Int? {
+        let chars = Array(w)
+        guard !chars.isEmpty, chars.count <= 9 else { return nil }
+        let digits: [Character: Int] = ["i": 1, "v": 5, "x": 10, "l": 50, "c": 100]
+        var value = 0
+        for (k, c) in chars.enumerated() {
+            guard let d = digits[c] else { return nil }
+            if k + 1 < chars.count, let next = digits[chars[k + 1]], next > d { value -= d } else { value += d }
+        }
+        // Valid exactly when writing the value back gives the same letters.
+        var n = value, canonical = ""
+        guard n > 0, n < 400 else { return nil }
+        for (v, r) in [(100, "c"), (90, "xc"), (50, "l"), (40, "xl"), (10, "x"), (9, "ix"), (5, "v"), (4, "iv"), (1, "i")] {
+            while n >= v { canonical += r; n -= v }
+        }
+        return canonical == String(chars) ? value : nil
+    }
+
+    /// One number: "#", "- # -", "page #", "p. #", "[#]"; or two: "page # of #", "# / #".
+    /// Not a row of numbers ("#.# #.# #.#").
     static func isPageNumber(_ key: String) -> Bool {
-        guard key.contains("#") else { return false }
+        let numbers = key.filter { $0 == "#" }.count
+        guard numbers == 1 || (numbers == 2 && (key.contains(" of ") || key.contains("/"))) else { return false }
         var rest = " " + key + " "
         for word in ["page", "pages", "of", "p.", "pp.", "pg."] { rest = rest.replacingOccurrences(of: " \(word) ", with: " ") }
         rest = rest.replacingOccurrences(of: " p", with: " ")  // "p#"
@@ -181,19 +245,60 @@ enum PDFStructure {
     // MARK: Lines
 
     /// The lines to keep, in reading order, without running lines (`dropping`) and tables of
-    /// contents: a page whose lines are mostly (40 %, and at least 3) entries with dot leaders
-    /// ("Structures . . . . . 111") is dropped whole; elsewhere only such lines are. A table of
-    /// contents repeats every heading with another page number, so its hits would cite the
-    /// wrong page.
-    static func flatten(_ pages: [PDFLayout.Page], dropping: [Set<[Int]>]) -> [FlatLine] {
+    /// contents (when `contents`). A table of contents repeats every heading with another page
+    /// number, so its hits would cite the wrong page.
+    ///
+    /// Entries of a page: leader lines ("Structures . . . . 111") whose number is a page of
+    /// this document, the numbers not decreasing down the page; leader lines without a number
+    /// (gnuplot.pdf puts the number in a block of its own); lines that are a bookmark's title
+    /// pointing to another page, when the page has a leader line or half as many lines that
+    /// are only a page number; those lines, when the page has a leader line or two such
+    /// titles. A page
+    /// is dropped whole when at least 40 % of its lines are entries and there are at least 8
+    /// (3 before the first bookmark's target); elsewhere only numbered leader entries are.
+    /// A price list ("Espresso . . . . 2" on a one-page menu) stays. O(lines).
+    static func flatten(_ pages: [PDFLayout.Page], dropping: [Set<[Int]>], outline: PDFOutline? = nil, contents: Bool = true) -> [FlatLine] {
+        var titles: [String: Set<Int>] = [:]
+        var firstTarget = Int.max
+        for item in outline?.items ?? [] {
+            guard let page = item.page else { continue }
+            firstTarget = min(firstTarget, page)
+            for t in [normalized(item.title), core(item.title)] where !t.isEmpty { titles[t, default: []].insert(page) }
+        }
         var out: [FlatLine] = []
         var blockID = 0
         for (pi, p) in pages.enumerated() {
-            let all = p.blocks.flatMap(\.lines)
-            let leaders = all.filter { isLeaderLine($0.text) }.count
-            if leaders >= 3 && leaders * 5 >= all.count * 2 { blockID += p.blocks.count; continue }
+            var entry = Set<[Int]>()   // numbered leader entries: dropped anywhere
+            var entries = 0, count = 0, hasLeader = false
+            var last = 0, lastRoman = 0
+            var numberOnly = 0, titled = 0
             for (bi, b) in p.blocks.enumerated() {
-                for (li, l) in b.lines.enumerated() where !dropping[pi].contains([bi, li]) && !isLeaderLine(l.text) {
+                for (li, l) in b.lines.enumerated() where !dropping[pi].contains([bi, li]) {
+                    count += 1
+                    guard contents else { continue }
+                    let text = l.text
+                    switch leader(text) {
+                    case .some(.some(let n)):
+                        hasLeader = true
+                        if let v = Int(n), v >= 1, v <= pages.count, v >= last { last = v; entry.insert([bi, li]); entries += 1 }
+                        else if let v = romanValue(n.lowercased()), v <= pages.count, v >= lastRoman { lastRoman = v; entry.insert([bi, li]); entries += 1 }
+                    case .some(.none):
+                        hasLeader = true
+                        entries += 1
+                    case .none:
+                        if let targets = titles[normalized(text)] ?? titles[core(text)], !targets.contains(p.number) { titled += 1 }
+                        else if let v = Int(text.trimmingCharacters(in: .whitespaces)), v >= 1, v <= pages.count { numberOnly += 1 }
+                    }
+                }
+            }
+            // Titles count with their page numbers (or leaders) beside them: a body page listing
+            // plot styles that are bookmarks elsewhere ("lines", "dots", …) is no contents page.
+            if hasLeader || numberOnly * 2 >= titled { entries += titled }
+            if hasLeader || titled >= 2 { entries += numberOnly }
+            let many = outline != nil && p.number < firstTarget ? 3 : 8
+            if contents && entries >= many && entries * 5 >= count * 2 { blockID += p.blocks.count; continue }
+            for (bi, b) in p.blocks.enumerated() {
+                for (li, l) in b.lines.enumerated() where !dropping[pi].contains([bi, li]) && !entry.contains([bi, li]) {
                     out.append(FlatLine(page: p.number, block: blockID, text: l.text, size: l.size))
                 }
                 blockID += 1
@@ -202,19 +307,28 @@ enum PDFStructure {
         return out
     }
 
-    /// A table-of-contents entry: text, four or more leader dots (spaced or not), a page
-    /// number (arabic or roman) at the end.
-    static func isLeaderLine(_ text: String) -> Bool {
+    /// A line with leader dots: four or more dots (spaced or not, or "…") at its end, or
+    /// before a final number (arabic or roman): `.some(number)` / `.some(nil)`; nil when the
+    /// line has no leader.
+    static func leader(_ text: String) -> String?? {
         var t = Substring(text.trimmingCharacters(in: .whitespaces))
-        let number = t.reversed().prefix { $0.isNumber || "ivxlcIVXLC".contains($0) }.count
-        guard number > 0 else { return false }
-        t = t.dropLast(number)
+        let numberLength = t.reversed().prefix { $0.isNumber || "ivxlcIVXLC".contains($0) }.count
+        let number = t.suffix(numberLength)
+        t = t.dropLast(numberLength)
         var dots = 0
         while let c = t.last, c == "." || c == " " || c == "\u{2026}" {
             if c == "." { dots += 1 } else if c == "\u{2026}" { dots += 3 }
             t.removeLast()
         }
-        return dots >= 4
+        guard dots >= 4 else { return nil }
+        // A roman "number" glued to a word ("Index......xi" is fine, "Basic" is not) needs the dots.
+        return .some(numberLength > 0 ? String(number) : nil)
+    }
+
+    /// A table-of-contents entry: text, four or more leader dots, a page number at the end.
+    static func isLeaderLine(_ text: String) -> Bool {
+        if case .some(.some) = leader(text) { return true }
+        return false
     }
 
     /// Lower-cased words of the document, punctuation around them stripped.
@@ -245,15 +359,19 @@ enum PDFStructure {
     static let hyphens: Set<Character> = ["-", "\u{2010}", "\u{00AD}"]
 
     /// The lines of one paragraph as one line: see the type's notes on hyphenation.
+    /// O(total length): a word is looked at only where a line ends with a hyphen.
     static func join(_ texts: [String], vocabulary: Set<String>) -> String {
         var out = texts.first ?? ""
         for next in texts.dropFirst() {
             guard let last = out.last, let first = next.first else { out += next; continue }
-            let beforeHyphen: Character? = out.count >= 2 ? out[out.index(out.endIndex, offsetBy: -2)] : nil
+            // O(1) per line: indices from the end, never `count` (O(n) on a String).
+            let end = out.index(before: out.endIndex)
+            let beforeHyphen: Character? = end > out.startIndex ? out[out.index(before: end)] : nil
             if hyphens.contains(last), let c = beforeHyphen, c.isLetter, first.isLowercase {
                 if last == "\u{00AD}" { out.removeLast(); out += next; continue }
-                let prefix = out.dropLast().split(separator: " ").last.map(String.init) ?? ""
-                let suffix = next.split(separator: " ").first.map(String.init) ?? ""
+                let body = out[..<end]
+                let prefix = String(body.lastIndex(of: " ").map { body[body.index(after: $0)...] } ?? body)
+                let suffix = String(next.prefix { $0 != " " })
                 let hyphenated = bare(prefix + "-" + suffix), joined = bare(prefix + suffix)
                 if vocabulary.contains(hyphenated) && !vocabulary.contains(joined) { out += next } else { out.removeLast(); out += next }
             } else if hyphens.contains(last), let c = beforeHyphen, c.isLetter || c.isNumber, first.isLetter || first.isNumber {
@@ -317,7 +435,11 @@ enum PDFStructure {
             norms[k] = n
             return n
         }
-        for item in outline.items {
+        // In page order (stable, levels kept): one bookmark out of order must not hold the
+        // cursor past the headings after it.
+        let items = outline.items.enumerated().filter { $0.element.page != nil }
+            .sorted { ($0.element.page!, $0.offset) < ($1.element.page!, $1.offset) }.map(\.element)
+        for item in items {
             guard let page = item.page else { continue }
             let want = normalized(item.title), wantCore = core(item.title)
             var found: (at: Int, count: Int)?
