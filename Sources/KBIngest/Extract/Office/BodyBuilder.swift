@@ -76,7 +76,7 @@ struct BodyBuilder {
 
     /// The warning for a cut text, if it was cut.
     var cutWarning: String? {
-        cut ? "extracted text cut at \(ZipReader.size(maxTextBytes)) (after paragraph \(paragraphs))" : nil
+        cut ? "extracted text cut at \(byteSize(maxTextBytes)) (after paragraph \(paragraphs))" : nil
     }
 }
 

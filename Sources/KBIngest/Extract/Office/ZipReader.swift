@@ -158,18 +158,12 @@ final class ZipReader {
     private func count(_ n: Int, entry e: Entry, compressedSize: Int, stored: Bool, soFar: Int = 0) throws(ExtractionError) {
         inflatedBytes += n
         if inflatedBytes > limits.maxUncompressedBytes {
-            throw .zipBomb("more than \(Self.size(limits.maxUncompressedBytes)) inflated in total (at \(e.name))")
+            throw .zipBomb("more than \(byteSize(limits.maxUncompressedBytes)) inflated in total (at \(e.name))")
         }
         let produced = soFar + n
         if !stored, produced > Self.ratioFloor, produced / max(compressedSize, 1) > limits.maxCompressionRatio {
-            throw .zipBomb("\(e.name) inflates to more than \(limits.maxCompressionRatio) times its compressed size (\(Self.size(compressedSize)))")
+            throw .zipBomb("\(e.name) inflates to more than \(limits.maxCompressionRatio) times its compressed size (\(byteSize(compressedSize)))")
         }
-    }
-
-    static func size(_ n: Int) -> String {
-        if n >= 1 << 20 && n % (1 << 20) == 0 { return "\(n >> 20) MiB" }
-        if n >= 1 << 10 && n % (1 << 10) == 0 { return "\(n >> 10) KiB" }
-        return "\(n) bytes"
     }
 
     // MARK: - Headers
