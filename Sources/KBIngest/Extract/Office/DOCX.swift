@@ -44,15 +44,7 @@ enum DOCXReader {
 
         let body = BodyHandler(styles: styles, maxTextBytes: limits.maxTextBytes)
         let document = try OfficeExtractor.requiredPart(mainPart, in: zip)
-        if let error = XMLPart.parse(document, handler: body) {
-            body.finishOpenParagraphs()
-            guard body.builder.paragraphs > 0 else { throw .malformed("\(mainPart): \(error)") }
-            warnings.append("\(mainPart): \(error); kept the \(body.builder.paragraphs) paragraph(s) before it")
-        }
-        if let cut = body.builder.cutWarning { warnings.append(cut) }
-        let sections = body.builder.finish()
-        let doc = ParsedDocument(title: title ?? body.builder.firstHeading ?? fileName, sections: sections, unit: .paragraphs)
-        return ParseResult(document: doc, warnings: warnings)
+        return try OfficeExtractor.document(document, part: mainPart, handler: body, title: title, fileName: fileName, warnings: warnings)
     }
 
     /// WordprocessingML's namespace, transitional or strict.
@@ -141,7 +133,7 @@ enum DOCXReader {
     /// word/document.xml: paragraphs (w:p) of runs (w:r: w:t, w:tab, w:br, w:cr), tables
     /// (w:tbl rows as "a | b" paragraphs), text boxes (paragraphs inside paragraphs, emitted
     /// before the one that holds them).
-    final class BodyHandler: XMLHandler {
+    final class BodyHandler: BodyHandling {
         struct Paragraph {
             var style: String?
             var outlineLevel: Int?

@@ -20,15 +20,7 @@ enum ODTReader {
         }
         let body = BodyHandler(maxTextBytes: limits.maxTextBytes)
         let content = try OfficeExtractor.requiredPart("content.xml", in: zip)
-        if let error = XMLPart.parse(content, handler: body) {
-            body.finishOpenParagraphs()
-            guard body.builder.paragraphs > 0 else { throw .malformed("content.xml: \(error)") }
-            warnings.append("content.xml: \(error); kept the \(body.builder.paragraphs) paragraph(s) before it")
-        }
-        if let cut = body.builder.cutWarning { warnings.append(cut) }
-        let sections = body.builder.finish()
-        let doc = ParsedDocument(title: title ?? body.builder.firstHeading ?? fileName, sections: sections, unit: .paragraphs)
-        return ParseResult(document: doc, warnings: warnings)
+        return try OfficeExtractor.document(content, part: "content.xml", handler: body, title: title, fileName: fileName, warnings: warnings)
     }
 
     static func ns(_ ns: String, _ kind: String) -> Bool { ns == "urn:oasis:names:tc:opendocument:xmlns:\(kind):1.0" }
@@ -43,7 +35,7 @@ enum ODTReader {
 
     /// content.xml: paragraphs and headings (possibly inside lists, tables, sections and
     /// text boxes), spans, links, text:s (spaces), text:tab and text:line-break.
-    final class BodyHandler: XMLHandler {
+    final class BodyHandler: BodyHandling {
         var builder: BodyBuilder
         /// Open paragraphs with their heading level (nil: a body paragraph).
         private var open = ParagraphStack<Int?>()

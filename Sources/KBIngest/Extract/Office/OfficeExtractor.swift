@@ -98,6 +98,24 @@ enum OfficeExtractor {
         }
     }
 
+    /// Parses the body part `name` (DOCX word/document.xml, ODT content.xml) with `handler` and
+    /// makes the document, titled `title`, else its first heading, else `fileName`. Malformed
+    /// XML keeps the paragraphs before the error with a warning; with none before it, the file
+    /// is `.malformed`. A text cut at the limit is a warning.
+    static func document<Handler: BodyHandling>(_ data: Data, part name: String, handler: Handler, title: String?, fileName: String,
+                                                warnings: [String]) throws(ExtractionError) -> ParseResult {
+        var warnings = warnings
+        if let error = XMLPart.parse(data, handler: handler) {
+            handler.finishOpenParagraphs()
+            guard handler.builder.paragraphs > 0 else { throw .malformed("\(name): \(error)") }
+            warnings.append("\(name): \(error); kept the \(handler.builder.paragraphs) paragraph(s) before it")
+        }
+        if let cut = handler.builder.cutWarning { warnings.append(cut) }
+        let sections = handler.builder.finish()
+        let doc = ParsedDocument(title: title ?? handler.builder.firstHeading ?? fileName, sections: sections, unit: .paragraphs)
+        return ParseResult(document: doc, warnings: warnings)
+    }
+
     /// Reads a required part, `.malformed("missing …")` when absent.
     static func requiredPart(_ name: String, in zip: ZipReader) throws(ExtractionError) -> Data {
         guard let data = try zip.read(name) else { throw .malformed("missing \(name)") }

@@ -21,6 +21,14 @@ protocol XMLHandler: AnyObject {
     var finished: Bool { get }
 }
 
+/// A handler of a DOCX or ODT body: the paragraphs it built, and the ones still open when the
+/// XML broke off.
+protocol BodyHandling: XMLHandler {
+    var builder: BodyBuilder { get set }
+    /// Closes the paragraphs still open into `builder` (after malformed XML).
+    func finishOpenParagraphs()
+}
+
 extension XMLHandler {
     var finished: Bool { false }
 }
