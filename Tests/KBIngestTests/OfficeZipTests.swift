@@ -1,4 +1,5 @@
 import Foundation
+import KBTestSupport
 import XCTest
 @testable import KBIngest
 
@@ -30,7 +31,7 @@ final class OfficeZipTests: XCTestCase {
 
     func testTotalInflatedLimitCountsAllParts() throws {
         // Three ordinary parts of 400 KB each (ratio under the limit: random words).
-        var rng = SplitMix(seed: 7)
+        var rng = SeededRNG(seed: 7)
         let words = (0..<60_000).map { _ in String(UInt32.random(in: 0...UInt32.max, using: &rng), radix: 36) }.joined(separator: " ")
         let part = Data(F.documentXML(F.p(String(words.prefix(400_000)))).utf8)
         let data = try F.zip([("word/document.xml", part), ("word/styles.xml", part), ("docProps/core.xml", part)])
@@ -52,7 +53,7 @@ final class OfficeZipTests: XCTestCase {
 
     func testDamagedBytesNeverCrash() throws {
         let good = try F.docx(body: F.p("Heading", style: "Heading1") + F.p("Some text to read."), styles: OfficeDOCXTests.styles, title: "T")
-        var rng = SplitMix(seed: 15)
+        var rng = SeededRNG(seed: 15)
         var failures = 0, successes = 0
         for round in 0..<400 {
             var bad = good
@@ -110,7 +111,7 @@ final class OfficeZipTests: XCTestCase {
     func testTruncatedDeflateIsDamageNotABomb() throws {
         // 150 KB of varied words, then 16 MiB of one letter: the last blocks are all
         // <length 258, distance 1> codes.
-        var rng = SplitMix(seed: 3)
+        var rng = SeededRNG(seed: 3)
         let words = (0..<30_000).map { _ in String(UInt32.random(in: 0...UInt32.max, using: &rng), radix: 36) }.joined(separator: " ")
         var good = try F.zip([("word/document.xml", Data(F.documentXML(F.p(String(words.prefix(150_000)) + String(repeating: "a", count: 16 << 20))).utf8))])
         let directory = try XCTUnwrap(good.range(of: Data([0x50, 0x4B, 1, 2]))).lowerBound
@@ -124,18 +125,5 @@ final class OfficeZipTests: XCTestCase {
         let zip = try ZipReader(good, limits: ExtractionLimits())
         XCTAssertThrowsError(try zip.read("word/document.xml"))
         XCTAssertLessThan(zip.inflatedBytes, 17 << 20)
-    }
-}
-
-/// A seeded generator, so that the damaged bytes are the same on every run.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
