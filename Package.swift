@@ -107,7 +107,7 @@ let package = Package(
             dependencies: ["KBFormat", "KBKernels", "KBCore"]
         ),
         // Question files and retrieval metrics for `kbindex eval` (no I/O beyond parsing bytes).
-        .target(name: "KBEval"),
+        .target(name: "KBEval", dependencies: ["KBCore"]),
         // Answering questions: what query, eval, serve and mcp share (no argument parsing, no printing).
         .target(
             name: "KBRetrieval",
@@ -145,7 +145,7 @@ let package = Package(
         .testTarget(name: "KBEmbedTests", dependencies: ["KBEmbed", "CKBKernels", "KBTestSupport"]),
         .testTarget(name: "KBFormatTests", dependencies: ["KBFormat", "KBTestSupport"]),
         .testTarget(name: "KBIngestTests", dependencies: ["KBIngest", "KBEmbed", "KBTestSupport", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
-        .testTarget(name: "KBEvalTests", dependencies: ["KBEval"]),
+        .testTarget(name: "KBEvalTests", dependencies: ["KBEval", "KBCore"]),
         .testTarget(name: "KBSearchTests", dependencies: ["KBSearch", "KBKernels", "KBFormat", "KBCore", "KBTestSupport"]),
         .testTarget(name: "KBRetrievalTests", dependencies: ["KBRetrieval", "KBSearch", "KBFormat", "KBEmbed", "KBTestSupport"]),
         .testTarget(

@@ -1,12 +1,13 @@
 import Foundation
+import KBCore
 
 /// A retrieved chunk as evaluation sees it: its document's path and its line range.
 public struct RetrievedChunk: Sendable, Equatable {
     public var path: String
     /// Lines, pages or paragraphs, as `unit` says.
     public var lines: ClosedRange<Int>
-    public var unit: Relevant.Unit
-    public init(path: String, lines: ClosedRange<Int>, unit: Relevant.Unit = .lines) {
+    public var unit: LocationUnit
+    public init(path: String, lines: ClosedRange<Int>, unit: LocationUnit = .lines) {
         self.path = path
         self.lines = lines
         self.unit = unit

@@ -1,4 +1,5 @@
 import Foundation
+import KBCore
 
 /// One evaluation question and what answers it.
 public struct Question: Sendable, Equatable {
@@ -14,21 +15,15 @@ public struct Question: Sendable, Equatable {
 /// relevance is still judged per document (a chunk records lines, not anchors), except
 /// `manual.pdf#page=12`, which is page 12 as a PDF viewer reads it.
 public struct Relevant: Sendable, Equatable, Hashable {
-    /// What a range counts: lines of a text file, pages of a PDF, paragraphs of a DOCX, ODT
-    /// or EPUB body (as a chunk records them).
-    public enum Unit: Sendable, Hashable {
-        case lines, pages, paragraphs
-    }
-
     public var path: String
     public var anchor: String?
     /// What `lines` counts; a range matches only chunks that count the same thing.
-    public var unit: Unit
+    public var unit: LocationUnit
     /// 1-based, inclusive; nil: the whole document. Pages for `path:P3-P5` and `#page=3` (a
     /// PDF's chunks record pages where text files' record lines, so both compare the same way).
     public var lines: ClosedRange<Int>?
 
-    public init(path: String, anchor: String? = nil, lines: ClosedRange<Int>? = nil, unit: Unit = .lines) {
+    public init(path: String, anchor: String? = nil, lines: ClosedRange<Int>? = nil, unit: LocationUnit = .lines) {
         self.path = path
         self.anchor = anchor
         self.lines = lines
@@ -40,7 +35,7 @@ public struct Relevant: Sendable, Equatable, Hashable {
     public init?(parsing s: String) {
         var s = Substring(s.trimmingCharacters(in: .whitespaces))
         unit = .lines
-        for (letter, u) in [("L", Unit.lines), ("P", .pages)] {
+        for (letter, u) in [("L", LocationUnit.lines), ("P", .pages)] {
             // ":L"/":P" then a digit: a path such as "notes:Plan.md" is a path.
             guard let colon = s.range(of: ":" + letter, options: .backwards), s[colon.upperBound...].first?.isASCII == true,
                   s[colon.upperBound...].first?.isNumber == true else { continue }
@@ -80,7 +75,7 @@ public struct Relevant: Sendable, Equatable, Hashable {
 
     /// Whether a retrieved chunk of `path` covering `chunkLines` (counted in `unit`) is this
     /// place: same path, and with a range, the same unit and an overlap.
-    public func matches(path p: String, chunkLines: ClosedRange<Int>, unit chunkUnit: Unit = .lines) -> Bool {
+    public func matches(path p: String, chunkLines: ClosedRange<Int>, unit chunkUnit: LocationUnit = .lines) -> Bool {
         guard p == path else { return false }
         guard let lines else { return true }
         return unit == chunkUnit && lines.overlaps(chunkLines)

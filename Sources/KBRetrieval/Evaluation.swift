@@ -43,7 +43,7 @@ public enum Evaluation {
                 let returned = hits.map { h -> RetrievedChunk in
                     let seg = index.segments[h.segment], c = seg.chunk(h.chunk)
                     return RetrievedChunk(path: seg.document(Int(c.document)).path, lines: Int(c.lineStart)...max(Int(c.lineStart), Int(c.lineEnd)),
-                                          unit: c.unit == .pages ? .pages : c.unit == .paragraphs ? .paragraphs : .lines)
+                                          unit: c.unit)
                 }
                 return QuestionResult(question: q, score: QuestionScore(ranked: returned, relevant: q.relevant), returned: returned, seconds: seconds)
             }

@@ -104,7 +104,7 @@ struct EvalCommand: ParsableCommand {
                 for r in failed.prefix(failures) {
                     print(Format.displayed("  \(r.question.id): \(r.question.text)"))
                     print("    wanted:   \(Format.displayed(r.question.relevant.map(\.location).joined(separator: ", ")))")
-                    let got = r.returned.prefix(3).map { Format.cited($0.path, $0.unit == .pages ? .pages : $0.unit == .paragraphs ? .paragraphs : .lines, $0.lines.lowerBound, $0.lines.upperBound) }
+                    let got = r.returned.prefix(3).map { Format.cited($0.path, $0.unit, $0.lines.lowerBound, $0.lines.upperBound) }
                     print("    returned: \(got.isEmpty ? "nothing" : got.joined(separator: ", "))")
                 }
                 if failed.count > failures { print("  … and \(failed.count - failures) more (--failures N)") }

@@ -1,4 +1,5 @@
 import Foundation
+import KBCore
 import KBEval
 import XCTest
 
