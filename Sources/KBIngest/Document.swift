@@ -76,8 +76,7 @@ public enum DocumentParser {
     /// warnings do not repeat it (the caller names the file once). Never throws, never
     /// crashes on any input.
     public static func parse(_ data: Data, kind: DocumentKind, language: String?, path: String) -> (ParsedDocument, warnings: [String]) {
-        let (data, source, decodeWarnings) = decode(data)
-        var warnings = decodeWarnings
+        let (data, source, warnings) = decode(data)
         let fileName = (path as NSString).lastPathComponent
         let doc: ParsedDocument
         switch kind {

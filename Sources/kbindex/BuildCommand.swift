@@ -268,11 +268,13 @@ struct BuildCommand: ParsableCommand {
             defer { embedTime += Date().timeIntervalSince(t1) }
             var all: [String] = []
             for p in prepared {
+                var warning = p.warning
                 if case .toolMissing(let tool)? = p.notExtracted {
                     // One line for the first file, a count in the summary for the rest.
                     missingTools[tool, default: 0] += 1
-                    if missingTools[tool] == 1, let w = p.warning { warnings += 1; if !quiet { progress.finish(); warn(w) } }
-                } else if let w = p.warning { warnings += 1; if !quiet { progress.finish(); warn(w) } }
+                    if missingTools[tool, default: 0] > 1 { warning = nil }
+                }
+                if let warning { warnings += 1; if !quiet { progress.finish(); warn(warning) } }
                 if p.unreadable { skipped[.unreadable, default: 0] += 1; keep.append(p.file.relativePath) }
                 if p.notExtracted != nil { skipped[.notExtracted, default: 0] += 1; keep.append(p.file.relativePath) }
                 if p.sameContent { unchanged += 1 }
@@ -454,14 +456,14 @@ struct BuildCommand: ParsableCommand {
         var unreadable = false
         /// Why a PDF or office file gave no text; its indexed version, if any, stays.
         var notExtracted: ExtractionError?
+        /// The content hash is the indexed version's: not parsed, nothing to do.
+        var sameContent = false
 
         /// The file gave no text: one warning line with what to do.
         mutating func failed(_ error: ExtractionError) {
             notExtracted = error
             warning = "\(file.relativePath): skipped (\(error)\(BuildCommand.advice(for: error)))"
         }
-        /// The content hash is the indexed version's: not parsed, nothing to do.
-        var sameContent = false
     }
 
     /// Reads, hashes, parses and chunks `files` on `threads` workers (the tokenizer does most
@@ -514,7 +516,7 @@ struct BuildCommand: ParsableCommand {
     /// there is nothing to do but fix the file).
     static func advice(for error: ExtractionError) -> String {
         switch error {
-        case .toolMissing("pdftotext"), .toolMissing("pdfinfo"), .toolMissing("pdftohtml"):
+        case .toolMissing("pdftotext"):
             return "; install poppler-utils (scripts/install-deps.sh, or: apt install poppler-utils)"
         case .noText: return "; run OCR on it first, e.g. ocrmypdf in.pdf out.pdf"
         case .encrypted: return "; index a decrypted copy, e.g. qpdf --decrypt --password=PASSWORD in.pdf out.pdf"
