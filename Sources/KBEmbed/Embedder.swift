@@ -18,6 +18,8 @@ public final class Embedder: Sendable {
     public let threads: Int
     /// Tokens per batch: the row count of the encoder's matrix products.
     public let tokenBudget: Int
+    /// The arithmetic of the encoder's linear layers.
+    public let precision: Precision
     let encoder: BertEncoder
     private let states = Mutex<[RunState]>([])
 
@@ -38,8 +40,9 @@ public final class Embedder: Sendable {
     ///   - tokenBudget: tokens per batch (default 512: throughput is flat from 256 to 2048, memory grows with it; see Benchmarks/RESULTS.md).
     /// - Throws: `ModelError` (or `TokenizerError`) naming the file and what is wrong;
     ///   `ModelError.isDamage` tells damaged files from unsupported ones.
-    public init(modelDirectory directory: URL, threads: Int? = nil, tokenBudget: Int = 512) throws {
+    public init(modelDirectory directory: URL, threads: Int? = nil, tokenBudget: Int = 512, precision: Precision = .default) throws {
         self.directory = directory
+        self.precision = precision
         let config = try ModelConfig.load(directory: directory)
         self.config = config
         let weightsPath = directory.appendingPathComponent("model.safetensors").path
@@ -77,9 +80,13 @@ public final class Embedder: Sendable {
     /// - Parameter progress: called as batches finish, with how many texts each held, from
     ///   the worker threads (so it must be thread-safe and cheap): progress inside one call,
     ///   however many texts it has.
-    public func embed(_ texts: [String], progress: (@Sendable (Int) -> Void)? = nil) throws -> [[Float]] {
+    /// - Parameter isCancelled: polled before each batch, from the worker threads (so it
+    ///   must be thread-safe and cheap); once it returns true no new batch starts and the
+    ///   call throws `CancellationError` when the running ones finish.
+    public func embed(_ texts: [String], progress: (@Sendable (Int) -> Void)? = nil,
+                      isCancelled: (@Sendable () -> Bool)? = nil) throws -> [[Float]] {
         let ids = tokenize(texts)
-        return try embed(tokenIDs: ids, progress: progress)
+        return try embed(tokenIDs: ids, progress: progress, isCancelled: isCancelled)
     }
 
     /// Token ids for each text ([CLS] … [SEP], truncated), computed on every worker.
@@ -108,8 +115,10 @@ public final class Embedder: Sendable {
     ///   `tokenizer.encode` output always is, since loading checked the vocabulary size).
     /// - Throws: `ModelError.nonFiniteVector` naming the model and, when one holds NaN or
     ///   infinite values, the tensor.
-    ///   `progress` as for `embed(_:progress:)`.
-    public func embed(tokenIDs sequences: [[Int32]], progress: (@Sendable (Int) -> Void)? = nil) throws -> [[Float]] {
+    ///   `CancellationError` once `isCancelled` returned true.
+    ///   `progress` and `isCancelled` as for `embed(_:progress:isCancelled:)`.
+    public func embed(tokenIDs sequences: [[Int32]], progress: (@Sendable (Int) -> Void)? = nil,
+                      isCancelled: (@Sendable () -> Bool)? = nil) throws -> [[Float]] {
         let h = dimensions
         let vocab = Int32(config.bert.vocabSize)
         precondition(sequences.allSatisfy { !$0.isEmpty && $0.count <= config.maxSequenceLength },
@@ -118,6 +127,7 @@ public final class Embedder: Sendable {
                      "token ids must be in 0..<\(vocab) (the model's vocab_size)")
         var flat = [Float](repeating: 0, count: sequences.count * h)
         let batches = makeBatches(sequences.map(\.count))
+        let stopped = Atomic<Bool>(false)
         flat.withUnsafeMutableBufferPointer { out in
             let dst = UnsafeSendable(out)
             let next = Atomic<Int>(0)
@@ -128,6 +138,7 @@ public final class Embedder: Sendable {
                 while true {
                     let b = next.wrappingAdd(1, ordering: .relaxed).oldValue
                     if b >= batches.count { break }
+                    if let isCancelled, isCancelled() { stopped.store(true, ordering: .relaxed); break }
                     let members = batches[b]
                     let seqs = members.map { sequences[$0] }
                     encoder.forward(seqs, state: state)
@@ -142,6 +153,7 @@ public final class Embedder: Sendable {
                 }
             }
         }
+        if stopped.load(ordering: .relaxed) { throw CancellationError() }
         if let bad = flat.firstIndex(where: { !$0.isFinite }) {
             throw nonFiniteError(sequence: bad / h, of: sequences.count)
         }

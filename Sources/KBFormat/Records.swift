@@ -15,8 +15,15 @@ public struct ModelDescriptor: Codable, Equatable, Sendable {
     public var maxTokens: Int
     /// SHA-256 of the weights file, 64 hex digits (compared case-insensitively).
     public var weightsSHA256: String
+    /// The arithmetic the encoder ran in (format-spec.md §8.3): nil for float32 (the key is
+    /// then absent, as in indexes from before precisions existed), "int8" for the int8
+    /// encoder. Does not affect compatibility: vectors of either precision are comparable;
+    /// a query embeds its question the index's way by default.
+    public var precision: String?
 
-    public init(name: String, dimensions: Int, pooling: String, normalized: Bool, maxTokens: Int, weightsSHA256: String) {
+    public init(name: String, dimensions: Int, pooling: String, normalized: Bool, maxTokens: Int, weightsSHA256: String,
+                precision: String? = nil) {
+        self.precision = precision
         self.name = name
         self.dimensions = dimensions
         self.pooling = pooling

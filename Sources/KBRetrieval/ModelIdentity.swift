@@ -14,19 +14,22 @@ public enum ModelIdentity {
         let weights = embedder.directory.appendingPathComponent("model.safetensors").path
         let sha = try FileCheckCache(folder: embedder.directory).sha256(ofFile: weights)
         return ModelDescriptor(name: c.name, dimensions: c.dimensions, pooling: c.pooling.rawValue,
-                               normalized: c.normalize, maxTokens: c.maxSequenceLength, weightsSHA256: sha)
+                               normalized: c.normalize, maxTokens: c.maxSequenceLength, weightsSHA256: sha,
+                               precision: embedder.precision.recorded)
     }
 
     /// The model `option` names (a store name or a folder; nil: `preferred`, else the default),
-    /// checked (`ModelStore.check`) and loaded. Throws `RetrievalError.model`, with
-    /// `isDamage` when its files are damaged (the caller says how to replace them).
-    public static func load(_ option: String?, preferred: String? = nil, threads: Int? = nil) throws -> Embedder {
+    /// checked (`ModelStore.check`) and loaded to run in `precision`. Throws
+    /// `RetrievalError.model`, with `isDamage` when its files are damaged (the caller says how
+    /// to replace them).
+    public static func load(_ option: String?, preferred: String? = nil, threads: Int? = nil,
+                            precision: Precision = .default) throws -> Embedder {
         let store = ModelStore()
         let dir: URL
         do { dir = try store.resolve(option ?? preferred) } catch { throw RetrievalError.model("\(error)", folder: nil, isDamage: false) }
         do {
             try store.check(folder: dir)
-            return try Embedder(modelDirectory: dir, threads: threads)
+            return try Embedder(modelDirectory: dir, threads: threads, precision: precision)
         } catch {
             throw RetrievalError.model("\(error)", folder: dir, isDamage: isDamage(error))
         }

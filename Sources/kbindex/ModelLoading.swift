@@ -13,9 +13,10 @@ enum ModelLoading {
     /// A model of the store is checked first (`ModelStore.check`: pinned SHA-256 sums for a
     /// known model, cached by size and mtime); any model's vocabulary and first vector are
     /// checked by `Embedder`. A damaged model is an error that says how to get a fresh copy.
-    static func load(_ option: String?, preferred: String? = nil, threads: Int? = nil) throws -> Embedder {
+    static func load(_ option: String?, preferred: String? = nil, threads: Int? = nil,
+                     precision: Precision = .default) throws -> Embedder {
         do {
-            return try ModelIdentity.load(option, preferred: preferred, threads: threads)
+            return try ModelIdentity.load(option, preferred: preferred, threads: threads, precision: precision)
         } catch RetrievalError.model(let message, let folder?, true) {
             throw CLIError("\(message): \(repair(folder, store: ModelStore()))")
         } catch {
