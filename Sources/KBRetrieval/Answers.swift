@@ -238,10 +238,13 @@ public struct IndexInfo: Sendable, Codable, Equatable {
     public var bytes: Int
     /// Whether it has the BM25 section (lexical and hybrid search).
     public var lexical: Bool
+    /// The precision its vectors were embedded in, as its manifest records it: "f32" (no
+    /// `precision` key), "int8", or a newer kbindex's value.
+    public var precision: String
     /// When this generation was opened, ISO 8601 (UTC).
     public var loadedAt: String
     enum CodingKeys: String, CodingKey {
-        case name, generation, documents, chunks, segments, bytes, lexical
+        case name, generation, documents, chunks, segments, bytes, lexical, precision
         case loadedAt = "loaded_at"
     }
 }
@@ -250,8 +253,10 @@ public struct ModelInfo: Sendable, Codable, Equatable {
     public var name: String
     public var dimensions: Int
     public var maxTokens: Int
+    /// The precision questions and /v1/embeddings inputs are embedded in: "f32" or "int8".
+    public var precision: String
     enum CodingKeys: String, CodingKey {
-        case name, dimensions
+        case name, dimensions, precision
         case maxTokens = "max_tokens"
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import KBEmbed
 import KBFormat
 
 /// Why a question, a chunk or an index could not be served. `description` is one line that
@@ -25,6 +26,10 @@ public enum RetrievalError: Error, CustomStringConvertible, Sendable {
     case busy(String)
     /// An index built with a model whose vectors are not comparable with the served one.
     case incompatibleModel(index: String, reason: String)
+    /// An index that recorded a precision this kbindex does not know (`value`, e.g. "int4",
+    /// from a newer kbindex), and no precision was asked for its questions. `index` is its
+    /// name as served ("" for a lone index).
+    case unknownPrecision(index: String, value: String)
 
     public var description: String {
         switch self {
@@ -41,6 +46,8 @@ public enum RetrievalError: Error, CustomStringConvertible, Sendable {
         case .model(let s, _, _): return s
         case .incompatibleModel(let index, let reason): return "index '\(index)': \(reason)"
         case .busy(let why): return "too busy to answer now: \(why)"
+        case .unknownPrecision(let index, let value):
+            return "\(index.isEmpty ? "the index" : "index '\(index)'") was embedded in precision '\(SearchHit.shortened(value, to: 32))', which this kbindex does not know (it knows \(Precision.allCases.map(\.rawValue).joined(separator: ", ")))"
         }
     }
 }

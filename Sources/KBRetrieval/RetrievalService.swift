@@ -10,6 +10,9 @@ public struct ServiceOptions: Sendable {
     public var model: String?
     /// Threads scanning and embedding (nil: every core).
     public var threads: Int?
+    /// The precision questions are embedded in; nil: the first index's
+    /// (`QuestionPrecision.choose`). Used by `init(indexes:options:)`, which loads the model.
+    public var precision: Precision?
     /// How long the first question of a batch waits for others to join it. Questions that
     /// arrive while a batch runs join the next one without waiting longer, so under load
     /// batches form without a window: 0 by default (Benchmarks/RESULTS.md, issue 14: 2 ms
@@ -23,10 +26,11 @@ public struct ServiceOptions: Sendable {
     /// beyond it requests fail at once with `RetrievalError.busy` instead of queueing.
     public var maxWaiting: Int = 1024
 
-    public init(model: String? = nil, threads: Int? = nil, batchWindow: Duration = .zero,
+    public init(model: String? = nil, threads: Int? = nil, precision: Precision? = nil, batchWindow: Duration = .zero,
                 maxBatch: Int = 64, reloadInterval: Duration = .milliseconds(250), maxWaiting: Int = 1024) {
         self.model = model
         self.threads = threads
+        self.precision = precision
         self.batchWindow = batchWindow
         self.maxBatch = maxBatch
         self.reloadInterval = reloadInterval
@@ -49,19 +53,24 @@ public final class RetrievalService: @unchecked Sendable {
     private var eventHandler: (@Sendable (String) -> Void)?
 
     /// Opens every index (`url`: an index folder, or a folder holding `.kbindex`) and loads
-    /// the model once (`options.model`, else the first index's). Throws `RetrievalError`:
-    /// `.openFailed`, `.model`, `.incompatibleModel`, `.invalidRequest` (no index, a name
-    /// given twice).
+    /// the model once (`options.model`, else the first index's) to run in `options.precision`,
+    /// else in the precision the first index recorded (`QuestionPrecision.choose`). Throws
+    /// `RetrievalError`: `.openFailed`, `.model`, `.incompatibleModel`, `.unknownPrecision`,
+    /// `.invalidRequest` (no index, a name given twice).
     public convenience init(indexes: [(name: String, url: URL)], options: ServiceOptions = .init()) throws {
         let opened = try indexes.map { name, url -> (name: String, index: IndexDirectory) in
             let dir = IndexDirectory.resolve(url)
             do { return (name, try IndexDirectory(url: dir)) } catch { throw RetrievalError.openFailed(index: dir, reason: "\(error)") }
         }
-        let embedder = try ModelIdentity.load(options.model, preferred: opened.first?.index.manifest.model.name, threads: options.threads)
+        guard !opened.isEmpty else { throw RetrievalError.invalidRequest("no index to serve") }
+        let precision = try QuestionPrecision.choose(asked: options.precision, indexes: opened.map { ($0.name, $0.index.manifest.model) })
+        let embedder = try ModelIdentity.load(options.model, preferred: opened.first?.index.manifest.model.name, threads: options.threads,
+                                              precision: precision.precision)
         try self.init(indexes: opened, embedder: embedder, options: options)
     }
 
-    /// Serves `indexes` (opened already) with `embedder`. Throws `RetrievalError`:
+    /// Serves `indexes` (opened already) with `embedder`: questions are embedded in
+    /// `embedder.precision`, whatever the indexes recorded. Throws `RetrievalError`:
     /// `.incompatibleModel` when an index was built with a model whose vectors are not
     /// comparable, `.invalidRequest` for no index or a name given twice, `.model` when the
     /// model's weights cannot be read.
@@ -170,12 +179,14 @@ public final class RetrievalService: @unchecked Sendable {
     public func info() -> ServiceInfo {
         ServiceInfo(
             version: KBIndexVersion.string,
-            model: ModelInfo(name: model.name, dimensions: model.dimensions, maxTokens: model.maxTokens),
+            model: ModelInfo(name: model.name, dimensions: model.dimensions, maxTokens: model.maxTokens,
+                             precision: embedder.precision.rawValue),
             indexes: indexes.map { l in
                 let s = l.current
                 return IndexInfo(name: l.name, generation: s.generation, documents: s.index.liveDocumentCount,
                                  chunks: s.index.liveChunkCount, segments: s.index.segments.count, bytes: s.index.bytesOnDisk,
-                                 lexical: s.hasLexical, loadedAt: ISO8601.string(s.loadedAt))
+                                 lexical: s.hasLexical, precision: QuestionPrecision.recorded(s.index.manifest.model),
+                                 loadedAt: ISO8601.string(s.loadedAt))
             })
     }
 
@@ -192,7 +203,13 @@ public final class RetrievalService: @unchecked Sendable {
             case .unchanged: break
             case .reloaded(let generation):
                 reloaded.append(l.name)
-                report("index '\(l.name)' reloaded: generation \(generation), \(l.current.index.liveChunkCount) chunks")
+                let index = l.current.index
+                let recorded = QuestionPrecision.recorded(index.manifest.model)
+                // Vectors of either precision are comparable: a rebuild in another precision is
+                // served, with questions still embedded in the served model's precision.
+                let precision = recorded == embedder.precision.rawValue ? ""
+                    : "; it was embedded in \(SearchHit.shortened(recorded, to: 32)), questions are embedded in \(embedder.precision) as served"
+                report("index '\(l.name)' reloaded: generation \(generation), \(index.liveChunkCount) chunks\(precision)")
             case .failed(let why):
                 report("index '\(l.name)' changed but cannot be served yet (the previous generation stays): \(why)")
             }

@@ -82,7 +82,8 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
             return APIError(.serviceUnavailable, "index_unavailable", "\(error)", headers: [.retryAfter: "1"])
         case .damaged:
             return APIError(.internalServerError, "index_damaged", "\(error): run 'kbindex verify' on the server for the full check")
-        case .model, .incompatibleModel:
+        case .model, .incompatibleModel, .unknownPrecision:
+            // .unknownPrecision is met only at start-up, where the CLI reports it.
             return APIError(.internalServerError, "model_error", "\(error)")
         case .busy:
             return busy("\(error)")

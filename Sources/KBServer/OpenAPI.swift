@@ -954,7 +954,8 @@ enum OpenAPIDocument {
             "required": [
               "name",
               "dimensions",
-              "max_tokens"
+              "max_tokens",
+              "precision"
             ],
             "properties": {
               "name": {
@@ -965,6 +966,14 @@ enum OpenAPIDocument {
               },
               "max_tokens": {
                 "type": "integer"
+              },
+              "precision": {
+                "type": "string",
+                "enum": [
+                  "f32",
+                  "int8"
+                ],
+                "description": "The arithmetic the encoder runs in for questions and /v1/embeddings inputs: the first index's recorded precision unless kbindex serve --precision chose."
               }
             }
           },
@@ -981,6 +990,7 @@ enum OpenAPIDocument {
                 "segments",
                 "bytes",
                 "lexical",
+                "precision",
                 "loaded_at"
               ],
               "properties": {
@@ -1004,6 +1014,10 @@ enum OpenAPIDocument {
                 },
                 "lexical": {
                   "type": "boolean"
+                },
+                "precision": {
+                  "type": "string",
+                  "description": "The precision the index was embedded in, as its manifest records it: f32 (no record), int8, or a newer kbindex's value."
                 },
                 "loaded_at": {
                   "type": "string",
