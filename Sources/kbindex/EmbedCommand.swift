@@ -12,12 +12,15 @@ struct EmbedCommand: ParsableCommand {
             Runs the built-in model in-process (no server, no network) and prints each text's \
             vector: the same vectors `kbindex build` stores and `kbindex query` searches with. \
             A text longer than the model's limit (256 tokens for all-MiniLM-L6-v2) is truncated, \
-            and the output says so. Pass - to read one text from standard input.
+            and the output says so. Pass - to read one text from standard input. \
+            --precision int8 runs the encoder's linear layers in int8, as \
+            'kbindex build --precision int8' does (the output names the precision).
 
             Examples:
               kbindex embed "How do I rotate the logs?"
               kbindex embed --json "one" "two" | jq '.embedding | length'
               cat notes.md | kbindex embed -
+              kbindex embed --precision int8 "How do I rotate the logs?"
               kbindex embed --model ~/models/bge-small-en-v1.5 "query: hello"
             """
     )
@@ -31,7 +34,10 @@ struct EmbedCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Worker threads (default: every core).")
     var threads: Int?
 
-    @Flag(help: "One JSON object per line: model, dimensions, tokens, truncated, embedding.")
+    @Option(help: ArgumentHelp("Run the encoder in f32 or int8 (default: \(Precision.default)).", valueName: "f32|int8"))
+    var precision: Precision = .default
+
+    @Flag(help: "One JSON object per line: model, precision, dimensions, tokens, truncated, embedding.")
     var json = false
 
     func validate() throws {
@@ -41,7 +47,7 @@ struct EmbedCommand: ParsableCommand {
 
     func run() throws {
         let inputs = texts.map { $0 == "-" ? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) : $0 }
-        let embedder = try ModelLoading.load(model, threads: threads)
+        let embedder = try ModelLoading.load(model, threads: threads, precision: precision)
         let tokenized = inputs.map { embedder.tokenizer.encode($0) }
         // Every vector is computed (and checked finite) before anything is printed.
         let vectors = try ModelLoading.embed(tokenIDs: tokenized.map(\.ids), with: embedder)
@@ -52,14 +58,14 @@ struct EmbedCommand: ParsableCommand {
             let truncated = tok.fullLength > tok.ids.count
             if json {
                 // Floats print in their shortest round-trip form, so the file reads back bit-exact.
-                let line = JSONLine(model: cfg.name, dimensions: vector.count, tokens: tok.ids.count,
-                                    truncated: truncated, embedding: vector)
+                let line = JSONLine(model: cfg.name, precision: embedder.precision.rawValue, dimensions: vector.count,
+                                    tokens: tok.ids.count, truncated: truncated, embedding: vector)
                 print(String(decoding: try encoder.encode(line), as: UTF8.self))
                 continue
             }
             if inputs.count > 1 { print(i == 0 ? "" : "\n", terminator: "") }
             let cut = truncated ? ", truncated from \(tok.fullLength)" : ""
-            print("\(cfg.name): \(Format.counted(vector.count, "dimension")), \(Format.counted(tok.ids.count, "token"))\(cut), \(cfg.pooling.rawValue) pooling\(cfg.normalize ? ", normalized" : "")")
+            print("\(cfg.name): \(Format.counted(vector.count, "dimension")), \(Format.counted(tok.ids.count, "token"))\(cut), \(cfg.pooling.rawValue) pooling\(cfg.normalize ? ", normalized" : ""), \(embedder.precision)")
             print(Self.format(vector))
         }
     }
@@ -74,6 +80,7 @@ struct EmbedCommand: ParsableCommand {
 
 private struct JSONLine: Encodable {
     let model: String
+    let precision: String
     let dimensions: Int
     let tokens: Int
     let truncated: Bool

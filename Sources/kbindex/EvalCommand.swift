@@ -31,11 +31,17 @@ struct EvalCommand: ParsableCommand {
             how). An index built before BM25 existed has no lexical section and is evaluated \
             in vector mode only.
 
+            Questions are embedded in the precision each index was built in (f32 or int8), \
+            unless --precision says; the first line names it. To compare the precisions, \
+            build the folder twice ('kbindex build --precision int8 --index DIR') and \
+            evaluate one index with --compare the other.
+
             Examples:
               kbindex eval Benchmarks/questions/python-docs.tsv \\
                   --index .demo/pydocs.kbindex
               kbindex eval questions.jsonl --json > eval.json
               kbindex eval questions.tsv --index small.kbindex --compare big.kbindex
+              kbindex eval questions.tsv --index f32.kbindex --compare int8.kbindex
               kbindex eval questions.tsv --fusion rrf --rrf-k 20
             """
     )
@@ -51,6 +57,8 @@ struct EvalCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("Model name or folder (default: the model the index was built with).", valueName: "name|path"))
     var model: String?
+
+    @OptionGroup var precision: PrecisionOption
 
     @Option(parsing: .unconditional, help: ArgumentHelp("How many failed questions to list (0: none).", valueName: "n"))
     var failures = 20
@@ -86,7 +94,10 @@ struct EvalCommand: ParsableCommand {
             print(String(decoding: try enc.encode(out), as: UTF8.self))
             return
         }
-        print("\(Format.counted(set.count, "question")) from \(questions); hybrid: \(fusion.summary)")
+        // The precision the questions were embedded in: one, or each index's when they differ.
+        let precisions = Set(runs.map(\.precision)).count == 1 ? "\(runs[0].precision)"
+            : runs.map { "\($0.precision) (\($0.name))" }.joined(separator: ", ")
+        print("\(Format.counted(set.count, "question")) from \(questions); hybrid: \(fusion.summary); precision \(precisions)")
         let header = ["index", "mode", "recall@1", "recall@5", "recall@10", "MRR@10", "nDCG@10", "hit rate", "p50 ms", "p95 ms"]
         var rows: [[String]] = []
         for run in runs {
@@ -118,10 +129,12 @@ struct EvalCommand: ParsableCommand {
 
     struct Run {
         var name: String
+        /// The precision its questions were embedded in.
+        var precision: Precision
         var summaries: [(String, EvalSummary)]
         var results: [(String, [QuestionResult])]
         var json: JSONRun {
-            JSONRun(index: name,
+            JSONRun(index: name, precision: precision.rawValue,
                     modes: Dictionary(uniqueKeysWithValues: summaries.map { ($0.0, JSONMetrics($0.1)) }),
                     questions: results.first!.1.indices.map { i in
                         let q = results.first!.1[i].question
@@ -136,7 +149,8 @@ struct EvalCommand: ParsableCommand {
     /// Runs every question against the index of `indexOption` in every mode.
     func evaluate(_ set: [Question], indexOption: String?) throws -> Run {
         let idx = try IndexOpening.open(indexOption)
-        let embedder = try ModelLoading.load(model, forIndexBuiltWith: idx.manifest.model, verb: "evaluate")
+        let embedder = try ModelLoading.load(model, forIndexBuiltWith: idx.manifest.model, precision: precision.precision,
+                                             index: compare == nil ? "the index" : "the index \(idx.url.path)", verb: "evaluate")
         let documents = Set(idx.segments.indices.flatMap { idx.liveDocuments(inSegment: $0) })
         for (q, path) in QuestionSet.unknownPaths(in: set, documents: documents) {
             warn("\(questions):\(q.line): question \(q.id): the relevant path '\(path)' is in no document of \(idx.url.path) (a typo?): it cannot be found")
@@ -153,7 +167,7 @@ struct EvalCommand: ParsableCommand {
         }
         let summaries = runs.map { ($0.mode.rawValue, $0.summary) }
         let all = runs.map { ($0.mode.rawValue, $0.results) }
-        return Run(name: idx.url.path, summaries: summaries, results: all)
+        return Run(name: idx.url.path, precision: embedder.precision, summaries: summaries, results: all)
     }
 
     /// A plain text table: columns padded to their widest cell, numbers right-aligned.
@@ -208,13 +222,16 @@ struct JSONQuestion: Encodable {
 
 final class JSONRun: Encodable {
     let index: String
+    /// The precision the questions were embedded in: "f32" or "int8".
+    let precision: String
     let modes: [String: JSONMetrics]
     let questions: [JSONQuestion]
     /// How hybrid mode fused (`FusionOptions.summary`), on the top-level run.
     var fusion: String?
     var compare: JSONRun?
-    init(index: String, modes: [String: JSONMetrics], questions: [JSONQuestion]) {
+    init(index: String, precision: String, modes: [String: JSONMetrics], questions: [JSONQuestion]) {
         self.index = index
+        self.precision = precision
         self.modes = modes
         self.questions = questions
     }

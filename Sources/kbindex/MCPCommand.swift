@@ -24,7 +24,9 @@ struct MCPCommand: ParsableCommand {
             Without --index, kbindex serves the nearest .kbindex of the current folder. \
             Several indexes: repeat --index NAME=DIR; a search names one (index), and result \
             ids then start with "NAME:". An index rebuilt while served is picked up within a \
-            second. For HTTP clients, 'kbindex serve' has the same tools at /mcp.
+            second. Questions are embedded in the precision the first index was built in \
+            (f32 or int8) unless --precision says. For HTTP clients, 'kbindex serve' has the \
+            same tools at /mcp.
 
             Examples:
               kbindex mcp --index ~/notes/.kbindex

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import KBCore
 import KBEmbed
@@ -25,15 +26,40 @@ enum ModelLoading {
     }
 
     /// The model to embed questions for an index built with `built`: `option`, else the
-    /// index's own model. A model whose vectors are not comparable is a `CLIError` that says
-    /// what differs and what to do (`verb`: "query", "evaluate").
-    static func load(_ option: String?, forIndexBuiltWith built: ModelDescriptor, verb: String) throws -> Embedder {
-        let embedder = try load(option, preferred: built.name)
+    /// index's own model, running in `precision` (`--precision`), else in the precision the
+    /// index recorded. A model whose vectors are not comparable, or an index that recorded a
+    /// precision this kbindex does not know (with no `--precision`), is a `CLIError` that says
+    /// what differs and what to do (`verb`: "query", "evaluate"). A `--precision` other than
+    /// the index's is allowed (the vectors are comparable) and said once in a note naming
+    /// `index` ("the index", or its path when several are evaluated).
+    static func load(_ option: String?, forIndexBuiltWith built: ModelDescriptor, precision asked: Precision?,
+                     index: String = "the index", verb: String) throws -> Embedder {
+        let chosen = try questionPrecision(asked: asked, indexes: [("", built)])
+        let embedder = try load(option, preferred: built.name, precision: chosen.precision)
         if let reason = built.incompatibility(with: try descriptor(of: embedder)) {
             throw CLIError("\(reason): \(verb) with the model the index was built with (--model), or rebuild the index with 'kbindex build'")
         }
+        if let other = chosen.differing.first {
+            let questions = verb == "query" ? "the question is" : "questions are"
+            note("\(index) was embedded in \(shown(other.recorded)); \(questions) embedded in \(chosen.precision), as --precision asks")
+        }
         return embedder
     }
+
+    /// The precision questions to `indexes` are embedded in (`QuestionPrecision.choose`), an
+    /// unknown recorded precision as a `CLIError` that says what to do.
+    static func questionPrecision(asked: Precision?, indexes: [(name: String, model: ModelDescriptor)]) throws -> QuestionPrecision {
+        do {
+            return try QuestionPrecision.choose(asked: asked, indexes: indexes)
+        } catch let error as RetrievalError {
+            throw CLIError("\(error): embed questions in one it knows with --precision f32 or --precision int8, rebuild the index with 'kbindex build --rebuild', or upgrade kbindex")
+        } catch {
+            throw CLIError(error)
+        }
+    }
+
+    /// A precision an index recorded, for a message: a value from a file, so cut short.
+    static func shown(_ recorded: String) -> String { SearchHit.shortened(recorded, to: 32) }
 
     /// `embedder.embed(texts)`, with a damaged model's error (NaN vectors) as a `CLIError`
     /// that says how to get a fresh copy.
@@ -78,4 +104,13 @@ enum ModelLoading {
     static func descriptor(of embedder: Embedder) throws -> ModelDescriptor {
         do { return try ModelIdentity.descriptor(of: embedder) } catch { throw CLIError(error) }
     }
+}
+
+extension Precision: ExpressibleByArgument {}
+
+/// `--precision` of the commands that embed questions for an index (`query`, `eval`, `serve`,
+/// `mcp`): by default a question is embedded the way the index was.
+struct PrecisionOption: ParsableArguments {
+    @Option(help: ArgumentHelp("Embed questions in f32 or int8 (default: the precision the index was built in).", valueName: "f32|int8"))
+    var precision: Precision?
 }

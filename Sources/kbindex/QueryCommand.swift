@@ -21,7 +21,8 @@ struct QueryCommand: ParsableCommand {
             .kbindex in the current folder and its parents.
 
             Modes (--mode): vector embeds the question with the model the index was built \
-            with and scores every chunk exactly (cosine similarity, -1…1); lexical ranks \
+            with, in the precision it was built in (f32 or int8, unless --precision says), \
+            and scores every chunk exactly (cosine similarity, -1…1); lexical ranks \
             chunks by BM25 over their words (case-folded, so Straße matches STRASSE; \
             identifiers like os.path.join and camelCase are also split into parts; Chinese, \
             Japanese and Korean text is cut into overlapping character pairs); hybrid (the default) runs both at once and fuses them. \
@@ -73,6 +74,8 @@ struct QueryCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: ArgumentHelp("Threads scanning the index (default: every core).", valueName: "n"))
     var threads: Int?
 
+    @OptionGroup var precision: PrecisionOption
+
     @Option(help: ArgumentHelp("hybrid (default), vector or lexical.", valueName: "mode"))
     var mode: SearchMode?
 
@@ -104,7 +107,7 @@ struct QueryCommand: ParsableCommand {
 
     func run() throws {
         let idx = try IndexOpening.open(index)
-        let embedder = try ModelLoading.load(model, forIndexBuiltWith: idx.manifest.model, verb: "query")
+        let embedder = try ModelLoading.load(model, forIndexBuiltWith: idx.manifest.model, precision: precision.precision, verb: "query")
         let filter = try PathOption.filter(path, index: index)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

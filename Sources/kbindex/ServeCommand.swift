@@ -17,7 +17,10 @@ struct ServeCommand: ParsableCommand {
             .kbindex, as query does; --index NAME=DIR names an index (default name: the indexed \
             folder's name), and a request picks one with "index" (needed when there are several). \
             A 'kbindex build' or 'compact' of a served index is picked up within a second; \
-            requests in flight finish on the generation they started on.
+            requests in flight finish on the generation they started on. Questions and \
+            /v1/embeddings inputs are embedded in the precision the first index was built in \
+            (f32 or int8) unless --precision says (GET /v1/info shows it); an index built in \
+            the other one is served all the same, with a note.
 
             It listens on 127.0.0.1 (this machine only) unless --host says otherwise; a host \
             reachable from other machines requires a token (--token, or KBINDEX_TOKEN, which \
@@ -89,11 +92,12 @@ struct ServeCommand: ParsableCommand {
 
         let names = service.indexNames
         let modelName = service.model.name
+        let precision = service.embedder.precision
         let failure: (any Error)? = ServedIndexOptions.block {
             do {
                 try await app.run { url in
                     let what = names.count == 1 ? "index '\(names[0])'" : "\(names.count) indexes (\(names.joined(separator: ", ")))"
-                    let line = "kbindex: serving \(what) on \(url.absoluteString) (model \(modelName)\(token == nil ? "" : "; token required"); Ctrl-C stops)\n"
+                    let line = "kbindex: serving \(what) on \(url.absoluteString) (model \(modelName), precision \(precision)\(token == nil ? "" : "; token required"); Ctrl-C stops)\n"
                     FileHandle.standardError.write(Data(line.utf8))
                 }
                 return nil

@@ -5,8 +5,9 @@ import KBFormat
 import KBRetrieval
 import KBSearch
 
-/// The options `serve` and `mcp` share: which indexes, the model, the scan threads; and
-/// opening them into a `RetrievalService` with the one-line errors (and advice) `query` gives.
+/// The options `serve` and `mcp` share: which indexes, the model, its precision, the scan
+/// threads; and opening them into a `RetrievalService` with the one-line errors (and advice)
+/// `query` gives.
 struct ServedIndexOptions: ParsableArguments {
     @Option(help: ArgumentHelp("An index to serve, as DIR or NAME=DIR (repeatable; default: the nearest .kbindex). A bare DIR is named after the indexed folder; requests pick an index by name.", valueName: "[name=]dir"))
     var index: [String] = []
@@ -16,6 +17,8 @@ struct ServedIndexOptions: ParsableArguments {
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Threads scanning an index (default: every core).", valueName: "n"))
     var threads: Int?
+
+    @OptionGroup var precision: PrecisionOption
 
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be a positive number (1 or more), got \(threads)") }
@@ -63,16 +66,27 @@ struct ServedIndexOptions: ParsableArguments {
     }
 
     /// Every index opened as `query` opens one, the model loaded and checked against them,
-    /// as a service with `options` (its model and threads are these options'). Errors are
-    /// `CLIError`s that say what to do.
+    /// as a service with `options` (its model, threads and precision are these options').
+    /// Errors are `CLIError`s that say what to do.
+    ///
+    /// One model serves every index, so questions have one precision: `--precision`, else
+    /// the first index's. An index that recorded another is served all the same (its vectors
+    /// are comparable), and a note on stderr names it.
     func service(_ options: ServiceOptions = .init()) throws -> RetrievalService {
         let opened = try indexes().map { name, url -> (name: String, index: IndexDirectory) in
             (name, try IndexOpening.open(IndexDirectory.resolve(url).path))
         }
-        let embedder = try ModelLoading.load(model, preferred: opened[0].index.manifest.model.name, threads: threads)
+        let chosen = try ModelLoading.questionPrecision(asked: precision.precision, indexes: opened.map { ($0.name, $0.index.manifest.model) })
+        let embedder = try ModelLoading.load(model, preferred: opened[0].index.manifest.model.name, threads: threads, precision: chosen.precision)
+        if !chosen.differing.isEmpty {
+            let others = chosen.differing.map { "index '\($0.index)' was embedded in \(ModelLoading.shown($0.recorded))" }.joined(separator: ", ")
+            let why = chosen.asked ? "as --precision asks" : "as index '\(opened[0].name)' was (the vectors are comparable; --precision chooses)"
+            note("\(others); questions are embedded in \(chosen.precision), \(why)")
+        }
         var options = options
         options.model = model
         options.threads = threads
+        options.precision = chosen.precision
         do {
             return try RetrievalService(indexes: opened, embedder: embedder, options: options)
         } catch RetrievalError.incompatibleModel(let name, let reason) {

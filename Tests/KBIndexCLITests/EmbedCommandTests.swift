@@ -1,4 +1,5 @@
 import Foundation
+import KBEmbed
 import KBTestSupport
 import XCTest
 
@@ -41,7 +42,7 @@ final class EmbedCommandTests: XCTestCase {
         let r = try CLIRunner.run(["embed", "Where is the index stored?"], environment: storeEnv)
         XCTAssertEqual(r.status, 0, r.stderr)
         let lines = r.stdoutLines
-        XCTAssertEqual(lines.first, "all-MiniLM-L6-v2: 384 dimensions, 8 tokens, mean pooling, normalized")
+        XCTAssertEqual(lines.first, "all-MiniLM-L6-v2: 384 dimensions, 8 tokens, mean pooling, normalized, \(Precision.default)")
         XCTAssertEqual(lines.count, 1 + 384 / 8)
         let values = lines.dropFirst().flatMap { $0.split(separator: " ").map { Float($0)! } }
         XCTAssertEqual(values.count, 384)
@@ -53,7 +54,7 @@ final class EmbedCommandTests: XCTestCase {
         let long = String(repeating: "lentil soup ", count: 300)
         let r = try CLIRunner.run(["embed", "-"], environment: storeEnv, stdin: Data(long.utf8))
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertEqual(r.stdoutLines.first, "all-MiniLM-L6-v2: 384 dimensions, 256 tokens, truncated from 902, mean pooling, normalized")
+        XCTAssertEqual(r.stdoutLines.first, "all-MiniLM-L6-v2: 384 dimensions, 256 tokens, truncated from 902, mean pooling, normalized, \(Precision.default)")
     }
 
     func testMissingModelIsOneLineThatNamesTheFix() throws {

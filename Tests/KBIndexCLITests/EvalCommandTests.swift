@@ -1,4 +1,5 @@
 import Foundation
+import KBEmbed
 import KBTestSupport
 import XCTest
 
@@ -78,7 +79,7 @@ final class EvalCommandTests: XCTestCase {
         let h = try CLIRunner.run(["eval", questions.path, "--index", index], environment: env)
         XCTAssertEqual(h.status, 0, h.stderr)
         let lines = h.stdout.split(separator: "\n").map(String.init)
-        XCTAssertEqual(lines[0], "2 questions from \(questions.path); hybrid: convex fusion, alpha 0.85")
+        XCTAssertEqual(lines[0], "2 questions from \(questions.path); hybrid: convex fusion, alpha 0.85; precision \(Precision.default)")
         XCTAssertTrue(lines[1].hasPrefix("index") && lines[1].contains("recall@1  recall@5  recall@10  MRR@10  nDCG@10  hit rate  p50 ms  p95 ms"), lines[1])
         // One row per mode: lexical, vector, hybrid.
         XCTAssertEqual(lines[3...5].map { $0.split(separator: " ")[1] }, ["lexical", "vector", "hybrid"])
@@ -92,7 +93,7 @@ final class EvalCommandTests: XCTestCase {
         // Rank fusion, named with its settings.
         let rrf = try CLIRunner.run(["eval", questions.path, "--index", index, "--fusion", "rrf", "--rrf-k", "20", "--lexical-weight", "0.5"], environment: env)
         XCTAssertEqual(rrf.status, 0, rrf.stderr)
-        XCTAssertTrue(rrf.stdout.hasPrefix("2 questions from \(questions.path); hybrid: reciprocal rank fusion, c 20, weights 1 vector / 0.5 lexical\n"), rrf.stdout)
+        XCTAssertTrue(rrf.stdout.hasPrefix("2 questions from \(questions.path); hybrid: reciprocal rank fusion, c 20, weights 1 vector / 0.5 lexical; precision \(Precision.default)\n"), rrf.stdout)
         let bad = try CLIRunner.run(["eval", questions.path, "--index", index, "--alpha", "1.5"], environment: env)
         XCTAssertEqual(bad.status, 64)
         XCTAssertTrue(bad.stderr.contains("--alpha must be between 0 and 1"), bad.stderr)
