@@ -143,7 +143,9 @@ final class SpecReaderTests: TempDirTestCase {
             model: ModelDescriptor(
                 name: "spec-model-" + text(&rng, bytes: 6), dimensions: dims, pooling: ["mean", "cls", "max"].randomElement(using: &rng)!,
                 normalized: Bool.random(using: &rng), maxTokens: Int.random(in: 1...8192, using: &rng),
-                weightsSHA256: (0..<32).map { _ in String(format: "%02X", UInt8.random(in: 0...255, using: &rng)) }.joined()),
+                weightsSHA256: (0..<32).map { _ in String(format: "%02X", UInt8.random(in: 0...255, using: &rng)) }.joined(),
+                // Both precisions (§8.3): the key absent for float32, "int8" for every other seed.
+                precision: seed % 2 == 0 ? "int8" : nil),
             blockSize: blockSize)
         for i in 0..<nd {
             input.documents.append(DocumentRecord(

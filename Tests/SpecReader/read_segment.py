@@ -63,6 +63,8 @@ OPTIONAL_KINDS = {LEXICAL}  # §8.11: segments written before it existed lack it
 # §8.3: the model descriptor's keys and JSON types.
 MODEL_KEYS = {'name': str, 'dimensions': int, 'pooling': str, 'normalized': bool,
               'maxTokens': int, 'weightsSHA256': str}
+# §8.3: optional keys, each a string when present and not null.
+MODEL_OPTIONAL_KEYS = {'precision': str}
 
 
 class SegmentError(Exception):
@@ -288,6 +290,9 @@ class Segment:
             ok = isinstance(v, typ) and (typ is bool or not isinstance(v, bool))
             if not ok:
                 raise SegmentError('corrupt', f'the MODEL section has no {typ.__name__} "{key}"')
+        for key, typ in MODEL_OPTIONAL_KEYS.items():
+            if m.get(key) is not None and not isinstance(m[key], typ):
+                raise SegmentError('corrupt', f'the MODEL section\'s "{key}" is not a {typ.__name__}')
         if m['dimensions'] != dims:
             raise SegmentError('corrupt', f"the model has {m['dimensions']} dimensions, the header {dims}")
         return m
