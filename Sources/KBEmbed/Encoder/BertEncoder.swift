@@ -73,7 +73,9 @@ struct BertEncoder: @unchecked Sendable {
         case .int8:
             let c = weights.config
             let calibrating = BertEncoder(weights: weights, linears: weights.layers.map { LayerLinears(float: $0, calibrating: true) })
-            let sequences = calibration.filter { !$0.isEmpty && $0.count <= c.maxPositions }
+            let sequences = calibration.filter { ids in
+                !ids.isEmpty && ids.count <= c.maxPositions && ids.allSatisfy { $0 >= 0 && Int($0) < c.vocabSize }
+            }
             let total = sequences.reduce(0) { $0 + $1.count }
             if total > 0 {
                 calibrating.forward(sequences, state: RunState(config: c, capacity: total, maxSequence: c.maxPositions))

@@ -1,5 +1,7 @@
 import CKBKernels
 import COpenBLAS
+import Dispatch
+import Synchronization
 
 /// A `[rows, cols]` float matrix quantized to int8 once per row and packed for the int8 GEMM
 /// kernel this CPU runs (`kb_i8_weights`, see CKBKernels' kb_kernels.h). Immutable, so
@@ -138,5 +140,54 @@ struct LayerLinears: @unchecked Sendable {
                   attnOut: try make(w.attnOutWeight, calibrated.attnOut, "attention.output.dense.weight"),
                   ffnIn: try make(w.ffnInWeight, calibrated.ffnIn, "intermediate.dense.weight"),
                   ffnOut: try make(w.ffnOutWeight, calibrated.ffnOut, "output.dense.weight"))
+    }
+}
+
+/// The int8 matrix product seen from outside the encoder (benchmarks, diagnostics).
+public enum Int8GEMM {
+    /// The kernel int8 weights are packed for on this CPU ("avx512vnni", "avxvnni", "neon",
+    /// "avx2" or "scalar"; KBINDEX_GEMM_KERNEL may force a lower one).
+    public static var kernelName: String { String(cString: kb_gemm_kernel_name()) }
+
+    /// Operations per second (multiply-add = 2) of the int8 linear layer as the encoder runs
+    /// it (per-token quantization + kb_i8_gemm, no outlier channels) on `shapes` (m tokens,
+    /// n outputs, k inputs), with `threads` threads each running the shapes in turn, for
+    /// about `seconds`. Random weights; allocates O(n·k + m·k) per thread.
+    public static func rate(shapes: [(m: Int, n: Int, k: Int)], threads: Int, seconds: Double = 1.5) -> Double {
+        let opsPerPass = shapes.reduce(0.0) { $0 + 2 * Double($1.m) * Double($1.n) * Double($1.k) }
+        let passes = Mutex<Int>(0)
+        let clock = ContinuousClock()
+        let t0 = clock.now
+        DispatchQueue.concurrentPerform(iterations: max(1, threads)) { _ in
+            var weights: [Int8Matrix] = []
+            var buffers: [(x: [Float], y: [Float])] = []
+            for (s, (m, n, k)) in shapes.enumerated() {
+                let w = (0..<(n * k)).map { Float(($0 &* 2_654_435_761 &+ s) % 2001 - 1000) * 1e-4 }
+                guard let q = w.withUnsafeBufferPointer({ try? Int8Matrix($0.baseAddress!, rows: n, cols: k, name: "bench", file: "") }) else { return }
+                weights.append(q)
+                buffers.append(((0..<(m * k)).map { Float(($0 &* 40_503) % 997 - 498) * 1e-3 }, [Float](repeating: 0, count: m * n)))
+            }
+            let kmax = shapes.map(\.k).max() ?? 1, mmax = shapes.map(\.m).max() ?? 1
+            let stride = kb_i8_row_stride(kmax)
+            let quantized = UnsafeMutablePointer<Int8>.allocate(capacity: mmax * stride); defer { quantized.deallocate() }
+            let scales = UnsafeMutablePointer<Float>.allocate(capacity: mmax); defer { scales.deallocate() }
+            var count = 0
+            let start = clock.now
+            while (clock.now - start) < .milliseconds(Int(seconds * 1000)) {
+                for (s, (m, n, k)) in shapes.enumerated() {
+                    buffers[s].x.withUnsafeBufferPointer { x in
+                        buffers[s].y.withUnsafeMutableBufferPointer { y in
+                            kb_i8_quantize_rows(x.baseAddress!, k, m, k, nil, quantized, stride, scales)
+                            kb_i8_gemm(weights[s].handle, quantized, stride, scales, m, y.baseAddress!, n)
+                        }
+                    }
+                }
+                count += 1
+            }
+            passes.withLock { $0 += count }
+        }
+        let elapsed = clock.now - t0
+        let secondsElapsed = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        return Double(passes.withLock { $0 }) * opsPerPass / secondsElapsed
     }
 }
