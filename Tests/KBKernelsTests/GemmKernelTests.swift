@@ -86,7 +86,7 @@ final class GemmKernelTests: XCTestCase {
                 let a = Self.quantize(x, m: m, k: k, lda: lda, seed: UInt64(s))
                 guard let want = Self.gemm(KB_GEMM_SCALAR, w: w, n: n, k: k, a: a, m: m),
                       let got = Self.gemm(kernel, w: w, n: n, k: k, a: a, m: m) else { return }
-                if let i = zip(got, want).firstIndex(where: { $0.bitPattern != $1.bitPattern }) {
+                if let i = got.indices.first(where: { got[$0].bitPattern != want[$0].bitPattern }) {
                     XCTFail("\(Self.name(kernel)) m=\(m) n=\(n) k=\(k) lda=\(lda): C[\(i / n), \(i % n)] = \(got[i]) ≠ scalar \(want[i])")
                     return
                 }
