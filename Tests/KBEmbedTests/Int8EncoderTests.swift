@@ -62,4 +62,28 @@ final class Int8EncoderTests: XCTestCase {
             XCTAssertEqual(try model.embed(tokenIDs: [ids])[0], v, "length \(ids.count): alone ≠ in a batch")
         }
     }
+
+    /// A NaN or infinity in a linear weight (quantized, or in an outlier column kept in float)
+    /// poisons the int8 vectors as it does the float ones: loading fails naming the tensor.
+    func testNonFiniteLinearWeightIsAnErrorNamingTheTensor() throws {
+        // (tensor, value index, value, the name and value the error gives: Q, K and V are fused)
+        let cases: [(String, Int, Float, String)] = [
+            ("encoder.layer.0.intermediate.dense.weight", 5, .nan, "'encoder.layer.0.intermediate.dense.weight' holds NaN"),
+            ("encoder.layer.1.output.dense.weight", 17, -.infinity, "'encoder.layer.1.output.dense.weight' holds -inf"),
+            ("encoder.layer.0.attention.self.query.weight", 0, .infinity, "'encoder.layer.0.attention.self.{query,key,value}.weight' holds inf"),
+        ]
+        for (tensor, index, value, shown) in cases {
+            var m = TinyModel(seed: 11)
+            m.defects = [.tensorValues(tensor, [index: value])]
+            let dir = try m.writeTemporary()
+            defer { TinyModel.remove(dir) }
+            do {
+                _ = try Embedder(modelDirectory: dir, threads: 1, precision: .int8)
+                XCTFail("\(tensor): loaded")
+            } catch let e as ModelError {
+                guard case .nonFiniteVector = e else { XCTFail("\(tensor): \(e)"); continue }
+                XCTAssertTrue(e.description.contains("tensor \(shown)"), e.description)
+            }
+        }
+    }
 }
