@@ -64,6 +64,7 @@ struct EmbedBench: ParsableCommand {
         var rows: [[String]] = []
         var results: [[String: Any]] = []
         var ratios: [[String]] = []
+        var loadSeconds: [Precision: Double] = [:]  // model load (int8: calibration and quantization too), best of the thread counts
         var ratioResults: [[String: Any]] = []
         for t in threadCounts {
             let budget = tokenBudget ?? probe.tokenBudget
@@ -71,8 +72,13 @@ struct EmbedBench: ParsableCommand {
             let int8Rate = precisions.contains(.int8) ? int8GEMMRate(config: cfg.bert, rows: budget, threads: t) : 0
             var chunksPerSecond: [String: [Precision: Double]] = [:]
             for p in precisions {
-                let embedder = try tokenBudget.map { try Embedder(modelDirectory: dir, threads: t, tokenBudget: $0, precision: p) }
-                    ?? Embedder(modelDirectory: dir, threads: t, precision: p)
+                var loaded: Embedder?
+                let loadTime = try time {
+                    loaded = try tokenBudget.map { try Embedder(modelDirectory: dir, threads: t, tokenBudget: $0, precision: p) }
+                        ?? Embedder(modelDirectory: dir, threads: t, precision: p)
+                }
+                let embedder = loaded!
+                loadSeconds[p] = min(loadSeconds[p] ?? .infinity, loadTime)
                 _ = try embedder.embed(Array(long.prefix(2 * t)))  // warm up pages and states
                 for (label, texts) in [("~256 tok", long), ("~32 tok", short)] {
                     var ids: [[Int32]] = []
@@ -106,6 +112,7 @@ struct EmbedBench: ParsableCommand {
             }
         }
         report["gemm_kernel"] = Int8GEMM.kernelName
+        report["load_s"] = Dictionary(uniqueKeysWithValues: loadSeconds.map { ($0.key.rawValue, $0.value) })
         if !ratioResults.isEmpty { report["int8_vs_f32"] = ratioResults }
         report["throughput"] = results
 
@@ -136,6 +143,8 @@ struct EmbedBench: ParsableCommand {
         if !ratios.isEmpty {
             printTable("int8 against f32 (same run)", header: ["texts", "threads", "f32 chunks/s", "int8 chunks/s", "int8 ÷ f32"], rows: ratios)
         }
+        printTable("Model load (int8 includes its calibration pass and weight quantization)", header: ["precision", "ms"],
+                   rows: precisions.map { [$0.rawValue, fmt(1000 * (loadSeconds[$0] ?? 0))] })
         printTable("Question latency (warm process, default threads)", header: ["question", "tokens", "p50 ms", "p95 ms"],
                    rows: [["12 words", "\(qTokens)", fmt(latency["p50_ms"] as! Double, 2), fmt(latency["p95_ms"] as! Double, 2)]])
         if !memory.isEmpty {
