@@ -36,7 +36,7 @@ public final class Embedder: Sendable {
     /// two-token forward pass; the tokenizer.json comparison runs once per version of the
     /// files (its result is cached in the folder). For int8, also one float forward pass over
     /// `calibrationTexts` and quantizing the linear weights (all-MiniLM-L6-v2: ~90 ms more,
-    /// ~21 MB of int8 weights).
+    /// ~11 MB of int8 weights).
     /// - Parameters:
     ///   - threads: workers per call (default: every core; at most `maxThreads`).
     ///   - tokenBudget: tokens per batch (default 512: throughput is flat from 256 to 2048, memory grows with it; see Benchmarks/RESULTS.md).
