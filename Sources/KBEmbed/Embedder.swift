@@ -34,7 +34,9 @@ public final class Embedder: Sendable {
     ///
     /// Cost: O(header) for the weights, which are memory-mapped, plus the vocabulary, plus one
     /// two-token forward pass; the tokenizer.json comparison runs once per version of the
-    /// files (its result is cached in the folder).
+    /// files (its result is cached in the folder). For int8, also one float forward pass over
+    /// `calibrationTexts` and quantizing the linear weights (all-MiniLM-L6-v2: ~90 ms more,
+    /// ~11 MB of int8 weights).
     /// - Parameters:
     ///   - threads: workers per call (default: every core; at most `maxThreads`).
     ///   - tokenBudget: tokens per batch (default 512: throughput is flat from 256 to 2048, memory grows with it; see Benchmarks/RESULTS.md).
@@ -48,17 +50,43 @@ public final class Embedder: Sendable {
         let weightsPath = directory.appendingPathComponent("model.safetensors").path
         guard FileManager.default.fileExists(atPath: weightsPath) else { throw ModelError.missingFile(weightsPath) }
         let weights = try BertWeights(file: SafeTensorsFile(path: weightsPath), config: config.bert)
-        encoder = BertEncoder(weights: weights)
-        tokenizer = try WordPieceTokenizer(modelDirectory: directory, maxLength: config.maxSequenceLength)
+        let tokenizer = try WordPieceTokenizer(modelDirectory: directory, maxLength: config.maxSequenceLength)
+        self.tokenizer = tokenizer
         // Token ids index the embedding matrix, whose shape was checked against vocab_size:
         // this keeps every id the tokenizer can return inside it.
         try VocabularyCheck.check(tokenizer, modelDirectory: directory, vocabSize: config.bert.vocabSize)
+        Embedder.makeBLASSingleThreaded
+        let calibration = precision == .int8 ? Self.calibrationTexts.map { tokenizer.encode($0).ids } : []
+        encoder = try BertEncoder(weights: weights, precision: precision, calibration: calibration)
         self.threads = min(Self.maxThreads, max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount))
         self.tokenBudget = max(tokenBudget, config.maxSequenceLength)
-        Embedder.makeBLASSingleThreaded
         // Damaged weights usually poison every vector: find out now rather than mid-build.
         _ = try embed(tokenIDs: [[tokenizer.clsID, tokenizer.sepID]])
     }
+
+    /// What the int8 encoder is calibrated on at load (which input channels stay in float,
+    /// see `Int8Linear`): ordinary prose, a heading, code and numbers, about 300 tokens, so
+    /// loading costs one short float forward pass. Changing it changes int8 vectors.
+    static let calibrationTexts = [
+        """
+        Getting started. Install the package, then run the indexer on a folder of notes: it walks every file, \
+        splits each document into passages of a few hundred words, and stores one vector per passage. \
+        Questions are answered by comparing their vector with the stored ones, so a search for "how do I \
+        renew my passport?" also finds a page titled "Travel documents". Results list the file, the heading \
+        and the line where each passage starts.
+        """,
+        """
+        def read_config(path: str) -> dict:
+            # Returns the settings, or raises ValueError when the file is malformed.
+            with open(path, encoding="utf-8") as f:
+                return json.load(f)
+        """,
+        """
+        In 2023 the city recorded 1,284 mm of rain, 17% above the 30-year average; March alone brought 212 mm. \
+        The committee met on 4 May at 10:30 and approved the budget (€2.5 million) by 9 votes to 2.
+        """,
+        "What is the capital of France?",
+    ]
 
     /// The most workers one call uses, whatever `threads` asks: more than any machine has
     /// cores, and small enough that sizing batches by it cannot overflow (`--threads` comes
@@ -198,7 +226,8 @@ public final class Embedder: Sendable {
 
     private func takeState() -> RunState {
         if let s = states.withLock({ $0.popLast() }) { return s }
-        return RunState(config: config.bert, capacity: max(tokenBudget, config.maxSequenceLength), maxSequence: config.maxSequenceLength)
+        return RunState(config: config.bert, capacity: max(tokenBudget, config.maxSequenceLength),
+                        maxSequence: config.maxSequenceLength, precision: precision)
     }
 
     private func returnState(_ s: RunState) {

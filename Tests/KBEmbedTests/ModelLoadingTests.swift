@@ -26,7 +26,7 @@ final class ModelLoadingTests: XCTestCase {
     func loadEncoder(_ dir: URL) throws -> (ModelConfig, BertEncoder) {
         let config = try ModelConfig.load(directory: dir)
         let file = try SafeTensorsFile(path: dir.appendingPathComponent("model.safetensors").path)
-        return (config, BertEncoder(weights: try BertWeights(file: file, config: config.bert)))
+        return (config, try BertEncoder(weights: try BertWeights(file: file, config: config.bert)))
     }
 
     /// Runs `sequences` as one padding-free batch and pools them as the folder says.

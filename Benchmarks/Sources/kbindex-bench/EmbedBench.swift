@@ -12,10 +12,12 @@ struct EmbedBench: ParsableCommand {
         abstract: "Embedding throughput, latency and memory, against the sgemm floor.",
         discussion: """
             Embeds --chunks texts of ~256 tokens and --chunks of ~32 tokens with each thread
-            count, measures OpenBLAS sgemm on the encoder's own matrix shapes in the same run,
-            and reports the floor: forward-pass FLOPs ÷ measured sgemm rate. 'of floor' is
-            floor time ÷ actual time (100% = the encoder costs no more than its matrix products
-            at full sgemm speed). Then: a 12-word question's latency in a warm process, and the
+            count and each --precision, measures OpenBLAS sgemm and the int8 GEMM kernel on the
+            encoder's own matrix shapes in the same run, and reports each precision's floor:
+            f32, forward-pass FLOPs ÷ measured sgemm rate; int8, the linear layers' ops ÷ the
+            int8 GEMM rate (per-token quantization included) plus attention's FLOPs ÷ the sgemm
+            rate. 'of floor' is floor time ÷ actual time (100% = the encoder costs no more than
+            its matrix products at full speed); 'int8 ÷ f32' compares chunks/s in the same run. Then: a 12-word question's latency in a warm process, and the
             peak memory of a fresh process embedding --memory-chunks texts against one that only
             loads the model.
             """
@@ -35,6 +37,8 @@ struct EmbedBench: ParsableCommand {
     var queryReps = 200
     @Option(help: "Texts (of ~32 tokens) embedded by the memory probe; 0 skips it.")
     var memoryChunks = 10_000
+    @Option(help: "Comma-separated precisions to compare (f32, int8).")
+    var precision = "f32,int8"
     @Option(help: "Tokens per encoder batch (default: the Embedder's).")
     var tokenBudget: Int?
     @Flag(help: "Print one JSON object instead of tables.")
@@ -53,31 +57,63 @@ struct EmbedBench: ParsableCommand {
 
         var report: [String: Any] = ["machine": machineDescription(), "model": syntheticConfig == nil ? cfg.name : "all-MiniLM-L6-v2 shapes, random weights",
                                      "date": ISO8601DateFormatter().string(from: Date())]
+        let precisions = try precision.split(separator: ",").map { p in
+            guard let v = Precision(rawValue: String(p)) else { throw ValidationError("unknown precision '\(p)' (f32, int8)") }
+            return v
+        }
         var rows: [[String]] = []
         var results: [[String: Any]] = []
+        var ratios: [[String]] = []
+        var loadSeconds: [Precision: Double] = [:]  // model load (int8: calibration and quantization too), best of the thread counts
+        var ratioResults: [[String: Any]] = []
         for t in threadCounts {
-            let rate = sgemmRate(config: cfg.bert, rows: tokenBudget ?? probe.tokenBudget, threads: t)
-            let embedder = try tokenBudget.map { try Embedder(modelDirectory: dir, threads: t, tokenBudget: $0) }
-                ?? Embedder(modelDirectory: dir, threads: t)
-            _ = try embedder.embed(Array(long.prefix(2 * t)))  // warm up pages and states
-            for (label, texts) in [("~256 tok", long), ("~32 tok", short)] {
-                var ids: [[Int32]] = []
-                let tokenizeTime = time { ids = embedder.tokenize(texts) }
-                let encodeTime = try time { _ = try embedder.embed(tokenIDs: ids) }
-                let tokens = ids.reduce(0) { $0 + $1.count }
-                let flops = ids.reduce(0.0) { $0 + forwardFLOPs(cfg.bert, length: $1.count) }
-                let floor = flops / rate
-                let total = tokenizeTime + encodeTime
-                rows.append([label, "\(t)", fmt(Double(texts.count) / total), fmt(Double(tokens) / total, 0),
-                             fmt(rate / 1e9), fmt(flops / encodeTime / 1e9), fmt(100 * floor / encodeTime) + "%",
-                             fmt(100 * tokenizeTime / total) + "%"])
-                results.append(["texts": label, "threads": t, "chunks": texts.count, "tokens": tokens,
-                                "chunks_per_s": Double(texts.count) / total, "tokens_per_s": Double(tokens) / total,
-                                "tokenize_s": tokenizeTime, "encode_s": encodeTime, "forward_gflop": flops / 1e9,
-                                "sgemm_gflops": rate / 1e9, "achieved_gflops": flops / encodeTime / 1e9,
-                                "fraction_of_floor": floor / encodeTime])
+            let budget = tokenBudget ?? probe.tokenBudget
+            let rate = sgemmRate(config: cfg.bert, rows: budget, threads: t)
+            let int8Rate = precisions.contains(.int8) ? int8GEMMRate(config: cfg.bert, rows: budget, threads: t) : 0
+            var chunksPerSecond: [String: [Precision: Double]] = [:]
+            for p in precisions {
+                var loaded: Embedder?
+                let loadTime = try time {
+                    loaded = try tokenBudget.map { try Embedder(modelDirectory: dir, threads: t, tokenBudget: $0, precision: p) }
+                        ?? Embedder(modelDirectory: dir, threads: t, precision: p)
+                }
+                let embedder = loaded!
+                loadSeconds[p] = min(loadSeconds[p] ?? .infinity, loadTime)
+                _ = try embedder.embed(Array(long.prefix(2 * t)))  // warm up pages and states
+                for (label, texts) in [("~256 tok", long), ("~32 tok", short)] {
+                    var ids: [[Int32]] = []
+                    let tokenizeTime = time { ids = embedder.tokenize(texts) }
+                    let encodeTime = try time { _ = try embedder.embed(tokenIDs: ids) }
+                    let tokens = ids.reduce(0) { $0 + $1.count }
+                    let flops = ids.reduce(0.0) { $0 + forwardFLOPs(cfg.bert, length: $1.count) }
+                    let dense = ids.reduce(0.0) { $0 + denseFLOPs(cfg.bert, length: $1.count) }
+                    let floor = p == .int8 ? dense / int8Rate + (flops - dense) / rate : flops / rate
+                    let floorRate = p == .int8 ? int8Rate : rate
+                    let total = tokenizeTime + encodeTime
+                    chunksPerSecond[label, default: [:]][p] = Double(texts.count) / total
+                    rows.append([label, "\(t)", p.rawValue, fmt(Double(texts.count) / total), fmt(Double(tokens) / total, 0),
+                                 fmt(floorRate / 1e9), fmt(flops / encodeTime / 1e9), fmt(100 * floor / encodeTime) + "%",
+                                 fmt(100 * tokenizeTime / total) + "%"])
+                    var result: [String: Any] = [
+                        "texts": label, "threads": t, "precision": p.rawValue, "chunks": texts.count, "tokens": tokens,
+                        "chunks_per_s": Double(texts.count) / total, "tokens_per_s": Double(tokens) / total,
+                        "tokenize_s": tokenizeTime, "encode_s": encodeTime, "forward_gflop": flops / 1e9,
+                        "sgemm_gflops": rate / 1e9, "achieved_gflops": flops / encodeTime / 1e9,
+                        "fraction_of_floor": floor / encodeTime]
+                    if p == .int8 { result["int8_gemm_gops"] = int8Rate / 1e9; result["gemm_kernel"] = Int8GEMM.kernelName }
+                    results.append(result)
+                }
+            }
+            for label in ["~256 tok", "~32 tok"] {
+                if let f = chunksPerSecond[label]?[.f32], let q = chunksPerSecond[label]?[.int8] {
+                    ratios.append([label, "\(t)", fmt(f), fmt(q), fmt(q / f, 2) + "×"])
+                    ratioResults.append(["texts": label, "threads": t, "f32_chunks_per_s": f, "int8_chunks_per_s": q, "int8_over_f32": q / f])
+                }
             }
         }
+        report["gemm_kernel"] = Int8GEMM.kernelName
+        report["load_s"] = Dictionary(uniqueKeysWithValues: loadSeconds.map { ($0.key.rawValue, $0.value) })
+        if !ratioResults.isEmpty { report["int8_vs_f32"] = ratioResults }
         report["throughput"] = results
 
         // A question in a warm process, with the default thread count (what `kbindex query` does).
@@ -101,9 +137,14 @@ struct EmbedBench: ParsableCommand {
 
         if json { printJSON(report); return }
         print("kbindex-bench embed — \(report["model"]!), token budget \(tokenBudget ?? probe.tokenBudget), \(machineDescription()["cpu"]!), \(ProcessInfo.processInfo.activeProcessorCount) cores")
-        printTable("Throughput (floor = forward FLOPs ÷ sgemm rate at the encoder's shapes, same threads)",
-                   header: ["texts", "threads", "chunks/s", "tokens/s", "sgemm GF/s", "encoder GF/s", "of floor", "tokenize"],
+        printTable("Throughput (floor: f32 = forward FLOPs ÷ sgemm rate; int8 = linear ops ÷ int8 GEMM rate (kernel \(Int8GEMM.kernelName)) + attention ÷ sgemm rate; encoder's shapes, same threads)",
+                   header: ["texts", "threads", "precision", "chunks/s", "tokens/s", "GEMM G/s", "encoder GF/s", "of floor", "tokenize"],
                    rows: rows)
+        if !ratios.isEmpty {
+            printTable("int8 against f32 (same run)", header: ["texts", "threads", "f32 chunks/s", "int8 chunks/s", "int8 ÷ f32"], rows: ratios)
+        }
+        printTable("Model load (int8 includes its calibration pass and weight quantization)", header: ["precision", "ms"],
+                   rows: precisions.map { [$0.rawValue, fmt(1000 * (loadSeconds[$0] ?? 0))] })
         printTable("Question latency (warm process, default threads)", header: ["question", "tokens", "p50 ms", "p95 ms"],
                    rows: [["12 words", "\(qTokens)", fmt(latency["p50_ms"] as! Double, 2), fmt(latency["p95_ms"] as! Double, 2)]])
         if !memory.isEmpty {
@@ -163,6 +204,19 @@ func forwardFLOPs(_ c: BertConfig, length n: Int) -> Double {
     let dense = 2 * t * h * (3 * h + h + 2 * i)  // QKV, attention output, FFN in and out
     let attention = 2 * 2 * t * t * h             // Q·Kᵀ and scores·V over all heads
     return Double(c.layerCount) * (dense + attention)
+}
+
+/// FLOPs of the linear layers alone (what int8 runs) in one forward pass over `n` tokens.
+func denseFLOPs(_ c: BertConfig, length n: Int) -> Double {
+    let h = Double(c.hiddenSize), i = Double(c.intermediateSize), t = Double(n)
+    return Double(c.layerCount) * 2 * t * h * (3 * h + h + 2 * i)
+}
+
+/// int8 GEMM op/s (quantization included) on the encoder's four linear shapes for a batch of
+/// `rows` tokens, `threads` at once (how the encoder runs them).
+func int8GEMMRate(config c: BertConfig, rows m: Int, threads: Int) -> Double {
+    let h = c.hiddenSize, inter = c.intermediateSize
+    return Int8GEMM.rate(shapes: [(m, 3 * h, h), (m, h, h), (m, inter, h), (m, h, inter)], threads: threads)
 }
 
 /// sgemm FLOP/s on the encoder's shapes, `threads` single-threaded OpenBLAS calls at once

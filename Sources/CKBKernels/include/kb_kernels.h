@@ -123,6 +123,102 @@ void kb_i8_dot_rows_batch_with(kb_dot_kernel_id k, const int8_t *qs, size_t qstr
                                const int8_t *rows, size_t stride, size_t dims, size_t n, int32_t *scores);
 
 
+// ---- int8 matrix products (the encoder's linear layers) ---------------------------------------
+//
+// C[m, n] = A[m, k] · Wᵀ for a PyTorch [out = n, in = k] weight W, in int8 with int32
+// accumulation: W is quantized once per output row (symmetric, w_scale[j] = max|W[j]| / 127,
+// values in [-127, 127]) and packed for one kernel (kb_i8_weights, made at model load); A is
+// quantized per row (token) on every call by kb_i8_quantize_rows, the same way. Then
+//     C[i, j] = (float)Σ_t a[i, t]·w[j, t] · (a_scale[i] · w_scale[j])
+// computed in float exactly as written (int32 → float rounding to nearest, two multiplies, no
+// addition, so no contraction): every kernel returns bit-identical floats to the scalar twin.
+// Bias, activation and residual stay with the caller. Kernels (their own choice, separate from
+// kb_active_isa and kb_dot_kernel):
+//   scalar      the plain reference, always compiled;
+//   avx2        x86-64 AVX2 without VNNI: the abs/sign trick into vpmaddubsw (never saturates);
+//   avxvnni     x86-64 AVX-VNNI (VEX vpdpbusd on ymm), weights stored as w + 128;
+//   avx512vnni  x86-64 AVX-512 VNNI (vpdpbusd on zmm, 6 rows × 64 columns per micro-kernel),
+//               weights stored as w + 128, each row corrected by −128·Σa once;
+//   neon        AArch64: sdot when the CPU has dotprod, else vmull_s8 + vpadalq_s16.
+// Limits: 1 ≤ k ≤ 131072 (so the int32 sums are exact), 1 ≤ n ≤ 2²⁴.
+
+/// The int8 matrix-product kernels. Values are stable (usable as ids across calls).
+typedef enum {
+    KB_GEMM_SCALAR = 0,
+    KB_GEMM_AVX2 = 1,
+    KB_GEMM_AVXVNNI = 2,
+    KB_GEMM_AVX512VNNI = 3,
+    KB_GEMM_NEON = 4,
+} kb_gemm_kernel_id;
+
+/// The kernel kb_i8_weights_new packs for, chosen once (thread-safe): the best this CPU runs
+/// (avx512vnni, avxvnni, neon, avx2, scalar in that order), unless the environment variable
+/// KBINDEX_GEMM_KERNEL names another one this CPU supports ("scalar", "avx2", "avxvnni",
+/// "avx512vnni", "neon"). A forced kernel the CPU cannot run (or an unknown name) falls back to
+/// the best available.
+kb_gemm_kernel_id kb_gemm_kernel(void);
+/// The name of kb_gemm_kernel(): the kernel actually used, not the one asked for.
+const char *kb_gemm_kernel_name(void);
+/// "scalar", "avx2", "avxvnni", "avx512vnni" or "neon" ("unknown" for any other value).
+const char *kb_gemm_kernel_id_name(kb_gemm_kernel_id k);
+/// Whether this CPU (and OS) can run kernel `k`.
+int kb_gemm_kernel_supported(kb_gemm_kernel_id k);
+/// The selection rule of kb_gemm_kernel() applied to `forced` (a KBINDEX_GEMM_KERNEL value, or
+/// NULL), without touching the cached choice: for tests and diagnostics.
+kb_gemm_kernel_id kb_gemm_kernel_select(const char *forced);
+
+/// Quantizes m rows of k floats (row i at x + i·ldx), each value first multiplied by
+/// channel_scale[t] when channel_scale is not NULL (x' = x · channel_scale[t]; 0 drops a channel,
+/// e.g. one the caller computes in float), to int8: scales[i] = max|x'| / 127 and
+/// q[i·ldq + t] = round-to-nearest-even(clamp(x' · (127 / max|x'|), ±127)); bytes k..<ldq of each
+/// row are set to 0. A row whose max |x| is below 2⁻¹⁰⁰ gets scale 0 and zeros; a row holding a
+/// NaN or infinity gets a NaN scale and zeros (so its outputs are NaN, never silently finite).
+/// Preconditions: ldx ≥ k, ldq ≥ k; q, scales and x do not overlap. Dispatches on kb_active_isa
+/// (every variant gives identical bytes and scales). O(m·k), no allocation.
+void kb_i8_quantize_rows(const float *x, size_t ldx, size_t m, size_t k, const float *channel_scale, int8_t *q,
+                         size_t ldq, float *scales);
+void kb_i8_quantize_rows_scalar(const float *x, size_t ldx, size_t m, size_t k, const float *channel_scale, int8_t *q,
+                         size_t ldq, float *scales);
+void kb_i8_quantize_rows_avx2(const float *x, size_t ldx, size_t m, size_t k, const float *channel_scale, int8_t *q,
+                         size_t ldq, float *scales);
+void kb_i8_quantize_rows_avx512(const float *x, size_t ldx, size_t m, size_t k, const float *channel_scale, int8_t *q,
+                         size_t ldq, float *scales);
+
+/// The row stride (bytes) to give quantized activations of k values: k rounded up to 64, which
+/// satisfies every kernel's lda requirement below.
+size_t kb_i8_row_stride(size_t k);
+
+/// A weight matrix quantized and packed for one kernel (opaque; immutable once made, so any
+/// number of threads may use it at once).
+typedef struct kb_i8_weights kb_i8_weights;
+
+/// Quantizes W (n rows of k floats, row-major: PyTorch's [out, in]) per row and packs it for
+/// kernel `kernel` (scalar when this CPU cannot run it). Memory owned: n_p·k_p bytes of packed
+/// weights plus 4·n_p bytes of scales, n_p = n rounded up to the kernel's column block (16 for
+/// avx512vnni, 8 for avx2/avxvnni, 4 for neon, 1 for scalar), k_p = k rounded up to 4 (k for
+/// scalar); kb_i8_weights_bytes gives the total. NULL when memory is short or the shape is out
+/// of the limits above. O(n·k), allocates.
+kb_i8_weights *kb_i8_weights_new_with(kb_gemm_kernel_id kernel, const float *w, size_t n, size_t k);
+/// The same for kb_gemm_kernel().
+kb_i8_weights *kb_i8_weights_new(const float *w, size_t n, size_t k);
+void kb_i8_weights_free(kb_i8_weights *w);
+/// The kernel the weights are packed for (and kb_i8_gemm runs).
+kb_gemm_kernel_id kb_i8_weights_kernel(const kb_i8_weights *w);
+/// Bytes of memory the handle owns.
+size_t kb_i8_weights_bytes(const kb_i8_weights *w);
+size_t kb_i8_weights_rows(const kb_i8_weights *w);
+size_t kb_i8_weights_cols(const kb_i8_weights *w);
+/// The n per-row weight scales (for tests).
+const float *kb_i8_weights_scales(const kb_i8_weights *w);
+
+/// C[i·ldc + j] = (float)Σ_{t<k} a[i·lda + t]·w[j, t] · (a_scales[i] · w_scale[j]) for i < m, j < n,
+/// with w's kernel. Preconditions: a holds m rows of int8 in [-127, 127] (as
+/// kb_i8_quantize_rows writes them) with lda ≥ k rounded up to 4 and the bytes up to that
+/// readable (their values do not matter); ldc ≥ n; c does not overlap the inputs. m == 0 writes
+/// nothing. Thread-safe; no allocation. O(m·n·k).
+void kb_i8_gemm(const kb_i8_weights *w, const int8_t *a, size_t lda, const float *a_scales, size_t m, float *c,
+                size_t ldc);
+
 // ---- the index scan: dot products fused with a top-k threshold -------------------------------
 //
 // A batch of queries prepared once (copied, and for AVX-512 VNNI with 8 or more queries laid

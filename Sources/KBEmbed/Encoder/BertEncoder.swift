@@ -13,11 +13,21 @@ final class RunState: @unchecked Sendable {
     let tmp: UnsafeMutablePointer<Float>     // [T, H]
     let ffn: UnsafeMutablePointer<Float>     // [T, I]
     let scores: UnsafeMutablePointer<Float>  // [L, L]  one head's attention matrix
+    // int8 only (empty otherwise): a linear layer's input quantized per token.
+    let quantizedStride: Int                          // bytes per row of `quantized`
+    let quantized: UnsafeMutablePointer<Int8>         // [T, max(H, I) rounded up to 64]
+    let quantizedScales: UnsafeMutablePointer<Float>  // [T]
+    let outlierInputs: UnsafeMutablePointer<Float>    // [T, Int8Linear.outlierCount]
 
-    init(config c: BertConfig, capacity: Int, maxSequence: Int) {
+    init(config c: BertConfig, capacity: Int, maxSequence: Int, precision: Precision = .f32) {
         self.capacity = capacity
         self.maxSequence = maxSequence
         let h = c.hiddenSize
+        let rowsInt8 = precision == .int8 ? capacity : 0
+        quantizedStride = kb_i8_row_stride(max(h, c.intermediateSize))
+        quantized = .allocate(capacity: rowsInt8 * quantizedStride)
+        quantizedScales = .allocate(capacity: rowsInt8)
+        outlierInputs = .allocate(capacity: rowsInt8 * Int8Linear.outlierCount)
         x = .allocate(capacity: capacity * h)
         qkv = .allocate(capacity: capacity * 3 * h)
         context = .allocate(capacity: capacity * h)
@@ -29,6 +39,7 @@ final class RunState: @unchecked Sendable {
     deinit {
         x.deallocate(); qkv.deallocate(); context.deallocate()
         tmp.deallocate(); ffn.deallocate(); scores.deallocate()
+        quantized.deallocate(); quantizedScales.deallocate(); outlierInputs.deallocate()
     }
 }
 
@@ -37,9 +48,49 @@ final class RunState: @unchecked Sendable {
 /// Sequences of one batch are packed back to back, with no padding: the dense layers see
 /// one `[tokens, H]` matrix, and attention runs per sequence over exactly its own tokens.
 /// So a batch gives the same vectors as encoding each text alone, and no work is spent on padding.
+///
+/// The four linear maps of each layer run in `precision` (see `linear`); everything else
+/// (attention's products and softmax, layer norm, GELU, residuals, pooling) is float32 either way.
 struct BertEncoder: @unchecked Sendable {
     let weights: BertWeights
+    let precision: Precision
+    /// Each layer's linear maps in `precision` (for int8, quantized and packed at load).
+    let linears: [LayerLinears]
     var config: BertConfig { weights.config }
+
+    /// The encoder in `precision`. For int8, `calibration` (token sequences, e.g. one
+    /// paragraph of ordinary text) first runs through the float encoder to find each linear
+    /// layer's outlier input channels (see `Int8Linear`); then the weights are quantized.
+    /// - Throws: `ModelError.unsupported` when int8 cannot take a layer's shape (see `Int8Matrix`).
+    /// Cost: nothing for f32; for int8 one float forward pass over `calibration` and one pass
+    /// over the linear weights, which then take about a quarter of their float size again.
+    init(weights: BertWeights, precision: Precision = .f32, calibration: [[Int32]] = []) throws {
+        self.weights = weights
+        self.precision = precision
+        switch precision {
+        case .f32:
+            linears = weights.layers.map { LayerLinears(float: $0, calibrating: false) }
+        case .int8:
+            let c = weights.config
+            let calibrating = BertEncoder(weights: weights, linears: weights.layers.map { LayerLinears(float: $0, calibrating: true) })
+            let sequences = calibration.filter { ids in
+                !ids.isEmpty && ids.count <= c.maxPositions && ids.allSatisfy { $0 >= 0 && Int($0) < c.vocabSize }
+            }
+            let total = sequences.reduce(0) { $0 + $1.count }
+            if total > 0 {
+                calibrating.forward(sequences, state: RunState(config: c, capacity: total, maxSequence: c.maxPositions))
+            }
+            linears = try zip(weights.layers, calibrating.linears).enumerated().map { l, pair in
+                try LayerLinears(int8: pair.0, calibrated: pair.1, layer: l, file: weights.file.path)
+            }
+        }
+    }
+
+    private init(weights: BertWeights, linears: [LayerLinears]) {
+        self.weights = weights
+        self.precision = .f32
+        self.linears = linears
+    }
 
     /// Runs the encoder over `sequences` (token ids, each at most `state.maxSequence` long,
     /// all together at most `state.capacity`) and leaves the last hidden states in `state.x`,
@@ -65,20 +116,20 @@ struct BertEncoder: @unchecked Sendable {
             }
         }
 
-        for layer in w.layers {
+        for (layer, lin) in zip(w.layers, linears) {
             // Self-attention: Q, K, V in one product, then softmax(Q Kᵀ / √d) V per head.
-            gemm(state.x, layer.qkvWeight.pointer, state.qkv, m: total, n: 3 * h, k: h)
+            linear(state.x, lin.qkv, state.qkv, m: total, n: 3 * h, k: h, state: state)
             addBias(state.qkv, rows: total, cols: 3 * h, bias: layer.qkvBias.pointer)
             attention(sequences, state: state)
             // Output projection + residual + LayerNorm.
-            gemm(state.context, layer.attnOutWeight.pointer, state.tmp, m: total, n: h, k: h)
+            linear(state.context, lin.attnOut, state.tmp, m: total, n: h, k: h, state: state)
             biasResidualLayerNorm(state.tmp, rows: total, cols: h, bias: layer.attnOutBias.pointer,
                                   residual: state.x, gamma: layer.attnNormGamma.pointer,
                                   beta: layer.attnNormBeta.pointer, eps: c.layerNormEps)
             // Feed-forward: H → I (GELU) → H, + residual + LayerNorm.
-            gemm(state.tmp, layer.ffnInWeight.pointer, state.ffn, m: total, n: inter, k: h)
+            linear(state.tmp, lin.ffnIn, state.ffn, m: total, n: inter, k: h, state: state)
             kb_bias_gelu(state.ffn, total, inter, layer.ffnInBias.pointer)
-            gemm(state.ffn, layer.ffnOutWeight.pointer, state.x, m: total, n: h, k: inter)
+            linear(state.ffn, lin.ffnOut, state.x, m: total, n: h, k: inter, state: state)
             biasResidualLayerNorm(state.x, rows: total, cols: h, bias: layer.ffnOutBias.pointer,
                                   residual: state.tmp, gamma: layer.outNormGamma.pointer,
                                   beta: layer.outNormBeta.pointer, eps: c.layerNormEps)
@@ -106,6 +157,24 @@ struct BertEncoder: @unchecked Sendable {
                             state.context + start * h + head * d, Int32(h))
             }
             start += n
+        }
+    }
+
+    /// y[m, n] = x[m, k] · Wᵀ (no bias) in the weight's arithmetic: float32 sgemm, or x
+    /// quantized per token into `state.quantized` and multiplied by the int8 weights
+    /// (int32 sums, one float scale per token and per output; outlier channels in float).
+    @inline(__always)
+    private func linear(_ x: UnsafePointer<Float>, _ w: LinearWeight, _ y: UnsafeMutablePointer<Float>,
+                        m: Int, n: Int, k: Int, state: RunState) {
+        switch w {
+        case .f32(let t):
+            gemm(x, t.pointer, y, m: m, n: n, k: k)
+        case .calibrating(let t, let range):
+            range.record(x, rows: m)
+            gemm(x, t.pointer, y, m: m, n: n, k: k)
+        case .int8(let q):
+            q.apply(x, m: m, into: y, quantized: state.quantized, stride: state.quantizedStride,
+                    scales: state.quantizedScales, gathered: state.outlierInputs)
         }
     }
 
