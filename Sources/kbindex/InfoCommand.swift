@@ -46,6 +46,9 @@ struct InfoCommand: ParsableCommand {
         if !stray.isEmpty {
             print(IndexOpening.strayLine(stray))
         }
+        if let cp = BuildCheckpoint.pending(in: idx.url, manifest: idx.manifest) {
+            print("pending:   \(BuildCheckpointing.pendingLine(cp))")
+        }
         if verify {
             for s in idx.segments {
                 do { try s.verify() } catch let error as SegmentError {
