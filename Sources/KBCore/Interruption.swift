@@ -32,6 +32,15 @@ public enum Interruption {
         return s == 0 ? nil : s
     }
 
+    /// True exactly once after a signal was received (to say "stopping…" once, whichever
+    /// thread notices first); false before and after. One atomic operation.
+    public static func firstNotice() -> Bool {
+        guard receivedSignal != nil else { return false }
+        return !noticed.exchange(true, ordering: .relaxed)
+    }
+
+    private static let noticed = Atomic<Bool>(false)
+
     /// Restores the default action of SIGINT and SIGTERM (from here on, a signal ends the
     /// process at once); a signal already received stays recorded.
     public static func uninstall() {

@@ -349,7 +349,12 @@ struct BuildCommand: ParsableCommand {
             lastCheckpoint = Date()
         }
         var reuse = VectorReuse()
-        let isCancelled: @Sendable () -> Bool = { Interruption.receivedSignal != nil }
+        let isCancelled: @Sendable () -> Bool = {
+            if Interruption.firstNotice() {
+                note("stopping: the running batches finish and what is done is saved (Ctrl-C again stops at once, keeping what was saved before)")
+            }
+            return Interruption.receivedSignal != nil
+        }
         let status = BuildProgress(files: toRead.count, bytes: totalBytes)
         progress.start { status.line() }
         var group: [SourceFile] = []

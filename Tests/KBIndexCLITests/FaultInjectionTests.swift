@@ -192,6 +192,32 @@ final class FaultInjectionTests: XCTestCase {
             }
         }
         XCTAssertTrue(resumedOnce)
+
+        // Random moments of a resumed build (a build that ends before its moment is a valid
+        // trial too): the old index or the new one, then the new one after a further build.
+        let index = work.appendingPathComponent("trial")
+        try copyIndex(oldIndex, to: index)
+        XCTAssertTrue(try CLIRunner.run(buildArgs(index), environment: env.merging(["KBINDEX_FAULT": "checkpoint-written"]) { $1 }).killed)
+        let resumed = work.appendingPathComponent("resumed")
+        try copyIndex(index, to: resumed)
+        let t0 = Date()
+        XCTAssertEqual(try CLIRunner.run(buildArgs(resumed), environment: env).status, 0)
+        let resumeTime = Date().timeIntervalSince(t0)
+        var rng = SeededRNG(seed: 16)
+        for _ in 0..<6 {
+            let trial = work.appendingPathComponent("random")
+            try copyIndex(index, to: trial)
+            let delay = Double.random(in: 0...resumeTime, using: &rng)
+            let what = "a resumed build killed after \(String(format: "%.3f", delay)) s"
+            let b = try CLIRunner.run(buildArgs(trial), environment: env, killAfter: delay)
+            if !b.killed { XCTAssertEqual(b.status, 0, "\(what): \(b.stderr)") }
+            try verify(trial, what)
+            let got = try lexicalTiesAside(answers(trial))
+            XCTAssertTrue(got == oldAnswers || got == newAnswers, "\(what): the answers are neither the old index's nor the new one's:\n\(got)")
+            let again = try CLIRunner.run(buildArgs(trial), environment: env)
+            XCTAssertEqual(again.status, 0, "\(what), then built again: \(again.stderr)")
+            XCTAssertEqual(try lexicalTiesAside(answers(trial)), newAnswers, "\(what), then built again")
+        }
     }
 
     /// `answers` without the lexical ranks: BM25 ties are ranked by segment order, which

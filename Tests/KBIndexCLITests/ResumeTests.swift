@@ -106,6 +106,7 @@ final class ResumeTests: XCTestCase {
         let r = try build(fault: "interrupt@before-embedding")
         XCTAssertEqual(r.status, 130, r.stderr)
         XCTAssertTrue(r.stderr.contains("interrupted: nothing was embedded yet; the index is unchanged\n"), r.stderr)
+        XCTAssertEqual(r.stderr.components(separatedBy: "note: stopping: the running batches finish and what is done is saved").count, 2, r.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: checkpointFile.path))
         XCTAssertEqual(try Data(contentsOf: indexDir.appendingPathComponent("manifest.json")), manifest)
         let again = try build()
