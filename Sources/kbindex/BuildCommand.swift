@@ -35,7 +35,7 @@ struct BuildCommand: ParsableCommand {
             its files are read and embedded again.
 
             A long build saves its progress aside as it goes (every few thousand chunks, and \
-            at least every minute): Ctrl-C stops it at the next safe point with status 130, \
+            at least every 30 seconds): Ctrl-C stops it at the next safe point with status 130, \
             and a build killed any other way (a reboot, an out-of-memory kill) loses at most \
             the work since its last save. Running the same command again continues where it \
             stopped ("resuming an interrupted build: …"). Queries keep answering from the \
@@ -118,9 +118,13 @@ struct BuildCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: .hidden)
     var checkpointChunks = 4_000
 
-    /// Seconds of embedding between two checkpoints at most.
+    /// Seconds of embedding between two checkpoints at most. A kill loses at most this much
+    /// embedding (plus the group being embedded): with 30 s, a build of five minutes or more
+    /// killed half-way and resumed costs at most about 1.1× an uninterrupted one, and a build
+    /// of the Python docs' size (six minutes on two cores) ends with about a dozen segments
+    /// (compaction merges them past 16).
     @Option(parsing: .unconditional, help: .hidden)
-    var checkpointSeconds: Double = 60
+    var checkpointSeconds: Double = 30
 
     func validate() throws {
         // The numbers are parsed with `.unconditional`, so that "--threads -1" reaches these

@@ -133,6 +133,11 @@ final class ResumeTests: XCTestCase {
         XCTAssertTrue(info.stdout.contains("pending:   an interrupted rebuild has 32 chunks"), info.stdout)
         XCTAssertFalse(info.stdout.contains("stray"), info.stdout)
 
+        // A compaction meanwhile keeps the aside segments.
+        let compact = try CLIRunner.run(["compact", "--index", indexDir.path], environment: env)
+        XCTAssertEqual(compact.status, 0, compact.stderr)
+        XCTAssertEqual(try answers(), old)
+
         let again = try build()  // no --rebuild: the rebuild goes on
         XCTAssertEqual(again.status, 0, again.stderr)
         XCTAssertTrue(again.stderr.contains("note: continuing an interrupted rebuild; queries use the current index until it finishes\n"), again.stderr)
