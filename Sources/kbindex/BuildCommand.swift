@@ -104,7 +104,7 @@ struct BuildCommand: ParsableCommand {
     @Flag(help: ArgumentHelp("Follow symbolic links wherever they lead; by default a link out of FOLDER is skipped (a link inside it is followed, and a file reached twice is indexed once)."))
     var follow = false
 
-    @Flag(help: "Re-read and re-embed every file, ignoring the existing index.")
+    @Flag(help: "Re-read and re-embed every file, ignoring the existing index (an interrupted rebuild is continued, not started over).")
     var rebuild = false
 
     @Flag(help: "Do not compact the index after the update, whatever its deletions and segment count.")
