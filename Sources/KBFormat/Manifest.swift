@@ -67,25 +67,10 @@ public struct Manifest: Codable, Equatable, Sendable {
         self.createdAt = createdAt ?? ISO8601DateFormatter().string(from: Date())
     }
 
-    private static let marker = Array("\"sha256\"".utf8)
-
     /// The exact bytes `write(to:)` writes: the manifest as pretty-printed JSON with sorted
     /// keys, its closing brace replaced by a last member `"sha256": "<hex>"` where hex is the
-    /// SHA-256 of every byte before `"sha256"`. O(manifest size).
-    public func encoded() throws -> Data {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        var body = Array(try enc.encode(self))
-        // Drop the object's closing brace (exactly one, with the white space around it).
-        func trimSpace() { while let last = body.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: " ") { body.removeLast() } }
-        trimSpace()
-        precondition(body.last == UInt8(ascii: "}"), "JSONEncoder output does not end with '}'")
-        body.removeLast()
-        trimSpace()
-        body += Array(",\n  ".utf8)
-        let hex = body.withUnsafeBytes { Hashing.sha256Hex($0) }
-        return Data(body + Self.marker + Array(": \"\(hex)\"\n}\n".utf8))
-    }
+    /// SHA-256 of every byte before `"sha256"` (`ChecksummedJSON`). O(manifest size).
+    public func encoded() throws -> Data { try ChecksummedJSON.encode(self) }
 
     /// Writes `dir/manifest.json` atomically (write a temporary file, fsync, rename over the old
     /// manifest, fsync the folder): a reader sees the old manifest or the new one, never a mix.
@@ -104,26 +89,8 @@ public struct Manifest: Codable, Equatable, Sendable {
         let b = Array(file.bytes)
         func damaged(_ r: String) -> ManifestError { .damaged(dir: dir, reason: r) }
 
-        // Find the last `"sha256"`, then `: "<64 hex>"`, then only `}` and white space.
-        var m = b.count - marker.count
-        while m >= 0 && !b[m..<m + marker.count].elementsEqual(marker) { m -= 1 }
-        guard m >= 0 else { throw damaged("no sha256") }
-        var i = m + marker.count
-        func skipSpace() { while i < b.count, [0x20, 0x0A, 0x0D, 0x09].contains(b[i]) { i += 1 } }
-        skipSpace()
-        guard i < b.count, b[i] == UInt8(ascii: ":") else { throw damaged("malformed sha256") }
-        i += 1
-        skipSpace()
-        guard i + 66 <= b.count, b[i] == UInt8(ascii: "\""), b[i + 65] == UInt8(ascii: "\"") else { throw damaged("malformed sha256") }
-        let stored = String(decoding: b[i + 1..<i + 65], as: UTF8.self).lowercased()
-        i += 66
-        skipSpace()
-        guard i < b.count, b[i] == UInt8(ascii: "}") else { throw damaged("data after sha256") }
-        i += 1
-        skipSpace()
-        guard i == b.count else { throw damaged("data after the closing brace") }
-        let actual = b[0..<m].withUnsafeBytes { Hashing.sha256Hex($0) }
-        guard actual == stored else { throw damaged("sha256 mismatch") }
+        // The last `"sha256"`, then `: "<64 hex>"`, then only `}` and white space.
+        if let reason = ChecksummedJSON.damage(b) { throw damaged(reason) }
 
         struct Version: Decodable { let formatVersion: Int }
         let data = Data(b)

@@ -27,7 +27,7 @@ struct InfoCommand: ParsableCommand {
         let m = idx.manifest.model
         print("index:     \(idx.url.path)")
         print("built:     \(idx.manifest.createdAt)")
-        print("model:     \(m.name), \(m.dimensions) dimensions, \(m.pooling) pooling\(m.normalized ? ", normalized" : ""), \(m.maxTokens) tokens max")
+        print("model:     \(m.name), \(m.dimensions) dimensions, \(m.pooling) pooling\(m.normalized ? ", normalized" : ""), \(m.maxTokens) tokens max, embedded in \(BuildCheckpointing.precision(of: m))")
         print("segments:  \(idx.segments.count)")
         let deletedDocs = idx.documentCount - idx.liveDocumentCount, deletedChunks = idx.chunkCount - idx.liveChunkCount
         print("documents: \(Format.count(idx.liveDocumentCount))\(deletedDocs > 0 ? " (and \(Format.count(deletedDocs)) deleted)" : "")")
@@ -45,6 +45,9 @@ struct InfoCommand: ParsableCommand {
         let stray = IndexFiles.stray(in: idx.url, manifest: idx.manifest)
         if !stray.isEmpty {
             print(IndexOpening.strayLine(stray))
+        }
+        if let cp = BuildCheckpoint.pending(in: idx.url, manifest: idx.manifest) {
+            print("pending:   \(BuildCheckpointing.pendingLine(cp))")
         }
         if verify {
             for s in idx.segments {

@@ -72,5 +72,6 @@ struct VerifyCommand: ParsableCommand {
         let deletionFiles = manifest.segments.compactMap(\.deletions).count
         print("ok: \(url.path): manifest, \(Format.counted(manifest.segments.count, "segment")) (\(Format.counted(sections, "section")), \(Format.counted(chunks, "chunk"))) and \(Format.counted(deletionFiles, "deletion file")) match their checksums")
         if !stray.isEmpty { print(IndexOpening.strayLine(stray)) }
+        if let cp = BuildCheckpoint.pending(in: url, manifest: manifest) { print(BuildCheckpointing.pendingLine(cp)) }
     }
 }

@@ -33,32 +33,44 @@ public final class IndexDirectory: @unchecked Sendable {
             attempt += 1
             let m = try Manifest.read(from: url.path)
             do {
-                let segs = try m.segments.map { try SegmentReader(path: url.appendingPathComponent($0.file).path) }
-                // Every question vector is made for the manifest's model: a segment of another
-                // model (a hand-copied file) would be scanned with vectors of the wrong length.
-                for seg in segs {
-                    if m.model.incompatibility(with: seg.model) != nil {
-                        throw SegmentError.corrupt(file: seg.path, reason: "its vectors come from \(seg.model.name) (\(seg.model.dimensions) dims), the manifest names \(m.model.name) (\(m.model.dimensions) dims\(m.model.dimensions == seg.model.dimensions ? ", other weights" : ""))")
-                    }
-                }
-                var dels: [DeletionSet?] = []
-                for (s, entry) in zip(segs, m.segments) {
-                    guard let name = entry.deletions else { dels.append(nil); continue }
-                    let path = url.appendingPathComponent(name).path
-                    let set = try DeletionSet.read(path: path)
-                    guard set.documentCount == s.documentCount else {
-                        throw DeletionFileError(file: path, reason: "it covers \(set.documentCount) documents, its segment has \(s.documentCount)")
-                    }
-                    dels.append(set)
-                }
+                (segments, deletions) = try Self.open(m, in: url)
                 manifest = m
-                segments = segs
-                deletions = dels
                 return
             } catch let e as FileError where e.isMissingFile && attempt == 1 {
                 continue  // a concurrent build or compaction replaced the manifest: read it again
             }
         }
+    }
+
+    /// Opens the segments `manifest` lists in `url` as an index, without reading
+    /// `manifest.json` (a build opens the segments its checkpoint lists this way, §13.6).
+    /// Throws as `init(url:)` does, and `FileError` (missing) when a file is gone.
+    public init(url: URL, manifest: Manifest) throws {
+        self.url = url
+        (segments, deletions) = try Self.open(manifest, in: url)
+        self.manifest = manifest
+    }
+
+    private static func open(_ m: Manifest, in url: URL) throws -> ([SegmentReader], [DeletionSet?]) {
+        let segs = try m.segments.map { try SegmentReader(path: url.appendingPathComponent($0.file).path) }
+        // Every question vector is made for the manifest's model: a segment of another
+        // model (a hand-copied file) would be scanned with vectors of the wrong length.
+        for seg in segs {
+            if m.model.incompatibility(with: seg.model) != nil {
+                throw SegmentError.corrupt(file: seg.path, reason: "its vectors come from \(seg.model.name) (\(seg.model.dimensions) dims), the manifest names \(m.model.name) (\(m.model.dimensions) dims\(m.model.dimensions == seg.model.dimensions ? ", other weights" : ""))")
+            }
+        }
+        var dels: [DeletionSet?] = []
+        for (s, entry) in zip(segs, m.segments) {
+            guard let name = entry.deletions else { dels.append(nil); continue }
+            let path = url.appendingPathComponent(name).path
+            let set = try DeletionSet.read(path: path)
+            guard set.documentCount == s.documentCount else {
+                throw DeletionFileError(file: path, reason: "it covers \(set.documentCount) documents, its segment has \(s.documentCount)")
+            }
+            dels.append(set)
+        }
+        return (segs, dels)
     }
 
     /// The index folder `url` names: `url` itself, or `url/.kbindex` when that holds an index

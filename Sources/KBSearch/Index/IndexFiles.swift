@@ -27,17 +27,26 @@ public enum IndexFiles {
     /// names. Precondition: the caller holds the index's write lock, and every file the
     /// manifest names is written and synced. Throws `FileError` when the manifest cannot be
     /// written; the old index is then untouched.
-    public static func commit(_ manifest: Manifest, in dir: URL) throws {
+    ///
+    /// A build checkpoint (§13.6) keeps its files through the cleanup, unless
+    /// `endingCheckpoint` (the build that wrote it commits it now) or the new manifest names
+    /// its segments: then the checkpoint is removed first.
+    public static func commit(_ manifest: Manifest, in dir: URL, endingCheckpoint: Bool = false) throws {
         try manifest.write(to: dir.path)
         FaultInjection.point("after-commit")
+        if endingCheckpoint || ((try? BuildCheckpoint.read(from: dir)) ?? nil)?.isCommitted(by: manifest) == true {
+            BuildCheckpoint.remove(in: dir)
+        }
         removeUnreferenced(in: dir, keeping: referenced(by: manifest))
     }
 
-    /// The files in `dir` that no change needs: segment and deletion files not in `keeping`,
-    /// and temporary files a killed writer left (`*.tmp-<pid>`). Empty when the folder cannot
-    /// be listed.
+    /// The files in `dir` that no change needs: segment and deletion files not in `keeping`
+    /// nor named by a readable build checkpoint (`BuildCheckpoint.protectedFiles`), and
+    /// temporary files a killed writer left (`*.tmp-<pid>`). Empty when the folder cannot be
+    /// listed.
     public static func unreferenced(in dir: URL, keeping: Set<String>) -> [String] {
-        ((try? DirectoryListing.names(in: dir.path)) ?? []).filter { name in
+        let keeping = keeping.union(BuildCheckpoint.protectedFiles(in: dir))
+        return ((try? DirectoryListing.names(in: dir.path)) ?? []).filter { name in
             let ours = name.hasSuffix(segmentSuffix) || name.hasSuffix(deletionSuffix)
             return (ours && !keeping.contains(name)) || name.contains(".tmp-")
         }

@@ -40,4 +40,14 @@ public struct KnownDocuments: Sendable {
 
     /// The newest live version of `path`, if any. O(1).
     public subscript(path: String) -> KnownDocument? { byPath[path]?.last }
+
+    /// These documents, with the paths of `other` taking `other`'s versions instead (a
+    /// build's aside segments over its index, for the content-hash check). The segment and
+    /// document numbers then refer to two indexes: use the result only for the file facts
+    /// (size, time, hash). O(paths of `other`).
+    public func overlaid(by other: KnownDocuments) -> KnownDocuments {
+        var out = self
+        for (path, versions) in other.byPath { out.byPath[path] = versions }
+        return out
+    }
 }
