@@ -90,7 +90,7 @@ struct BuildCommand: ParsableCommand {
     var threads: Int?
 
     @Option(help: ArgumentHelp("Embed in f32 or int8 (about twice as fast; default: the index's precision, else \(Precision.default)).", valueName: "f32|int8"))
-    var precision: String?
+    var precision: Precision?
 
     @Flag(help: "No progress line and no per-file warnings; only the summary.")
     var quiet = false
@@ -135,9 +135,6 @@ struct BuildCommand: ParsableCommand {
         if segmentChunks < 1 { throw ValidationError("--segment-chunks must be a positive number (1 or more), got \(segmentChunks)") }
         if checkpointChunks < 1 { throw ValidationError("--checkpoint-chunks must be a positive number (1 or more), got \(checkpointChunks)") }
         if !(checkpointSeconds > 0) { throw ValidationError("--checkpoint-seconds must be a positive number, got \(checkpointSeconds)") }
-        if let precision, Precision(rawValue: precision) == nil {
-            throw ValidationError("--precision must be one of \(Precision.allCases.map(\.rawValue).joined(separator: ", ")), got '\(precision)'")
-        }
         for g in include + exclude { do { _ = try Glob(validating: g) } catch { throw ValidationError(error.description) } }
         if quiet && verbose { throw ValidationError("--quiet and --verbose cannot be used together") }
     }
@@ -173,7 +170,7 @@ struct BuildCommand: ParsableCommand {
             BuildCheckpoint.remove(in: indexURL)  // its build committed, then was killed
             checkpoint = nil
         }
-        let chosen = precision.flatMap(Precision.init(rawValue:))
+        let chosen = precision
             ?? checkpoint.flatMap { Precision(recorded: $0.model.precision) }
             ?? indexed.flatMap { Precision(recorded: $0.model.precision) } ?? .default
         let embedder = try ModelLoading.load(model, threads: threads, precision: chosen)
