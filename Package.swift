@@ -142,7 +142,7 @@ let package = Package(
         .testTarget(name: "KBHTTPTests", dependencies: ["KBHTTP", "KBTestSupport"]),
         .testTarget(name: "KBModelStoreTests", dependencies: ["KBModelStore", "KBHTTP", "KBTestSupport"]),
         .testTarget(name: "KBKernelsTests", dependencies: ["CKBKernels", "KBKernels", "KBTestSupport"]),
-        .testTarget(name: "KBEmbedTests", dependencies: ["KBEmbed", "CKBKernels", "KBTestSupport"]),
+        .testTarget(name: "KBEmbedTests", dependencies: ["KBEmbed", "CKBKernels", "KBCore", "KBTestSupport"]),
         .testTarget(name: "KBFormatTests", dependencies: ["KBFormat", "KBTestSupport"]),
         .testTarget(name: "KBIngestTests", dependencies: ["KBIngest", "KBEmbed", "KBTestSupport", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         .testTarget(name: "KBEvalTests", dependencies: ["KBEval", "KBCore"]),

@@ -1,6 +1,7 @@
 import COpenBLAS
 import Dispatch
 import Foundation
+import KBCore
 import Synchronization
 
 /// The built-in embedding model: a model folder's tokenizer and BERT encoder, ready to
@@ -56,13 +57,36 @@ public final class Embedder: Sendable {
         // this keeps every id the tokenizer can return inside it.
         try VocabularyCheck.check(tokenizer, modelDirectory: directory, vocabSize: config.bert.vocabSize)
         Embedder.makeBLASSingleThreaded
-        let calibration = precision == .int8 ? Self.calibrationTexts.map { tokenizer.encode($0).ids } : []
-        encoder = try BertEncoder(weights: weights, precision: precision, calibration: calibration)
+        encoder = try BertEncoder(weights: weights, precision: precision,
+                                  outliers: precision == .int8 ? Self.outliers(weights: weights, tokenizer: tokenizer, directory: directory) : [])
         self.threads = min(Self.maxThreads, max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount))
         self.tokenBudget = max(tokenBudget, config.maxSequenceLength)
         // Damaged weights usually poison every vector: find out now rather than mid-build.
         _ = try embed(tokenIDs: [[tokenizer.clsID, tokenizer.sepID]])
     }
+
+    /// The int8 encoder's outlier channels for these weights: remembered in the model
+    /// folder's check cache (`FileCheckCache`, keyed by the weights file's version), else
+    /// found by the calibration pass over `calibrationTexts` and remembered. The pass is most
+    /// of what loading in int8 costs (a float forward over ~300 tokens), and every `kbindex
+    /// query` on an int8 index loads the model.
+    private static func outliers(weights: BertWeights, tokenizer: WordPieceTokenizer, directory: URL) -> [[Int]] {
+        let cache = FileCheckCache(folder: directory)
+        let files = [weights.file.path]
+        if let text = cache.value(outlierCacheKey, files: files) {
+            let lists = text.split(separator: ";", omittingEmptySubsequences: false).map { $0.split(separator: ",").compactMap { Int($0) } }
+            if BertEncoder.areValidOutliers(lists, config: weights.config) { return lists }
+        }
+        let lists = BertEncoder.outliers(weights: weights, calibration: calibrationTexts.map { tokenizer.encode($0).ids })
+        if BertEncoder.areValidOutliers(lists, config: weights.config) {
+            cache.record(outlierCacheKey, value: lists.map { $0.map(String.init).joined(separator: ",") }.joined(separator: ";"), files: files)
+        }
+        return lists
+    }
+
+    /// The check-cache key of the remembered outlier channels; its version changes whenever
+    /// `calibrationTexts`, the tokenizer's treatment of them or `Int8Linear.outlierCount` does.
+    static let outlierCacheKey = "int8-outlier-channels-v1"
 
     /// What the int8 encoder is calibrated on at load (which input channels stay in float,
     /// see `Int8Linear`): ordinary prose, a heading, code and numbers, about 300 tokens, so

@@ -2,16 +2,21 @@ import Foundation
 import KBCore
 import KBEmbed
 import KBFormat
+import KBRetrieval
 import KBSearch
 
 /// `build`'s side of a checkpoint (format-spec.md §13.6): finding the one an interrupted
 /// build left, and continuing or discarding it, with a note on stderr for each decision.
 enum BuildCheckpointing {
     /// The checkpoint in `dir`, or nil; a damaged one is removed with a note (its segments
-    /// become unreferenced files, which the build's commit removes).
-    static func found(in dir: URL) -> BuildCheckpoint? {
+    /// become unreferenced files, which the build's commit removes). One that cannot be read
+    /// (permissions, I/O, a newer kbindex's) stops the build with a `CLIError` that says what
+    /// to do, rather than throwing its saved work away.
+    static func found(in dir: URL) throws -> BuildCheckpoint? {
         do {
             return try BuildCheckpoint.read(from: dir)
+        } catch let e as CheckpointError where !e.isDamage {
+            throw CLIError("\(e): fix it and build again to continue the interrupted build, or remove it to start over")
         } catch {
             note("\(error): discarding it; this build starts over")
             BuildCheckpoint.remove(in: dir)
@@ -52,8 +57,9 @@ enum BuildCheckpointing {
         "an interrupted \(cp.rebuild ? "rebuild" : "build") has \(Format.counted(cp.chunks, "chunk")) of \(Format.counted(cp.documents, "file")) saved aside (not searched yet); 'kbindex build' of the indexed folder resumes it"
     }
 
-    /// "f32", "int8": the precision a descriptor records.
-    static func precision(of m: ModelDescriptor) -> String { m.precision ?? Precision.f32.rawValue }
+    /// "f32", "int8": the precision a descriptor records (escaped and shortened when it is
+    /// not one this kbindex knows).
+    static func precision(of m: ModelDescriptor) -> String { Format.displayed(ModelLoading.shown(QuestionPrecision.recorded(m))) }
 
     /// "all-MiniLM-L6-v2 in int8".
     static func describe(_ m: ModelDescriptor) -> String { "\(m.name) in \(precision(of: m))" }

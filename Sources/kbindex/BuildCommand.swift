@@ -34,8 +34,8 @@ struct BuildCommand: ParsableCommand {
             it runs. A segment whose checksums no longer match (damage on disk) is dropped and \
             its files are read and embedded again.
 
-            A long build saves its progress aside as it goes (every few thousand chunks, and \
-            at least every 30 seconds): Ctrl-C stops it at the next safe point with status 130, \
+            A long build saves its progress aside as it goes, between files (every few \
+            thousand chunks or 30 seconds, or 5% of the work so far on long builds): Ctrl-C stops it at the next safe point with status 130, \
             and a build killed any other way (a reboot, an out-of-memory kill) loses at most \
             the work since its last save. Running the same command again continues where it \
             stopped ("resuming an interrupted build: …"). Queries keep answering from the \
@@ -89,7 +89,7 @@ struct BuildCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Worker threads (default: every core).")
     var threads: Int?
 
-    @Option(help: ArgumentHelp("Embed in f32 or int8 (about twice as fast; default: the index's precision, else \(Precision.default)).", valueName: "f32|int8"))
+    @Option(help: ArgumentHelp("Embed in f32 or int8 (about twice as fast; default: an interrupted build's, else the index's, else \(Precision.default)).", valueName: "f32|int8"))
     var precision: Precision?
 
     @Flag(help: "No progress line and no per-file warnings; only the summary.")
@@ -118,10 +118,11 @@ struct BuildCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: .hidden)
     var checkpointChunks = 4_000
 
-    /// Seconds of embedding between two checkpoints at most. A kill loses at most this much
-    /// embedding (plus the group being embedded): with 30 s, a build of five minutes or more
-    /// killed half-way and resumed costs at most about 1.1× an uninterrupted one, and a build
-    /// of the Python docs' size (six minutes on two cores) ends with about a dozen segments
+    /// Seconds of embedding between two checkpoints at most, or 5% of the build's time so far
+    /// when that is longer (checkpoints are taken between groups of files). A kill loses at
+    /// most this much embedding plus the group being embedded: a build of five minutes or more
+    /// killed half-way and resumed costs at most about 1.1× an uninterrupted one, and the
+    /// number of checkpoint segments grows with the logarithm of the build's length
     /// (compaction merges them past 16).
     @Option(parsing: .unconditional, help: .hidden)
     var checkpointSeconds: Double = 30
@@ -164,7 +165,7 @@ struct BuildCommand: ParsableCommand {
 
         // What an interrupted build saved aside, and the precision to embed in: the one asked
         // for, else that of the build to continue, else the index's.
-        var checkpoint = BuildCheckpointing.found(in: indexURL)
+        var checkpoint = try BuildCheckpointing.found(in: indexURL)
         let indexed = try? Manifest.read(from: indexURL.path)
         if let cp = checkpoint, let indexed, cp.isCommitted(by: indexed) {
             BuildCheckpoint.remove(in: indexURL)  // its build committed, then was killed
@@ -317,7 +318,11 @@ struct BuildCommand: ParsableCommand {
         var checkpointed: Set<String> = []  // new segments a checkpoint names: kept on failure
         func writeSegment() throws {
             guard writer.chunkCount > 0 else { return }
-            let name = "seg-\(stamp)-\(segments.count)\(IndexFiles.segmentSuffix)"
+            // A name no file has: a resumed build in the same second under the same process id
+            // (pid 1 in a container) must not write over an aside segment.
+            var n = segments.count
+            var name: String { "seg-\(stamp)-\(n)\(IndexFiles.segmentSuffix)" }
+            while FileManager.default.fileExists(atPath: indexURL.appendingPathComponent(name).path) { n += 1 }
             do {
                 let bytes = try writer.write(to: indexURL.appendingPathComponent(name).path)
                 segments.append(Manifest.Segment(file: name, chunks: writer.chunkCount, documents: writerDocuments, bytes: bytes))
@@ -457,7 +462,12 @@ struct BuildCommand: ParsableCommand {
             }
             group.removeAll()
             groupBytes = 0
-            if sinceCheckpoint >= checkpointChunks || (sinceCheckpoint > 0 && Date().timeIntervalSince(lastCheckpoint) >= checkpointSeconds) {
+            // The thresholds grow with the build (5% of the chunks and of the time so far), so a
+            // kill loses at most about 5% of a long build, and a build of hours does not end
+            // with hundreds of small segments.
+            let everyChunks = max(checkpointChunks, (resumedChunks + chunkTotal) / 20)
+            let everySeconds = max(checkpointSeconds, Date().timeIntervalSince(start) / 20)
+            if sinceCheckpoint >= everyChunks || (sinceCheckpoint > 0 && Date().timeIntervalSince(lastCheckpoint) >= everySeconds) {
                 try saveCheckpoint()
             }
             Interruption.point("group-done")

@@ -1,5 +1,6 @@
 import CKBKernels
 import Foundation
+import KBCore
 import KBTestSupport
 import XCTest
 
@@ -60,6 +61,32 @@ final class Int8EncoderTests: XCTestCase {
         XCTAssertEqual(try again.embed(tokenIDs: picked), batched, "another load (other batches) gave other vectors")
         for (ids, v) in zip(picked, batched) {
             XCTAssertEqual(try model.embed(tokenIDs: [ids])[0], v, "length \(ids.count): alone ≠ in a batch")
+        }
+    }
+
+    /// Loading in int8 remembers the calibration's outlier channels in the model folder's
+    /// check cache (so a `kbindex query` does not pay the calibration pass again); a load that
+    /// uses the remembered channels gives exactly the vectors of one that calibrated, and a
+    /// remembered value that does not fit the model is ignored (calibrated again).
+    func testRememberedOutlierChannelsGiveTheCalibratedVectors() throws {
+        let source = try InstalledModels.miniLM()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kbint8-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for name in try FileManager.default.contentsOfDirectory(atPath: source.path) where !name.hasPrefix(".") {
+            try FileManager.default.createSymbolicLink(at: dir.appendingPathComponent(name), withDestinationURL: source.appendingPathComponent(name))
+        }
+        let weights = dir.appendingPathComponent("model.safetensors").path
+        let cache = FileCheckCache(folder: dir)
+        XCTAssertNil(cache.value(Embedder.outlierCacheKey, files: [weights]))
+        let text = "Rotate the logs weekly and keep four old copies, compressed."
+        let calibrated = try Embedder(modelDirectory: dir, threads: 1, precision: .int8).embed(text)
+        let remembered = try XCTUnwrap(cache.value(Embedder.outlierCacheKey, files: [weights]), "the channels were not remembered")
+        XCTAssertEqual(remembered.split(separator: ";", omittingEmptySubsequences: false).count, 24)
+        XCTAssertEqual(try Embedder(modelDirectory: dir, threads: 1, precision: .int8).embed(text), calibrated)
+        for bogus in ["", "1,2,3", String(repeating: "0,0,0,0,0,0,0,0;", count: 23) + "0,0,0,0,0,0,0,0", remembered.replacingOccurrences(of: ";", with: ",")] {
+            cache.record(Embedder.outlierCacheKey, value: bogus, files: [weights])
+            XCTAssertEqual(try Embedder(modelDirectory: dir, threads: 1, precision: .int8).embed(text), calibrated, "remembered \(bogus.prefix(40))")
         }
     }
 

@@ -65,24 +65,53 @@ struct BertEncoder: @unchecked Sendable {
     /// Cost: nothing for f32; for int8 one float forward pass over `calibration` and one pass
     /// over the linear weights, which then take about a quarter of their float size again.
     init(weights: BertWeights, precision: Precision = .f32, calibration: [[Int32]] = []) throws {
+        try self.init(weights: weights, precision: precision,
+                      outliers: precision == .int8 ? Self.outliers(weights: weights, calibration: calibration) : [])
+    }
+
+    /// The encoder in `precision`; for int8 keeping `outliers` in float: four lists per layer
+    /// (QKV, attention output, FFN in, FFN out), as `outliers(weights:calibration:)` returns
+    /// and `areValidOutliers` accepts (a programmer error otherwise).
+    /// Cost: nothing for f32; for int8 one pass over the linear weights.
+    init(weights: BertWeights, precision: Precision, outliers: [[Int]]) throws {
         self.weights = weights
         self.precision = precision
         switch precision {
         case .f32:
             linears = weights.layers.map { LayerLinears(float: $0, calibrating: false) }
         case .int8:
-            let c = weights.config
-            let calibrating = BertEncoder(weights: weights, linears: weights.layers.map { LayerLinears(float: $0, calibrating: true) })
-            let sequences = calibration.filter { ids in
-                !ids.isEmpty && ids.count <= c.maxPositions && ids.allSatisfy { $0 >= 0 && Int($0) < c.vocabSize }
+            precondition(Self.areValidOutliers(outliers, config: weights.config), "outlier channels do not fit the model")
+            linears = try weights.layers.enumerated().map { l, w in
+                try LayerLinears(int8: w, outliers: Array(outliers[(4 * l)..<(4 * l + 4)]), layer: l, file: weights.file.path)
             }
-            let total = sequences.reduce(0) { $0 + $1.count }
-            if total > 0 {
-                calibrating.forward(sequences, state: RunState(config: c, capacity: total, maxSequence: c.maxPositions))
-            }
-            linears = try zip(weights.layers, calibrating.linears).enumerated().map { l, pair in
-                try LayerLinears(int8: pair.0, calibrated: pair.1, layer: l, file: weights.file.path)
-            }
+        }
+    }
+
+    /// Each int8 linear map's outlier input channels, found by running `calibration` (token
+    /// sequences; invalid ones are left out) through the float encoder: four lists per layer.
+    /// Cost: one float forward pass over `calibration`.
+    static func outliers(weights: BertWeights, calibration: [[Int32]]) -> [[Int]] {
+        let c = weights.config
+        let calibrating = BertEncoder(weights: weights, linears: weights.layers.map { LayerLinears(float: $0, calibrating: true) })
+        let sequences = calibration.filter { ids in
+            !ids.isEmpty && ids.count <= c.maxPositions && ids.allSatisfy { $0 >= 0 && Int($0) < c.vocabSize }
+        }
+        let total = sequences.reduce(0) { $0 + $1.count }
+        if total > 0 {
+            calibrating.forward(sequences, state: RunState(config: c, capacity: total, maxSequence: c.maxPositions))
+        }
+        return calibrating.linears.flatMap(\.calibratedOutliers)
+    }
+
+    /// Whether `outliers` fits a model of `config` (four lists per layer, each ascending,
+    /// distinct, at most `Int8Linear.outlierCount` long and below its map's input width):
+    /// checks a remembered list before trusting it. O(lists).
+    static func areValidOutliers(_ outliers: [[Int]], config c: BertConfig) -> Bool {
+        guard outliers.count == 4 * c.layerCount else { return false }
+        let widths = [c.hiddenSize, c.hiddenSize, c.hiddenSize, c.intermediateSize]
+        return outliers.enumerated().allSatisfy { i, list in
+            list.count == min(Int8Linear.outlierCount, widths[i % 4]) && zip(list, list.dropFirst()).allSatisfy { $0 < $1 }
+                && list.allSatisfy { $0 >= 0 && $0 < widths[i % 4] }
         }
     }
 

@@ -58,12 +58,21 @@ final class Int8Linear: @unchecked Sendable {
     /// `[rows, outliers.count]`: W's outlier columns.
     let outlierWeights: UnsafeMutablePointer<Float>
 
-    /// - Parameter range: the calibrated range of each input channel (picks the outliers).
-    init(_ w: FloatTensor, range: ChannelRange, name: String, file: String) throws {
+    /// The `outlierCount` input channels (fewer when there are fewer) with the largest
+    /// calibrated range, ascending; ties go to the lower channel. O(cols log cols).
+    static func outliers(of range: ChannelRange) -> [Int] {
+        let r = min(outlierCount, range.maxAbs.count)
+        return range.maxAbs.indices.sorted { (range.maxAbs[$0], $1) > (range.maxAbs[$1], $0) }.prefix(r).sorted()
+    }
+
+    /// - Parameter outliers: the input channels kept in float (`outliers(of:)` of a
+    ///   calibration, or the same list remembered from an earlier load). Precondition:
+    ///   ascending, distinct, each below `w.shape[1]`.
+    init(_ w: FloatTensor, outliers: [Int], name: String, file: String) throws {
         rows = w.shape[0]
         cols = w.shape[1]
-        let r = min(Self.outlierCount, cols)
-        outliers = range.maxAbs.indices.sorted { (range.maxAbs[$0], $1) > (range.maxAbs[$1], $0) }.prefix(r).sorted()
+        let r = outliers.count
+        self.outliers = outliers
         mask = .allocate(capacity: cols)
         mask.initialize(repeating: 1, count: cols)
         for c in outliers { mask[c] = 0 }
@@ -130,16 +139,22 @@ struct LayerLinears: @unchecked Sendable {
         self.init(qkv: make(w.qkvWeight), attnOut: make(w.attnOutWeight), ffnIn: make(w.ffnInWeight), ffnOut: make(w.ffnOutWeight))
     }
 
-    /// int8 maps whose outlier channels come from `calibrated` (a calibrating layer that ran).
-    init(int8 w: BertLayerWeights, calibrated: LayerLinears, layer: Int, file: String) throws {
-        func make(_ t: FloatTensor, _ c: LinearWeight, _ name: String) throws -> LinearWeight {
-            guard case .calibrating(_, let range) = c else { return .f32(t) }
-            return .int8(try Int8Linear(t, range: range, name: "encoder.layer.\(layer).\(name)", file: file))
+    /// The outlier channels a calibrating layer that ran found for its four maps, in `all`'s
+    /// order (empty lists for maps that were not calibrating).
+    var calibratedOutliers: [[Int]] {
+        all.map { if case .calibrating(_, let range) = $0 { Int8Linear.outliers(of: range) } else { [] } }
+    }
+
+    /// int8 maps keeping `outliers` (four lists, in `all`'s order) in float.
+    /// Precondition: each list ascending, distinct, below its map's input width.
+    init(int8 w: BertLayerWeights, outliers: [[Int]], layer: Int, file: String) throws {
+        func make(_ t: FloatTensor, _ o: [Int], _ name: String) throws -> LinearWeight {
+            .int8(try Int8Linear(t, outliers: o, name: "encoder.layer.\(layer).\(name)", file: file))
         }
-        self.init(qkv: try make(w.qkvWeight, calibrated.qkv, "attention.self.{query,key,value}.weight"),
-                  attnOut: try make(w.attnOutWeight, calibrated.attnOut, "attention.output.dense.weight"),
-                  ffnIn: try make(w.ffnInWeight, calibrated.ffnIn, "intermediate.dense.weight"),
-                  ffnOut: try make(w.ffnOutWeight, calibrated.ffnOut, "output.dense.weight"))
+        self.init(qkv: try make(w.qkvWeight, outliers[0], "attention.self.{query,key,value}.weight"),
+                  attnOut: try make(w.attnOutWeight, outliers[1], "attention.output.dense.weight"),
+                  ffnIn: try make(w.ffnInWeight, outliers[2], "intermediate.dense.weight"),
+                  ffnOut: try make(w.ffnOutWeight, outliers[3], "output.dense.weight"))
     }
 }
 

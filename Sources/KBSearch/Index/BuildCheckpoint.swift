@@ -6,7 +6,11 @@ import KBFormat
 public struct CheckpointError: Error, CustomStringConvertible, Equatable, Sendable {
     public let path: String
     public let reason: String
-    public var description: String { "the checkpoint \(path) is damaged (\(reason))" }
+    /// True when the file is damaged (checksum, JSON, impossible values): it can only be
+    /// discarded. False when it could not be read (permissions, an I/O error) or was written
+    /// by a newer kbindex: discarding it would throw away work that another try could keep.
+    public var isDamage = true
+    public var description: String { isDamage ? "the checkpoint \(path) is damaged (\(reason))" : "the checkpoint \(path) cannot be used (\(reason))" }
 }
 
 /// The progress a build saved aside (format-spec.md §13.6): `<index>/checkpoint.json` lists
@@ -79,11 +83,14 @@ public struct BuildCheckpoint: Codable, Equatable, Sendable {
         do {
             let file = try MappedFile(path: path)
             bytes = withExtendedLifetime(file) { Array(file.bytes) }
-        } catch { throw damaged("\(error)") }
+        } catch { throw CheckpointError(path: path, reason: "\((error as? FileError)?.reason ?? "\(error)")", isDamage: false) }
         if let reason = ChecksummedJSON.damage(bytes) { throw damaged(reason) }
         let cp: BuildCheckpoint
         do { cp = try JSONDecoder().decode(BuildCheckpoint.self, from: Data(bytes)) } catch { throw damaged("\(error)") }
-        guard cp.formatVersion == currentFormatVersion else { throw damaged("format version \(cp.formatVersion); this kbindex reads \(currentFormatVersion)") }
+        guard cp.formatVersion == currentFormatVersion else {
+            throw CheckpointError(path: path, reason: "format version \(cp.formatVersion), written by a newer kbindex; this one reads \(currentFormatVersion)",
+                                  isDamage: cp.formatVersion < currentFormatVersion)
+        }
         func plainName(_ n: String) -> Bool { !n.isEmpty && !n.contains("/") && !n.hasPrefix(".") && !n.contains("\0") }
         for s in cp.segments {
             guard plainName(s.file), s.deletions.map(plainName) ?? true else { throw damaged("segment file name \"\(s.file)\" is not a plain file name") }

@@ -28,13 +28,20 @@ public enum IndexFiles {
     /// manifest names is written and synced. Throws `FileError` when the manifest cannot be
     /// written; the old index is then untouched.
     ///
-    /// A build checkpoint (§13.6) keeps its files through the cleanup, unless
-    /// `endingCheckpoint` (the build that wrote it commits it now) or the new manifest names
-    /// its segments: then the checkpoint is removed first.
+    /// A build checkpoint (§13.6) keeps its files through the cleanup, unless the new
+    /// manifest names its segments (then it is removed before the cleanup). With
+    /// `endingCheckpoint` (the build that wrote it commits it now) it is removed *before* the
+    /// manifest is written: a kill between the two then costs the saved work (its segments
+    /// become unreferenced), never a later build resuming a checkpoint whose build already
+    /// committed (which a compaction or a commit that drops its segments would hide).
     public static func commit(_ manifest: Manifest, in dir: URL, endingCheckpoint: Bool = false) throws {
+        if endingCheckpoint {
+            BuildCheckpoint.remove(in: dir)
+            FaultInjection.point("checkpoint-removed")
+        }
         try manifest.write(to: dir.path)
         FaultInjection.point("after-commit")
-        if endingCheckpoint || ((try? BuildCheckpoint.read(from: dir)) ?? nil)?.isCommitted(by: manifest) == true {
+        if !endingCheckpoint, ((try? BuildCheckpoint.read(from: dir)) ?? nil)?.isCommitted(by: manifest) == true {
             BuildCheckpoint.remove(in: dir)
         }
         removeUnreferenced(in: dir, keeping: referenced(by: manifest))
