@@ -35,7 +35,7 @@ struct BuildCommand: ParsableCommand {
             its files are read and embedded again.
 
             A long build saves its progress aside as it goes, between files (every few \
-            thousand chunks or 30 seconds, or 5% of the work so far on long builds): Ctrl-C stops it at the next safe point with status 130, \
+            thousand chunks or 10 seconds, or 5% of the work so far on long builds): Ctrl-C stops it at the next safe point with status 130, \
             and a build killed any other way (a reboot, an out-of-memory kill) loses at most \
             the work since its last save. Running the same command again continues where it \
             stopped ("resuming an interrupted build: …"). Queries keep answering from the \
@@ -43,9 +43,9 @@ struct BuildCommand: ParsableCommand {
             text repeats one embedded earlier in the build (boilerplate, copied files) gets \
             that vector instead of being embedded again.
 
-            --precision int8 embeds about twice as fast as f32 (weights and activations in \
-            8-bit integers), with vectors within about 0.1% cosine of f32 (measurements in \
-            Benchmarks/RESULTS.md). The default is the existing index's precision (or that of \
+            --precision int8 embeds about twice as fast as f32 on CPUs with AVX-512 VNNI \
+            (about 1.2 times with AVX2 only), with vectors within about 0.1% cosine of f32 \
+            and search quality within about 0.01 (README, "Precision"; Benchmarks/RESULTS.md). The default is the existing index's precision (or that of \
             an interrupted build being continued), else \(Precision.default). Another \
             precision than the index's re-embeds every file; queries embed questions in the \
             index's precision.
@@ -89,7 +89,7 @@ struct BuildCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Worker threads (default: every core).")
     var threads: Int?
 
-    @Option(help: ArgumentHelp("Embed in f32 or int8 (about twice as fast; default: an interrupted build's, else the index's, else \(Precision.default)).", valueName: "f32|int8"))
+    @Option(help: ArgumentHelp("Embed in f32 or int8 (int8: about twice as fast with AVX-512 VNNI; default: an interrupted build's, else the index's, else \(Precision.default)).", valueName: "f32|int8"))
     var precision: Precision?
 
     @Flag(help: "No progress line and no per-file warnings; only the summary.")
@@ -120,12 +120,12 @@ struct BuildCommand: ParsableCommand {
 
     /// Seconds of embedding between two checkpoints at most, or 5% of the build's time so far
     /// when that is longer (checkpoints are taken between groups of files). A kill loses at
-    /// most this much embedding plus the group being embedded: a build of five minutes or more
+    /// most this much embedding plus the group being embedded: a build of a few minutes or more
     /// killed half-way and resumed costs at most about 1.1× an uninterrupted one, and the
     /// number of checkpoint segments grows with the logarithm of the build's length
     /// (compaction merges them past 16).
     @Option(parsing: .unconditional, help: .hidden)
-    var checkpointSeconds: Double = 30
+    var checkpointSeconds: Double = 10
 
     func validate() throws {
         // The numbers are parsed with `.unconditional`, so that "--threads -1" reaches these
