@@ -6,6 +6,7 @@
 // result modulo 2³² (vector adds wrap; scalar corrections are done in uint32), so whenever an
 // intermediate leaves the int32 range (only the VNNI sums can), the final value is still exact.
 #include "kb_kernels.h"
+#include "kb_select.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -438,31 +439,19 @@ const char *kb_dot_kernel_id_name(kb_dot_kernel_id k) {
     }
 }
 
+static int kb_dot_kernel_supported_id(int k) { return kb_dot_kernel_supported((kb_dot_kernel_id)k); }
+static const char *kb_dot_kernel_name_of(int k) { return kb_dot_kernel_id_name((kb_dot_kernel_id)k); }
+
 kb_dot_kernel_id kb_dot_kernel_select(const char *forced) {
-    static const kb_dot_kernel_id by_preference[] = {KB_DOT_AVX512VNNI, KB_DOT_NEON, KB_DOT_AVX2, KB_DOT_SCALAR};
-    kb_dot_kernel_id best = KB_DOT_SCALAR;
-    for (size_t i = 0; i < sizeof by_preference / sizeof by_preference[0]; i++)
-        if (kb_dot_kernel_supported(by_preference[i])) { best = by_preference[i]; break; }
-    if (forced && *forced) {
-        for (int k = KB_DOT_SCALAR; k <= KB_DOT_NEON; k++)
-            if (strcmp(forced, kb_dot_kernel_id_name((kb_dot_kernel_id)k)) == 0)
-                return kb_dot_kernel_supported((kb_dot_kernel_id)k) ? (kb_dot_kernel_id)k : best;
-    }
-    return best;
+    static const int by_preference[] = {KB_DOT_AVX512VNNI, KB_DOT_NEON, KB_DOT_AVX2, KB_DOT_SCALAR};
+    return (kb_dot_kernel_id)kb_select_kernel(by_preference, sizeof by_preference / sizeof by_preference[0], KB_DOT_SCALAR, KB_DOT_NEON,
+                                    kb_dot_kernel_supported_id, kb_dot_kernel_name_of, forced);
 }
 
-// Chosen once. A racing first call in two threads computes the same value from the same
-// environment; the atomic load/store makes the publication well-defined.
-static int kb_dot_cache = -1;
+static int kb_dot_kernel_select_int(const char *forced) { return (int)kb_dot_kernel_select(forced); }
+static int kb_dot_kernel_cache = -1;
 
-kb_dot_kernel_id kb_dot_kernel(void) {
-    int v = __atomic_load_n(&kb_dot_cache, __ATOMIC_ACQUIRE);
-    if (v < 0) {
-        v = (int)kb_dot_kernel_select(getenv("KBINDEX_KERNEL"));
-        __atomic_store_n(&kb_dot_cache, v, __ATOMIC_RELEASE);
-    }
-    return (kb_dot_kernel_id)v;
-}
+kb_dot_kernel_id kb_dot_kernel(void) { return (kb_dot_kernel_id)kb_cached_kernel(&kb_dot_kernel_cache, kb_dot_kernel_select_int, "KBINDEX_KERNEL"); }
 
 const char *kb_dot_kernel_name(void) { return kb_dot_kernel_id_name(kb_dot_kernel()); }
 

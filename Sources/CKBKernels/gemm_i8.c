@@ -22,6 +22,7 @@
 // with Σa of the k real activation bytes computed once per row block: padding weights are 0 in
 // the unsigned form, so padding activations (whatever bytes they hold) add nothing.
 #include "kb_kernels.h"
+#include "kb_select.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -620,31 +621,19 @@ const char *kb_gemm_kernel_id_name(kb_gemm_kernel_id k) {
     }
 }
 
+static int kb_gemm_kernel_supported_id(int k) { return kb_gemm_kernel_supported((kb_gemm_kernel_id)k); }
+static const char *kb_gemm_kernel_name_of(int k) { return kb_gemm_kernel_id_name((kb_gemm_kernel_id)k); }
+
 kb_gemm_kernel_id kb_gemm_kernel_select(const char *forced) {
-    static const kb_gemm_kernel_id by_preference[] = {KB_GEMM_AVX512VNNI, KB_GEMM_AVXVNNI, KB_GEMM_NEON, KB_GEMM_AVX2,
-                                                      KB_GEMM_SCALAR};
-    kb_gemm_kernel_id best = KB_GEMM_SCALAR;
-    for (size_t i = 0; i < sizeof by_preference / sizeof by_preference[0]; i++)
-        if (kb_gemm_kernel_supported(by_preference[i])) { best = by_preference[i]; break; }
-    if (forced && *forced) {
-        for (int k = KB_GEMM_SCALAR; k <= KB_GEMM_NEON; k++)
-            if (strcmp(forced, kb_gemm_kernel_id_name((kb_gemm_kernel_id)k)) == 0)
-                return kb_gemm_kernel_supported((kb_gemm_kernel_id)k) ? (kb_gemm_kernel_id)k : best;
-    }
-    return best;
+    static const int by_preference[] = {KB_GEMM_AVX512VNNI, KB_GEMM_AVXVNNI, KB_GEMM_NEON, KB_GEMM_AVX2, KB_GEMM_SCALAR};
+    return (kb_gemm_kernel_id)kb_select_kernel(by_preference, sizeof by_preference / sizeof by_preference[0], KB_GEMM_SCALAR, KB_GEMM_NEON,
+                                    kb_gemm_kernel_supported_id, kb_gemm_kernel_name_of, forced);
 }
 
-// Chosen once; a racing first call computes the same value from the same environment.
-static int kb_gemm_cache = -1;
+static int kb_gemm_kernel_select_int(const char *forced) { return (int)kb_gemm_kernel_select(forced); }
+static int kb_gemm_kernel_cache = -1;
 
-kb_gemm_kernel_id kb_gemm_kernel(void) {
-    int v = __atomic_load_n(&kb_gemm_cache, __ATOMIC_ACQUIRE);
-    if (v < 0) {
-        v = (int)kb_gemm_kernel_select(getenv("KBINDEX_GEMM_KERNEL"));
-        __atomic_store_n(&kb_gemm_cache, v, __ATOMIC_RELEASE);
-    }
-    return (kb_gemm_kernel_id)v;
-}
+kb_gemm_kernel_id kb_gemm_kernel(void) { return (kb_gemm_kernel_id)kb_cached_kernel(&kb_gemm_kernel_cache, kb_gemm_kernel_select_int, "KBINDEX_GEMM_KERNEL"); }
 
 const char *kb_gemm_kernel_name(void) { return kb_gemm_kernel_id_name(kb_gemm_kernel()); }
 

@@ -46,6 +46,18 @@ public struct Manifest: Codable, Equatable, Sendable {
 
         /// Chunks the scan may return.
         public var liveChunks: Int { chunks - (deletedChunks ?? 0) }
+
+        /// Why this entry cannot be trusted, or nil: its file names must stay inside the
+        /// index folder (plain names, not hidden) and its counts must be possible. Any file
+        /// that lists segments (the manifest, a build checkpoint) checks every entry. O(1).
+        public var damage: String? {
+            func plainName(_ n: String) -> Bool { !n.isEmpty && !n.contains("/") && !n.hasPrefix(".") && !n.contains("\0") }
+            guard plainName(file), deletions.map(plainName) ?? true else { return "segment file name \"\(file)\" is not a plain file name" }
+            guard chunks >= 0, documents >= 0, bytes >= 0, (0...documents).contains(deletedDocuments ?? 0),
+                  (0...chunks).contains(deletedChunks ?? 0)
+            else { return "segment \(file) has impossible counts" }
+            return nil
+        }
     }
 
     public var formatVersion: Int
@@ -101,14 +113,7 @@ public struct Manifest: Codable, Equatable, Sendable {
         }
         let manifest: Manifest
         do { manifest = try JSONDecoder().decode(Manifest.self, from: data) } catch { throw damaged("\(error)") }
-        // File names stay inside the index folder; counts are sane.
-        func plainName(_ n: String) -> Bool { !n.isEmpty && !n.contains("/") && !n.hasPrefix(".") && !n.contains("\0") }
-        for s in manifest.segments {
-            guard plainName(s.file), s.deletions.map(plainName) ?? true else { throw damaged("segment file name \"\(s.file)\" is not a plain file name") }
-            guard s.chunks >= 0, s.documents >= 0, s.bytes >= 0, (0...s.documents).contains(s.deletedDocuments ?? 0),
-                  (0...s.chunks).contains(s.deletedChunks ?? 0)
-            else { throw damaged("segment \(s.file) has impossible counts") }
-        }
+        for s in manifest.segments { if let reason = s.damage { throw damaged(reason) } }
         return manifest
     }
 }

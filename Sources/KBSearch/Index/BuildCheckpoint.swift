@@ -91,13 +91,7 @@ public struct BuildCheckpoint: Codable, Equatable, Sendable {
             throw CheckpointError(path: path, reason: "format version \(cp.formatVersion), written by a newer kbindex; this one reads \(currentFormatVersion)",
                                   isDamage: cp.formatVersion < currentFormatVersion)
         }
-        func plainName(_ n: String) -> Bool { !n.isEmpty && !n.contains("/") && !n.hasPrefix(".") && !n.contains("\0") }
-        for s in cp.segments {
-            guard plainName(s.file), s.deletions.map(plainName) ?? true else { throw damaged("segment file name \"\(s.file)\" is not a plain file name") }
-            guard s.chunks >= 0, s.documents >= 0, s.bytes >= 0, (0...s.documents).contains(s.deletedDocuments ?? 0),
-                  (0...s.chunks).contains(s.deletedChunks ?? 0)
-            else { throw damaged("segment \(s.file) has impossible counts") }
-        }
+        for s in cp.segments { if let reason = s.damage { throw damaged(reason) } }
         guard cp.documents >= 0, cp.chunks >= 0 else { throw damaged("impossible counts") }
         return cp
     }
