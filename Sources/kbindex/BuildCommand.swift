@@ -357,6 +357,7 @@ struct BuildCommand: ParsableCommand {
         var reuse = VectorReuse()
         let isCancelled: @Sendable () -> Bool = {
             if Interruption.firstNotice() {
+                progress.finish()  // the note gets its own line, not the middle of the progress line
                 note("stopping: the running batches finish and what is done is saved (Ctrl-C again stops at once, keeping what was saved before)")
             }
             return Interruption.receivedSignal != nil
@@ -386,7 +387,11 @@ struct BuildCommand: ParsableCommand {
                 if p.notExtracted != nil { skipped[.notExtracted, default: 0] += 1; keep.append(p.file.relativePath) }
                 if p.sameContent {
                     // Same content as its aside version: that one stays.
-                    if asideKnown[p.file.relativePath] != nil { resumedPaths.insert(p.file.relativePath) } else { unchanged += 1 }
+                    if let a = asideKnown[p.file.relativePath] {
+                        if resumedPaths.insert(p.file.relativePath).inserted { resumedChunks += a.chunks }
+                    } else {
+                        unchanged += 1
+                    }
                 }
                 all += p.chunks.map(\.embeddingText)
             }
