@@ -288,37 +288,10 @@ void kb_i8_dot_rows_batch_avx512vnni(const int8_t *qs, size_t qstride, size_t nq
 #if defined(__aarch64__)
 #include <arm_neon.h>
 #define KB_DOT_ARM 1
-#if defined(__linux__)
-#include <sys/auxv.h>
-#ifndef HWCAP_ASIMDDP
-#define HWCAP_ASIMDDP (1 << 20)
-#endif
-#elif defined(__APPLE__)
-#include <sys/sysctl.h>
-#endif
 
 // sdot (vdotq_s32) multiplies signed × signed bytes and adds groups of four into int32 lanes:
 // exact with no correction. Without the dotprod extension, vmull_s8 + vmlal_high_s8 put two
 // products in each int16 lane (|·| ≤ 2·127² = 32258, no overflow) and vpadalq_s16 widens them.
-#if defined(__ARM_FEATURE_DOTPROD)
-#define KB_DOTPROD_T
-#else
-#define KB_DOTPROD_T __attribute__((target("dotprod")))
-#endif
-
-static int kb_arm_has_dotprod(void) {
-#if defined(__ARM_FEATURE_DOTPROD)
-    return 1;
-#elif defined(__linux__)
-    return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
-#elif defined(__APPLE__)
-    int v = 0;
-    size_t len = sizeof v;
-    return sysctlbyname("hw.optional.arm.FEAT_DotProd", &v, &len, NULL, 0) == 0 && v != 0;
-#else
-    return 0;
-#endif
-}
 
 // One row against Q queries (Q ≤ 4); out[j·ldo] gets query j's score.
 KB_DOTPROD_T KB_INLINE void kb_sdot_row_nq(const int8_t *qs, size_t qstride, const int8_t *row, size_t dims,
@@ -388,13 +361,9 @@ static void kb_neon_batch_smull(const int8_t *qs, size_t qstride, size_t nq, con
         }
 }
 
-static volatile int kb_arm_dotprod_cache = -1;
-
 void kb_i8_dot_rows_batch_neon(const int8_t *qs, size_t qstride, size_t nq, const int8_t *rows, size_t stride,
                                size_t dims, size_t n, int32_t *scores) {
-    int dp = __atomic_load_n(&kb_arm_dotprod_cache, __ATOMIC_RELAXED);
-    if (dp < 0) { dp = kb_arm_has_dotprod(); __atomic_store_n(&kb_arm_dotprod_cache, dp, __ATOMIC_RELAXED); }
-    if (dp) kb_neon_batch_sdot(qs, qstride, nq, rows, stride, dims, n, scores);
+    if (kb_arm_has_dotprod()) kb_neon_batch_sdot(qs, qstride, nq, rows, stride, dims, n, scores);
     else kb_neon_batch_smull(qs, qstride, nq, rows, stride, dims, n, scores);
 }
 

@@ -252,7 +252,6 @@ static size_t kb_row_block(size_t kp, size_t mr) {
     return mc < mr ? mr : mc;
 }
 
-
 KB_AVX2_T static void kb_i8_gemm_avx2(const kb_i8_weights *w, const int8_t *a, size_t lda, const float *as, size_t m,
                                       float *c, size_t ldc) {
     const size_t n = w->n, k4n = w->kp / 4, bs = k4n * 32;
@@ -442,34 +441,7 @@ void kb_i8_quantize_rows_avx512(const float *x, size_t ldx, size_t m, size_t k, 
 #if defined(__aarch64__)
 #include <arm_neon.h>
 #define KB_GEMM_ARM 1
-#if defined(__linux__)
-#include <sys/auxv.h>
-#ifndef HWCAP_ASIMDDP
-#define HWCAP_ASIMDDP (1 << 20)
-#endif
-#elif defined(__APPLE__)
-#include <sys/sysctl.h>
-#endif
 
-#if defined(__ARM_FEATURE_DOTPROD)
-#define KB_GEMM_DOTPROD_T
-#else
-#define KB_GEMM_DOTPROD_T __attribute__((target("dotprod")))
-#endif
-
-static int kb_gemm_arm_has_dotprod(void) {
-#if defined(__ARM_FEATURE_DOTPROD)
-    return 1;
-#elif defined(__linux__)
-    return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
-#elif defined(__APPLE__)
-    int v = 0;
-    size_t len = sizeof v;
-    return sysctlbyname("hw.optional.arm.FEAT_DotProd", &v, &len, NULL, 0) == 0 && v != 0;
-#else
-    return 0;
-#endif
-}
 
 KB_INLINE int8x16_t kb_neon_bcast4(const int8_t *p) {
     int32_t v;
@@ -488,7 +460,7 @@ KB_INLINE void kb_neon_store(float *c, float32x4_t v, size_t left) {
 
 // sdot: signed × signed, groups of four into int32 lanes, exact with no correction.
 // Micro-kernel: MR ≤ 4 rows × NZ ≤ 4 q registers (4 columns each).
-KB_GEMM_DOTPROD_T KB_INLINE void kb_sdot_tile(const int8_t *wp, size_t bs, size_t k4n, const int8_t *a, size_t lda,
+KB_DOTPROD_T KB_INLINE void kb_sdot_tile(const int8_t *wp, size_t bs, size_t k4n, const int8_t *a, size_t lda,
                                               const float *as, const float *ws, float *c, size_t ldc, size_t ncols,
                                               const int MR, const int NZ) {
     int32x4_t acc[4][4];
@@ -540,7 +512,7 @@ KB_INLINE void kb_smull_tile(const int8_t *wp, size_t bs, size_t k4n, const int8
     }
 }
 
-KB_GEMM_DOTPROD_T static void kb_i8_gemm_neon_sdot(const kb_i8_weights *w, const int8_t *a, size_t lda,
+KB_DOTPROD_T static void kb_i8_gemm_neon_sdot(const kb_i8_weights *w, const int8_t *a, size_t lda,
                                                    const float *as, size_t m, float *c, size_t ldc) {
     const size_t n = w->n, k4n = w->kp / 4, bs = k4n * 16;
     for (size_t j = 0; j < n; j += 16) {
@@ -579,13 +551,9 @@ static void kb_i8_gemm_neon_smull(const kb_i8_weights *w, const int8_t *a, size_
     }
 }
 
-static volatile int kb_gemm_dotprod_cache = -1;
-
 static void kb_i8_gemm_neon(const kb_i8_weights *w, const int8_t *a, size_t lda, const float *as, size_t m, float *c,
                             size_t ldc) {
-    int dp = __atomic_load_n(&kb_gemm_dotprod_cache, __ATOMIC_RELAXED);
-    if (dp < 0) { dp = kb_gemm_arm_has_dotprod(); __atomic_store_n(&kb_gemm_dotprod_cache, dp, __ATOMIC_RELAXED); }
-    if (dp) kb_i8_gemm_neon_sdot(w, a, lda, as, m, c, ldc);
+    if (kb_arm_has_dotprod()) kb_i8_gemm_neon_sdot(w, a, lda, as, m, c, ldc);
     else kb_i8_gemm_neon_smull(w, a, lda, as, m, c, ldc);
 }
 #endif

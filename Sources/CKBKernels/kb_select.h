@@ -1,5 +1,5 @@
-// The selection rule every kernel family's dispatch shares (dot.c's scan kernels, gemm_i8.c's
-// GEMM kernels): the first of `by_preference` this CPU supports, unless `forced` (an environment
+// What every kernel family's dispatch shares (dot.c's scan kernels, gemm_i8.c's GEMM kernels).
+// The selection rule: the first of `by_preference` this CPU supports, unless `forced` (an environment
 // variable's value, or NULL) names a kernel of ids first...last that it supports; a forced name
 // the CPU cannot run, or an unknown one, falls back to the best. Ids are passed as ints so one
 // definition serves every family's enum. Private to CKBKernels.
@@ -32,4 +32,46 @@ static inline int kb_cached_kernel(int *cache, int (*select)(const char *), cons
     }
     return v;
 }
+
+#if defined(__aarch64__)
+// AArch64's dot-product extension (sdot): a compile-time fact when the target has it, else
+// asked of the OS once per translation unit and cached. KB_DOTPROD_T marks the functions
+// that use it.
+#if defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#elif defined(__APPLE__)
+#include <sys/sysctl.h>
+#endif
+
+#if defined(__ARM_FEATURE_DOTPROD)
+#define KB_DOTPROD_T
+#else
+#define KB_DOTPROD_T __attribute__((target("dotprod")))
+#endif
+
+static inline int kb_arm_has_dotprod(void) {
+#if defined(__ARM_FEATURE_DOTPROD)
+    return 1;
+#else
+    static volatile int cache = -1;
+    int dp = __atomic_load_n(&cache, __ATOMIC_RELAXED);
+    if (dp < 0) {
+#if defined(__linux__)
+        dp = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#elif defined(__APPLE__)
+        int v = 0;
+        size_t len = sizeof v;
+        dp = sysctlbyname("hw.optional.arm.FEAT_DotProd", &v, &len, NULL, 0) == 0 && v != 0;
+#else
+        dp = 0;
+#endif
+        __atomic_store_n(&cache, dp, __ATOMIC_RELAXED);
+    }
+    return dp;
+#endif
+}
+#endif
 #endif
