@@ -6,7 +6,9 @@
 //   CKBKernels         C kernels with runtime CPU dispatch (softmax, GELU, int8 dot products for the scan)
 //   KBCore             syscalls fenced in one place: memory-mapped files, atomic writes, hashing
 //   KBHTTP             a small blocking HTTP client over libcurl
-//   KBEmbed            the built-in embedding model: tokenizer, safetensors, BERT encoder (no network)
+//   KBEmbed            the built-in embedding model: tokenizer, safetensors, BERT encoder (no network);
+//                      TextEmbedder, what every embedder (local or remote) offers
+//   KBRemoteEmbed      embedding models behind an HTTP API: OpenAI-compatible /v1/embeddings, Ollama /api/embed
 //   KBFormat           the on-disk index: segment files (int8 vectors, LZ4 text), manifest.json
 //   KBModelStore       where models live, and fetching them from the Hugging Face hub over KBHTTP
 //   KBIngest           walking a document folder (.gitignore, globs), parsing by structure (Parsers/: text kinds;
@@ -30,6 +32,7 @@ let package = Package(
         .executable(name: "kbindex", targets: ["kbindex"]),
         .library(name: "KBEmbed", targets: ["KBEmbed"]),
         .library(name: "KBModelStore", targets: ["KBModelStore"]),
+        .library(name: "KBRemoteEmbed", targets: ["KBRemoteEmbed"]),
         .library(name: "KBCore", targets: ["KBCore"]),
         .library(name: "KBFormat", targets: ["KBFormat"]),
         .library(name: "KBIngest", targets: ["KBIngest"]),
@@ -82,6 +85,11 @@ let package = Package(
             name: "KBEmbed",
             dependencies: ["COpenBLAS", "CKBKernels", "KBCore"]
         ),
+        // Embedding models behind an HTTP API (OpenAI-compatible, Ollama), over KBHTTP.
+        .target(
+            name: "KBRemoteEmbed",
+            dependencies: ["KBEmbed", "KBHTTP", "KBCore"]
+        ),
         .target(
             name: "KBFormat",
             dependencies: ["CLZ4", "KBCore"]
@@ -111,7 +119,7 @@ let package = Package(
         // Answering questions: what query, eval, serve and mcp share (no argument parsing, no printing).
         .target(
             name: "KBRetrieval",
-            dependencies: ["KBEmbed", "KBModelStore", "KBCore", "KBFormat", "KBIngest", "KBSearch", "KBEval"]
+            dependencies: ["KBEmbed", "KBRemoteEmbed", "KBModelStore", "KBCore", "KBFormat", "KBIngest", "KBSearch", "KBEval"]
         ),
         // The server faces: HTTP JSON and MCP over one RetrievalService.
         .target(
@@ -129,7 +137,7 @@ let package = Package(
         .executableTarget(
             name: "kbindex",
             dependencies: [
-                "KBEmbed", "KBModelStore", "KBCore", "KBFormat", "KBIngest", "KBSearch", "KBEval", "KBRetrieval", "KBServer",
+                "KBEmbed", "KBRemoteEmbed", "KBModelStore", "KBCore", "KBFormat", "KBIngest", "KBSearch", "KBEval", "KBRetrieval", "KBServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -143,6 +151,7 @@ let package = Package(
         .testTarget(name: "KBModelStoreTests", dependencies: ["KBModelStore", "KBHTTP", "KBTestSupport"]),
         .testTarget(name: "KBKernelsTests", dependencies: ["CKBKernels", "KBKernels", "KBTestSupport"]),
         .testTarget(name: "KBEmbedTests", dependencies: ["KBEmbed", "CKBKernels", "KBCore", "KBTestSupport"]),
+        .testTarget(name: "KBRemoteEmbedTests", dependencies: ["KBRemoteEmbed", "KBEmbed", "KBHTTP", "KBTestSupport"]),
         .testTarget(name: "KBFormatTests", dependencies: ["KBFormat", "KBTestSupport"]),
         .testTarget(name: "KBIngestTests", dependencies: ["KBIngest", "KBEmbed", "KBTestSupport", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         .testTarget(name: "KBEvalTests", dependencies: ["KBEval", "KBCore"]),

@@ -21,6 +21,9 @@ public final class Embedder: Sendable {
     public let tokenBudget: Int
     /// The arithmetic of the encoder's linear layers.
     public let precision: Precision
+    /// The prompts `embed(_:as:)` prepends: the model's own (`config.prompts`) unless
+    /// `init` was given others.
+    let promptsInEffect: Prompts
     let encoder: BertEncoder
     private let states = Mutex<[RunState]>([])
 
@@ -43,11 +46,14 @@ public final class Embedder: Sendable {
     ///   - tokenBudget: tokens per batch (default 512: throughput is flat from 256 to 2048, memory grows with it; see Benchmarks/RESULTS.md).
     /// - Throws: `ModelError` (or `TokenizerError`) naming the file and what is wrong;
     ///   `ModelError.isDamage` tells damaged files from unsupported ones.
-    public init(modelDirectory directory: URL, threads: Int? = nil, tokenBudget: Int = 512, precision: Precision = .default) throws {
+    ///   - prompts: the prompts `embed(_:as:)` uses (default: the model's own, `config.prompts`).
+    public init(modelDirectory directory: URL, threads: Int? = nil, tokenBudget: Int = 512, precision: Precision = .default,
+                prompts: Prompts? = nil) throws {
         self.directory = directory
         self.precision = precision
         let config = try ModelConfig.load(directory: directory)
         self.config = config
+        self.promptsInEffect = prompts ?? config.prompts
         let weightsPath = directory.appendingPathComponent("model.safetensors").path
         guard FileManager.default.fileExists(atPath: weightsPath) else { throw ModelError.missingFile(weightsPath) }
         let weights = try BertWeights(file: SafeTensorsFile(path: weightsPath), config: config.bert)
@@ -256,6 +262,30 @@ public final class Embedder: Sendable {
 
     private func returnState(_ s: RunState) {
         states.withLock { $0.append(s) }
+    }
+}
+
+// MARK: - TextEmbedder
+
+extension Embedder: TextEmbedder {
+    public var name: String { config.name }
+    public var provider: EmbeddingProvider { .local }
+    public var normalizes: Bool { config.normalize }
+    public var prompts: Prompts { promptsInEffect }
+
+    public func maxTextTokens(for role: TextRole) -> Int {
+        let prompt = prompts.prompt(for: role).map { tokenizer.tokenIDs($0).count } ?? 0
+        return max(0, config.maxSequenceLength - 2 - prompt)
+    }
+
+    public func countTokens(_ text: String) -> Int { tokenizer.tokenIDs(text).count }
+
+    /// The vectors of `texts` with `role`'s prompt prepended to each, as sentence-transformers
+    /// does (the prompt and the text are one string, tokenized and truncated together).
+    public func embed(_ texts: [String], as role: TextRole, progress: (@Sendable (Int) -> Void)?,
+                      isCancelled: (@Sendable () -> Bool)?) throws -> [[Float]] {
+        guard let prompt = prompts.prompt(for: role) else { return try embed(texts, progress: progress, isCancelled: isCancelled) }
+        return try embed(texts.map { prompt + $0 }, progress: progress, isCancelled: isCancelled)
     }
 }
 

@@ -1,26 +1,47 @@
 import KBCore
 
 /// The embedding model an index was built with. Stored in every segment's MODEL section and
-/// in `manifest.json`; a query must be embedded with a compatible model.
+/// in `manifest.json`; a query must be embedded with a compatible model (format-spec.md §8.3).
+///
+/// Two versions: version 1 (`version` absent) identifies a local model by its weights'
+/// SHA-256 and has no prompts; version 2 (`version` 2) also describes remote models
+/// (`provider`, `url`, `model`) and the query and document prompts. kbindex writes version 1
+/// whenever it can say everything (a local model without prompts), so such files are byte
+/// for byte what kbindex wrote before version 2 existed.
 public struct ModelDescriptor: Codable, Equatable, Sendable {
     /// A human name, e.g. "all-MiniLM-L6-v2". Not used for compatibility.
     public var name: String
     /// Vector length, ≥ 1.
     public var dimensions: Int
-    /// How token vectors become one vector: "mean", "cls" or "max".
-    public var pooling: String
+    /// How token vectors become one vector: "mean", "cls" or "max". Required for local
+    /// models, absent for remote ones.
+    public var pooling: String?
     /// Whether vectors are L2-normalized (then the int8 dot product approximates cosine).
     public var normalized: Bool
     /// The longest input the model takes, in tokens (does not affect compatibility).
     public var maxTokens: Int
-    /// SHA-256 of the weights file, 64 hex digits (compared case-insensitively).
-    public var weightsSHA256: String
+    /// SHA-256 of the weights file, 64 hex digits (compared case-insensitively). Required for
+    /// local models, absent for remote ones.
+    public var weightsSHA256: String?
     /// The arithmetic the encoder ran in (format-spec.md §8.3): nil for float32 (the key is
     /// then absent, as in indexes from before precisions existed), "int8" for the int8
     /// encoder. Does not affect compatibility: vectors of either precision are comparable;
     /// a query embeds its question the index's way by default.
     public var precision: String?
+    /// The MODEL section's version: nil (absent) for version 1, 2 for version 2.
+    public var version: Int?
+    /// Version 2: where the vectors came from: "local", "openai" or "ollama".
+    public var provider: String?
+    /// Version 2, remote: the model name the provider was asked for.
+    public var model: String?
+    /// Version 2, remote: the base URL the vectors came from (never with credentials).
+    public var url: String?
+    /// Version 2: the prompt prepended to questions (nil: none).
+    public var queryPrompt: String?
+    /// Version 2: the prompt prepended to documents (nil: none). Part of compatibility.
+    public var documentPrompt: String?
 
+    /// A version-1 descriptor (a local model without prompts).
     public init(name: String, dimensions: Int, pooling: String, normalized: Bool, maxTokens: Int, weightsSHA256: String,
                 precision: String? = nil) {
         self.precision = precision
@@ -32,6 +53,42 @@ public struct ModelDescriptor: Codable, Equatable, Sendable {
         self.weightsSHA256 = weightsSHA256
     }
 
+    /// A local model's descriptor: version 1 when it has no prompts, else version 2 with
+    /// `provider` "local". Empty prompts count as none.
+    public static func local(name: String, dimensions: Int, pooling: String, normalized: Bool, maxTokens: Int, weightsSHA256: String,
+                             precision: String? = nil, queryPrompt: String? = nil, documentPrompt: String? = nil) -> ModelDescriptor {
+        var d = ModelDescriptor(name: name, dimensions: dimensions, pooling: pooling, normalized: normalized, maxTokens: maxTokens,
+                                weightsSHA256: weightsSHA256, precision: precision)
+        let q = queryPrompt.flatMap { $0.isEmpty ? nil : $0 }, p = documentPrompt.flatMap { $0.isEmpty ? nil : $0 }
+        if q != nil || p != nil {
+            d.version = 2
+            d.provider = "local"
+            d.queryPrompt = q
+            d.documentPrompt = p
+        }
+        return d
+    }
+
+    /// A remote model's descriptor (version 2): `provider` "openai" or "ollama", the base
+    /// `url` without credentials, the provider's `model` name.
+    public static func remote(provider: String, url: String, model: String, dimensions: Int, normalized: Bool, maxTokens: Int,
+                              queryPrompt: String? = nil, documentPrompt: String? = nil) -> ModelDescriptor {
+        var d = ModelDescriptor(name: model, dimensions: dimensions, pooling: "", normalized: normalized, maxTokens: maxTokens,
+                                weightsSHA256: "")
+        d.pooling = nil
+        d.weightsSHA256 = nil
+        d.version = 2
+        d.provider = provider
+        d.model = model
+        d.url = url
+        d.queryPrompt = queryPrompt.flatMap { $0.isEmpty ? nil : $0 }
+        d.documentPrompt = documentPrompt.flatMap { $0.isEmpty ? nil : $0 }
+        return d
+    }
+
+    /// Whether the vectors come from a remote provider (version 2, provider not "local").
+    public var isRemote: Bool { version == 2 && provider != nil && provider != "local" }
+
     /// Whether vectors made by `other` (the query model) can be compared with vectors made by
     /// `self` (the index's model). nil when compatible: same dimensions, weights, pooling and
     /// normalization (the name and `maxTokens` may differ). Otherwise one line for a human, e.g.
@@ -39,8 +96,8 @@ public struct ModelDescriptor: Codable, Equatable, Sendable {
     /// different weights)". O(1).
     public func incompatibility(with other: ModelDescriptor) -> String? {
         var why: [String] = []
-        if weightsSHA256.lowercased() != other.weightsSHA256.lowercased() { why.append("different weights") }
-        if pooling != other.pooling { why.append("\(other.pooling) pooling instead of \(pooling)") }
+        if (weightsSHA256 ?? "").lowercased() != (other.weightsSHA256 ?? "").lowercased() { why.append("different weights") }
+        if pooling != other.pooling { why.append("\(other.pooling ?? "no") pooling instead of \(pooling ?? "none")") }
         if normalized != other.normalized { why.append(other.normalized ? "normalized, the index's vectors are not" : "not normalized, the index's vectors are") }
         if dimensions == other.dimensions && why.isEmpty { return nil }
         let extra = why.isEmpty ? "" : ", " + why.joined(separator: ", ")

@@ -48,13 +48,22 @@ public struct ModelConfig: Sendable, Equatable {
     public var normalize: Bool
     /// Longest input in tokens, [CLS] and [SEP] included (`sentence_bert_config.json`).
     public var maxSequenceLength: Int
+    /// The model's own prompts (`config_sentence_transformers.json`, resolved as
+    /// sentence-transformers' `encode_query` / `encode_document` resolve them).
+    public var prompts: Prompts
+    /// Whether the prompt's tokens take part in pooling (`1_Pooling/config.json`'s
+    /// `include_prompt`, true when absent).
+    public var includePrompt: Bool
 
-    public init(name: String, bert: BertConfig, pooling: Pooling, normalize: Bool, maxSequenceLength: Int) {
+    public init(name: String, bert: BertConfig, pooling: Pooling, normalize: Bool, maxSequenceLength: Int,
+                prompts: Prompts = .none, includePrompt: Bool = true) {
         self.name = name
         self.bert = bert
         self.pooling = pooling
         self.normalize = normalize
         self.maxSequenceLength = maxSequenceLength
+        self.prompts = prompts
+        self.includePrompt = includePrompt
     }
 
     /// Dimensions of the output vector.

@@ -1,0 +1,4 @@
+import XCTest
+@testable import KBRemoteEmbed
+
+final class RemoteEmbedderTests: XCTestCase {}
