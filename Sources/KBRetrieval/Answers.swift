@@ -253,11 +253,26 @@ public struct ModelInfo: Sendable, Codable, Equatable {
     public var name: String
     public var dimensions: Int
     public var maxTokens: Int
-    /// The precision questions and /v1/embeddings inputs are embedded in: "f32" or "int8".
+    /// The precision questions and /v1/embeddings inputs are embedded in: "f32" or "int8"
+    /// ("f32" for a remote model, whose vectors arrive as float32).
     public var precision: String
+    /// Where vectors come from: "local", "openai" or "ollama".
+    public var provider: String
+    /// The prompt prepended to questions (absent: none). /v1/embeddings adds none.
+    public var queryPrompt: String?
     enum CodingKeys: String, CodingKey {
-        case name, dimensions, precision
+        case name, dimensions, precision, provider
         case maxTokens = "max_tokens"
+        case queryPrompt = "query_prompt"
+    }
+
+    public init(name: String, dimensions: Int, maxTokens: Int, precision: String, provider: String = "local", queryPrompt: String? = nil) {
+        self.name = name
+        self.dimensions = dimensions
+        self.maxTokens = maxTokens
+        self.precision = precision
+        self.provider = provider
+        self.queryPrompt = queryPrompt
     }
 }
 

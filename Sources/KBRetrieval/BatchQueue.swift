@@ -23,7 +23,7 @@ final class BatchQueue: @unchecked Sendable {
         let continuation: CheckedContinuation<[SearchResult], Error>
     }
 
-    private let embedder: Embedder
+    private let embedder: any TextEmbedder
     private let window: DispatchTimeInterval
     private let maxBatch: Int
     private let threads: Int?
@@ -39,7 +39,7 @@ final class BatchQueue: @unchecked Sendable {
 
     /// `maxWaiting`: the most questions (and, separately, embedding calls) that may wait; more
     /// are refused with `RetrievalError.busy` rather than queued without end.
-    init(embedder: Embedder, window: Duration, maxBatch: Int, maxWaiting: Int, threads: Int?) {
+    init(embedder: any TextEmbedder, window: Duration, maxBatch: Int, maxWaiting: Int, threads: Int?) {
         self.embedder = embedder
         // Whole milliseconds and up are clamped to an hour: no overflow for any Duration.
         let (seconds, attoseconds) = window.components
@@ -99,7 +99,7 @@ final class BatchQueue: @unchecked Sendable {
 
     /// Runs `work` on the batch queue, between batches (the embedder is used by one caller at
     /// a time). Returns false, and does not run it, when `maxWaiting` calls wait already.
-    func perform(_ work: @escaping @Sendable (Embedder) -> Void) -> Bool {
+    func perform(_ work: @escaping @Sendable (any TextEmbedder) -> Void) -> Bool {
         let accepted = lock.withLock { () -> Bool in
             if waitingWork >= maxWaiting { return false }
             waitingWork += 1
@@ -157,8 +157,8 @@ final class BatchQueue: @unchecked Sendable {
         var vectors: [[Float]] = []
         var embedError: Error?
         if !unique.isEmpty {
-            do { vectors = try embedder.embed(unique) } catch {
-                embedError = RetrievalError.model("\(error)", folder: embedder.directory, isDamage: ModelIdentity.isDamage(error))
+            do { vectors = try embedder.embed(unique, as: .query) } catch {
+                embedError = ModelIdentity.embeddingFailure(error, of: embedder)
             }
         }
 

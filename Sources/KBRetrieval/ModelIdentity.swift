@@ -3,33 +3,163 @@ import KBCore
 import KBEmbed
 import KBFormat
 import KBModelStore
+import KBRemoteEmbed
 
-/// The model that embeds questions: loading it and describing it as index files do.
-public enum ModelIdentity {
-    /// What an index records about the model that made its vectors. The weights' SHA-256
-    /// is cached in the model folder (`FileCheckCache`, keyed by size and mtime), so only
-    /// the first use hashes the 90 MB file. Throws `FileError` when the weights cannot be read.
-    public static func descriptor(of embedder: Embedder) throws -> ModelDescriptor {
-        let c = embedder.config
-        let weights = embedder.directory.appendingPathComponent("model.safetensors").path
-        let sha = try FileCheckCache(folder: embedder.directory).sha256(ofFile: weights)
-        return ModelDescriptor(name: c.name, dimensions: c.dimensions, pooling: c.pooling.rawValue,
-                               normalized: c.normalize, maxTokens: c.maxSequenceLength, weightsSHA256: sha,
-                               precision: embedder.precision.recorded)
+/// How a command or a server wants its texts embedded: which provider, model and prompts,
+/// each nil when not said (then the index's recorded choice applies, else the defaults).
+/// What `--model`, `--embedder`, `--embed-url`, `--embed-model`, `--query-prompt` and
+/// `--document-prompt` say.
+public struct EmbedderOptions: Sendable, Equatable {
+    /// `local`, `openai` or `ollama`; nil: the index's, else `local`.
+    public var provider: EmbeddingProvider?
+    /// The local model: a store name or a folder; nil: the index's, else the default.
+    public var localModel: String?
+    /// The remote model's name; nil: the index's (required for a new remote index).
+    public var remoteModel: String?
+    /// The remote base URL; nil: the index's, else the provider's default.
+    public var url: String?
+    /// Replaces the query prompt ("" for none); nil: the index's, else the model's own.
+    public var queryPrompt: String?
+    /// Replaces the document prompt ("" for none); nil: the index's, else the model's own.
+    public var documentPrompt: String?
+    /// Local: the encoder's arithmetic (nil: the caller's choice, `QuestionPrecision` or the index's).
+    public var precision: Precision?
+    /// Local: worker threads (nil: every core).
+    public var threads: Int?
+    /// Remote: texts per request, requests in flight, seconds per request (nil: defaults).
+    public var batchSize: Int?
+    public var concurrency: Int?
+    public var timeout: Double?
+    /// Where API keys are read from (the process environment by default; tests pass their own).
+    public var environment: [String: String]
+
+    public init(provider: EmbeddingProvider? = nil, localModel: String? = nil, remoteModel: String? = nil, url: String? = nil,
+                queryPrompt: String? = nil, documentPrompt: String? = nil, precision: Precision? = nil, threads: Int? = nil,
+                batchSize: Int? = nil, concurrency: Int? = nil, timeout: Double? = nil,
+                environment: [String: String] = ProcessInfo.processInfo.environment) {
+        self.provider = provider
+        self.localModel = localModel
+        self.remoteModel = remoteModel
+        self.url = url
+        self.queryPrompt = queryPrompt
+        self.documentPrompt = documentPrompt
+        self.precision = precision
+        self.threads = threads
+        self.batchSize = batchSize
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.environment = environment
     }
 
-    /// The model `option` names (a store name or a folder; nil: `preferred`, else the default),
-    /// checked (`ModelStore.check`) and loaded to run in `precision`. Throws
-    /// `RetrievalError.model`, with `isDamage` when its files are damaged (the caller says how
-    /// to replace them).
-    public static func load(_ option: String?, preferred: String? = nil, threads: Int? = nil,
-                            precision: Precision = .default) throws -> Embedder {
+    /// The default base URL of each remote provider.
+    public static func defaultURL(_ provider: EmbeddingProvider) -> String? {
+        switch provider {
+        case .openai: return "https://api.openai.com/v1"
+        case .ollama: return "http://127.0.0.1:11434"
+        case .local: return nil
+        }
+    }
+}
+
+/// The model that embeds texts: choosing and loading it, and describing it as index files do.
+public enum ModelIdentity {
+    /// What an index records about the embedder that made its vectors (format-spec.md §8.3):
+    /// for the built-in encoder its weights' SHA-256 (cached in the model folder,
+    /// `FileCheckCache`, keyed by size and mtime, so only the first use hashes the file),
+    /// pooling, normalization, precision and prompts; for a remote one the provider, base URL
+    /// (without credentials), model name and prompts. Throws `FileError` when the weights
+    /// cannot be read.
+    public static func descriptor(of embedder: any TextEmbedder) throws -> ModelDescriptor {
+        if let local = embedder as? Embedder {
+            let c = local.config
+            let weights = local.directory.appendingPathComponent("model.safetensors").path
+            let sha = try FileCheckCache(folder: local.directory).sha256(ofFile: weights)
+            return .local(name: c.name, dimensions: c.dimensions, pooling: c.pooling.rawValue, normalized: c.normalize,
+                          maxTokens: c.maxSequenceLength, weightsSHA256: sha, precision: local.precision.recorded,
+                          queryPrompt: local.prompts.query, documentPrompt: local.prompts.document)
+        }
+        guard let remote = embedder as? RemoteEmbedder else {
+            throw RetrievalError.model("an embedder kbindex cannot describe for index files (\(type(of: embedder)))", folder: nil, isDamage: false)
+        }
+        let c = remote.configuration
+        return .remote(provider: c.provider.rawValue, url: try RemoteEmbedder.recordedURL(c.url), model: c.model,
+                       dimensions: remote.dimensions, normalized: remote.normalizes, maxTokens: c.maxTextTokens,
+                       queryPrompt: remote.prompts.query, documentPrompt: remote.prompts.document)
+    }
+
+    /// The provider an index's descriptor names: `.local` for version 1, nil for a provider
+    /// this kbindex does not know (a newer kbindex's).
+    public static func provider(of recorded: ModelDescriptor) -> EmbeddingProvider? {
+        guard recorded.version == 2 else { return .local }
+        return recorded.provider.flatMap(EmbeddingProvider.init(rawValue:))
+    }
+
+    /// The embedder `options` ask for, with what they leave out taken from `recorded` (the
+    /// model an index was built with, or nil for none): its provider, model, URL and prompts
+    /// (version 2; a version-1 index recorded no prompts, so the model's own apply). A local
+    /// model runs in `options.precision ?? .default`.
+    ///
+    /// Throws `RetrievalError.model`: an unknown recorded provider, a remote model without a
+    /// name, a URL that does not parse or carries credentials, a remote service that cannot
+    /// be reached or refuses (`RemoteEmbedder`'s probe), a local model that cannot be found,
+    /// checked or loaded (`isDamage` when its files are damaged: the caller says how to
+    /// replace them).
+    public static func load(_ options: EmbedderOptions, recorded: ModelDescriptor? = nil) throws -> any TextEmbedder {
+        let recordedProvider = recorded.map { Self.provider(of: $0) }
+        if options.provider == nil, let r = recorded, case nil? = recordedProvider {
+            throw RetrievalError.model("the index was embedded by provider '\(SearchHit.shortened(String(r.provider ?? ""), to: 32))', which this kbindex does not know (it knows \(EmbeddingProvider.allCases.map(\.rawValue).joined(separator: ", ")))", folder: nil, isDamage: false)
+        }
+        let kind = options.provider ?? recordedProvider.flatMap { $0 } ?? .local
+        // The recorded choice applies only to the same provider (and, for a local model, when
+        // no other model is asked for).
+        let same = recorded.flatMap { r in recordedProvider == kind ? r : nil }
+        let recordedPrompts = same.flatMap { $0.version == 2 ? Prompts(query: $0.queryPrompt, document: $0.documentPrompt) : nil }
+        if kind == .local {
+            let base = try loadLocal(options.localModel, preferred: same?.name, threads: options.threads,
+                                     precision: options.precision ?? .default, prompts: nil)
+            let own = recordedPrompts ?? base.prompts
+            let prompts = own.overridden(query: options.queryPrompt, document: options.documentPrompt)
+            if prompts == base.prompts { return base }
+            do {
+                return try Embedder(modelDirectory: base.directory, threads: options.threads, precision: base.precision, prompts: prompts)
+            } catch {
+                throw RetrievalError.model("\(error)", folder: base.directory, isDamage: isDamage(error))
+            }
+        }
+        guard let model = options.remoteModel ?? same?.model, !model.isEmpty else {
+            throw RetrievalError.model("a \(kind.rawValue) embedder needs a model name", folder: nil, isDamage: false)
+        }
+        let text = options.url ?? same?.url ?? EmbeddingProvider.defaultURLText(kind)
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme), url.host != nil else {
+            throw RetrievalError.model("'\(SearchHit.shortened(text, to: 200))' is not an http or https URL", folder: nil, isDamage: false)
+        }
+        let prompts = (recordedPrompts ?? .none).overridden(query: options.queryPrompt, document: options.documentPrompt)
+        var config = RemoteConfiguration(provider: kind, url: url, model: model,
+                                         apiKey: RemoteEmbedder.apiKey(for: kind, environment: options.environment), prompts: prompts)
+        if let b = options.batchSize { config.batchSize = b }
+        if let c = options.concurrency { config.concurrency = c }
+        if let t = options.timeout { config.timeout = t }
+        if let m = same?.maxTokens, m > 0 { config.maxTextTokens = m }
+        do {
+            _ = try RemoteEmbedder.recordedURL(url)
+            return try RemoteEmbedder(config)
+        } catch {
+            throw RetrievalError.model("\(error)", folder: nil, isDamage: false)
+        }
+    }
+
+    /// The local model `option` names (a store name or a folder; nil: `preferred`, else the
+    /// default), checked (`ModelStore.check`) and loaded to run in `precision` with `prompts`
+    /// (nil: the model's own). Throws `RetrievalError.model`, with `isDamage` when its files are
+    /// damaged (the caller says how to replace them).
+    public static func loadLocal(_ option: String?, preferred: String? = nil, threads: Int? = nil,
+                                 precision: Precision = .default, prompts: Prompts? = nil) throws -> Embedder {
         let store = ModelStore()
         let dir: URL
         do { dir = try store.resolve(option ?? preferred) } catch { throw RetrievalError.model("\(error)", folder: nil, isDamage: false) }
         do {
             try store.check(folder: dir)
-            return try Embedder(modelDirectory: dir, threads: threads, precision: precision)
+            return try Embedder(modelDirectory: dir, threads: threads, precision: precision, prompts: prompts)
         } catch {
             throw RetrievalError.model("\(error)", folder: dir, isDamage: isDamage(error))
         }
@@ -44,4 +174,19 @@ public enum ModelIdentity {
         default: return false
         }
     }
+
+    /// The local model folder behind `embedder`, for messages about damaged files (nil for a
+    /// remote one).
+    public static func folder(of embedder: any TextEmbedder) -> URL? { (embedder as? Embedder)?.directory }
+
+    /// `error` from `embedder.embed` as a `RetrievalError.model`.
+    public static func embeddingFailure(_ error: Error, of embedder: any TextEmbedder) -> RetrievalError {
+        if let e = error as? RetrievalError { return e }
+        return .model("\(error)", folder: folder(of: embedder), isDamage: isDamage(error))
+    }
+}
+
+extension EmbeddingProvider {
+    /// `EmbedderOptions.defaultURL` for a remote provider ("" for `.local`).
+    static func defaultURLText(_ p: EmbeddingProvider) -> String { EmbedderOptions.defaultURL(p) ?? "" }
 }

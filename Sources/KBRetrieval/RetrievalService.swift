@@ -8,6 +8,9 @@ import KBSearch
 public struct ServiceOptions: Sendable {
     /// Model name or folder; nil: the model the indexes were built with.
     public var model: String?
+    /// The rest of how questions are embedded (provider, remote model and URL, query prompt);
+    /// `model`, `threads` and `precision` above take precedence over its own fields.
+    public var embedder = EmbedderOptions()
     /// Threads scanning and embedding (nil: every core).
     public var threads: Int?
     /// The precision questions are embedded in; nil: the first index's
@@ -44,7 +47,7 @@ public struct ServiceOptions: Sendable {
 /// manifest (`reloadIfChanged`, `runReloader`).
 public final class RetrievalService: @unchecked Sendable {
     public let options: ServiceOptions
-    public let embedder: Embedder
+    public let embedder: any TextEmbedder
     /// The served model, as index manifests record it.
     public let model: ModelDescriptor
     private let indexes: [LiveIndex]
@@ -64,24 +67,27 @@ public final class RetrievalService: @unchecked Sendable {
         }
         guard !opened.isEmpty else { throw RetrievalError.invalidRequest("no index to serve") }
         let precision = try QuestionPrecision.choose(asked: options.precision, indexes: opened.map { ($0.name, $0.index.manifest.model) })
-        let embedder = try ModelIdentity.load(options.model, preferred: opened.first?.index.manifest.model.name, threads: options.threads,
-                                              precision: precision.precision)
+        var choice = options.embedder
+        choice.localModel = options.model ?? choice.localModel
+        choice.threads = options.threads ?? choice.threads
+        choice.precision = precision.precision
+        let embedder = try ModelIdentity.load(choice, recorded: opened.first?.index.manifest.model)
         try self.init(indexes: opened, embedder: embedder, options: options)
     }
 
     /// Serves `indexes` (opened already) with `embedder`: questions are embedded in
-    /// `embedder.precision`, whatever the indexes recorded. Throws `RetrievalError`:
+    /// the embedder's precision, whatever the indexes recorded, with its query prompt. Throws `RetrievalError`:
     /// `.incompatibleModel` when an index was built with a model whose vectors are not
     /// comparable, `.invalidRequest` for no index or a name given twice, `.model` when the
     /// model's weights cannot be read.
-    public init(indexes: [(name: String, index: IndexDirectory)], embedder: Embedder, options: ServiceOptions = .init()) throws {
+    public init(indexes: [(name: String, index: IndexDirectory)], embedder: any TextEmbedder, options: ServiceOptions = .init()) throws {
         guard !indexes.isEmpty else { throw RetrievalError.invalidRequest("no index to serve") }
         var seen = Set<String>()
         for (name, _) in indexes where !seen.insert(name).inserted {
             throw RetrievalError.invalidRequest("two indexes are named '\(name)': give each its own name (NAME=DIR)")
         }
         do { model = try ModelIdentity.descriptor(of: embedder) } catch {
-            throw RetrievalError.model("\(error)", folder: embedder.directory, isDamage: false)
+            throw RetrievalError.model("\(error)", folder: ModelIdentity.folder(of: embedder), isDamage: false)
         }
         for (name, index) in indexes {
             if let reason = index.manifest.model.incompatibility(with: model) {
@@ -161,11 +167,11 @@ public final class RetrievalService: @unchecked Sendable {
             try await withCheckedThrowingContinuation { continuation in
                 let accepted = batches.perform { embedder in
                     if cancelled.isSet { return continuation.resume(throwing: CancellationError()) }
-                    let ids = embedder.tokenize(texts)
                     do {
-                        continuation.resume(returning: (try embedder.embed(tokenIDs: ids), ids.reduce(0) { $0 + $1.count }))
+                        let vectors = try embedder.embed(texts, as: .plain)
+                        continuation.resume(returning: (vectors, Self.tokens(texts, embedder)))
                     } catch {
-                        continuation.resume(throwing: RetrievalError.model("\(error)", folder: embedder.directory, isDamage: ModelIdentity.isDamage(error)))
+                        continuation.resume(throwing: ModelIdentity.embeddingFailure(error, of: embedder))
                     }
                 }
                 if !accepted { continuation.resume(throwing: RetrievalError.busy("\(options.maxWaiting) embedding requests are waiting already")) }
@@ -175,12 +181,22 @@ public final class RetrievalService: @unchecked Sendable {
         }
     }
 
+    /// Tokens `texts` take as inputs of `embedder` ([CLS] and [SEP] included for the built-in
+    /// model, each cut to its limit; an estimate for a remote one).
+    static func tokens(_ texts: [String], _ embedder: any TextEmbedder) -> Int {
+        if let local = embedder as? Embedder { return local.tokenize(texts).reduce(0) { $0 + $1.count } }
+        return texts.reduce(0) { $0 + embedder.countTokens($1) }
+    }
+
+    /// The precision questions are embedded in, as `/v1/info` says it.
+    var precisionName: String { ((embedder as? Embedder)?.precision ?? .f32).rawValue }
+
     /// The model and every index as served now.
     public func info() -> ServiceInfo {
         ServiceInfo(
             version: KBIndexVersion.string,
             model: ModelInfo(name: model.name, dimensions: model.dimensions, maxTokens: model.maxTokens,
-                             precision: embedder.precision.rawValue),
+                             precision: precisionName, provider: embedder.provider.rawValue, queryPrompt: embedder.prompts.query),
             indexes: indexes.map { l in
                 let s = l.current
                 return IndexInfo(name: l.name, generation: s.generation, documents: s.index.liveDocumentCount,
@@ -207,8 +223,8 @@ public final class RetrievalService: @unchecked Sendable {
                 let recorded = QuestionPrecision.recorded(index.manifest.model)
                 // Vectors of either precision are comparable: a rebuild in another precision is
                 // served, with questions still embedded in the served model's precision.
-                let precision = recorded == embedder.precision.rawValue ? ""
-                    : "; it was embedded in \(SearchHit.shortened(recorded, to: 32)), questions are embedded in \(embedder.precision) as served"
+                let precision = recorded == precisionName || model.isRemote ? ""
+                    : "; it was embedded in \(SearchHit.shortened(recorded, to: 32)), questions are embedded in \(precisionName) as served"
                 report("index '\(l.name)' reloaded: generation \(generation), \(index.liveChunkCount) chunks\(precision)")
             case .failed(let why):
                 report("index '\(l.name)' changed but cannot be served yet (the previous generation stays): \(why)")

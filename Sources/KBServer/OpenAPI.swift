@@ -955,7 +955,8 @@ enum OpenAPIDocument {
               "name",
               "dimensions",
               "max_tokens",
-              "precision"
+              "precision",
+              "provider"
             ],
             "properties": {
               "name": {
@@ -973,7 +974,15 @@ enum OpenAPIDocument {
                   "f32",
                   "int8"
                 ],
-                "description": "The arithmetic the encoder runs in for questions and /v1/embeddings inputs: the first index's recorded precision unless kbindex serve --precision chose."
+                "description": "The arithmetic the encoder runs in for questions and /v1/embeddings inputs: the first index's recorded precision unless kbindex serve --precision chose (f32 for a remote model)."
+              },
+              "provider": {
+                "type": "string",
+                "description": "Where vectors come from: local (the built-in encoder), openai (an OpenAI-compatible service) or ollama. A kbindex that knows more providers may send others."
+              },
+              "query_prompt": {
+                "type": "string",
+                "description": "The prompt prepended to questions; absent when there is none. /v1/embeddings adds no prompt."
               }
             }
           },

@@ -39,7 +39,7 @@ enum BuildCheckpointing {
             if let indexed { IndexFiles.removeUnreferenced(in: dir, keeping: IndexFiles.referenced(by: indexed)) }
             return (nil, false)
         }
-        if cp.model != descriptor {
+        if !cp.model.sameVectors(as: descriptor) {
             return discard("they were embedded with \(describe(cp.model)), this build embeds with \(describe(descriptor))")
         }
         if rebuild && !cp.rebuild { return discard("they belong to an update, and --rebuild starts over") }

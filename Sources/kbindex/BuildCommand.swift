@@ -6,6 +6,7 @@ import KBEmbed
 import KBFormat
 import KBIngest
 import KBModelStore
+import KBRetrieval
 import KBSearch
 
 /// `kbindex build FOLDER`: walk, parse, chunk, embed, and write a new index.
@@ -83,14 +84,23 @@ struct BuildCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: ArgumentHelp("Skip PDF, DOCX, ODT and EPUB files larger than this many megabytes.", valueName: "MB"))
     var maxDocumentSize: Double = 256
 
-    @Option(help: ArgumentHelp("Model name in the store, or a model folder.", valueName: "name|path"))
-    var model: String?
-
     @Option(parsing: .unconditional, help: "Worker threads (default: every core).")
     var threads: Int?
 
     @Option(help: ArgumentHelp("Embed in f32 or int8 (int8: about twice as fast with AVX-512 VNNI; default: an interrupted build's, else the index's, else \(Precision.default)).", valueName: "f32|int8"))
     var precision: Precision?
+
+    @OptionGroup(title: "Embedding")
+    var embedding: EmbedderChoice
+
+    @Option(name: .customLong("document-prompt"), help: ArgumentHelp("Text prepended to every chunk, replacing the model's or index's document prompt ('' for none); another one than the index's re-embeds every file.", valueName: "text"))
+    var documentPrompt: String?
+
+    @Option(name: .customLong("embed-batch-size"), parsing: .unconditional, help: ArgumentHelp("Remote: chunks per request (default: 64).", valueName: "n"))
+    var embedBatchSize: Int?
+
+    @Option(name: .customLong("embed-concurrency"), parsing: .unconditional, help: ArgumentHelp("Remote: requests in flight at once (default: 4).", valueName: "n"))
+    var embedConcurrency: Int?
 
     @Flag(help: "No progress line and no per-file warnings; only the summary.")
     var quiet = false
@@ -138,6 +148,11 @@ struct BuildCommand: ParsableCommand {
         if !(checkpointSeconds > 0) { throw ValidationError("--checkpoint-seconds must be a positive number, got \(checkpointSeconds)") }
         for g in include + exclude { do { _ = try Glob(validating: g) } catch { throw ValidationError(error.description) } }
         if quiet && verbose { throw ValidationError("--quiet and --verbose cannot be used together") }
+        if let n = embedBatchSize, !(1...2048).contains(n) { throw ValidationError("--embed-batch-size must be between 1 and 2048, got \(n)") }
+        if let n = embedConcurrency, !(1...64).contains(n) { throw ValidationError("--embed-concurrency must be between 1 and 64, got \(n)") }
+        if precision != nil, let e = embedding.embedder, e != .local {
+            throw ValidationError("--precision is for the built-in encoder; a \(e.rawValue) service embeds in its own arithmetic")
+        }
     }
 
     func run() throws {
@@ -174,11 +189,13 @@ struct BuildCommand: ParsableCommand {
         let chosen = precision
             ?? checkpoint.flatMap { Precision(recorded: $0.model.precision) }
             ?? indexed.flatMap { Precision(recorded: $0.model.precision) } ?? .default
-        let embedder = try ModelLoading.load(model, threads: threads, precision: chosen)
-        // The chunker needs room for 8 tokens of text besides [CLS] and [SEP] (a precondition):
-        // a model folder whose config allows fewer is refused here, not crashed on.
-        guard embedder.config.maxSequenceLength >= Self.minimumModelTokens else {
-            throw CLIError("model '\(embedder.config.name)' (\(embedder.directory.path)) takes at most \(Format.counted(embedder.config.maxSequenceLength, "token")) per input; building an index needs at least \(Self.minimumModelTokens)")
+        let embedder = try Self.embedder(embedding, documentPrompt: documentPrompt, batchSize: embedBatchSize, concurrency: embedConcurrency,
+                                         threads: threads, precision: chosen, recorded: checkpoint?.model ?? indexed?.model)
+        // The chunker needs room for 8 tokens of text besides the prompt, [CLS] and [SEP] (a
+        // precondition): a model folder whose config allows fewer is refused here, not crashed on.
+        guard embedder.maxTextTokens(for: .document) >= Self.minimumModelTokens - 2 else {
+            let folder = (embedder as? Embedder).map { " (\($0.directory.path))" } ?? ""
+            throw CLIError("model '\(embedder.name)'\(folder) takes at most \(Format.counted(embedder.maxTextTokens(for: .document), "token")) of text per input (its prompt left out); building an index needs at least \(Self.minimumModelTokens - 2)")
         }
         let descriptor = try ModelLoading.descriptor(of: embedder)
         let progress = ProgressLine(quiet: quiet)
@@ -200,7 +217,7 @@ struct BuildCommand: ParsableCommand {
         if !rebuild && !resume.rebuild && FileManager.default.fileExists(atPath: indexURL.appendingPathComponent(Manifest.fileName).path) {
             do {
                 let idx = try IndexDirectory(url: indexURL)
-                if idx.manifest.model == descriptor {
+                if idx.manifest.model.sameVectors(as: descriptor) {
                     old = idx
                     // A damaged section (a flipped bit on disk) is invisible to opening; find it
                     // now, so the documents of that segment are read and embedded again (its
@@ -306,9 +323,8 @@ struct BuildCommand: ParsableCommand {
 
         // 3. Read, hash, parse, chunk and embed, a group of files at a time so memory stays
         // flat. A file whose content hash is the indexed one is not parsed or embedded.
-        let tokenizer = embedder.tokenizer
-        let chunker = Chunker(maxTokens: embedder.config.maxSequenceLength - 2, overlapTokens: 32,
-                              countTokens: { tokenizer.tokenIDs($0).count })
+        let chunker = Chunker(maxTokens: embedder.maxTextTokens(for: .document), overlapTokens: 32,
+                              countTokens: { embedder.countTokens($0) })
         // Segments are written as they fill up (each atomically, under a name no manifest
         // lists yet); the manifest written at the end is the commit point.
         let stamp = "\(Self.timestamp())-\(getpid())"
@@ -407,15 +423,19 @@ struct BuildCommand: ParsableCommand {
             do {
                 embedded = try reuse.vectors(for: all) { texts in
                     status.embedded(chunks: all.count - texts.count)
-                    return try embedder.embed(texts, progress: { n in
+                    return try embedder.embed(texts, as: .document, progress: { n in
                         status.embedded(chunks: n)
                         progress.step()
                     }, isCancelled: isCancelled)
                 }
             } catch let e as CancellationError {
                 throw e
+            } catch where embedder.provider != .local {
+                // A service that failed for good (after its retries): what is finished is saved,
+                // so the next build does not ask for it again.
+                throw EmbeddingFailed(error: error)
             } catch {
-                throw ModelLoading.failure(error, folder: embedder.directory, store: ModelStore())
+                throw ModelLoading.failure(ModelIdentity.embeddingFailure(error, of: embedder))
             }
             filesSeen += group.count
             status.finished(files: filesSeen)
@@ -477,6 +497,11 @@ struct BuildCommand: ParsableCommand {
             }
             Interruption.point("group-done")
         }
+        /// What a stopped build kept, and how to go on.
+        func saved() -> String {
+            let n = resumedChunks + chunkTotal
+            return n > 0 ? "\(Format.counted(n, "chunk")) of \(Format.counted(resumedPaths.count + doneFiles, "file")) saved; run the same command again to resume" : "nothing was embedded yet; the index is unchanged"
+        }
         func stopIfInterrupted() throws { if isCancelled() { throw CancellationError() } }
         do {
             for f in toRead {
@@ -489,10 +514,13 @@ struct BuildCommand: ParsableCommand {
             // Ctrl-C: save what is finished (the interrupted group is not), say how to go on.
             progress.stop()
             try saveCheckpoint()
-            let saved = resumedChunks + chunkTotal
-            let what = saved > 0 ? "\(Format.counted(saved, "chunk")) of \(Format.counted(resumedPaths.count + doneFiles, "file")) saved; run the same command again to resume" : "nothing was embedded yet; the index is unchanged"
-            FileHandle.standardError.write(Data("interrupted: \(what)\n".utf8))
+            FileHandle.standardError.write(Data("interrupted: \(saved())\n".utf8))
             throw ExitCode(128 + (Interruption.receivedSignal ?? SIGINT))
+        } catch let failed as EmbeddingFailed {
+            // The remote service failed for good: the same, with its error.
+            progress.stop()
+            try saveCheckpoint()
+            throw CLIError("\(ModelIdentity.embeddingFailure(failed.error, of: embedder)); \(saved())")
         }
         try writeSegment()
         progress.stop()
@@ -546,7 +574,8 @@ struct BuildCommand: ParsableCommand {
         func printWarningCount() {
             if warnings > 0 { print("warnings: \(warnings)\(quiet ? " (run without --quiet to see them)" : "")") }
         }
-        if let old, added + changed + deleted == 0 && segments.isEmpty && aside == nil && damaged.isEmpty && !Self.hasStrayFiles(indexURL, old.manifest) {
+        if let old, added + changed + deleted == 0 && segments.isEmpty && aside == nil && damaged.isEmpty && !Self.hasStrayFiles(indexURL, old.manifest)
+            && old.manifest.model == descriptor {
             print("index is up to date: \(Format.counted(unchanged, "file")), \(Format.counted(old.liveChunkCount, "chunk")) (\(summary))")
             // Files that failed are read again by every build: say so every time, not only the first.
             let failed = [SkipReason.unreadable, .notExtracted].compactMap { r in skipped[r].flatMap { $0 > 0 ? Self.describe(r, count: $0) : nil } }
@@ -615,6 +644,30 @@ struct BuildCommand: ParsableCommand {
     /// The shortest model input `build` accepts: 8 tokens of text (`Chunker`'s minimum) plus
     /// [CLS] and [SEP].
     static let minimumModelTokens = 10
+
+    /// A remote service's error that ended the build after its retries (the build saves what
+    /// is finished before it reports it).
+    struct EmbeddingFailed: Error { let error: Error }
+
+    /// The embedder a build uses: what the options say, the rest as `recorded` (the interrupted
+    /// build's or the index's model) was embedded, else the defaults. A local model the index
+    /// recorded that is no longer in the model store gives way to the default model, with a note
+    /// (as before builds remembered the model).
+    static func embedder(_ choice: EmbedderChoice, documentPrompt: String?, batchSize: Int?, concurrency: Int?, threads: Int?,
+                         precision: Precision, recorded: ModelDescriptor?) throws -> any TextEmbedder {
+        var options = choice.options(threads: threads)
+        options.documentPrompt = documentPrompt
+        options.batchSize = batchSize
+        options.concurrency = concurrency
+        options.precision = precision
+        var recorded = recorded
+        if let r = recorded, ModelIdentity.provider(of: r) == .local, options.provider ?? .local == .local, options.localModel == nil,
+           (try? ModelStore().resolve(r.name)) == nil {
+            note("the index was built with model \(Format.displayed(r.name)), which is not in the model store; embedding with \(KnownModel.defaultName) (--model names another)")
+            recorded = nil
+        }
+        return try ModelLoading.embedder(options, recorded: recorded)
+    }
 
     /// A file read, parsed and chunked.
     struct Prepared: Sendable {

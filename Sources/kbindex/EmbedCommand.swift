@@ -14,14 +14,18 @@ struct EmbedCommand: ParsableCommand {
             A text longer than the model's limit (256 tokens for all-MiniLM-L6-v2) is truncated, \
             and the output says so. Pass - to read one text from standard input. \
             --precision int8 runs the encoder's linear layers in int8, as \
-            'kbindex build --precision int8' does (the output names the precision).
+            'kbindex build --precision int8' does (the output names the precision). \
+            --as query or --as document prepends the model's query or document prompt (its \
+            config_sentence_transformers.json), as 'kbindex query' and 'kbindex build' do; by \
+            default a text is embedded as given.
 
             Examples:
               kbindex embed "How do I rotate the logs?"
               kbindex embed --json "one" "two" | jq '.embedding | length'
               cat notes.md | kbindex embed -
               kbindex embed --precision int8 "How do I rotate the logs?"
-              kbindex embed --model ~/models/bge-small-en-v1.5 "query: hello"
+              kbindex embed --model bge-small-en-v1.5 --as query "how do I rotate the logs?"
+              kbindex embed --model ~/models/e5-small-v2 --as document "Logs rotate daily."
             """
     )
 
@@ -37,6 +41,9 @@ struct EmbedCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Run the encoder in f32 or int8 (default: \(Precision.default)).", valueName: "f32|int8"))
     var precision: Precision = .default
 
+    @Option(name: .customLong("as"), help: ArgumentHelp("Embed the texts as questions (query) or passages (document), with the model's prompt for that role; default: plain, as given.", valueName: "query|document|plain"))
+    var role: TextRole = .plain
+
     @Flag(help: "One JSON object per line: model, precision, dimensions, tokens, truncated, embedding.")
     var json = false
 
@@ -48,9 +55,10 @@ struct EmbedCommand: ParsableCommand {
     func run() throws {
         let inputs = texts.map { $0 == "-" ? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) : $0 }
         let embedder = try ModelLoading.load(model, threads: threads, precision: precision)
-        let tokenized = inputs.map { embedder.tokenizer.encode($0) }
+        let prompt = embedder.prompts.prompt(for: role) ?? ""
+        let tokenized = inputs.map { embedder.tokenizer.encode(prompt + $0) }
         // Every vector is computed (and checked finite) before anything is printed.
-        let vectors = try ModelLoading.embed(tokenIDs: tokenized.map(\.ids), with: embedder)
+        let vectors = try ModelLoading.embed(inputs, as: role, with: embedder)
         let cfg = embedder.config
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -65,7 +73,7 @@ struct EmbedCommand: ParsableCommand {
             }
             if inputs.count > 1 { print(i == 0 ? "" : "\n", terminator: "") }
             let cut = truncated ? ", truncated from \(tok.fullLength)" : ""
-            print("\(cfg.name): \(Format.counted(vector.count, "dimension")), \(Format.counted(tok.ids.count, "token"))\(cut), \(cfg.pooling.rawValue) pooling\(cfg.normalize ? ", normalized" : ""), \(embedder.precision)")
+            print("\(cfg.name): \(Format.counted(vector.count, "dimension")), \(Format.counted(tok.ids.count, "token"))\(cut), \(cfg.pooling.rawValue) pooling\(cfg.normalize ? ", normalized" : ""), \(embedder.precision)\(prompt.isEmpty ? "" : ", prompt '\(Format.displayed(prompt))'")")
             print(Self.format(vector))
         }
     }
@@ -86,3 +94,5 @@ private struct JSONLine: Encodable {
     let truncated: Bool
     let embedding: [Float]
 }
+
+extension TextRole: ExpressibleByArgument {}

@@ -55,8 +55,8 @@ struct EvalCommand: ParsableCommand {
     @Option(help: ArgumentHelp("A second index to run the same questions against, side by side.", valueName: "dir"))
     var compare: String?
 
-    @Option(help: ArgumentHelp("Model name or folder (default: the model the index was built with).", valueName: "name|path"))
-    var model: String?
+    @OptionGroup(title: "Embedding")
+    var embedding: EmbedderChoice
 
     @OptionGroup var precision: PrecisionOption
 
@@ -149,7 +149,7 @@ struct EvalCommand: ParsableCommand {
     /// Runs every question against the index of `indexOption` in every mode.
     func evaluate(_ set: [Question], indexOption: String?) throws -> Run {
         let idx = try IndexOpening.open(indexOption)
-        let embedder = try ModelLoading.load(model, forIndexBuiltWith: idx.manifest.model, precision: precision.precision,
+        let embedder = try ModelLoading.load(embedding.options(), forIndexBuiltWith: idx.manifest.model, precision: precision.precision,
                                              index: compare == nil ? "the index" : "the index \(idx.url.path)", verb: "evaluate")
         let documents = Set(idx.segments.indices.flatMap { idx.liveDocuments(inSegment: $0) })
         for (q, path) in QuestionSet.unknownPaths(in: set, documents: documents) {
@@ -159,7 +159,7 @@ struct EvalCommand: ParsableCommand {
         let modes: [SearchMode] = searcher.hasLexical ? [.lexical, .vector, .hybrid] : [.vector]
         let runs: [Evaluation.ModeRun]
         do {
-            runs = try Evaluation.run(set, searcher: searcher, modes: modes, fusion: fusion.options) { try ModelLoading.embed($0, with: embedder) }
+            runs = try Evaluation.run(set, searcher: searcher, modes: modes, fusion: fusion.options) { try ModelLoading.embed($0, as: .query, with: embedder) }
         } catch let error as CLIError {
             throw error
         } catch {
@@ -167,7 +167,7 @@ struct EvalCommand: ParsableCommand {
         }
         let summaries = runs.map { ($0.mode.rawValue, $0.summary) }
         let all = runs.map { ($0.mode.rawValue, $0.results) }
-        return Run(name: idx.url.path, precision: embedder.precision, summaries: summaries, results: all)
+        return Run(name: idx.url.path, precision: (embedder as? Embedder)?.precision ?? .f32, summaries: summaries, results: all)
     }
 
     /// A plain text table: columns padded to their widest cell, numbers right-aligned.

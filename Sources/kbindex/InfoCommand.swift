@@ -27,7 +27,10 @@ struct InfoCommand: ParsableCommand {
         let m = idx.manifest.model
         print("index:     \(idx.url.path)")
         print("built:     \(idx.manifest.createdAt)")
-        print("model:     \(m.name), \(m.dimensions) dimensions, \(m.pooling) pooling\(m.normalized ? ", normalized" : ""), \(m.maxTokens) tokens max, embedded in \(BuildCheckpointing.precision(of: m))")
+        print("model:     \(Self.describe(m))")
+        if m.queryPrompt != nil || m.documentPrompt != nil {
+            print("prompts:   query \(Self.quoted(m.queryPrompt)), document \(Self.quoted(m.documentPrompt))")
+        }
         print("segments:  \(idx.segments.count)")
         let deletedDocs = idx.documentCount - idx.liveDocumentCount, deletedChunks = idx.chunkCount - idx.liveChunkCount
         print("documents: \(Format.count(idx.liveDocumentCount))\(deletedDocs > 0 ? " (and \(Format.count(deletedDocs)) deleted)" : "")")
@@ -62,4 +65,17 @@ struct InfoCommand: ParsableCommand {
             print("checked:   headers and record bounds; 'kbindex verify' also checks every section's checksum (reads \(Format.bytes(idx.bytesOnDisk)))")
         }
     }
+
+    /// The model line of `info`: a local model's shape and precision, or a remote one's
+    /// provider and URL. Every value comes from a file, so it is escaped.
+    static func describe(_ m: ModelDescriptor) -> String {
+        let name = Format.displayed(m.name)
+        if m.isRemote {
+            return "\(name) via \(Format.displayed(m.provider ?? "?")) at \(Format.displayed(m.url ?? "?")), \(m.dimensions) dimensions\(m.normalized ? ", normalized" : ""), chunks of at most \(m.maxTokens) tokens (estimated)"
+        }
+        return "\(name), \(m.dimensions) dimensions, \(Format.displayed(m.pooling ?? "?")) pooling\(m.normalized ? ", normalized" : ""), \(m.maxTokens) tokens max, embedded in \(BuildCheckpointing.precision(of: m))"
+    }
+
+    /// A prompt for `info`: quoted and escaped, or "none".
+    static func quoted(_ prompt: String?) -> String { prompt.map { "'\(Format.displayed($0))'" } ?? "none" }
 }

@@ -68,8 +68,8 @@ struct QueryCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Only documents whose path matches this glob (repeatable), as in .gitignore: '*.md' matches names at any depth, 'notes/*' a path; relative to the current folder inside the indexed one.", valueName: "glob"))
     var path: [String] = []
 
-    @Option(help: ArgumentHelp("Model name or folder (default: the model the index was built with).", valueName: "name|path"))
-    var model: String?
+    @OptionGroup(title: "Embedding")
+    var embedding: EmbedderChoice
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Threads scanning the index (default: every core).", valueName: "n"))
     var threads: Int?
@@ -107,7 +107,7 @@ struct QueryCommand: ParsableCommand {
 
     func run() throws {
         let idx = try IndexOpening.open(index)
-        let embedder = try ModelLoading.load(model, forIndexBuiltWith: idx.manifest.model, precision: precision.precision, verb: "query")
+        let embedder = try ModelLoading.load(embedding.options(threads: threads), forIndexBuiltWith: idx.manifest.model, precision: precision.precision, verb: "query")
         let filter = try PathOption.filter(path, index: index)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

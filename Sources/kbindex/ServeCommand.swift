@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KBEmbed
 import KBFormat
 import KBRetrieval
 import KBSearch
@@ -92,12 +93,12 @@ struct ServeCommand: ParsableCommand {
 
         let names = service.indexNames
         let modelName = service.model.name
-        let precision = service.embedder.precision
+        let how = service.embedder is Embedder ? "precision \(service.info().model.precision)" : "via \(service.embedder.provider.rawValue)"
         let failure: (any Error)? = ServedIndexOptions.block {
             do {
                 try await app.run { url in
                     let what = names.count == 1 ? "index '\(names[0])'" : "\(names.count) indexes (\(names.joined(separator: ", ")))"
-                    let line = "kbindex: serving \(what) on \(url.absoluteString) (model \(modelName), precision \(precision)\(token == nil ? "" : "; token required"); Ctrl-C stops)\n"
+                    let line = "kbindex: serving \(what) on \(url.absoluteString) (model \(modelName), \(how)\(token == nil ? "" : "; token required"); Ctrl-C stops)\n"
                     FileHandle.standardError.write(Data(line.utf8))
                 }
                 return nil

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import KBEmbed
 import KBFormat
 import KBRetrieval
 import KBSearch
@@ -12,8 +13,8 @@ struct ServedIndexOptions: ParsableArguments {
     @Option(help: ArgumentHelp("An index to serve, as DIR or NAME=DIR (repeatable; default: the nearest .kbindex). A bare DIR is named after the indexed folder; requests pick an index by name.", valueName: "[name=]dir"))
     var index: [String] = []
 
-    @Option(help: ArgumentHelp("Model name or folder (default: the model the indexes were built with).", valueName: "name|path"))
-    var model: String?
+    @OptionGroup(title: "Embedding")
+    var embedding: EmbedderChoice
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Threads scanning an index (default: every core).", valueName: "n"))
     var threads: Int?
@@ -77,20 +78,23 @@ struct ServedIndexOptions: ParsableArguments {
             (name, try IndexOpening.open(IndexDirectory.resolve(url).path))
         }
         let chosen = try ModelLoading.questionPrecision(asked: precision.precision, indexes: opened.map { ($0.name, $0.index.manifest.model) })
-        let embedder = try ModelLoading.load(model, preferred: opened[0].index.manifest.model.name, threads: threads, precision: chosen.precision)
-        if !chosen.differing.isEmpty {
+        var choice = embedding.options(threads: threads)
+        choice.precision = chosen.precision
+        let embedder = try ModelLoading.embedder(choice, recorded: opened[0].index.manifest.model)
+        if !chosen.differing.isEmpty, embedder is Embedder {
             let others = chosen.differing.map { "index '\($0.index)' was embedded in \(ModelLoading.shown($0.recorded))" }.joined(separator: ", ")
             let why = chosen.asked ? "as --precision asks" : "as index '\(opened[0].name)' was (the vectors are comparable; --precision chooses)"
             note("\(others); questions are embedded in \(chosen.precision), \(why)")
         }
         var options = options
-        options.model = model
+        options.model = embedding.model
+        options.embedder = choice
         options.threads = threads
         options.precision = chosen.precision
         do {
             return try RetrievalService(indexes: opened, embedder: embedder, options: options)
         } catch RetrievalError.incompatibleModel(let name, let reason) {
-            throw CLIError("index '\(name)': \(reason): serve indexes built with the same model together (or give --model), or rebuild one with 'kbindex build --rebuild'")
+            throw CLIError("index '\(name)': \(reason): serve indexes built with the same model together (or name the model with --model or --embed-model), or rebuild one with 'kbindex build --rebuild'")
         } catch {
             throw CLIError(error)
         }
