@@ -24,8 +24,8 @@ struct EmbedCommand: ParsableCommand {
               kbindex embed --json "one" "two" | jq '.embedding | length'
               cat notes.md | kbindex embed -
               kbindex embed --precision int8 "How do I rotate the logs?"
-              kbindex embed --model bge-small-en-v1.5 --as query "how do I rotate the logs?"
-              kbindex embed --model ~/models/e5-small-v2 --as document "Logs rotate daily."
+              kbindex embed --model bge-small-en-v1.5 --as query "log rotation"
+              kbindex embed --model e5-small-v2 --as document "Logs rotate daily."
             """
     )
 

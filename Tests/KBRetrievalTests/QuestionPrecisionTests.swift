@@ -73,7 +73,7 @@ final class QuestionPrecisionTests: XCTestCase {
         let a = try index("# Soup\n\nRinse the lentils.\n", precision: "int8")
         let b = try index("# Tea\n\nGreen tea wants cool water.\n", precision: nil)
         let s = try RetrievalService(indexes: [("a", a), ("b", b)], options: ServiceOptions(model: model.path))
-        XCTAssertEqual(s.embedder.precision, .int8)
+        XCTAssertEqual((s.embedder as? Embedder)?.precision, .int8)
         XCTAssertEqual(s.info().model.precision, "int8")
         XCTAssertEqual(s.info().indexes.map(\.precision), ["int8", "f32"])
         // Both are answered: the vectors of either precision are comparable.
@@ -84,11 +84,11 @@ final class QuestionPrecisionTests: XCTestCase {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let json = String(decoding: try encoder.encode(s.info()), as: UTF8.self)
-        XCTAssertTrue(json.contains(#""model":{"dimensions":"#) && json.contains(#","precision":"int8"}"#), json)
+        XCTAssertTrue(json.contains(#""model":{"dimensions":"#) && json.contains(#","precision":"int8","provider":"local"}"#), json)
         XCTAssertTrue(json.contains(#""lexical":true,"loaded_at":"#) && json.contains(#""precision":"f32","segments":"#), json)
 
         let told = try RetrievalService(indexes: [("a", a), ("b", b)], options: ServiceOptions(model: model.path, precision: .f32))
-        XCTAssertEqual(told.embedder.precision, .f32)
+        XCTAssertEqual((told.embedder as? Embedder)?.precision, .f32)
         XCTAssertEqual(told.info().model.precision, "f32")
 
         try record("int4", in: b)
