@@ -9,6 +9,24 @@ import KBModelStore
 import KBRetrieval
 import KBSearch
 
+/// The embedding options only `build` has: the document prompt and how hard to drive a
+/// remote service.
+struct DocumentEmbedding: ParsableArguments {
+    @Option(name: .customLong("document-prompt"), help: ArgumentHelp("Text prepended to every chunk, replacing the model's or index's document prompt ('' for none); another one than the index's re-embeds every file.", valueName: "text"))
+    var documentPrompt: String?
+
+    @Option(name: .customLong("embed-batch-size"), parsing: .unconditional, help: ArgumentHelp("Remote: chunks per request (default: 64).", valueName: "n"))
+    var batchSize: Int?
+
+    @Option(name: .customLong("embed-concurrency"), parsing: .unconditional, help: ArgumentHelp("Remote: requests in flight at once (default: 4).", valueName: "n"))
+    var concurrency: Int?
+
+    func validate() throws {
+        if let n = batchSize, !(1...2048).contains(n) { throw ValidationError("--embed-batch-size must be between 1 and 2048, got \(n)") }
+        if let n = concurrency, !(1...64).contains(n) { throw ValidationError("--embed-concurrency must be between 1 and 64, got \(n)") }
+    }
+}
+
 /// `kbindex build FOLDER`: walk, parse, chunk, embed, and write a new index.
 struct BuildCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -44,6 +62,16 @@ struct BuildCommand: ParsableCommand {
             text repeats one embedded earlier in the build (boilerplate, copied files) gets \
             that vector instead of being embedded again.
 
+            The model is the one the index was built with (else \(KnownModel.defaultName)): \
+            --model names another local one ('kbindex model fetch'), whose query and document \
+            prompts and pooling come from its sentence-transformers files; --embedder openai or \
+            ollama embeds with a remote service (--embed-url, --embed-model; the API key from \
+            KBINDEX_EMBED_API_KEY, OPENAI_API_KEY or OLLAMA_API_KEY, never stored). The index \
+            records the model, prompts and service, so queries embed the same way. A service \
+            that fails for good (after retries) stops the build with its error and keeps what \
+            was embedded: the next build resumes. Another model or document prompt than the \
+            index's re-embeds every file.
+
             --precision int8 embeds about twice as fast as f32 on CPUs with AVX-512 VNNI \
             (about 1.2 times with AVX2 only), with vectors within about 0.1% cosine of f32 \
             and search quality within about 0.01 (README, "Precision"; Benchmarks/RESULTS.md). The default is the existing index's precision (or that of \
@@ -63,6 +91,9 @@ struct BuildCommand: ParsableCommand {
               kbindex build ~/papers --include '*.pdf' --max-document-size 500
               kbindex build ~/notes --rebuild      # all again (after a model change)
               kbindex build ~/notes --precision int8   # re-embed everything in int8
+              kbindex build ~/notes --model bge-small-en-v1.5
+              kbindex build ~/notes --embedder ollama --embed-model nomic-embed-text
+              kbindex build ~/notes --embedder openai --embed-model text-embedding-3-small
             """
     )
 
@@ -93,14 +124,8 @@ struct BuildCommand: ParsableCommand {
     @OptionGroup(title: "Embedding")
     var embedding: EmbedderChoice
 
-    @Option(name: .customLong("document-prompt"), help: ArgumentHelp("Text prepended to every chunk, replacing the model's or index's document prompt ('' for none); another one than the index's re-embeds every file.", valueName: "text"))
-    var documentPrompt: String?
-
-    @Option(name: .customLong("embed-batch-size"), parsing: .unconditional, help: ArgumentHelp("Remote: chunks per request (default: 64).", valueName: "n"))
-    var embedBatchSize: Int?
-
-    @Option(name: .customLong("embed-concurrency"), parsing: .unconditional, help: ArgumentHelp("Remote: requests in flight at once (default: 4).", valueName: "n"))
-    var embedConcurrency: Int?
+    @OptionGroup(title: "Embedding")
+    var documents: DocumentEmbedding
 
     @Flag(help: "No progress line and no per-file warnings; only the summary.")
     var quiet = false
@@ -148,8 +173,6 @@ struct BuildCommand: ParsableCommand {
         if !(checkpointSeconds > 0) { throw ValidationError("--checkpoint-seconds must be a positive number, got \(checkpointSeconds)") }
         for g in include + exclude { do { _ = try Glob(validating: g) } catch { throw ValidationError(error.description) } }
         if quiet && verbose { throw ValidationError("--quiet and --verbose cannot be used together") }
-        if let n = embedBatchSize, !(1...2048).contains(n) { throw ValidationError("--embed-batch-size must be between 1 and 2048, got \(n)") }
-        if let n = embedConcurrency, !(1...64).contains(n) { throw ValidationError("--embed-concurrency must be between 1 and 64, got \(n)") }
         if precision != nil, let e = embedding.embedder, e != .local {
             throw ValidationError("--precision is for the built-in encoder; a \(e.rawValue) service embeds in its own arithmetic")
         }
@@ -189,8 +212,7 @@ struct BuildCommand: ParsableCommand {
         let chosen = precision
             ?? checkpoint.flatMap { Precision(recorded: $0.model.precision) }
             ?? indexed.flatMap { Precision(recorded: $0.model.precision) } ?? .default
-        let embedder = try Self.embedder(embedding, documentPrompt: documentPrompt, batchSize: embedBatchSize, concurrency: embedConcurrency,
-                                         threads: threads, precision: chosen, recorded: checkpoint?.model ?? indexed?.model)
+        let embedder = try Self.embedder(embedding, documents, threads: threads, precision: chosen, recorded: checkpoint?.model ?? indexed?.model)
         // The chunker needs room for 8 tokens of text besides the prompt, [CLS] and [SEP] (a
         // precondition): a model folder whose config allows fewer is refused here, not crashed on.
         guard embedder.maxTextTokens(for: .document) >= Self.minimumModelTokens - 2 else {
@@ -653,12 +675,12 @@ struct BuildCommand: ParsableCommand {
     /// build's or the index's model) was embedded, else the defaults. A local model the index
     /// recorded that is no longer in the model store gives way to the default model, with a note
     /// (as before builds remembered the model).
-    static func embedder(_ choice: EmbedderChoice, documentPrompt: String?, batchSize: Int?, concurrency: Int?, threads: Int?,
+    static func embedder(_ choice: EmbedderChoice, _ documents: DocumentEmbedding, threads: Int?,
                          precision: Precision, recorded: ModelDescriptor?) throws -> any TextEmbedder {
         var options = choice.options(threads: threads)
-        options.documentPrompt = documentPrompt
-        options.batchSize = batchSize
-        options.concurrency = concurrency
+        options.documentPrompt = documents.documentPrompt
+        options.batchSize = documents.batchSize
+        options.concurrency = documents.concurrency
         options.precision = precision
         var recorded = recorded
         if let r = recorded, ModelIdentity.provider(of: r) == .local, options.provider ?? .local == .local, options.localModel == nil,
