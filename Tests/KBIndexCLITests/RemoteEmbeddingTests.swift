@@ -1,0 +1,161 @@
+import Foundation
+import KBFormat
+import KBTestSupport
+import XCTest
+
+/// `kbindex build --embedder openai` against a real OpenAI-compatible service: another
+/// `kbindex serve`'s POST /v1/embeddings on loopback, serving all-MiniLM-L6-v2. An index built
+/// through it answers as the same model in-process does; it remembers the service, so `query`
+/// needs no flags; no API key reaches the index or any output; a mismatched model is refused.
+final class RemoteEmbeddingTests: XCTestCase {
+    var scratch: [URL] = []
+    var serve: Process?
+
+    override func tearDownWithError() throws {
+        if let serve, serve.isRunning { serve.terminate(); serve.waitUntilExit() }
+        for u in scratch { try? FileManager.default.removeItem(at: u) }
+    }
+
+    func folder(_ prefix: String) throws -> URL {
+        let u = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
+        scratch.append(u)
+        return u
+    }
+
+    static let documents = [
+        "logs.md": "# Operations\n\n## Rotating logs\n\nLogs rotate daily at midnight; the last seven days are kept compressed.\n",
+        "tea.md": "# Tea\n\nGreen tea wants water below boiling, about eighty degrees, for two minutes.\n",
+        "soup.md": "# Soup\n\nRinse the lentils and simmer them with onions and cumin for half an hour.\n",
+        "backup.md": "# Backups\n\nThe database is copied to the object store every night and kept for a month.\n",
+        "bikes.md": "# Bicycles\n\nPump the tyres to the pressure printed on their side before a long ride.\n",
+    ]
+    static let questions = ["how long are logs kept?", "how hot should the water be for tea?", "how do I cook lentils?",
+                            "where do backups go?", "what pressure for bike tyres?"]
+
+    /// A corpus, its index built in-process with MiniLM, and `kbindex serve` on it.
+    func servedCorpus(environment: [String: String] = [:]) throws -> (corpus: URL, local: URL, port: Int) {
+        let model = try InstalledModels.miniLM()
+        let corpus = try folder("kbremote-corpus")
+        for (name, text) in Self.documents { try Data(text.utf8).write(to: corpus.appendingPathComponent(name)) }
+        let local = try folder("kbremote-local")
+        let r = try CLIRunner.run(["build", corpus.path, "--index", local.path, "--quiet", "--model", model.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+
+        let p = Process()
+        p.executableURL = try CLIRunner.binary()
+        p.arguments = ["serve", "--index", "kb=\(local.path)", "--port", "0", "--model", model.path]
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        p.environment = env
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        serve = p
+        var text = ""
+        while !text.contains("\n") {
+            let data = err.fileHandleForReading.availableData
+            if data.isEmpty { break }
+            text += String(decoding: data, as: UTF8.self)
+        }
+        guard let range = text.range(of: #"http://127\.0\.0\.1:([0-9]+)"#, options: .regularExpression),
+              let port = Int(text[range].split(separator: ":").last ?? "") else {
+            throw XCTSkip("kbindex serve did not start: \(text)")
+        }
+        return (corpus, local, port)
+    }
+
+    /// `kbindex query --json` answers (path, score) for each question.
+    func answers(_ index: URL, _ extra: [String] = [], environment: [String: String?] = [:]) throws -> [[(String, Double)]] {
+        try Self.questions.map { q in
+            let r = try CLIRunner.run(["query", q, "--index", index.path, "--json", "--mode", "vector", "-k", "3"] + extra, environment: environment)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            return try r.stdoutLines.map { line in
+                let o = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                return (try XCTUnwrap(o["path"] as? String), try XCTUnwrap(o["score"] as? Double))
+            }
+        }
+    }
+
+    func testAnIndexBuiltThroughServeAnswersAsTheLocalModelAndRemembersTheService() throws {
+        let (corpus, local, port) = try servedCorpus()
+        let remote = try folder("kbremote-remote")
+        let url = "http://127.0.0.1:\(port)/v1"
+        let b = try CLIRunner.run(["build", corpus.path, "--index", remote.path, "--quiet", "--embedder", "openai",
+                                   "--embed-url", url, "--embed-model", "all-MiniLM-L6-v2", "--embed-batch-size", "2"])
+        XCTAssertEqual(b.status, 0, b.stderr)
+
+        // The index records the service, not a weights hash, and says so.
+        let manifest = try Manifest.read(from: remote.path)
+        XCTAssertEqual(manifest.model.version, 2)
+        XCTAssertEqual(manifest.model.provider, "openai")
+        XCTAssertEqual(manifest.model.url, url)
+        XCTAssertEqual(manifest.model.model, "all-MiniLM-L6-v2")
+        XCTAssertNil(manifest.model.weightsSHA256)
+        XCTAssertEqual(manifest.model.dimensions, 384)
+        let info = try CLIRunner.run(["info", "--index", remote.path])
+        XCTAssertEqual(info.status, 0, info.stderr)
+        XCTAssertTrue(info.stdout.contains("model:     all-MiniLM-L6-v2 via openai at \(url), 384 dimensions, normalized"), info.stdout)
+
+        // Same answers as in-process, to float noise; `query` embeds through the service
+        // without being told.
+        let expected = try answers(local)
+        let got = try answers(remote)
+        for (e, g) in zip(expected, got) {
+            XCTAssertEqual(e.map(\.0), g.map(\.0))
+            for (a, b) in zip(e, g) { XCTAssertEqual(a.1, b.1, accuracy: 2e-3) }
+        }
+
+        // A second build finds nothing to do (the descriptor is the same), a rebuild agrees.
+        let again = try CLIRunner.run(["build", corpus.path, "--index", remote.path])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertTrue(again.stdout.contains("index is up to date"), again.stdout)
+
+        // A local model's questions are not comparable with a remote model's vectors.
+        let mixed = try CLIRunner.run(["query", "logs", "--index", remote.path, "--embedder", "local", "--model", try InstalledModels.miniLM().path])
+        XCTAssertEqual(mixed.status, 2)
+        XCTAssertTrue(mixed.stderr.contains("error: ") && mixed.stderr.contains("rebuild the index"), mixed.stderr)
+        XCTAssertEqual(mixed.stdout, "")
+    }
+
+    func testTheAPIKeyNeverReachesTheIndexOrAnyOutput() throws {
+        let (corpus, _, port) = try servedCorpus()
+        let remote = try folder("kbremote-key")
+        let secret = "sk-test-\(UUID().uuidString)"
+        let env: [String: String?] = ["KBINDEX_EMBED_API_KEY": secret]
+        let b = try CLIRunner.run(["build", corpus.path, "--index", remote.path, "--verbose", "--embedder", "openai",
+                                   "--embed-url", "http://127.0.0.1:\(port)/v1", "--embed-model", "all-MiniLM-L6-v2"], environment: env)
+        XCTAssertEqual(b.status, 0, b.stderr)
+        XCTAssertFalse(b.stdout.contains(secret) || b.stderr.contains(secret))
+        for name in try FileManager.default.contentsOfDirectory(atPath: remote.path) {
+            let data = try Data(contentsOf: remote.appendingPathComponent(name))
+            XCTAssertNil(data.range(of: Data(secret.utf8)), "\(name) holds the API key")
+        }
+        // A wrong model name is the service's 404, said plainly, and no key in it.
+        let wrong = try CLIRunner.run(["build", corpus.path, "--index", try folder("kbremote-wrong").path, "--embedder", "openai",
+                                       "--embed-url", "http://127.0.0.1:\(port)/v1", "--embed-model", "no-such-model"], environment: env)
+        XCTAssertEqual(wrong.status, 2, wrong.stderr)
+        XCTAssertTrue(wrong.stderr.hasPrefix("error: "), wrong.stderr)
+        XCTAssertTrue(wrong.stderr.contains("404"), wrong.stderr)
+        XCTAssertFalse(wrong.stderr.contains(secret), wrong.stderr)
+    }
+
+    func testAServiceThatCannotBeReachedIsOneClearErrorAndNoIndex() throws {
+        let corpus = try folder("kbremote-down")
+        try Data("# Note\n\nSomething to index.\n".utf8).write(to: corpus.appendingPathComponent("a.md"))
+        // A port nothing listens on (bound, then closed).
+        let index = corpus.appendingPathComponent(".kbindex")
+        let r = try CLIRunner.run(["build", corpus.path, "--embedder", "ollama", "--embed-url", "http://127.0.0.1:9", "--embed-model", "nomic-embed-text",
+                                   "--embed-timeout", "5"])
+        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertTrue(r.stderr.hasPrefix("error: ") && r.stderr.contains("127.0.0.1"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: index.appendingPathComponent(Manifest.fileName).path))
+        // Usage errors for flags that do not go together.
+        let both = try CLIRunner.run(["build", corpus.path, "--embedder", "openai", "--model", "all-MiniLM-L6-v2"])
+        XCTAssertEqual(both.status, 64, both.stderr)
+        XCTAssertTrue(both.stderr.contains("--embed-model"), both.stderr)
+        let precision = try CLIRunner.run(["build", corpus.path, "--embedder", "openai", "--embed-model", "m", "--precision", "int8"])
+        XCTAssertEqual(precision.status, 64, precision.stderr)
+    }
+}
