@@ -179,9 +179,11 @@ public enum ModelIdentity {
     /// remote one).
     public static func folder(of embedder: any TextEmbedder) -> URL? { (embedder as? Embedder)?.directory }
 
-    /// `error` from `embedder.embed` as a `RetrievalError.model`.
+    /// `error` from `embedder.embed` as a `RetrievalError`: `.embeddingService` for a remote
+    /// service's failure, `.model` for the local model's.
     public static func embeddingFailure(_ error: Error, of embedder: any TextEmbedder) -> RetrievalError {
         if let e = error as? RetrievalError { return e }
+        if embedder.provider != .local { return .embeddingService("\(error)") }
         return .model("\(error)", folder: folder(of: embedder), isDamage: isDamage(error))
     }
 }

@@ -22,6 +22,8 @@ public enum RetrievalError: Error, CustomStringConvertible, Sendable {
     case damaged(SegmentError, index: URL)
     /// The model could not load or gave vectors that are not finite; `folder` is the model's.
     case model(String, folder: URL?, isDamage: Bool)
+    /// The remote embedding service failed (after its retries): its error, one line.
+    case embeddingService(String)
     /// Too much work waits already (a server under more load than it can answer): try later.
     case busy(String)
     /// An index built with a model whose vectors are not comparable with the served one.
@@ -44,6 +46,7 @@ public enum RetrievalError: Error, CustomStringConvertible, Sendable {
         case .openFailed(let url, let reason): return "cannot open the index \(url.path): \(reason)"
         case .damaged(let error, _): return "\(error)"
         case .model(let s, _, _): return s
+        case .embeddingService(let s): return s
         case .incompatibleModel(let index, let reason): return "index '\(index)': \(reason)"
         case .busy(let why): return "too busy to answer now: \(why)"
         case .unknownPrecision(let index, let value):

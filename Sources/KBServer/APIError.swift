@@ -85,6 +85,8 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
         case .model, .incompatibleModel, .unknownPrecision:
             // .unknownPrecision is met only at start-up, where the CLI reports it.
             return APIError(.internalServerError, "model_error", "\(error)")
+        case .embeddingService:
+            return APIError(.badGateway, "embedding_service_error", "\(error)")
         case .busy:
             return busy("\(error)")
         }

@@ -69,6 +69,9 @@ enum OpenAPIDocument {
           "500": {
             "$ref": "#/components/responses/ServerError"
           },
+          "502": {
+            "$ref": "#/components/responses/BadGateway"
+          },
           "503": {
             "$ref": "#/components/responses/Unavailable"
           }
@@ -226,6 +229,9 @@ enum OpenAPIDocument {
           },
           "500": {
             "$ref": "#/components/responses/ServerError"
+          },
+          "502": {
+            "$ref": "#/components/responses/BadGateway"
           },
           "503": {
             "$ref": "#/components/responses/Unavailable"
@@ -514,6 +520,16 @@ enum OpenAPIDocument {
           }
         }
       },
+      "BadGateway": {
+        "description": "The remote embedding service the index was built with failed after its retries (code embedding_service_error): its error is in the message.",
+        "content": {
+          "application/json": {
+            "schema": {
+              "$ref": "#/components/schemas/Error"
+            }
+          }
+        }
+      },
       "Unavailable": {
         "description": "The server is busy (too many questions waiting: code busy), the request timed out (timeout), or the server is shutting down (shutting_down); try again after Retry-After seconds.",
         "content": {
@@ -550,7 +566,7 @@ enum OpenAPIDocument {
             "properties": {
               "code": {
                 "type": "string",
-                "description": "Machine-readable: invalid_request, unauthorized, forbidden_host, forbidden_origin, not_found, unknown_index, unknown_chunk, model_not_found, method_not_allowed, payload_too_large, busy, timeout, shutting_down, index_unavailable, index_damaged, model_error, internal_error."
+                "description": "Machine-readable: invalid_request, unauthorized, forbidden_host, forbidden_origin, not_found, unknown_index, unknown_chunk, model_not_found, method_not_allowed, payload_too_large, busy, timeout, shutting_down, index_unavailable, index_damaged, model_error, embedding_service_error, internal_error."
               },
               "message": {
                 "type": "string",
