@@ -98,7 +98,7 @@ final class ModelDescriptorTests: XCTestCase {
         var other = mini
         other.name = "renamed copy"
         other.maxTokens = 512
-        other.weightsSHA256 = other.weightsSHA256.uppercased()
+        other.weightsSHA256 = other.weightsSHA256?.uppercased()
         XCTAssertNil(mini.incompatibility(with: other))
     }
 
