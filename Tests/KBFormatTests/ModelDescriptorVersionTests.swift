@@ -1,4 +1,5 @@
 import Foundation
+import KBCore
 import KBFormat
 import KBTestSupport
 import XCTest
@@ -62,6 +63,26 @@ final class ModelDescriptorVersionTests: TempDirTestCase {
         XCTAssertEqual(try SegmentReader(path: p).model, Self.v1)
         XCTAssertEqual(Manifest(model: Self.v1, segments: []).formatVersion, 2)
         XCTAssertEqual(SegmentFormat.version(for: Self.v1), 1)
+    }
+
+    /// §15's worked example (with the LEXICAL section kbindex now writes) and a version-1 model:
+    /// the whole file is what kbindex wrote before version 2 existed. (When this test was
+    /// written, `kbindex build` of one folder by the kbindex before version 2 and by this one
+    /// gave identical segment files; the only writer change is the header version, 1 here.
+    /// The hash pins the output from now on.)
+    func testAVersion1SegmentIsByteIdenticalToBefore() throws {
+        let w = SegmentWriter(model: Self.v1)
+        w.addDocument(DocumentRecord(path: "guide/install.md", size: 120, mtimeNanoseconds: 1_700_000_000_000_000_000,
+                                     contentSHA256: [UInt8](repeating: 0x11, count: 32), title: "Install"))
+        w.addChunk(ChunkRecord(document: 0, ordinal: 0, lineStart: 1, lineEnd: 3, byteStart: 0, byteEnd: 60, headingPath: ["Install"]),
+                   text: "# Install\nRun make.\n", vector: [0.6, -0.8, 0])
+        w.addChunk(ChunkRecord(document: 0, ordinal: 1, lineStart: 4, lineEnd: 5, byteStart: 60, byteEnd: 120, headingPath: ["Install", "Linux"]),
+                   text: "Use apt.\n", vector: [0.1, 0.2, 0.3])
+        let p = path("golden.kbseg")
+        let n = try w.write(to: p)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: p))
+        XCTAssertEqual(bytes[8], 1)
+        XCTAssertEqual("\(n) \(Hashing.sha256Hex(bytes))", "1360 194cc9a6e8ebdb67795d1df01d0330030a9d27fb5b685485d853f8b9816b821e")
     }
 
     func testVersion2EncodingsAreTheSpecsExamples() throws {
