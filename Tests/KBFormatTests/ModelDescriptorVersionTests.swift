@@ -71,18 +71,44 @@ final class ModelDescriptorVersionTests: TempDirTestCase {
     /// gave identical segment files; the only writer change is the header version, 1 here.
     /// The hash pins the output from now on.)
     func testAVersion1SegmentIsByteIdenticalToBefore() throws {
-        let w = SegmentWriter(model: Self.v1)
+        let bytes = try workedExample(Self.v1)
+        XCTAssertEqual(bytes[8], 1)
+        XCTAssertEqual("\(bytes.count) \(Hashing.sha256Hex(Data(bytes)))", "1360 194cc9a6e8ebdb67795d1df01d0330030a9d27fb5b685485d853f8b9816b821e")
+    }
+
+    /// §15: the worked example with a version-2 descriptor differs only where the spec says.
+    func testAVersion2SegmentDiffersOnlyInVersionAndModel() throws {
+        let old = try workedExample(Self.v1), new = try workedExample(Self.e5)
+        XCTAssertEqual(new[8..<12], [2, 0, 0, 0])
+        XCTAssertEqual(old[12..<56], new[12..<56])
+        let n = Int(old[16])
+        var modelOffset = 0
+        for i in 0..<n {
+            let e = 64 + 32 * i
+            if old[e] == UInt8(SectionKind.model.rawValue) {
+                modelOffset = Int(MalformedSegmentTests.le(old, e + 8, 8))
+                XCTAssertEqual(old[e + 8..<e + 16], new[e + 8..<e + 16], "MODEL offset")
+            } else {
+                XCTAssertEqual(old[e..<e + 32], new[e..<e + 32], "directory entry \(i)")
+            }
+        }
+        XCTAssertEqual(Int(MalformedSegmentTests.le(old, 56, 8)), old.count)
+        XCTAssertEqual(Int(MalformedSegmentTests.le(new, 56, 8)), new.count)
+        XCTAssertEqual(old[(64 + 32 * n)..<modelOffset], new[(64 + 32 * n)..<modelOffset], "every section before MODEL")
+        XCTAssertEqual(String(decoding: new[modelOffset...].prefix { $0 != 0 }, as: UTF8.self), try json(Self.e5))
+    }
+
+    func workedExample(_ model: ModelDescriptor) throws -> [UInt8] {
+        let w = SegmentWriter(model: model)
         w.addDocument(DocumentRecord(path: "guide/install.md", size: 120, mtimeNanoseconds: 1_700_000_000_000_000_000,
                                      contentSHA256: [UInt8](repeating: 0x11, count: 32), title: "Install"))
         w.addChunk(ChunkRecord(document: 0, ordinal: 0, lineStart: 1, lineEnd: 3, byteStart: 0, byteEnd: 60, headingPath: ["Install"]),
                    text: "# Install\nRun make.\n", vector: [0.6, -0.8, 0])
         w.addChunk(ChunkRecord(document: 0, ordinal: 1, lineStart: 4, lineEnd: 5, byteStart: 60, byteEnd: 120, headingPath: ["Install", "Linux"]),
                    text: "Use apt.\n", vector: [0.1, 0.2, 0.3])
-        let p = path("golden.kbseg")
-        let n = try w.write(to: p)
-        let bytes = try Data(contentsOf: URL(fileURLWithPath: p))
-        XCTAssertEqual(bytes[8], 1)
-        XCTAssertEqual("\(n) \(Hashing.sha256Hex(bytes))", "1360 194cc9a6e8ebdb67795d1df01d0330030a9d27fb5b685485d853f8b9816b821e")
+        let p = path("worked-\(UUID().uuidString).kbseg")
+        _ = try w.write(to: p)
+        return [UInt8](try Data(contentsOf: URL(fileURLWithPath: p)))
     }
 
     func testVersion2EncodingsAreTheSpecsExamples() throws {
@@ -93,6 +119,22 @@ final class ModelDescriptorVersionTests: TempDirTestCase {
         ollama.dimensions = 768
         ollama.documentPrompt = nil
         XCTAssertEqual(try json(ollama), #"{"dimensions":768,"maxTokens":8192,"model":"nomic-embed-text","name":"nomic-embed-text","normalized":true,"provider":"ollama","url":"http:\/\/127.0.0.1:11434","version":2}"#)
+        // §15's remote example, in a segment and pretty-printed in its manifest.
+        XCTAssertEqual(try json(Self.openai), #"{"dimensions":3,"maxTokens":8191,"model":"text-embedding-3-small","name":"text-embedding-3-small","normalized":true,"provider":"openai","url":"https:\/\/api.openai.com\/v1","version":2}"#)
+        let manifest = String(decoding: try Manifest(model: Self.openai, segments: []).encoded(), as: UTF8.self)
+        XCTAssertTrue(manifest.contains("""
+              "formatVersion" : 3,
+              "model" : {
+                "dimensions" : 3,
+                "maxTokens" : 8191,
+                "model" : "text-embedding-3-small",
+                "name" : "text-embedding-3-small",
+                "normalized" : true,
+                "provider" : "openai",
+                "url" : "https://api.openai.com/v1",
+                "version" : 2
+              },
+            """), manifest)
         XCTAssertTrue(Self.openai.isRemote)
         XCTAssertFalse(Self.e5.isRemote)
         XCTAssertNil(Self.openai.pooling)
