@@ -12,7 +12,7 @@ public enum ManifestError: Error, CustomStringConvertible, Equatable, Sendable {
         case .missing(let d): "no index in \(d)"
         case .damaged(let d, let r): "the index manifest \(d)/\(Manifest.fileName) is damaged (\(r))"
         case .unsupportedVersion(let d, let v):
-            "the index in \(d) has format version \(v); this kbindex reads versions \(Manifest.readableFormatVersions.sorted().map(String.init).joined(separator: " and "))"
+            "the index in \(d) has format version \(v); this kbindex reads versions \(Manifest.readableFormatVersions.sorted().map(String.init).joined(separator: ", ").replacingLastSeparator)"
         }
     }
 }
@@ -67,13 +67,22 @@ public struct Manifest: Codable, Equatable, Sendable {
     public var createdAt: String
 
     public static let fileName = "manifest.json"
-    /// The manifest version this code writes (2: segments may name a deletion file).
+    /// The manifest version this code writes for a version-1 model descriptor (2: segments
+    /// may name a deletion file); a version-2 descriptor needs `formatVersion(for:)`, 3.
     public static let currentFormatVersion = 2
-    /// The versions this code reads (1 has no deletion fields; it reads as version 2 without them).
-    public static let readableFormatVersions: Set<Int> = [1, 2]
+    /// The versions this code reads (1 has no deletion fields; it reads as version 2 without
+    /// them; 3 is version 2 whose `model` may be a version-2 descriptor).
+    public static let readableFormatVersions: Set<Int> = [1, 2, 3]
 
-    public init(formatVersion: Int = Manifest.currentFormatVersion, model: ModelDescriptor, segments: [Segment], createdAt: String? = nil) {
-        self.formatVersion = formatVersion
+    /// The `formatVersion` kbindex writes for a manifest of `model`: 3 for a version-2 model
+    /// descriptor (which readers of version 2 must not misread as a local model), else 2,
+    /// byte for byte what kbindex wrote before version 3 existed. O(1).
+    public static func formatVersion(for model: ModelDescriptor) -> Int { model.version == 2 ? 3 : currentFormatVersion }
+
+    /// `formatVersion` nil: `Manifest.formatVersion(for: model)`. (Tests pass 1 to write a
+    /// manifest as older kbindex versions did.)
+    public init(formatVersion: Int? = nil, model: ModelDescriptor, segments: [Segment], createdAt: String? = nil) {
+        self.formatVersion = formatVersion ?? Self.formatVersion(for: model)
         self.model = model
         self.segments = segments
         self.createdAt = createdAt ?? ISO8601DateFormatter().string(from: Date())
@@ -81,8 +90,14 @@ public struct Manifest: Codable, Equatable, Sendable {
 
     /// The exact bytes `write(to:)` writes: the manifest as pretty-printed JSON with sorted
     /// keys, its closing brace replaced by a last member `"sha256": "<hex>"` where hex is the
-    /// SHA-256 of every byte before `"sha256"` (`ChecksummedJSON`). O(manifest size).
-    public func encoded() throws -> Data { try ChecksummedJSON.encode(self) }
+    /// SHA-256 of every byte before `"sha256"` (`ChecksummedJSON`). A `formatVersion` below
+    /// what the model needs (`formatVersion(for:)`, e.g. after `model` was replaced) is
+    /// written raised to it. O(manifest size).
+    public func encoded() throws -> Data {
+        var m = self
+        if model.version == 2 { m.formatVersion = max(formatVersion, 3) }
+        return try ChecksummedJSON.encode(m)
+    }
 
     /// Writes `dir/manifest.json` atomically (write a temporary file, fsync, rename over the old
     /// manifest, fsync the folder): a reader sees the old manifest or the new one, never a mix.
@@ -112,8 +127,21 @@ public struct Manifest: Codable, Equatable, Sendable {
             throw ManifestError.unsupportedVersion(dir: dir, version: version.formatVersion)
         }
         let manifest: Manifest
-        do { manifest = try JSONDecoder().decode(Manifest.self, from: data) } catch { throw damaged("\(error)") }
+        do { manifest = try JSONDecoder().decode(Manifest.self, from: data) } catch let e as ModelDescriptorError {
+            throw damaged("\(e)")
+        } catch { throw damaged("\(error)") }
+        guard manifest.model.version != 2 || manifest.formatVersion >= 3 else {
+            throw damaged("a version-2 model descriptor in a manifest of format version \(manifest.formatVersion)")
+        }
         for s in manifest.segments { if let reason = s.damage { throw damaged(reason) } }
         return manifest
+    }
+}
+
+private extension String {
+    /// "1, 2, 3" → "1, 2 and 3".
+    var replacingLastSeparator: String {
+        guard let r = range(of: ", ", options: .backwards) else { return self }
+        return replacingCharacters(in: r, with: " and ")
     }
 }

@@ -41,6 +41,62 @@ public struct ModelDescriptor: Codable, Equatable, Sendable {
     /// Version 2: the prompt prepended to documents (nil: none). Part of compatibility.
     public var documentPrompt: String?
 
+    /// Reads a descriptor and checks it as format-spec.md §8.3 says (§10 check 17): `version`
+    /// absent, `null` or 1 → version 1: the six keys `name`, `dimensions`, `pooling`,
+    /// `normalized`, `maxTokens`, `weightsSHA256` with their types, `precision` an optional
+    /// string, every other key ignored. `version` 2 → the four common keys, a non-empty
+    /// `provider`; provider "local": `pooling` and `weightsSHA256`, no `model` or `url`;
+    /// any other provider: a non-empty `model` and `url`, no `pooling` or `weightsSHA256`;
+    /// `queryPrompt`, `documentPrompt` optional strings (empty = absent). Throws
+    /// `ModelDescriptorError.unsupportedVersion` for any other `version` number and
+    /// `ModelDescriptorError.invalid` for anything else wrong. O(size of the JSON).
+    public init(from decoder: any Decoder) throws {
+        let c: KeyedDecodingContainer<CodingKeys>
+        do { c = try decoder.container(keyedBy: CodingKeys.self) } catch { throw ModelDescriptorError.invalid("it is not a JSON object") }
+        func optional<T: Decodable>(_ key: CodingKeys, _ what: String) throws -> T? {
+            do { return try c.decodeIfPresent(T.self, forKey: key) } catch { throw ModelDescriptorError.invalid("\"\(key.stringValue)\" is not \(what)") }
+        }
+        func required<T: Decodable>(_ key: CodingKeys, _ what: String) throws -> T {
+            guard let v: T = try optional(key, what) else { throw ModelDescriptorError.invalid("it has no \"\(key.stringValue)\"") }
+            return v
+        }
+        func absent(_ key: CodingKeys, _ why: String) throws {
+            if c.contains(key), (try? c.decodeNil(forKey: key)) != true { throw ModelDescriptorError.invalid("\"\(key.stringValue)\" is not allowed \(why)") }
+        }
+        let v: Int? = try optional(.version, "an integer")
+        guard v == nil || v == 1 || v == 2 else { throw ModelDescriptorError.unsupportedVersion(v!) }
+        name = try required(.name, "a string")
+        dimensions = try required(.dimensions, "an integer")
+        normalized = try required(.normalized, "a boolean")
+        maxTokens = try required(.maxTokens, "an integer")
+        precision = try optional(.precision, "a string")
+        guard v == 2 else {
+            pooling = try required(.pooling, "a string") as String
+            weightsSHA256 = try required(.weightsSHA256, "a string") as String
+            return  // version 1: the keys of version 2 are unknown keys, ignored
+        }
+        version = 2
+        let p: String = try required(.provider, "a string")
+        guard !p.isEmpty else { throw ModelDescriptorError.invalid("\"provider\" is empty") }
+        provider = p
+        if p == "local" {
+            pooling = try required(.pooling, "a string") as String
+            weightsSHA256 = try required(.weightsSHA256, "a string") as String
+            try absent(.model, "for a local model")
+            try absent(.url, "for a local model")
+        } else {
+            let m: String = try required(.model, "a string"), u: String = try required(.url, "a string")
+            guard !m.isEmpty else { throw ModelDescriptorError.invalid("\"model\" is empty") }
+            guard !u.isEmpty else { throw ModelDescriptorError.invalid("\"url\" is empty") }
+            model = m
+            url = u
+            try absent(.pooling, "for a remote model")
+            try absent(.weightsSHA256, "for a remote model")
+        }
+        queryPrompt = try (optional(.queryPrompt, "a string") as String?).flatMap { $0.isEmpty ? nil : $0 }
+        documentPrompt = try (optional(.documentPrompt, "a string") as String?).flatMap { $0.isEmpty ? nil : $0 }
+    }
+
     /// A version-1 descriptor (a local model without prompts).
     public init(name: String, dimensions: Int, pooling: String, normalized: Bool, maxTokens: Int, weightsSHA256: String,
                 precision: String? = nil) {
@@ -87,21 +143,81 @@ public struct ModelDescriptor: Codable, Equatable, Sendable {
     }
 
     /// Whether the vectors come from a remote provider (version 2, provider not "local").
+    /// A provider this kbindex does not know (a later version's) counts as remote.
     public var isRemote: Bool { version == 2 && provider != nil && provider != "local" }
 
+    /// The providers this kbindex can embed with. A version-2 descriptor may name another
+    /// (it is readable, and its vectors searchable with a question vector made elsewhere),
+    /// but questions cannot be embedded for it.
+    public static let knownProviders: Set<String> = ["local", "openai", "ollama"]
+
     /// Whether vectors made by `other` (the query model) can be compared with vectors made by
-    /// `self` (the index's model). nil when compatible: same dimensions, weights, pooling and
-    /// normalization (the name and `maxTokens` may differ). Otherwise one line for a human, e.g.
-    /// "index was built with all-MiniLM-L6-v2 (384 dims), the query model is bge-small (384 dims,
-    /// different weights)". O(1).
+    /// `self` (the index's model) (format-spec.md §8.3.3). nil when compatible:
+    /// - two local models (version 1, or version 2 with provider "local"): same dimensions,
+    ///   weights (case-insensitively), pooling, normalization and document prompt (version 1
+    ///   has none);
+    /// - two remote models: same `model`, dimensions, normalization and document prompt (the
+    ///   provider and URL may differ: the same model reached another way);
+    /// - a local and a remote model: never.
+    /// The name, `maxTokens`, `precision` and the query prompt never matter. Otherwise one
+    /// line for a human, e.g. "index was built with all-MiniLM-L6-v2 (384 dims), the query
+    /// model is bge-small (384 dims, different weights)". O(1).
     public func incompatibility(with other: ModelDescriptor) -> String? {
+        if isRemote != other.isRemote {
+            func side(_ d: ModelDescriptor) -> String { d.isRemote ? d.summary : "the local model \(d.summary)" }
+            return "index was built with \(side(self)), the query model is \(side(other))"
+        }
         var why: [String] = []
-        if (weightsSHA256 ?? "").lowercased() != (other.weightsSHA256 ?? "").lowercased() { why.append("different weights") }
-        if pooling != other.pooling { why.append("\(other.pooling ?? "no") pooling instead of \(pooling ?? "none")") }
+        if isRemote {
+            if model != other.model { why.append("a different model") }
+        } else {
+            if (weightsSHA256 ?? "").lowercased() != (other.weightsSHA256 ?? "").lowercased() { why.append("different weights") }
+            if pooling != other.pooling { why.append("\(other.pooling ?? "no") pooling instead of \(pooling ?? "none")") }
+        }
         if normalized != other.normalized { why.append(other.normalized ? "normalized, the index's vectors are not" : "not normalized, the index's vectors are") }
+        if documentPrompt != other.documentPrompt {
+            func quoted(_ p: String?) -> String { p.map { "the prompt '\($0)'" } ?? "none" }
+            why.append("the index's documents were embedded with \(quoted(documentPrompt)), the query model's with \(quoted(other.documentPrompt))")
+        }
         if dimensions == other.dimensions && why.isEmpty { return nil }
         let extra = why.isEmpty ? "" : ", " + why.joined(separator: ", ")
-        return "index was built with \(name) (\(dimensions) dims), the query model is \(other.name) (\(other.dimensions) dims\(extra))"
+        return "index was built with \(summary), the query model is \(other.summaryOpen)\(extra))"
+    }
+
+    /// Whether `other` makes the same vectors as `self`: compatible (`incompatibility(with:)`
+    /// is nil) and the same `precision`. A build whose model makes the same vectors as the
+    /// index's updates the index incrementally; any other model re-embeds every document. O(1).
+    public func sameVectors(as other: ModelDescriptor) -> Bool {
+        incompatibility(with: other) == nil && precision == other.precision
+    }
+
+    /// "all-MiniLM-L6-v2 (384 dims)" for a local model, "openai model text-embedding-3-small
+    /// (1536 dims) at https://api.openai.com/v1" for a remote one.
+    var summary: String {
+        isRemote ? "\(summaryOpen)) at \(url ?? "")" : "\(summaryOpen))"
+    }
+
+    /// `summary` before the closing parenthesis of the dimensions, so that reasons can be
+    /// added inside it; "local model …" when a local model is compared with a remote one.
+    private var summaryOpen: String {
+        isRemote ? "\(provider ?? "") model \(model ?? name) (\(dimensions) dims" : "\(name) (\(dimensions) dims"
+    }
+}
+
+/// Why a MODEL section (or a manifest's or checkpoint's `model`) is not a model descriptor
+/// this kbindex reads (format-spec.md §8.3). `description` is one line without the file's
+/// name: the reader that met it adds that.
+public enum ModelDescriptorError: Error, CustomStringConvertible, Equatable, Sendable {
+    /// `version` is a number this kbindex does not know (a later kbindex's descriptor).
+    case unsupportedVersion(Int)
+    /// A key is missing, has the wrong type or is not allowed for the version and provider.
+    case invalid(String)
+
+    public var description: String {
+        switch self {
+        case .unsupportedVersion(let v): "the model descriptor has version \(v); this kbindex reads versions 1 and 2"
+        case .invalid(let why): "the model descriptor is invalid: \(why)"
+        }
     }
 }
 

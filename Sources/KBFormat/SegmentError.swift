@@ -7,6 +7,8 @@ public enum SegmentError: Error, CustomStringConvertible, Equatable, Sendable {
     case badMagic(file: String)
     /// A segment of a format version this build does not read.
     case unsupportedVersion(file: String, version: UInt32)
+    /// A MODEL section whose model descriptor has a `version` this build does not read (§8.3).
+    case unsupportedModelVersion(file: String, version: Int)
     /// A region's CRC32C does not match: `section` is "header/directory" or a section name
     /// ("VECTORS", "CHUNKS", …).
     case checksumMismatch(file: String, section: String)
@@ -22,7 +24,9 @@ public enum SegmentError: Error, CustomStringConvertible, Equatable, Sendable {
         case .badMagic(let f):
             return "\(f) is not a kbindex segment (bad magic bytes)"
         case .unsupportedVersion(let f, let v):
-            return "segment \(f) has format version \(v); this kbindex reads version \(SegmentFormat.version)"
+            return "segment \(f) has format version \(v); this kbindex reads versions 1 and 2"
+        case .unsupportedModelVersion(let f, let v):
+            return "segment \(f) has a model descriptor of version \(v); this kbindex reads versions 1 and 2"
         case .checksumMismatch(let f, let s):
             return "segment \(f) is damaged: the \(s) checksum does not match"
         case .outOfBounds(let f, let what):

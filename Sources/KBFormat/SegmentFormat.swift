@@ -1,7 +1,15 @@
-/// Constants of segment format v1; format-spec.md documents every byte.
+/// Constants of the segment format; format-spec.md documents every byte.
 public enum SegmentFormat {
-    /// The format version this code writes and reads.
-    public static let version: UInt32 = 1
+    /// The newest format version this code writes. Version 2 has version 1's layout and a
+    /// MODEL section that may be a version-2 model descriptor (format-spec.md §16).
+    public static let version: UInt32 = 2
+    /// The format versions this code reads.
+    public static let readableVersions: ClosedRange<UInt32> = 1...2
+
+    /// The header `version` of a segment whose MODEL section is `model`: 2 for a version-2
+    /// descriptor, else 1 (so such a segment is byte for byte what kbindex wrote before
+    /// version 2 existed). O(1).
+    public static func version(for model: ModelDescriptor) -> UInt32 { model.version == 2 ? 2 : 1 }
     /// The 8 bytes a segment starts and ends with: "KBSEG", 0, 0, 1.
     public static let magic: [UInt8] = [0x4B, 0x42, 0x53, 0x45, 0x47, 0x00, 0x00, 0x01]
     /// Uncompressed text per LZ4 block (format-spec.md, "Why this block size").

@@ -4,7 +4,7 @@ import KBCore
 
 /// A segment file, memory-mapped (format-spec.md).
 ///
-/// `init` checks the header, directory and footer (magic, version, CRC32C of
+/// `init` checks the header, directory and footer (magic, version 1 or 2, CRC32C of
 /// header+directory), that every section lies inside the file, that section lengths agree
 /// with the counts, and that every reference in the DOCUMENTS, HEADINGS, CHUNKS and
 /// TEXT_INDEX records stays inside its target: O(documents + chunks + blocks), without
@@ -23,7 +23,8 @@ public final class SegmentReader: @unchecked Sendable {
     private let vectorsAt: Int, quantAt: Int, docsAt: Int, chunksAt: Int, headingsAt: Int, stringsAt: Int, indexAt: Int, textAt: Int
 
     /// Opens and maps `path`. Throws `FileError` when it cannot be opened or mapped and
-    /// `SegmentError` (naming the file) when it is not a readable v1 segment.
+    /// `SegmentError` (naming the file) when it is not a readable version-1 or version-2
+    /// segment (`.unsupportedModelVersion` when its MODEL section is a later kbindex's).
     public init(path: String) throws {
         self.path = path
         file = try MappedFile(path: path)
@@ -36,7 +37,7 @@ public final class SegmentReader: @unchecked Sendable {
         if size >= 8 && !SegmentFormat.magic.elementsEqual(b[0..<8]) { throw SegmentError.badMagic(file: path) }
         guard size >= minSize else { throw SegmentError.truncated(file: path, size: size) }
         let version = b.u32(8)
-        guard version == SegmentFormat.version else { throw SegmentError.unsupportedVersion(file: path, version: version) }
+        guard SegmentFormat.readableVersions.contains(version) else { throw SegmentError.unsupportedVersion(file: path, version: version) }
         let declaredSize = b.u64(56)
         let footer = size - SegmentFormat.footerSize
         guard SegmentFormat.magic.elementsEqual(b[footer + 8..<footer + 16]) else {
@@ -108,8 +109,16 @@ public final class SegmentReader: @unchecked Sendable {
         let m = secs[.model]!
         do {
             model = try JSONDecoder().decode(ModelDescriptor.self, from: Data(b[m.offset..<m.offset + m.length]))
+        } catch ModelDescriptorError.unsupportedVersion(let v) {
+            throw SegmentError.unsupportedModelVersion(file: path, version: v)
+        } catch ModelDescriptorError.invalid(let why) {
+            throw corrupt("the MODEL section is not a valid model descriptor: \(why)")
         } catch {
             throw corrupt("the MODEL section is not a model descriptor (\(error))")
+        }
+        // A version-1 segment is read by kbindex versions that know only version-1 descriptors.
+        guard version >= SegmentFormat.version(for: model) else {
+            throw corrupt("a version-1 segment has a version-2 MODEL section")
         }
         guard model.dimensions == dims else { throw corrupt("the model has \(model.dimensions) dimensions, the header \(dims)") }
 

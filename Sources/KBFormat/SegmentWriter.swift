@@ -193,7 +193,7 @@ public final class SegmentWriter {
         var out = ByteWriter()
         out.bytes.reserveCapacity(fileSize)
         out.bytes.append(contentsOf: SegmentFormat.magic)
-        out.u32(SegmentFormat.version)
+        out.u32(SegmentFormat.version(for: model))
         out.u32(0)  // flags
         out.u32(UInt32(sections.count))
         out.u32(UInt32(model.dimensions))

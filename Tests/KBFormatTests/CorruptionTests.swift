@@ -100,11 +100,11 @@ final class CorruptionTests: TempDirTestCase {
 
     func testFutureVersion() throws {
         var b = original
-        setLE(&b, 8, 4, 2)
+        setLE(&b, 8, 4, 3)
         try put(b)
         XCTAssertThrowsError(try SegmentReader(path: p)) { e in
-            XCTAssertEqual(e as? SegmentError, .unsupportedVersion(file: p, version: 2))
-            XCTAssertTrue("\(e)".contains("version 2"), "\(e)")
+            XCTAssertEqual(e as? SegmentError, .unsupportedVersion(file: p, version: 3))
+            XCTAssertTrue("\(e)".contains("version 3"), "\(e)")
         }
     }
 

@@ -198,7 +198,7 @@ final class SpecReaderTests: TempDirTestCase {
 
         // Header and model.
         let h = dump.header
-        XCTAssertEqual(h.version, 1, file: file, line: line)
+        XCTAssertEqual(h.version, Int(SegmentFormat.version(for: input.model)), file: file, line: line)
         XCTAssertEqual(h.flags, 0, file: file, line: line)
         XCTAssertEqual(h.sectionCount, 10, file: file, line: line)
         XCTAssertEqual(h.dimensions, input.model.dimensions, file: file, line: line)
@@ -286,6 +286,86 @@ final class SpecReaderTests: TempDirTestCase {
         try compare(Self.input(seed: 4, dims: 63, documents: 1, chunks: 30, blockSize: 300))
     }
 
+    /// Version-2 segments (format-spec.md §4, §8.3.2): a local model with prompts (unicode,
+    /// quotes and slashes in them) and remote models; both readers read the same descriptor.
+    func testSpecReaderReadsVersion2Segments() throws {
+        try requirePython()
+        var input = Self.input(seed: 6, dims: 70, documents: 3, chunks: 40, blockSize: 2048)
+        let w = input.model.weightsSHA256!
+        let models: [ModelDescriptor] = [
+            .local(name: "e5-small-v2", dimensions: 70, pooling: "mean", normalized: true, maxTokens: 512, weightsSHA256: w,
+                   queryPrompt: "query: ", documentPrompt: "passage: \"/\\ 中文 🙂\n"),
+            .local(name: "bge", dimensions: 70, pooling: "cls", normalized: false, maxTokens: 512, weightsSHA256: w, precision: "int8",
+                   queryPrompt: "Represent this sentence for searching relevant passages: "),
+            .remote(provider: "openai", url: "https://api.openai.com/v1", model: "text-embedding-3-small", dimensions: 70,
+                    normalized: true, maxTokens: 8191),
+            .remote(provider: "ollama", url: "http://127.0.0.1:11434", model: "nomic-embed-text", dimensions: 70, normalized: true,
+                    maxTokens: 8192, queryPrompt: "search_query: ", documentPrompt: "search_document: "),
+            .remote(provider: "a-later-provider", url: "http://h/", model: "m", dimensions: 70, normalized: true, maxTokens: 1),
+        ]
+        for m in models {
+            XCTAssertEqual(m.version, 2)
+            input.model = m
+            try compare(input)
+            let p = path("summary.kbseg")
+            try input.write(to: p)
+            let run = try python([Self.script, p])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            XCTAssertTrue(String(decoding: run.stdout, as: UTF8.self).contains("format version 2"), "\(m)")
+        }
+    }
+
+    /// Descriptors that break §8.3's rules: both readers refuse them, with the same kind of error
+    /// (a later descriptor version is unsupported, not damage).
+    func testSpecReaderAgreesOnModelDescriptorRules() throws {
+        try requirePython()
+        let base = Self.input(seed: 7, dims: 8, documents: 1, chunks: 3, blockSize: 1024)
+        let w = base.model.weightsSHA256!
+        let local = ModelDescriptor.local(name: "l", dimensions: 8, pooling: "mean", normalized: true, maxTokens: 5, weightsSHA256: w,
+                                          documentPrompt: "passage: ")
+        let remote = ModelDescriptor.remote(provider: "openai", url: "http://h/v1", model: "m", dimensions: 8, normalized: true, maxTokens: 5)
+        var cases: [(String, ModelDescriptor, UInt64?, String)] = []
+        var m = remote; m.version = 5
+        cases.append(("descriptor version 5", m, nil, "unsupported_version"))
+        m = local; m.version = 0
+        cases.append(("descriptor version 0", m, 2, "unsupported_version"))
+        cases.append(("a version-2 descriptor in a version-1 segment", local, 1, "corrupt"))
+        m = remote; m.url = nil
+        cases.append(("remote without url", m, nil, "corrupt"))
+        m = remote; m.model = ""
+        cases.append(("remote with an empty model", m, nil, "corrupt"))
+        m = remote; m.pooling = "mean"
+        cases.append(("remote with pooling", m, nil, "corrupt"))
+        m = local; m.url = "http://h"
+        cases.append(("local with url", m, nil, "corrupt"))
+        m = local; m.weightsSHA256 = nil
+        cases.append(("local without weights", m, nil, "corrupt"))
+        m = local; m.provider = ""
+        cases.append(("empty provider", m, nil, "corrupt"))
+        m = local; m.provider = nil
+        cases.append(("no provider", m, nil, "corrupt"))
+        m = remote; m.version = nil
+        cases.append(("a remote descriptor without version (version 1 without pooling)", m, nil, "corrupt"))
+
+        let p = path("rules.kbseg")
+        for (what, model, header, kind) in cases {
+            var input = base
+            input.model = model
+            try input.write(to: p)
+            if let header {
+                var b = [UInt8](try Data(contentsOf: URL(fileURLWithPath: p)))
+                MalformedSegmentTests.setLE(&b, 8, 4, header)
+                MalformedSegmentTests.reseal(&b)
+                try Data(b).write(to: URL(fileURLWithPath: p))
+            }
+            let run = try python([Self.script, p, "--json"])
+            XCTAssertEqual(run.status, 1, "\(what): read_segment.py exit status \(run.status), stderr \(run.stderr)")
+            guard let swift = swiftError(p) else { XCTFail("\(what): SegmentReader accepted it"); continue }
+            XCTAssertEqual(Self.kind(swift), kind, "\(what): \(swift)")
+            XCTAssertTrue(run.stderr.contains(": \(kind): "), "\(what): Swift says \(swift), read_segment.py says \(run.stderr)")
+        }
+    }
+
     /// The Swift reader's error for a file: open, read every text, verify.
     func swiftError(_ p: String) -> SegmentError? {
         do {
@@ -303,7 +383,7 @@ final class SpecReaderTests: TempDirTestCase {
         switch e {
         case .truncated: "truncated"
         case .badMagic: "bad_magic"
-        case .unsupportedVersion: "unsupported_version"
+        case .unsupportedVersion, .unsupportedModelVersion: "unsupported_version"
         case .checksumMismatch(_, let section): "checksum_mismatch: the \(section) checksum"
         case .outOfBounds: "out_of_bounds"
         case .corrupt: "corrupt"
@@ -373,8 +453,8 @@ final class SpecReaderTests: TempDirTestCase {
         b[0] = UInt8(ascii: "X")
         try expectRejected(b, "bad magic", kind: "bad_magic")
         b = good
-        b[8] = 2
-        try expectRejected(b, "version 2", kind: "unsupported_version")
+        b[8] = 3
+        try expectRejected(b, "version 3", kind: "unsupported_version")
     }
 
     /// format-spec.md §10 #10/§16: a directory entry of an unknown kind is skipped, so a later

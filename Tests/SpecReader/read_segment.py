@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""An independent reader of kbindex segment files (format version 1), written from
+"""An independent reader of kbindex segment files (format versions 1 and 2), written from
 format-spec.md alone: Python 3.11 standard library plus `lz4.block`. Section numbers (§) and
 check numbers (#) below refer to format-spec.md.
 
@@ -40,7 +40,7 @@ except ImportError:  # reported in main(), so that importing this file never fai
     lz4block = None
 
 MAGIC = bytes([0x4B, 0x42, 0x53, 0x45, 0x47, 0x00, 0x00, 0x01])  # §4
-VERSION = 1
+VERSIONS = (1, 2)  # §4: the same layout; 2 allows a version-2 model descriptor (§8.3)
 HEADER_SIZE = 64
 DIR_ENTRY_SIZE = 32
 FOOTER_SIZE = 16
@@ -60,11 +60,16 @@ KIND_NAMES = {
     HEADINGS: 'HEADINGS', STRINGS: 'STRINGS', TEXT_INDEX: 'TEXT_INDEX', TEXT: 'TEXT', LEXICAL: 'LEXICAL',
 }
 OPTIONAL_KINDS = {LEXICAL}  # §8.11: segments written before it existed lack it
-# §8.3: the model descriptor's keys and JSON types.
+# §8.3.1: a version-1 descriptor's required keys and JSON types.
 MODEL_KEYS = {'name': str, 'dimensions': int, 'pooling': str, 'normalized': bool,
               'maxTokens': int, 'weightsSHA256': str}
-# §8.3: optional keys, each a string when present and not null.
+# §8.3.1, §8.3.2: optional keys, each a string when present and not null.
 MODEL_OPTIONAL_KEYS = {'precision': str}
+# §8.3.2: a version-2 descriptor's keys for every provider, then per kind of provider.
+MODEL_V2_KEYS = {'provider': str, 'name': str, 'dimensions': int, 'normalized': bool, 'maxTokens': int}
+MODEL_V2_LOCAL = {'pooling': str, 'weightsSHA256': str}    # required for "local"; absent otherwise
+MODEL_V2_REMOTE = {'model': str, 'url': str}                # required, not empty, for others; absent for "local"
+MODEL_V2_OPTIONAL_KEYS = {'precision': str, 'queryPrompt': str, 'documentPrompt': str}
 
 
 class SegmentError(Exception):
@@ -129,8 +134,8 @@ class Segment:
             raise SegmentError('truncated', f'{S} bytes, shorter than a header and a footer')
         # #3 version, before any checksum.
         version = u32(8)
-        if version != VERSION:
-            raise SegmentError('unsupported_version', f'format version {version}; this reader reads {VERSION}')
+        if version not in VERSIONS:
+            raise SegmentError('unsupported_version', f'format version {version}; this reader reads 1 and 2')
         file_size = u64(56)
         F = S - FOOTER_SIZE
         # #4 footer magic, #5 footer reserved.
@@ -207,7 +212,7 @@ class Segment:
         if secs[HEADINGS][1] % REF_SIZE != 0:
             raise SegmentError('corrupt', 'HEADINGS is not a whole number of entries')
         # #17, #18 MODEL.
-        self.model = self._model(dims)
+        self.model = self._model(dims, version)
 
         # #19 document strings, #20 heading strings.
         strings_off, strings_len, _ = secs[STRINGS]
@@ -273,7 +278,7 @@ class Segment:
         # §8.11 the LEXICAL section, when present, decoded whole.
         self.lexical = read_lexical(b, *secs[LEXICAL][:2], chunks) if LEXICAL in secs else None
 
-    def _model(self, dims):
+    def _model(self, dims, segment_version):
         off, length, _ = self.secs[MODEL]
 
         def reject_constant(name):
@@ -285,14 +290,52 @@ class Segment:
             raise SegmentError('corrupt', f'the MODEL section is not JSON ({e})') from None
         if not isinstance(m, dict):
             raise SegmentError('corrupt', 'the MODEL section is not a JSON object')
-        for key, typ in MODEL_KEYS.items():
-            v = m.get(key)
-            ok = isinstance(v, typ) and (typ is bool or not isinstance(v, bool))
-            if not ok:
-                raise SegmentError('corrupt', f'the MODEL section has no {typ.__name__} "{key}"')
-        for key, typ in MODEL_OPTIONAL_KEYS.items():
-            if m.get(key) is not None and not isinstance(m[key], typ):
-                raise SegmentError('corrupt', f'the MODEL section\'s "{key}" is not a {typ.__name__}')
+
+        def is_a(v, typ):
+            return isinstance(v, typ) and (typ is bool or not isinstance(v, bool))
+
+        def required(keys):
+            for key, typ in keys.items():
+                if not is_a(m.get(key), typ):
+                    raise SegmentError('corrupt', f'the MODEL section has no {typ.__name__} "{key}"')
+
+        def optional(keys):
+            for key, typ in keys.items():
+                if m.get(key) is not None and not is_a(m[key], typ):
+                    raise SegmentError('corrupt', f'the MODEL section\'s "{key}" is not a {typ.__name__}')
+
+        def absent(keys, why):
+            for key in keys:
+                if m.get(key) is not None:
+                    raise SegmentError('corrupt', f'the MODEL section has "{key}", not allowed {why}')
+
+        # §8.3: `version` absent, null or 1 = version 1; 2 = version 2; another integer = a later
+        # kbindex's descriptor (unsupported); anything else = damage.
+        v = m.get('version')
+        if v is not None and not is_a(v, int):
+            raise SegmentError('corrupt', 'the MODEL section\'s "version" is not an int')
+        if v not in (None, 1, 2):
+            raise SegmentError('unsupported_version', f'a model descriptor of version {v}; this reader reads 1 and 2')
+        if v == 2:
+            required(MODEL_V2_KEYS)
+            if m['provider'] == '':
+                raise SegmentError('corrupt', 'the MODEL section\'s "provider" is empty')
+            if m['provider'] == 'local':
+                required(MODEL_V2_LOCAL)
+                absent(MODEL_V2_REMOTE, 'for a local model')
+            else:
+                required(MODEL_V2_REMOTE)
+                for key in MODEL_V2_REMOTE:
+                    if m[key] == '':
+                        raise SegmentError('corrupt', f'the MODEL section\'s "{key}" is empty')
+                absent(MODEL_V2_LOCAL, 'for a remote model')
+            optional(MODEL_V2_OPTIONAL_KEYS)
+            # §10 #17: a version-2 descriptor only in a version-2 segment.
+            if segment_version < 2:
+                raise SegmentError('corrupt', 'a version-1 segment has a version-2 MODEL section')
+        else:
+            required(MODEL_KEYS)
+            optional(MODEL_OPTIONAL_KEYS)
         if m['dimensions'] != dims:
             raise SegmentError('corrupt', f"the model has {m['dimensions']} dimensions, the header {dims}")
         return m
@@ -496,7 +539,7 @@ def read_deletions(data: bytes):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description='Validate and dump a kbindex segment file (format version 1).')
+    ap = argparse.ArgumentParser(description='Validate and dump a kbindex segment file (format versions 1 and 2).')
     ap.add_argument('segment')
     ap.add_argument('--json', action='store_true', help='print one JSON object with everything')
     ap.add_argument('--no-text', action='store_true', help='leave chunk text out of the JSON')
@@ -538,8 +581,14 @@ def main(argv=None):
     h = seg.header
     m = seg.model
     print(f'{args.segment}: valid kbindex segment, format version {h["version"]}, {h["file_size"]} bytes')
-    print(f'model: {m["name"]}, {m["dimensions"]} dims, {m["pooling"]} pooling, '
-          f'{"normalized" if m["normalized"] else "not normalized"}, weights {m["weightsSHA256"]}')
+    norm = "normalized" if m["normalized"] else "not normalized"
+    if m.get('version') == 2 and m['provider'] != 'local':
+        print(f'model: {m["provider"]} model {m["model"]} at {m["url"]}, {m["dimensions"]} dims, {norm}')
+    else:
+        print(f'model: {m["name"]}, {m["dimensions"]} dims, {m["pooling"]} pooling, {norm}, weights {m["weightsSHA256"]}')
+    for key in ('queryPrompt', 'documentPrompt'):
+        if m.get('version') == 2 and m.get(key):
+            print(f'{key}: {json.dumps(m[key])}')
     print(f'{h["document_count"]} documents, {h["chunk_count"]} chunks, row stride {h["row_stride"]}, '
           f'{h["text_block_count"]} text blocks (block size {h["text_block_size"]})')
     for s in seg.sections_listed:

@@ -86,7 +86,11 @@ public struct BuildCheckpoint: Codable, Equatable, Sendable {
         } catch { throw CheckpointError(path: path, reason: "\((error as? FileError)?.reason ?? "\(error)")", isDamage: false) }
         if let reason = ChecksummedJSON.damage(bytes) { throw damaged(reason) }
         let cp: BuildCheckpoint
-        do { cp = try JSONDecoder().decode(BuildCheckpoint.self, from: Data(bytes)) } catch { throw damaged("\(error)") }
+        do { cp = try JSONDecoder().decode(BuildCheckpoint.self, from: Data(bytes)) } catch let e as ModelDescriptorError {
+            // A later kbindex's model descriptor: keep its work for that kbindex.
+            if case .unsupportedVersion = e { throw CheckpointError(path: path, reason: "\(e)", isDamage: false) }
+            throw damaged("\(e)")
+        } catch { throw damaged("\(error)") }
         guard cp.formatVersion == currentFormatVersion else {
             throw CheckpointError(path: path, reason: "format version \(cp.formatVersion), written by a newer kbindex; this one reads \(currentFormatVersion)",
                                   isDamage: cp.formatVersion < currentFormatVersion)

@@ -57,7 +57,8 @@ public final class IndexDirectory: @unchecked Sendable {
         // model (a hand-copied file) would be scanned with vectors of the wrong length.
         for seg in segs {
             if m.model.incompatibility(with: seg.model) != nil {
-                throw SegmentError.corrupt(file: seg.path, reason: "its vectors come from \(seg.model.name) (\(seg.model.dimensions) dims), the manifest names \(m.model.name) (\(m.model.dimensions) dims\(m.model.dimensions == seg.model.dimensions ? ", other weights" : ""))")
+                let how = m.model.dimensions != seg.model.dimensions ? "" : m.model.isRemote || seg.model.isRemote ? ", another model" : ", other weights, pooling, normalization or document prompt"
+                throw SegmentError.corrupt(file: seg.path, reason: "its vectors come from \(seg.model.name) (\(seg.model.dimensions) dims), the manifest names \(m.model.name) (\(m.model.dimensions) dims\(how))")
             }
         }
         var dels: [DeletionSet?] = []
