@@ -123,8 +123,9 @@ public enum RemoteEmbedError: Error, CustomStringConvertible, Equatable, Sendabl
     }
 }
 
-/// Server texts as error messages show them: the first `limit` characters, control
-/// characters and quotes escaped, so that one message stays one line.
+/// Server texts as error messages show them: the first `limit` characters, with line breaks,
+/// tabs and other control or format characters escaped (`\n`, `\u{1b}`), so that a message
+/// stays one line and cannot drive the terminal.
 func shownText(_ text: String, limit: Int = 200) -> String {
     var out = ""
     var count = 0
@@ -137,8 +138,6 @@ func shownText(_ text: String, limit: Int = 200) -> String {
         case "\n": out += "\\n"
         case "\r": out += "\\r"
         case "\t": out += "\\t"
-        case "'": out += "\\'"
-        case "\\": out += "\\\\"
         default:
             if ch.value < 0x20 || ch.value == 0x7F || (0x80..<0xA0).contains(ch.value)
                 || ch.properties.generalCategory == .format || ch.properties.generalCategory == .lineSeparator
