@@ -164,8 +164,9 @@ public final class RemoteEmbedder: TextEmbedder {
     /// The vectors of `texts` (each with `role`'s prompt prepended), in order, L2-normalized.
     ///
     /// Texts go in batches of `configuration.batchSize`, `configuration.concurrency` requests
-    /// at a time (one thread each); `progress` hears each finished batch's size. The first
-    /// failure stops new batches from starting and is thrown once the requests in flight end.
+    /// at a time (one thread each); `progress` hears each finished batch's size. A batch the
+    /// server finds too large (413) is sent again as two halves. The first failure stops new
+    /// batches from starting and is thrown once the requests in flight end.
     ///
     /// - Throws: `RemoteEmbedError`, `CancellationError` when `isCancelled` turned true
     ///   (polled before each batch and while waiting to retry).
@@ -182,8 +183,8 @@ public final class RemoteEmbedder: TextEmbedder {
             while let b = run.next() {
                 let range = batches[b]
                 do {
-                    let vectors = try session.embed(Array(inputs[range]), offset: range.lowerBound, dimensions: dimensions,
-                                                    retryConnect: true, shouldStop: { run.shouldStop })
+                    let vectors = try session.embedSplitting(Array(inputs[range]), offset: range.lowerBound, dimensions: dimensions,
+                                                             shouldStop: { run.shouldStop })
                     run.store(vectors, at: b)
                     progress?(range.count)
                 } catch {

@@ -41,6 +41,19 @@ struct RemoteSession: Sendable {
         }
     }
 
+    /// `embed` for a batch after the first request, which a server that finds it too large
+    /// (413) gets again as two halves, down to single texts.
+    func embedSplitting(_ texts: [String], offset: Int, dimensions: Int, shouldStop: @escaping @Sendable () -> Bool) throws -> [[Float]] {
+        do {
+            return try embed(texts, offset: offset, dimensions: dimensions, retryConnect: true, shouldStop: shouldStop)
+        } catch RemoteEmbedError.rejected(413, _, _) where texts.count > 1 {
+            let half = texts.count / 2
+            let first = try embedSplitting(Array(texts[..<half]), offset: offset, dimensions: dimensions, shouldStop: shouldStop)
+            if shouldStop() { throw CancellationError() }
+            return first + (try embedSplitting(Array(texts[half...]), offset: offset + half, dimensions: dimensions, shouldStop: shouldStop))
+        }
+    }
+
     private func attempt(_ texts: [String], offset: Int, dimensions: Int?, retryConnect: Bool,
                          shouldStop: @escaping @Sendable () -> Bool) throws -> [[Float]] {
         let body = requestBody(texts)

@@ -347,6 +347,20 @@ final class RemoteEmbedderTests: XCTestCase {
         XCTAssertEqual(service.batches.count, 4)
     }
 
+    func testABatchTooLargeForTheServerIsSplit() throws {
+        let e = try embedder(batchSize: 5)
+        service.inject(.status(413, body: "request entity too large"), .status(413))
+        let input = texts(5)
+        assertVectors(try e.embed(input, as: .document), input)
+        // 5 → 2 + 3, then the 2 is too large again → 1 + 1.
+        XCTAssertEqual(service.batches.dropFirst().map(\.count), [5, 2, 1, 1, 3])
+        XCTAssertEqual(log.delays, [])
+        // A single text too large is an error.
+        service.inject(.status(413, body: "request entity too large"))
+        XCTAssertEqual("\(error { try e.embed(["x"], as: .document) }!)",
+                       "HTTP 413 from \(e.endpoint.absoluteString): the server says 'request entity too large'")
+    }
+
     // MARK: Bad answers
 
     func testWrongDimensions() throws {
