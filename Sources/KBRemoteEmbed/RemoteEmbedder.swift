@@ -66,7 +66,7 @@ public final class RemoteEmbedder: TextEmbedder {
             RemoteEmbedder.keyVariables(for: configuration.provider).first { environment[$0].map(RemoteEmbedder.trimmedKey) == key }
         }
         let shown = shownText(endpoint.absoluteString.scrubbed(of: key), limit: 300)
-        let limit = min(1 << 30, (16 << 20) + configuration.batchSize * (256 << 10))
+        let limit = (16 << 20) + min(configuration.batchSize, 4096) * (256 << 10)  // at most 1040 MiB
         let session = RemoteSession(
             provider: configuration.provider, model: configuration.model, endpoint: endpoint, shownEndpoint: shown,
             apiKey: key, keySource: source, timeout: configuration.timeout, retries: configuration.retries,

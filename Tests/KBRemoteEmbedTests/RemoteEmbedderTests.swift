@@ -431,9 +431,12 @@ final class RemoteEmbedderTests: XCTestCase {
         XCTAssertEqual(error { try self.embedder(timeout: 0) } as? RemoteEmbedError,
                        .invalidConfiguration("the embedding request timeout must be more than 0 seconds (got 0.0)"))
         XCTAssertEqual(error { try self.embedder(model: " ") } as? RemoteEmbedError, .invalidConfiguration("the embedding model name is empty"))
+        XCTAssertEqual(error { try self.embedder(retries: -1) } as? RemoteEmbedError, .invalidConfiguration("the embedding retries must be 0 to 100 (got -1)"))
         XCTAssertEqual(error { try self.embedder(url: URL(string: "ftp://127.0.0.1/v1")!) } as? RemoteEmbedError,
                        .invalidURL(url: "ftp://127.0.0.1/v1", reason: "it must start with http:// or https://"))
         XCTAssertEqual(service.requests.count, 0)
+        // A huge batch size is no overflow.
+        XCTAssertEqual(try embedder(batchSize: Int.max).dimensions, 8)
     }
 
     func testAPIKeyComesFromTheEnvironment() {
