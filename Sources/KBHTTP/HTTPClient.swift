@@ -95,7 +95,7 @@ public struct HTTPClient: Sendable {
     }
 
     /// Fetches a small body into memory. Does not throw for HTTP error statuses: the
-    /// caller reads `status` (4xx and 5xx bodies are returned too).
+    /// caller reads `status` (4xx and 5xx bodies are returned too; redirect bodies are not).
     ///
     /// - Parameter limit: the largest body accepted, in bytes (default 16 MiB).
     /// - Throws: `HTTPError` for transport failures and bodies over `limit`.
@@ -105,10 +105,66 @@ public struct HTTPClient: Sendable {
         return (response.status, response.headers, ctx.body)
     }
 
+    /// Sends `body` with POST and collects the answer in memory, for small JSON APIs.
+    /// Redirects are not followed (a 3xx comes back as the status, with its `Location`), so
+    /// the body and the request headers never travel to a host the caller did not name.
+    /// Does not throw for HTTP error statuses: the caller reads `status`, and the body of
+    /// any status (a 4xx or 5xx body usually says why).
+    ///
+    /// - Parameters:
+    ///   - headers: request headers, sent as given (`Content-Type`, `Authorization`, ...);
+    ///     `User-Agent` is `userAgent` unless given here. `Expect: 100-continue` is never sent.
+    ///   - timeout: seconds the whole request may take, connecting included (nil: no total
+    ///     limit, only `connectTimeout` and the low-speed abort). With a timeout the low-speed
+    ///     abort is off: a server may think longer than `lowSpeedTime` before its first byte.
+    ///   - limit: the largest body accepted, in bytes (default 16 MiB).
+    /// - Throws: `HTTPError`: `.couldNotConnect` when no connection was made (refused,
+    ///   unresolvable, TLS), `.timedOut` when the request was sent but no complete answer came
+    ///   within `timeout`, `.interrupted` when the connection dropped before the answer was
+    ///   complete, `.bodyTooLarge` over `limit`, `.transport` for anything else.
+    /// - Complexity: one request, O(body + answer) memory.
+    public func post(
+        url: URL, headers: [(name: String, value: String)] = [], body: Data, timeout: Double? = nil, limit: Int = 16 << 20
+    ) throws -> (status: Int, headers: HTTPHeaders, body: Data) {
+        let ctx = TransferContext(sink: .memory(limit: limit), expectedSize: nil, progress: nil)
+        let request = Request(method: .post(body), headers: headers, timeout: timeout, followRedirects: false)
+        let response = try perform(url: url, ctx: ctx, request: request)
+        return (response.status, response.headers, ctx.body)
+    }
+
     // MARK: - libcurl
 
-    private func perform(url: URL, ctx: TransferContext) throws -> HTTPResponse {
-        precondition(curlGlobalInitResult == CURLE_OK.rawValue, "curl_global_init failed")
+    /// What a transfer sends, beyond the URL: GET by default.
+    private struct Request {
+        enum Method {
+            case get
+            case post(Data)
+        }
+        var method: Method = .get
+        var headers: [(name: String, value: String)] = []
+        /// Seconds for the whole transfer (CURLOPT_TIMEOUT_MS); nil for none.
+        var timeout: Double? = nil
+        var followRedirects = true
+    }
+
+    private func perform(url: URL, ctx: TransferContext, request: Request = Request()) throws -> HTTPResponse {
+        switch request.method {
+        case .get:
+            return try perform(url: url, ctx: ctx, request: request, body: nil)
+        case let .post(data):
+            // libcurl reads the body during curl_easy_perform, so the pointer only has to
+            // live as long as this closure. An empty body still needs a valid pointer.
+            return try (data.isEmpty ? Data([0]) : data).withUnsafeBytes { raw in
+                try perform(url: url, ctx: ctx, request: request, body: UnsafeRawBufferPointer(rebasing: raw[0..<data.count]))
+            }
+        }
+    }
+
+    private func perform(url: URL, ctx: TransferContext, request: Request, body: UnsafeRawBufferPointer?) throws -> HTTPResponse {
+        // curl_global_init fails only when the process is out of memory at startup.
+        guard curlGlobalInitResult == CURLE_OK.rawValue else {
+            throw HTTPError.transport(code: Int(curlGlobalInitResult), url: url.absoluteString, detail: "curl_global_init failed")
+        }
         guard let h = curl_easy_init() else {
             throw HTTPError.transport(code: -1, url: url.absoluteString, detail: "curl_easy_init failed")
         }
@@ -121,11 +177,39 @@ public struct HTTPClient: Sendable {
         defer { context.release() }
         let urlString = url.absoluteString
         _ = kb_curl_setopt_string(h, CURLOPT_URL, urlString)
-        _ = kb_curl_setopt_long(h, CURLOPT_FOLLOWLOCATION, 1)
+        _ = kb_curl_setopt_long(h, CURLOPT_FOLLOWLOCATION, request.followRedirects ? 1 : 0)
         _ = kb_curl_setopt_long(h, CURLOPT_MAXREDIRS, maxRedirects)
+        if let timeout = request.timeout {
+            // At least 1 ms (0 would mean no limit at all), at most a day.
+            let ms = timeout.isNaN ? 1 : max(1, Int(min(max(timeout, 0), 86_400) * 1000))
+            _ = kb_curl_setopt_long(h, CURLOPT_TIMEOUT_MS, ms)
+        }
+        if let body, let base = body.baseAddress {
+            _ = kb_curl_setopt_long(h, CURLOPT_POST, 1)
+            _ = kb_curl_setopt_long(h, CURLOPT_POSTFIELDSIZE, body.count)
+            _ = kb_curl_setopt_pointer(h, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: base))
+        }
+        var headerList: UnsafeMutablePointer<curl_slist>? = nil
+        defer { curl_slist_free_all(headerList) }
+        if !request.headers.isEmpty || body != nil {
+            // An empty "Expect:" stops libcurl from waiting for a 100 Continue on larger bodies.
+            let lines = request.headers.map { "\($0.name): \($0.value)" } + (body != nil ? ["Expect:"] : [])
+            for line in lines {
+                // Scalars, not Characters: "\r\n" is one Character, equal to neither.
+                guard !line.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) else {
+                    let name = line.prefix { $0 != ":" }
+                    throw HTTPError.transport(code: -1, url: urlString, detail: "the value of header '\(name)' contains a line break")
+                }
+                headerList = curl_slist_append(headerList, line)
+            }
+            _ = kb_curl_setopt_slist(h, CURLOPT_HTTPHEADER, headerList)
+        }
         _ = kb_curl_setopt_long(h, CURLOPT_CONNECTTIMEOUT, connectTimeout)
-        _ = kb_curl_setopt_long(h, CURLOPT_LOW_SPEED_LIMIT, lowSpeedLimit)
-        _ = kb_curl_setopt_long(h, CURLOPT_LOW_SPEED_TIME, lowSpeedTime)
+        if request.timeout == nil {
+            // With a total limit, a server that thinks before answering is not "stalled".
+            _ = kb_curl_setopt_long(h, CURLOPT_LOW_SPEED_LIMIT, lowSpeedLimit)
+            _ = kb_curl_setopt_long(h, CURLOPT_LOW_SPEED_TIME, lowSpeedTime)
+        }
         _ = kb_curl_setopt_long(h, CURLOPT_NOSIGNAL, 1)
         _ = kb_curl_setopt_long(h, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1)
         _ = kb_curl_setopt_string(h, CURLOPT_USERAGENT, userAgent)
@@ -147,6 +231,7 @@ public struct HTTPClient: Sendable {
         ctx.finishHop()
 
         if rc != CURLE_OK {
+            if case let .bodyTooLarge(limit, _) = ctx.sinkError { throw HTTPError.bodyTooLarge(limit: limit, url: finalURL) }
             if let error = ctx.sinkError { throw error }
             var detail = String(cString: errorBuffer)
             if detail.isEmpty { detail = String(cString: curl_easy_strerror(rc)) }
@@ -156,6 +241,14 @@ public struct HTTPClient: Sendable {
                 CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE:
                 throw HTTPError.couldNotConnect(host: host, detail: detail)
             case CURLE_OPERATION_TIMEDOUT:
+                if let timeout = request.timeout {
+                    // Whether the request went out tells a slow server from an unreachable one.
+                    var sent: Int = 0
+                    _ = kb_curl_getinfo_long(h, CURLINFO_REQUEST_SIZE, &sent)
+                    if sent > 0 || !ctx.hops.isEmpty {
+                        throw HTTPError.timedOut(seconds: timeout, bytes: ctx.bytes, url: finalURL)
+                    }
+                }
                 if ctx.hops.isEmpty { throw HTTPError.couldNotConnect(host: host, detail: detail) }
                 throw HTTPError.stalled(bytes: ctx.bytes, url: finalURL, detail: detail)
             case CURLE_PARTIAL_FILE, CURLE_RECV_ERROR, CURLE_GOT_NOTHING, CURLE_HTTP2_STREAM, CURLE_HTTP2:
@@ -207,6 +300,7 @@ private final class TransferContext {
             let parts = line.split(separator: " ", maxSplits: 2)
             currentStatus = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
             bytes = 0
+            body.removeAll(keepingCapacity: true)
         } else if line.isEmpty {
             finishHop()
         } else if let colon = line.firstIndex(of: ":") {
@@ -219,8 +313,15 @@ private final class TransferContext {
     /// Takes one chunk of body. Returns false to make libcurl abort.
     func write(_ chunk: UnsafeRawBufferPointer) -> Bool {
         let status = currentStatus ?? hops.last?.status ?? 0
-        // Bodies of redirects and errors never reach the destination file.
-        guard (200..<300).contains(status) else { return true }
+        switch sink {
+        case .file:
+            // Bodies of redirects and errors never reach the destination file.
+            guard (200..<300).contains(status) else { return true }
+        case .memory:
+            // The body of the last hop is the answer, whatever its status (an error body
+            // says why); a redirect's is dropped when the next hop starts.
+            break
+        }
         switch sink {
         case let .file(fd, path):
             var done = 0

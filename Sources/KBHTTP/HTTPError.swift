@@ -12,7 +12,10 @@ public enum HTTPError: Error, CustomStringConvertible, Sendable, Equatable {
     case interrupted(bytes: Int64, url: String, detail: String)
     /// No byte arrived for too long, or the transfer exceeded its time limit.
     case stalled(bytes: Int64, url: String, detail: String)
-    /// A small-body request (`get`) got more than it allows.
+    /// A request with a total time limit (`post(timeout:)`) was sent but its answer did not
+    /// arrive completely within `seconds`; `bytes` of body had arrived.
+    case timedOut(seconds: Double, bytes: Int64, url: String)
+    /// A small-body request (`get`, `post`) got more than it allows.
     case bodyTooLarge(limit: Int, url: String)
     /// The body could not be written to the destination file.
     case file(String)
@@ -36,6 +39,9 @@ public enum HTTPError: Error, CustomStringConvertible, Sendable, Equatable {
             return "transfer interrupted after \(bytes) bytes from \(url) (\(detail))"
         case let .stalled(bytes, url, detail):
             return "transfer stalled after \(bytes) bytes from \(url) (\(detail))"
+        case let .timedOut(seconds, bytes, url):
+            let limit = seconds == seconds.rounded() && abs(seconds) < 1e9 ? String(Int(seconds)) : String(seconds)
+            return "no complete answer from \(url) within \(limit) s (\(bytes) bytes of body received)"
         case let .bodyTooLarge(limit, url):
             return "response from \(url) is larger than \(limit) bytes"
         case let .file(message):

@@ -39,6 +39,7 @@ final class KBHTTPTests: XCTestCase {
         defer { server.stop() }
         let r = try HTTPClient().get(url: server.url("/missing"))
         XCTAssertEqual(r.status, 404)
+        XCTAssertEqual(String(decoding: r.body, as: UTF8.self), "Entry not found", "an error body is returned, as documented")
     }
 
     func testGetRejectsBodyOverLimit() throws {
@@ -153,6 +154,88 @@ final class KBHTTPTests: XCTestCase {
         XCTAssertThrowsError(try HTTPClient(connectTimeout: 5).get(url: URL(string: "http://127.0.0.1:\(port)/x")!)) { error in
             XCTAssertTrue((error as? HTTPError)?.isConnectFailure ?? false, "\(error)")
             XCTAssertTrue("\(error)".hasPrefix("could not connect to 127.0.0.1 ("), "\(error)")
+        }
+    }
+
+    // MARK: POST
+
+    func testPostSendsBodyAndHeadersAndReturnsAnyStatusWithItsBody() throws {
+        let server = try ThreadedHTTPServer { request in
+            let status = request.path == "/fail" ? 500 : 201
+            return .respond(status: status, headers: [("X-Echo", request.header("X-Test") ?? "")],
+                            body: Data("\(request.method) ".utf8) + request.body)
+        }
+        defer { server.stop() }
+        // Over 1 MiB: libcurl would wait for a 100 Continue that this server never sends.
+        let big = randomBytes(1_500_000, seed: 3)
+        let r = try HTTPClient().post(url: server.url("/echo"), headers: [("X-Test", "yes"), ("Content-Type", "application/octet-stream")],
+                                      body: big, timeout: 10, limit: 4 << 20)
+        XCTAssertEqual(r.status, 201)
+        XCTAssertEqual(r.headers["x-echo"], "yes")
+        XCTAssertEqual(r.body, Data("POST ".utf8) + big)
+        let request = try XCTUnwrap(server.requests.first)
+        XCTAssertEqual(request.header("Content-Length"), "1500000")
+        XCTAssertEqual(request.header("Content-Type"), "application/octet-stream")
+        XCTAssertNil(request.header("Expect"))
+        XCTAssertEqual(request.header("User-Agent"), HTTPClient().userAgent)
+
+        let failed = try HTTPClient().post(url: server.url("/fail"), body: Data("{}".utf8))
+        XCTAssertEqual(failed.status, 500)
+        XCTAssertEqual(String(decoding: failed.body, as: UTF8.self), "POST {}")
+        let empty = try HTTPClient().post(url: server.url("/echo"), body: Data())
+        XCTAssertEqual(String(decoding: empty.body, as: UTF8.self), "POST ")
+    }
+
+    func testPostDoesNotFollowRedirects() throws {
+        let server = try ThreadedHTTPServer { request in
+            request.path == "/old" ? .respond(status: 307, headers: [("Location", "/new")], body: Data("moved".utf8)) : .respond(status: 200)
+        }
+        defer { server.stop() }
+        let r = try HTTPClient().post(url: server.url("/old"), headers: [("Authorization", "Bearer k")], body: Data("x".utf8))
+        XCTAssertEqual(r.status, 307)
+        XCTAssertEqual(r.headers["Location"], "/new")
+        XCTAssertEqual(server.requests.map(\.path), ["/old"])
+    }
+
+    func testPostTimeoutIsTimedOut() throws {
+        let server = try ThreadedHTTPServer { _ in .hang(seconds: 10) }
+        defer { server.stop() }
+        let url = server.url("/slow")
+        XCTAssertThrowsError(try HTTPClient().post(url: url, body: Data("x".utf8), timeout: 0.3)) { error in
+            XCTAssertEqual(error as? HTTPError, .timedOut(seconds: 0.3, bytes: 0, url: url.absoluteString))
+            XCTAssertEqual("\(error)", "no complete answer from \(url.absoluteString) within 0.3 s (0 bytes of body received)")
+        }
+    }
+
+    func testPostCutAnswerIsInterruptedAndTooLargeIsRefused() throws {
+        let server = try ThreadedHTTPServer { request in
+            request.path == "/cut" ? .cut(status: 200, body: Data(count: 1000), after: 100) : .respond(status: 200, body: Data(count: 1000))
+        }
+        defer { server.stop() }
+        XCTAssertThrowsError(try HTTPClient().post(url: server.url("/cut"), body: Data("x".utf8), timeout: 10)) { error in
+            guard case HTTPError.interrupted(100, _, _) = error else { return XCTFail("got \(error)") }
+        }
+        XCTAssertThrowsError(try HTTPClient().post(url: server.url("/big"), body: Data("x".utf8), limit: 999)) { error in
+            XCTAssertEqual(error as? HTTPError, .bodyTooLarge(limit: 999, url: server.url("/big").absoluteString))
+        }
+    }
+
+    func testPostRefusesAHeaderWithALineBreak() throws {
+        let server = try ThreadedHTTPServer { _ in .respond(status: 200) }
+        defer { server.stop() }
+        XCTAssertThrowsError(try HTTPClient().post(url: server.url("/x"), headers: [("Authorization", "Bearer a\r\nX-Evil: 1")], body: Data())) { error in
+            XCTAssertTrue("\(error)".contains("the value of header 'Authorization' contains a line break"), "\(error)")
+            XCTAssertFalse("\(error)".contains("Bearer"))
+        }
+        XCTAssertEqual(server.requests.count, 0)
+    }
+
+    func testPostToARefusedPortIsCouldNotConnect() throws {
+        let server = try ThreadedHTTPServer { _ in .respond(status: 200) }
+        let url = server.url("/x")
+        server.stop()
+        XCTAssertThrowsError(try HTTPClient().post(url: url, body: Data("x".utf8), timeout: 5)) { error in
+            XCTAssertTrue((error as? HTTPError)?.isConnectFailure ?? false, "\(error)")
         }
     }
 }
