@@ -59,6 +59,12 @@ public final class Embedder: Sendable {
         let weights = try BertWeights(file: SafeTensorsFile(path: weightsPath), config: config.bert)
         let tokenizer = try WordPieceTokenizer(modelDirectory: directory, maxLength: config.maxSequenceLength)
         self.tokenizer = tokenizer
+        // sentence-transformers lower-cases the text first (do_lower_case); the tokenizer must
+        // do it too, or kbindex would embed other tokens than sentence-transformers does.
+        if config.lowercasesInput, !tokenizer.options.lowercase {
+            throw ModelError.unsupported(file: directory.appendingPathComponent("sentence_bert_config.json").path,
+                                         reason: "do_lower_case with a tokenizer that keeps case is not supported")
+        }
         // Token ids index the embedding matrix, whose shape was checked against vocab_size:
         // this keeps every id the tokenizer can return inside it.
         try VocabularyCheck.check(tokenizer, modelDirectory: directory, vocabSize: config.bert.vocabSize)

@@ -303,6 +303,36 @@ final class SentenceTransformersParityTests: XCTestCase {
         XCTAssertEqual(current.prompts, Prompts(query: "Represent: ", document: nil))
     }
 
+    /// sentence_bert_config.json's do_lower_case: fine with a lower-casing tokenizer (the
+    /// fixtures'), refused with a cased one, whose tokens kbindex would not match.
+    func testLowerCasingACasedTokenizerIsRefused() throws {
+        let file = "sentence_bert_config.json"
+        func lowerCase(_ dir: URL) throws {
+            try write(["max_seq_length": 32, "do_lower_case": true], to: dir.appendingPathComponent(file))
+        }
+        let ok = try copy("mean-e5-prompts")
+        try lowerCase(ok)
+        XCTAssertTrue(try Embedder(modelDirectory: ok, threads: 1).config.lowercasesInput)
+        try assertRefused(file: file, ["do_lower_case", "not supported"]) { dir in
+            try lowerCase(dir)
+            for name in ["tokenizer_config.json", "tokenizer.json"] {
+                let url = dir.appendingPathComponent(name)
+                var obj = try readObject(url)
+                if name == "tokenizer.json" {
+                    var normalizer = obj["normalizer"] as! [String: Any]
+                    normalizer["lowercase"] = false
+                    obj["normalizer"] = normalizer
+                } else {
+                    obj["do_lower_case"] = false
+                }
+                try write(obj, to: url)
+            }
+        }
+        try assertRefused(file: file, ["'do_lower_case' must be true or false"]) { dir in
+            try write(["do_lower_case": "yes"], to: dir.appendingPathComponent(file))
+        }
+    }
+
     func testInvalidPromptFilesAreRefused() throws {
         let file = ModelConfig.promptsFileName
         func prompts(_ obj: Any) -> (URL) throws -> Void {

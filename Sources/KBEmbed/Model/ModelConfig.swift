@@ -55,6 +55,10 @@ public struct ModelConfig: Sendable, Equatable {
     /// `include_prompt`, true when absent).
     public var includePrompt: Bool
 
+    /// Whether `sentence_bert_config.json` asks for the text to be lower-cased before the
+    /// tokenizer (`do_lower_case`): `Embedder` accepts it only when the tokenizer lower-cases.
+    public var lowercasesInput = false
+
     public init(name: String, bert: BertConfig, pooling: Pooling, normalize: Bool, maxSequenceLength: Int,
                 prompts: Prompts = .none, includePrompt: Bool = true) {
         self.name = name
@@ -92,7 +96,15 @@ public struct ModelConfig: Sendable, Equatable {
         var maxLength = bert.maxPositions
         var lengthFile = configURL
         let sbertURL = directory.appendingPathComponent("sentence_bert_config.json")
-        if let sbert = try readJSONObject(sbertURL, required: false), let m = sbert["max_seq_length"] {
+        let sbert = try readJSONObject(sbertURL, required: false)
+        var lowercasesInput = false
+        if let d = sbert?["do_lower_case"], !(d is NSNull) {
+            guard let b = d as? Bool else {
+                throw ModelError.invalidConfig(file: sbertURL.path, reason: "'do_lower_case' must be true or false")
+            }
+            lowercasesInput = b
+        }
+        if let m = sbert?["max_seq_length"], !(m is NSNull) {
             guard let v = (m as? NSNumber)?.intValue, v >= 2 else {
                 throw ModelError.invalidConfig(file: sbertURL.path, reason: "max_seq_length must be an integer ≥ 2")
             }
@@ -130,9 +142,11 @@ public struct ModelConfig: Sendable, Equatable {
             normalize = modules.normalize
         }
         let prompts = try parsePrompts(directory.appendingPathComponent(promptsFileName))
-        return ModelConfig(name: directory.lastPathComponent, bert: bert, pooling: pooling,
-                           normalize: normalize, maxSequenceLength: maxLength,
-                           prompts: prompts, includePrompt: includePrompt)
+        var result = ModelConfig(name: directory.lastPathComponent, bert: bert, pooling: pooling,
+                                 normalize: normalize, maxSequenceLength: maxLength,
+                                 prompts: prompts, includePrompt: includePrompt)
+        result.lowercasesInput = lowercasesInput
+        return result
     }
 
     /// sentence-transformers' own settings file: prompts, default prompt, similarity.
