@@ -59,6 +59,12 @@ public final class Embedder: Sendable {
         let weights = try BertWeights(file: SafeTensorsFile(path: weightsPath), config: config.bert)
         let tokenizer = try WordPieceTokenizer(modelDirectory: directory, maxLength: config.maxSequenceLength)
         self.tokenizer = tokenizer
+        // sentence-transformers lower-cases the text first (do_lower_case); the tokenizer must
+        // do it too, or kbindex would embed other tokens than sentence-transformers does.
+        if config.lowercasesInput, !tokenizer.options.lowercase {
+            throw ModelError.unsupported(file: directory.appendingPathComponent("sentence_bert_config.json").path,
+                                         reason: "do_lower_case with a tokenizer that keeps case is not supported")
+        }
         // Token ids index the embedding matrix, whose shape was checked against vocab_size:
         // this keeps every id the tokenizer can return inside it.
         try VocabularyCheck.check(tokenizer, modelDirectory: directory, vocabSize: config.bert.vocabSize)
@@ -175,7 +181,11 @@ public final class Embedder: Sendable {
     ///   infinite values, the tensor.
     ///   `CancellationError` once `isCancelled` returned true.
     ///   `progress` and `isCancelled` as for `embed(_:progress:isCancelled:)`.
-    public func embed(tokenIDs sequences: [[Int32]], progress: (@Sendable (Int) -> Void)? = nil,
+    ///   `excludingLeadingTokens`: how many leading tokens of each sequence mean and max
+    ///   pooling leave out (see `BertEncoder.pool`): `promptLength(_:)` for a prompt the
+    ///   model's pooling does not include (`config.includePrompt` false), else 0.
+    public func embed(tokenIDs sequences: [[Int32]], excludingLeadingTokens excluded: Int = 0,
+                      progress: (@Sendable (Int) -> Void)? = nil,
                       isCancelled: (@Sendable () -> Bool)? = nil) throws -> [[Float]] {
         let h = dimensions
         let vocab = Int32(config.bert.vocabSize)
@@ -202,7 +212,8 @@ public final class Embedder: Sendable {
                     encoder.forward(seqs, state: state)
                     pooled = [Float](repeating: 0, count: seqs.count * h)
                     pooled.withUnsafeMutableBufferPointer { p in
-                        encoder.pool(seqs, state: state, pooling: config.pooling, normalize: config.normalize, into: p.baseAddress!)
+                        encoder.pool(seqs, state: state, pooling: config.pooling, normalize: config.normalize,
+                                    excluded: excluded, into: p.baseAddress!)
                     }
                     for (k, idx) in members.enumerated() {
                         for j in 0..<h { dst.value[idx * h + j] = pooled[k * h + j] }
@@ -273,19 +284,42 @@ extension Embedder: TextEmbedder {
     public var normalizes: Bool { config.normalize }
     public var prompts: Prompts { promptsInEffect }
 
+    /// `config.maxSequenceLength` less [CLS], [SEP] and the prompt's tokens. A prompt that
+    /// ends in whitespace or punctuation (every known model's: "query: ", "Represent this
+    /// sentence for searching relevant passages: ") is tokenized apart from the text, so a
+    /// text of at most this many tokens is never cut. A prompt that ends inside a word joins
+    /// the text's first word, which may then split differently: `promptJoinMargin` more
+    /// tokens are kept free for that. O(prompt length).
     public func maxTextTokens(for role: TextRole) -> Int {
-        let prompt = prompts.prompt(for: role).map { tokenizer.tokenIDs($0).count } ?? 0
-        return max(0, config.maxSequenceLength - 2 - prompt)
+        guard let prompt = prompts.prompt(for: role) else { return max(0, config.maxSequenceLength - 2) }
+        let margin = tokenizer.endsWord(prompt) ? 0 : Self.promptJoinMargin
+        return max(0, config.maxSequenceLength - 2 - tokenizer.tokenIDs(prompt).count - margin)
     }
+
+    /// Tokens kept free for a prompt that ends inside a word (see `maxTextTokens(for:)`).
+    static let promptJoinMargin = 8
 
     public func countTokens(_ text: String) -> Int { tokenizer.tokenIDs(text).count }
 
-    /// The vectors of `texts` with `role`'s prompt prepended to each, as sentence-transformers
-    /// does (the prompt and the text are one string, tokenized and truncated together).
+    /// How many leading tokens of `prompt + text` sentence-transformers counts as the prompt
+    /// (its `prompt_length`): the ids of `prompt` tokenized alone, truncated as any input,
+    /// less the final [SEP], so [CLS] and the prompt's tokens. O(prompt length).
+    public func promptLength(_ prompt: String) -> Int {
+        tokenizer.encode(prompt).ids.count - 1
+    }
+
+    /// The vectors of `texts` with `role`'s prompt prepended to each, exactly as
+    /// sentence-transformers' `encode_query` / `encode_document` compute them: the prompt and
+    /// the text are one string, tokenized and truncated together to `config.maxSequenceLength`;
+    /// when the model's pooling leaves the prompt out (`config.includePrompt` false), mean and
+    /// max pooling skip the first `promptLength(prompt)` tokens, as its Pooling module does.
+    /// `.plain` adds no prompt. Cost as `embed(_:progress:isCancelled:)`.
     public func embed(_ texts: [String], as role: TextRole, progress: (@Sendable (Int) -> Void)?,
                       isCancelled: (@Sendable () -> Bool)?) throws -> [[Float]] {
         guard let prompt = prompts.prompt(for: role) else { return try embed(texts, progress: progress, isCancelled: isCancelled) }
-        return try embed(texts.map { prompt + $0 }, progress: progress, isCancelled: isCancelled)
+        let ids = tokenize(texts.map { prompt + $0 })
+        return try embed(tokenIDs: ids, excludingLeadingTokens: config.includePrompt ? 0 : promptLength(prompt),
+                         progress: progress, isCancelled: isCancelled)
     }
 }
 

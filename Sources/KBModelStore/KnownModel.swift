@@ -45,8 +45,9 @@ public struct KnownModel: Sendable, Hashable {
         "sentence_bert_config.json", "modules.json", "1_Pooling/config.json",
     ]
 
-    /// Files fetched when the hub has them.
-    public static let optionalFiles = ["tokenizer.json", "special_tokens_map.json"]
+    /// Files fetched when the hub has them. `config_sentence_transformers.json` holds the
+    /// model's query and document prompts (e5, bge, arctic-embed): without it they are lost.
+    public static let optionalFiles = ["tokenizer.json", "special_tokens_map.json", "config_sentence_transformers.json"]
 
     /// The standard file list (required, then optional), with the given pinned hashes.
     public static func standardFiles(pinned: [String: String] = [:]) -> [ModelFile] {
@@ -79,6 +80,7 @@ public struct KnownModel: Sendable, Hashable {
     public static let builtIn: [KnownModel] = [
         allMiniLML6v2,
         .hub(repo: "BAAI/bge-small-en-v1.5", name: "bge-small-en-v1.5"),
+        .hub(repo: "Snowflake/snowflake-arctic-embed-xs", name: "snowflake-arctic-embed-xs"),
         .hub(repo: "intfloat/e5-small-v2", name: "e5-small-v2"),
         .hub(repo: "thenlper/gte-small", name: "gte-small"),
     ]

@@ -70,6 +70,7 @@ final class ModelStoreTests: XCTestCase {
         XCTAssertEqual(outcomes["config.json"], .verified(method: "git blob sha1 from ETag"))
         XCTAssertEqual(outcomes["1_Pooling/config.json"], .verified(method: "git blob sha1 from ETag"))
         XCTAssertEqual(outcomes["special_tokens_map.json"], .absent)
+        XCTAssertEqual(outcomes["config_sentence_transformers.json"], .absent)
         XCTAssertTrue(progressSeen)
         XCTAssertFalse(exists(root.appendingPathComponent(".tiny-bert.partial")))
         // No .part files anywhere.
@@ -253,11 +254,22 @@ final class ModelStoreTests: XCTestCase {
         XCTAssertFalse(exists(root.appendingPathComponent(".tiny-bert.partial")))  // nothing to keep
     }
 
+    /// A hub model's prompts (config_sentence_transformers.json) are fetched when the hub has them.
+    func testFetchGetsThePromptsFileWhenTheHubHasIt() throws {
+        var files = Self.modelFiles()
+        files["config_sentence_transformers.json"] = Data(#"{"prompts": {"query": "query: ", "passage": "passage: "}}"#.utf8)
+        let server = try hub(files)
+        defer { server.stop() }
+        let dir = try ModelStore(root: root).fetch(repo, endpoint: server.baseURL)
+        XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent("config_sentence_transformers.json")),
+                       files["config_sentence_transformers.json"])
+    }
+
     func testUnknownShortNameAndBadNames() throws {
         XCTAssertThrowsError(try ModelStore(root: root).fetch("no-such-model", endpoint: URL(string: "http://127.0.0.1:1")!)) { error in
             XCTAssertEqual(
                 "\(error)",
-                "unknown model 'no-such-model': use one of all-MiniLM-L6-v2, bge-small-en-v1.5, e5-small-v2, gte-small or a hub id such as owner/repo")
+                "unknown model 'no-such-model': use one of all-MiniLM-L6-v2, bge-small-en-v1.5, snowflake-arctic-embed-xs, e5-small-v2, gte-small or a hub id such as owner/repo")
         }
         XCTAssertThrowsError(try ModelStore(root: root).fetch(repo, endpoint: URL(string: "http://127.0.0.1:1")!, as: "../evil")) { error in
             guard case ModelStoreError.invalidName = error else { return XCTFail("\(error)") }
@@ -273,7 +285,13 @@ final class ModelStoreTests: XCTestCase {
         XCTAssertEqual(d.files.filter { $0.sha256 != nil }.count, 8)
         XCTAssertEqual(Set(d.files.filter(\.required).map(\.path)), Set(KnownModel.requiredFiles))
         XCTAssertEqual(KnownModel.builtIn.map(\.repo),
-                       ["sentence-transformers/all-MiniLM-L6-v2", "BAAI/bge-small-en-v1.5", "intfloat/e5-small-v2", "thenlper/gte-small"])
+                       ["sentence-transformers/all-MiniLM-L6-v2", "BAAI/bge-small-en-v1.5", "Snowflake/snowflake-arctic-embed-xs",
+                        "intfloat/e5-small-v2", "thenlper/gte-small"])
+        XCTAssertEqual(KnownModel.builtIn.first { $0.repo == "Snowflake/snowflake-arctic-embed-xs" }?.name, "snowflake-arctic-embed-xs")
+        // The prompts file is fetched, optionally, for every model: the prompts live there.
+        for model in KnownModel.builtIn + [KnownModel.hub(repo: "owner/any")] {
+            XCTAssertEqual(model.files.first { $0.path == "config_sentence_transformers.json" }?.required, false, model.name)
+        }
     }
 
     // MARK: resolve

@@ -216,25 +216,36 @@ struct BertEncoder: @unchecked Sendable {
 
     /// Pools each sequence's rows of `state.x` into one vector (mean, CLS or max), then
     /// L2-normalizes when `normalize` is set; writes `sequences.count × H` floats to `out`.
-    func pool(_ sequences: [[Int32]], state: RunState, pooling: Pooling, normalize: Bool, into out: UnsafeMutablePointer<Float>) {
+    ///
+    /// The first `excluded` tokens (default none) of each sequence take no part in pooling:
+    /// sentence-transformers' `include_prompt: false`, which zeroes the attention mask of the
+    /// first `prompt_length` tokens ([CLS] and the prompt) in its Pooling module. As there
+    /// (sentence-transformers 5.7), CLS pooling then reads the first token left in the mask
+    /// (the first after the prompt), and when none is left: mean gives zeros (a sum divided by
+    /// a count clamped to 1e-9), max gives -infinity (which `Embedder` refuses as non-finite),
+    /// CLS the first token. Cost: O(tokens · H).
+    func pool(_ sequences: [[Int32]], state: RunState, pooling: Pooling, normalize: Bool, excluded: Int = 0,
+              into out: UnsafeMutablePointer<Float>) {
         let h = config.hiddenSize
         var start = 0
         for (s, seq) in sequences.enumerated() {
             let n = seq.count
+            let first = Swift.min(Swift.max(excluded, 0), n)
             let dst = out + s * h
             switch pooling {
             case .cls:
-                for j in 0..<h { dst[j] = state.x[start * h + j] }
+                let row = start + (first < n ? first : 0)
+                for j in 0..<h { dst[j] = state.x[row * h + j] }
             case .mean:
                 for j in 0..<h {
                     var sum = 0.0
-                    for r in 0..<n { sum += Double(state.x[(start + r) * h + j]) }
-                    dst[j] = Float(sum / Double(n))
+                    for r in first..<n { sum += Double(state.x[(start + r) * h + j]) }
+                    dst[j] = first < n ? Float(sum / Double(n - first)) : 0
                 }
             case .max:
                 for j in 0..<h {
                     var m = -Float.infinity
-                    for r in 0..<n { m = Swift.max(m, state.x[(start + r) * h + j]) }
+                    for r in first..<n { m = Swift.max(m, state.x[(start + r) * h + j]) }
                     dst[j] = m
                 }
             }

@@ -154,6 +154,18 @@ public final class WordPieceTokenizer: Sendable {
         return out
     }
 
+    /// Whether a text appended to `prefix` starts a new word, so that
+    /// `tokenIDs(prefix + text) == tokenIDs(prefix) + tokenIDs(text)` for any `text`: `prefix`
+    /// normalizes to nothing or ends in whitespace, punctuation (a special token ends in "]")
+    /// or a CJK ideograph (which the normalizer sets apart with spaces). O(prefix length).
+    public func endsWord(_ prefix: String) -> Bool {
+        let raw = prefix.unicodeScalars.map(\.value)
+        var normalized: [UInt32] = []
+        normalizer.normalize(raw, 0, raw.count, into: &normalized)
+        guard let last = normalized.last else { return true }
+        return BertUnicode.isWhitespace(last) || BertUnicode.isPunctuation(last)
+    }
+
     /// The vocabulary string of `id`, or nil when out of range.
     public func token(for id: Int32) -> String? {
         let i = Int(id)
