@@ -30,12 +30,13 @@ public struct EmbedderOptions: Sendable, Equatable {
     public var batchSize: Int?
     public var concurrency: Int?
     public var timeout: Double?
+    public var retries: Int?
     /// Where API keys are read from (the process environment by default; tests pass their own).
     public var environment: [String: String]
 
     public init(provider: EmbeddingProvider? = nil, localModel: String? = nil, remoteModel: String? = nil, url: String? = nil,
                 queryPrompt: String? = nil, documentPrompt: String? = nil, precision: Precision? = nil, threads: Int? = nil,
-                batchSize: Int? = nil, concurrency: Int? = nil, timeout: Double? = nil,
+                batchSize: Int? = nil, concurrency: Int? = nil, timeout: Double? = nil, retries: Int? = nil,
                 environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.provider = provider
         self.localModel = localModel
@@ -48,6 +49,7 @@ public struct EmbedderOptions: Sendable, Equatable {
         self.batchSize = batchSize
         self.concurrency = concurrency
         self.timeout = timeout
+        self.retries = retries
         self.environment = environment
     }
 
@@ -104,7 +106,9 @@ public enum ModelIdentity {
     /// be reached or refuses (`RemoteEmbedder`'s probe), a local model that cannot be found,
     /// checked or loaded (`isDamage` when its files are damaged: the caller says how to
     /// replace them).
-    public static func load(_ options: EmbedderOptions, recorded: ModelDescriptor? = nil) throws -> any TextEmbedder {
+    /// `onRetry` hears, in one line without the key, of each retry of a remote request.
+    public static func load(_ options: EmbedderOptions, recorded: ModelDescriptor? = nil,
+                            onRetry: (@Sendable (String) -> Void)? = nil) throws -> any TextEmbedder {
         let recordedProvider = recorded.map { Self.provider(of: $0) }
         if options.provider == nil, let r = recorded, case nil? = recordedProvider {
             throw RetrievalError.model("the index was embedded by provider '\(SearchHit.shortened(String(r.provider ?? ""), to: 32))', which this kbindex does not know (it knows \(EmbeddingProvider.allCases.map(\.rawValue).joined(separator: ", ")))", folder: nil, isDamage: false)
@@ -139,10 +143,11 @@ public enum ModelIdentity {
         if let b = options.batchSize { config.batchSize = b }
         if let c = options.concurrency { config.concurrency = c }
         if let t = options.timeout { config.timeout = t }
+        if let r = options.retries { config.retries = r }
         if let m = same?.maxTokens, m > 0 { config.maxTextTokens = m }
         do {
             _ = try RemoteEmbedder.recordedURL(url)
-            return try RemoteEmbedder(config)
+            return try RemoteEmbedder(config, onRetry: onRetry)
         } catch {
             throw RetrievalError.model("\(error)", folder: nil, isDamage: false)
         }

@@ -21,9 +21,13 @@ struct DocumentEmbedding: ParsableArguments {
     @Option(name: .customLong("embed-concurrency"), parsing: .unconditional, help: ArgumentHelp("Remote: requests in flight at once (default: 4).", valueName: "n"))
     var concurrency: Int?
 
+    @Option(name: .customLong("embed-retries"), parsing: .unconditional, help: ArgumentHelp("Remote: how often one request is tried again after a 429, a 5xx, a timeout or a dropped connection, waiting longer each time (default: 6).", valueName: "n"))
+    var retries: Int?
+
     func validate() throws {
         if let n = batchSize, !(1...2048).contains(n) { throw ValidationError("--embed-batch-size must be between 1 and 2048, got \(n)") }
         if let n = concurrency, !(1...64).contains(n) { throw ValidationError("--embed-concurrency must be between 1 and 64, got \(n)") }
+        if let n = retries, !(0...100).contains(n) { throw ValidationError("--embed-retries must be between 0 and 100, got \(n)") }
     }
 }
 
@@ -681,6 +685,7 @@ struct BuildCommand: ParsableCommand {
         options.documentPrompt = documents.documentPrompt
         options.batchSize = documents.batchSize
         options.concurrency = documents.concurrency
+        options.retries = documents.retries
         options.precision = precision
         var recorded = recorded
         if let r = recorded, ModelIdentity.provider(of: r) == .local, options.provider ?? .local == .local, options.localModel == nil,

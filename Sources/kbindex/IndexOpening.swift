@@ -63,8 +63,10 @@ enum IndexOpening {
     /// `error` (a damaged or unreadable segment of the index in `index`) with what to do:
     /// verify for the full check, build to re-embed the documents of the damaged segment.
     static func damaged(_ error: SegmentError, index: URL) -> String {
-        if case .unsupportedVersion = error {
-            return "\(error): rebuild the index with 'kbindex build --rebuild'"
+        switch error {
+        case .unsupportedVersion, .unsupportedModelVersion:
+            return "\(error): rebuild the index with 'kbindex build --rebuild', or upgrade kbindex"
+        default: break
         }
         return "\(error); 'kbindex verify' for the full check; \(repair(index))"
     }

@@ -28,7 +28,8 @@ enum ModelLoading {
     /// one-line `CLIError`s with advice.
     static func embedder(_ options: EmbedderOptions, recorded: ModelDescriptor?) throws -> any TextEmbedder {
         do {
-            return try ModelIdentity.load(options, recorded: recorded)
+            // A retry is worth a line: a long wait (a 429's Retry-After) is never silent.
+            return try ModelIdentity.load(options, recorded: recorded, onRetry: { warn($0) })
         } catch {
             throw failure(error)
         }

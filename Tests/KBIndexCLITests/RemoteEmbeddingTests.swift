@@ -159,3 +159,60 @@ final class RemoteEmbeddingTests: XCTestCase {
         XCTAssertEqual(precision.status, 64, precision.stderr)
     }
 }
+
+/// A build through a service that fails mid-build (a fake OpenAI-compatible service on
+/// loopback, `FakeEmbeddingService`): the last good index stays as it was and answers, what
+/// was embedded is saved, and the next build resumes without asking the service for it again.
+final class RemoteFailureTests: XCTestCase {
+    var scratch: [URL] = []
+
+    override func tearDownWithError() throws {
+        for u in scratch { try? FileManager.default.removeItem(at: u) }
+    }
+
+    func testAServiceThatFailsMidBuildKeepsTheIndexAndTheNextBuildDoesNotPayAgain() throws {
+        let service = try FakeEmbeddingService(dimensions: 8)
+        defer { service.stop() }
+        let corpus = FileManager.default.temporaryDirectory.appendingPathComponent("kbremote-fail-\(UUID().uuidString)")
+        scratch.append(corpus)
+        try FileManager.default.createDirectory(at: corpus, withIntermediateDirectories: true)
+        func put(_ name: String, _ text: String) throws { try Data(text.utf8).write(to: corpus.appendingPathComponent(name)) }
+        try put("a-first.md", "# First\n\nThe first note, about apples.\n")
+        try put("a-second.md", "# Second\n\nThe second note, about pears.\n")
+        let flags = ["--embedder", "openai", "--embed-url", service.openAIURL.absoluteString, "--embed-model", "fake",
+                     "--embed-batch-size", "4", "--embed-concurrency", "1", "--embed-retries", "1", "--checkpoint-chunks", "1"]
+        let first = try CLIRunner.run(["build", corpus.path, "--quiet"] + flags)
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let index = corpus.appendingPathComponent(".kbindex")
+        let before = try Data(contentsOf: index.appendingPathComponent(Manifest.fileName))
+
+        // 40 more files: the walk takes them in two groups (32 files, then 8); the first group's
+        // requests succeed, then the service fails for good (500 on every try).
+        for i in 0..<40 { try put(String(format: "n%02d.md", i), "# Note \(i)\n\nNote number \(i) says something of its own: \(i * 7919).\n") }
+        service.inject(.pass)  // the probe
+        for _ in 0..<8 { service.inject(.pass) }  // 32 chunks in batches of 4
+        for _ in 0..<50 { service.inject(.status(500, body: #"{"error":{"message":"the GPU fell over"}}"#)) }
+        let failed = try CLIRunner.run(["build", corpus.path, "--quiet"] + flags)
+        XCTAssertEqual(failed.status, 2, failed.stderr)
+        XCTAssertTrue(failed.stderr.contains("warning: HTTP 500"), failed.stderr)  // the retry is said
+        XCTAssertTrue(failed.stderr.contains("error: no answer from"), failed.stderr)
+        XCTAssertTrue(failed.stderr.contains("the GPU fell over"), failed.stderr)
+        XCTAssertTrue(failed.stderr.contains("32 chunks of 32 files saved; run the same command again to resume"), failed.stderr)
+        // The last good index is untouched and answers.
+        XCTAssertEqual(try Data(contentsOf: index.appendingPathComponent(Manifest.fileName)), before)
+        let info = try CLIRunner.run(["info", "--index", index.path])
+        XCTAssertTrue(info.stdout.contains("documents: 2\n") && info.stdout.contains("an interrupted build has 32 chunks of 32 files saved aside"), info.stdout)
+
+        // The service recovers: the next build embeds only the 8 files not saved.
+        let seen = service.batches.count
+        service.clearFaults()  // the 500s the failed build did not use
+        let resumed = try CLIRunner.run(["build", corpus.path, "--quiet"] + flags)
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue(resumed.stderr.contains("resuming an interrupted build: 32 chunks of 32 files already embedded"), resumed.stderr)
+        let texts = service.batches.dropFirst(seen).dropFirst().flatMap { $0 }  // after the probe
+        XCTAssertEqual(texts.count, 8, "\(texts)")
+        XCTAssertTrue(resumed.stdout.contains("files: 40 added, 0 changed, 0 deleted, 2 unchanged"), resumed.stdout)
+        let m = try Manifest.read(from: index.path)
+        XCTAssertEqual(m.segments.reduce(0) { $0 + $1.chunks }, 42)
+    }
+}

@@ -37,6 +37,8 @@ public final class FakeEmbeddingService: @unchecked Sendable {
         case vector(index: Int, json: String)
         /// Answer correctly, but with one vector fewer.
         case dropOne
+        /// Answer correctly: lets requests through before the faults queued after it.
+        case pass
     }
 
     public let dimensions: Int
@@ -83,6 +85,9 @@ public final class FakeEmbeddingService: @unchecked Sendable {
     public var ollamaURL: URL { server.baseURL }
 
     /// Queues faults for the next embedding requests, one each, in order.
+    /// Drops the faults not used yet.
+    public func clearFaults() { lock.withLock { faults.removeAll() } }
+
     public func inject(_ faults: Fault...) {
         lock.withLock { self.faults += faults }
     }
@@ -182,7 +187,7 @@ public final class FakeEmbeddingService: @unchecked Sendable {
             if vectorTexts.indices.contains(index) { vectorTexts[index] = text }
         case .dropOne?:
             vectorTexts.removeLast()
-        case .cut?, nil:
+        case .cut?, .pass?, nil:
             break
         }
         let vectors = vectorTexts.map { $0.hasPrefix("[") || $0.hasPrefix("{") || $0.hasPrefix("\"") || $0 == "null" ? $0 : "[\($0)]" }
