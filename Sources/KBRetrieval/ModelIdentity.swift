@@ -76,9 +76,17 @@ public enum ModelIdentity {
             let c = local.config
             let weights = local.directory.appendingPathComponent("model.safetensors").path
             let sha = try FileCheckCache(folder: local.directory).sha256(ofFile: weights)
-            return .local(name: c.name, dimensions: c.dimensions, pooling: c.pooling.rawValue, normalized: c.normalize,
-                          maxTokens: c.maxSequenceLength, weightsSHA256: sha, precision: local.precision.recorded,
-                          queryPrompt: local.prompts.query, documentPrompt: local.prompts.document)
+            var d = ModelDescriptor.local(name: c.name, dimensions: c.dimensions, pooling: c.pooling.rawValue, normalized: c.normalize,
+                                          maxTokens: c.maxSequenceLength, weightsSHA256: sha, precision: local.precision.recorded,
+                                          queryPrompt: local.prompts.query, documentPrompt: local.prompts.document)
+            // A model with prompts of its own that runs without them (--query-prompt '') is
+            // recorded as version 2 all the same: version 1 cannot say "no prompt", and its
+            // questions would get the model's prompt back.
+            if d.version == nil && c.prompts != .none {
+                d.version = 2
+                d.provider = "local"
+            }
+            return d
         }
         guard let remote = embedder as? RemoteEmbedder else {
             throw RetrievalError.model("an embedder kbindex cannot describe for index files (\(type(of: embedder)))", folder: nil, isDamage: false)

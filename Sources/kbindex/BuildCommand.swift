@@ -257,8 +257,12 @@ struct BuildCommand: ParsableCommand {
                     }
                 } else if idx.manifest.model.incompatibility(with: descriptor) == nil {
                     note("the index was embedded in \(BuildCheckpointing.precision(of: idx.manifest.model)); re-embedding every file in \(BuildCheckpointing.precision(of: descriptor)) (queries use the current index until this build finishes)")
+                } else if idx.manifest.model.documentPrompt != descriptor.documentPrompt,
+                          idx.manifest.model.incompatibility(with: { var d = descriptor; d.documentPrompt = idx.manifest.model.documentPrompt; return d }()) == nil {
+                    let phrase = { (p: String?) in p.map { "the prompt \(InfoCommand.quoted($0))" } ?? "no prompt" }
+                    note("the index's documents were embedded with \(phrase(idx.manifest.model.documentPrompt)), this build's with \(phrase(descriptor.documentPrompt)); re-embedding every file")
                 } else {
-                    note("the index was built with model \(idx.manifest.model.name) (\(idx.manifest.model.dimensions) dimensions); re-embedding every file with \(descriptor.name)")
+                    note("the index was built with model \(Format.displayed(idx.manifest.model.name)) (\(idx.manifest.model.dimensions) dimensions); re-embedding every file with \(Format.displayed(descriptor.name))")
                 }
             } catch {
                 warn("the existing index cannot be updated (\(error)); building it anew")
