@@ -10,7 +10,7 @@ import Glibc
 ///
 /// In one run, on the same (staged) corpus:
 ///   1. `kbindex build --precision f32` with the in-process encoder, timed (the baseline);
-///   2. `kbindex serve --index <that index> --port 0`, then, for each --batch-sizes ×
+///   2. `kbindex serve --index <that index> --port 0 --precision f32`, then, for each --batch-sizes ×
 ///      --concurrency pair, `kbindex build --embedder openai --embed-url http://HOST:PORT/v1
 ///      --embed-model MODEL` into an index of its own, timed; remote chunks/s ÷ in-process
 ///      chunks/s is the HTTP path's overhead (1.0: none);
@@ -30,9 +30,9 @@ struct RemoteBench: ParsableCommand {
 
             The corpus is staged first: with --max-files N (default 40; 0: the whole folder, untouched) the first N files are copied into a temporary folder, the documents a --questions file names first (smallest first, so that as many questions as possible can be answered), then the others in path order; --include and --exclude select what is eligible and are passed to every kbindex build as well.
 
-            Then, in one run: 'kbindex build --precision f32' with the in-process encoder (the baseline); 'kbindex serve --index <that index> --port 0' on loopback; for each --batch-sizes × --concurrency pair, 'kbindex build --embedder openai --embed-url http://127.0.0.1:PORT/v1 --embed-model all-MiniLM-L6-v2 --embed-batch-size B --embed-concurrency C' into an index of its own. Each build is one process, timed from start to exit (model load and start-up included). The ratio 'vs in-process' is remote chunks/s ÷ in-process chunks/s: the HTTP path's overhead (JSON of 384 floats per chunk each way, request round trips, the server's scheduling).
+            Then, in one run: 'kbindex build --precision f32' with the in-process encoder (the baseline); 'kbindex serve --index <that index> --port 0 --precision f32' on loopback (the same encoder, behind HTTP); for each --batch-sizes × --concurrency pair, 'kbindex build --embedder openai --embed-url http://127.0.0.1:PORT/v1 --embed-model all-MiniLM-L6-v2 --embed-batch-size B --embed-concurrency C' into an index of its own. Each build is one process, timed from start to exit (model load and start-up included). The ratio 'vs in-process' is remote chunks/s ÷ in-process chunks/s: the HTTP path's overhead (texts up and 384 floats per chunk back as JSON, request round trips, the server's scheduling).
 
-            With --questions, 'kbindex eval --json' runs on the in-process index and on the first remote one while the server is up (the remote index embeds its questions through the server, as it recorded), and both metrics are shown side by side: they should agree to float noise. 'top-5 same' is the share of each question's first 5 hits found in the other index's first 5, averaged; 'identical' the share of questions whose top 5 are the same in the same order.
+            With --questions, 'kbindex eval --json' runs on the in-process index and on the first remote one while the server is up (the remote index embeds its questions through the server, as it recorded), and both metrics are shown side by side (they should agree to float noise), with each index's p50 latency per question (the remote one's includes a request to the server). 'top-5 same' is the share of each question's first 5 hits found in the other index's first 5, averaged; 'identical' the share of questions whose top 5 are the same in the same order.
 
             The server and the client build share this machine's cores: on 2 cores the remote build's encoder (in the server) competes with the client's extraction and chunking, and --embed-concurrency above the core count only queues. --threads is passed to both builds and to the server.
 
@@ -151,7 +151,7 @@ struct RemoteBench: ParsableCommand {
         // 2. In-process build.
         func build(_ label: String, _ dir: String, _ extra: [String], batch: Int? = nil, inFlight: Int? = nil) throws -> Build {
             log("\(label): building...")
-            let args = ["build", corpus, "--index", dir, "--quiet", "--precision", "f32"] + selection + threadArgs + extra
+            let args = ["build", corpus, "--index", dir, "--quiet"] + selection + threadArgs + extra
             let (status, out, seconds) = try IndexBench.runProcess(exe, args)
             guard status == 0 else {
                 throw BenchError("kbindex \(args.joined(separator: " ")) failed (\(status)):\n\(out.suffix(3000))")
@@ -163,11 +163,12 @@ struct RemoteBench: ParsableCommand {
             log("\(label): \(summary)")
             return Build(label: label, batch: batch, inFlight: inFlight, index: dir, seconds: seconds, chunks: chunks, summary: summary)
         }
-        let local = try build("in-process", work + "/local.kbindex", [])
+        // f32: the arithmetic the server's encoder uses too (a remote build takes no --precision).
+        let local = try build("in-process", work + "/local.kbindex", ["--precision", "f32"])
 
         // 3. The server, serving that index (its encoder: the same model, f32 as recorded).
         log("starting kbindex serve...")
-        let server = try ServerProcess(exe, ["serve", "--index", local.index, "--port", "0"] + threadArgs)
+        let server = try ServerProcess(exe, ["serve", "--index", local.index, "--port", "0", "--precision", "f32"] + threadArgs)
         defer { if !server.hasExited() { server.terminate(grace: 5) } }
         guard let line = server.waitForLine(timeout: startTimeout, { ServeBench.listeningAddress($0) != nil }),
               let (host, port) = ServeBench.listeningAddress(line) else {
@@ -258,13 +259,14 @@ struct RemoteBench: ParsableCommand {
             for mode in modes.keys.sorted() {
                 let m = modes[mode]!
                 let l = m["in_process"] as? [String: Double] ?? [:], r = m["remote"] as? [String: Double] ?? [:]
-                rows.append([mode, "in-process"] + metrics.map { l[$0].map { fmt($0, 3) } ?? "-" } + ["", ""])
+                let p50 = { (x: [String: Double]) in x["latency_p50_ms"].map { fmt($0) } ?? "-" }
+                rows.append([mode, "in-process"] + metrics.map { l[$0].map { fmt($0, 3) } ?? "-" } + [p50(l), "", ""])
                 rows.append([mode, "remote"] + metrics.map { r[$0].map { fmt($0, 3) } ?? "-" }
-                            + [(m["top5_same"] as? Double).map { fmt(100 * $0) + "%" } ?? "-",
+                            + [p50(r), (m["top5_same"] as? Double).map { fmt(100 * $0) + "%" } ?? "-",
                                (m["top5_identical"] as? Double).map { fmt(100 * $0) + "%" } ?? "-"])
             }
             printTable("kbindex eval \(questions!) (\(comparison["questions"] ?? "?") questions; remote = questions embedded through the server too; max |diff| \(fmt(comparison["max_abs_metric_diff"] as? Double ?? .nan, 4)))",
-                       header: ["mode", "index"] + metrics + ["top-5 same", "identical"], rows: rows)
+                       header: ["mode", "index"] + metrics + ["p50 ms", "top-5 same", "identical"], rows: rows)
         }
         print("")
         for n in notes { print("note: \(n)") }
@@ -389,7 +391,8 @@ struct RemoteBench: ParsableCommand {
     /// Two `kbindex eval --json` objects side by side: per mode both metrics, and how the
     /// top 5 of each question agree (the mean share of one's first 5 locations in the
     /// other's first 5, and the share of questions whose first 5 are identical, in order);
-    /// and the largest metric difference. Questions are matched by id. O(questions).
+    /// and the largest metric difference (latencies, also kept, aside). Questions are matched
+    /// by id. O(questions).
     static func compare(local: [String: Any], remote: [String: Any]) -> [String: Any] {
         let metricKeys = ["recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "hit_rate"]
         let lm = local["modes"] as? [String: [String: Any]] ?? [:], rm = remote["modes"] as? [String: [String: Any]] ?? [:]
@@ -402,10 +405,10 @@ struct RemoteBench: ParsableCommand {
         var modes: [String: Any] = [:], maxDiff = 0.0
         for mode in Set(lm.keys).intersection(rm.keys).sorted() {
             var l: [String: Double] = [:], r: [String: Double] = [:]
-            for k in metricKeys {
+            for k in metricKeys + ["latency_p50_ms"] {
                 if let a = lm[mode]![k] as? Double { l[k] = a }
                 if let b = rm[mode]![k] as? Double { r[k] = b }
-                if let a = l[k], let b = r[k] { maxDiff = max(maxDiff, abs(a - b)) }
+                if metricKeys.contains(k), let a = l[k], let b = r[k] { maxDiff = max(maxDiff, abs(a - b)) }
             }
             var same = 0.0, identical = 0, n = 0
             for (id, q) in lq {

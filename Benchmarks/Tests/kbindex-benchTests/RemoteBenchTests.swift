@@ -75,15 +75,16 @@ final class RemoteBenchTests: XCTestCase {
 
     func testCompareReportsMetricDifferencesAndTopFiveAgreement() {
         func run(_ recall: Double, _ returned: [String: [String]]) -> [String: Any] {
-            ["modes": ["vector": ["recall@1": recall, "mrr@10": 0.5]],
+            ["modes": ["vector": ["recall@1": recall, "mrr@10": 0.5, "latency_p50_ms": recall * 100]],
              "questions": returned.map { id, r in ["id": id, "modes": ["vector": ["returned": r]]] as [String: Any] }]
         }
         let local = run(0.40, ["q1": ["a", "b", "c", "d", "e", "f"], "q2": ["a", "b", "c", "d", "e"]])
         let remote = run(0.42, ["q1": ["a", "b", "c", "d", "e", "g"], "q2": ["b", "a", "c", "d", "x"]])
         let c = RemoteBench.compare(local: local, remote: remote)
-        XCTAssertEqual(c["max_abs_metric_diff"] as! Double, 0.02, accuracy: 1e-12)
+        XCTAssertEqual(c["max_abs_metric_diff"] as! Double, 0.02, accuracy: 1e-12)  // latency (2 ms apart) is no metric
         let vector = (c["modes"] as! [String: Any])["vector"] as! [String: Any]
         XCTAssertEqual(vector["questions_compared"] as? Int, 2)
+        XCTAssertEqual((vector["remote"] as? [String: Double])?["latency_p50_ms"] ?? 0, 42, accuracy: 1e-9)
         XCTAssertEqual(vector["top5_same"] as! Double, (1.0 + 0.8) / 2, accuracy: 1e-12)  // q1 all 5, q2 4 of 5
         XCTAssertEqual(vector["top5_identical"] as! Double, 0.5, accuracy: 1e-12)  // q2's order differs
     }
