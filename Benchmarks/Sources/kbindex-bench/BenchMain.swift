@@ -15,7 +15,8 @@ struct KBIndexBench: ParsableCommand {
               swift run -c release kbindex-bench embed --chunks 200 --json
               swift run -c release kbindex-bench serve --chunks 20000 --requests 200
               swift run -c release kbindex-bench extract     # after corpora/pdf-corpus.sh
+              swift run -c release kbindex-bench remote --corpus DIR --questions FILE
             """,
-        subcommands: [EmbedBench.self, EmbedMemoryProbe.self, IndexBench.self, UpdateBench.self, SearchBench.self, ServeBench.self, ExtractBench.self]
+        subcommands: [EmbedBench.self, EmbedMemoryProbe.self, IndexBench.self, UpdateBench.self, SearchBench.self, ServeBench.self, ExtractBench.self, RemoteBench.self]
     )
 }

@@ -19,7 +19,7 @@ enum SyntheticServeIndex {
     /// chunks) and reused afterwards. The folder is written under a temporary name and
     /// renamed, so an interrupted run never leaves a half-written index in the cache.
     static func prepare(chunks: Int, model: ModelDescriptor, words: [String], cache: URL, log: @escaping @Sendable (String) -> Void) throws -> URL {
-        let key = "serve-synthetic-\(chunks)-\(model.dimensions)d-\(model.weightsSHA256.prefix(12))-\(formatTag)"
+        let key = "serve-synthetic-\(chunks)-\(model.dimensions)d-\((model.weightsSHA256 ?? model.name).prefix(12))-\(formatTag)"
         let dir = cache.appendingPathComponent(key + ".kbindex")
         if let m = try? Manifest.read(from: dir.path), m.segments.reduce(0, { $0 + $1.chunks }) == chunks, m.model == model {
             log("synthetic index: \(chunks) chunks from cache \(dir.path)")
