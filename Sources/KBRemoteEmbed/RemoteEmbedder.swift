@@ -73,8 +73,16 @@ public final class RemoteEmbedder: TextEmbedder {
             responseLimit: limit, client: client, policy: retryPolicy, onRetry: onRetry)
         self.session = session
         let probe = try session.embed(["kbindex probe"], offset: 0, dimensions: nil, retryConnect: false, shouldStop: { false })
+        // The segment format takes fewer than 2^24 values per vector; no embedding model has
+        // more than a few thousand.
+        guard probe[0].count <= RemoteEmbedder.maxDimensions else {
+            throw RemoteEmbedError.malformedResponse(url: shown, detail: "a vector of \(probe[0].count) values, more than the \(RemoteEmbedder.maxDimensions) kbindex takes")
+        }
         dimensions = probe[0].count
     }
+
+    /// The most values a remote vector may have.
+    public static let maxDimensions = 65_536
 
     private static func validate(_ c: RemoteConfiguration) throws {
         func bad(_ message: String) -> RemoteEmbedError { .invalidConfiguration(message) }

@@ -150,7 +150,9 @@ struct RemoteSession: Sendable {
         do {
             root = try parseJSON(body)
         } catch let e as JSONSyntaxError {
-            let start = shownText(String(decoding: body.prefix(60), as: UTF8.self).scrubbed(of: apiKey), limit: 60)
+            // Scrubbed before it is cut: a key that crosses the cut must not leave its start behind.
+            let room = 60 + (apiKey?.utf8.count ?? 0)
+            let start = shownText(String(decoding: body.prefix(room), as: UTF8.self).scrubbed(of: apiKey), limit: 60)
             throw malformed("the answer is not JSON (\(e.message) at byte \(e.offset)): '\(start)'")
         }
         guard case .object = root else { throw malformed("the answer is \(root.kind), not \(api)'s JSON object") }

@@ -105,60 +105,96 @@ public enum ModelIdentity {
     }
 
     /// The embedder `options` ask for, with what they leave out taken from `recorded` (the
-    /// model an index was built with, or nil for none): its provider, model, URL and prompts
-    /// (version 2; a version-1 index recorded no prompts, so the model's own apply). A local
-    /// model runs in `options.precision ?? .default`.
+    /// model an index was built with, or nil for none): its provider, model and URL, and,
+    /// when the same model is used, its prompts and chunk limit. A version-1 descriptor
+    /// recorded no prompts: its documents had none, and questions get the model's own query
+    /// prompt (format-spec.md §8.3). A local model runs in `options.precision ?? .default`.
+    ///
+    /// The API key: the provider's own variable (`OPENAI_API_KEY`, `OLLAMA_API_KEY`) goes
+    /// only to a URL given in `options` or to the provider's default; to a URL that comes from
+    /// `recorded` only `KBINDEX_EMBED_API_KEY` goes, and only over https or to loopback. An
+    /// index folder from elsewhere cannot send the user's key where it likes.
     ///
     /// Throws `RetrievalError.model`: an unknown recorded provider, a remote model without a
-    /// name, a URL that does not parse or carries credentials, a remote service that cannot
-    /// be reached or refuses (`RemoteEmbedder`'s probe), a local model that cannot be found,
-    /// checked or loaded (`isDamage` when its files are damaged: the caller says how to
-    /// replace them).
-    /// `onRetry` hears, in one line without the key, of each retry of a remote request.
+    /// name, a remote model or URL with a local embedder, a URL that does not parse or carries
+    /// credentials, a remote service that cannot be reached or refuses (`RemoteEmbedder`'s
+    /// probe), a local model that cannot be found, checked or loaded (`isDamage` when its files
+    /// are damaged: the caller says how to replace them).
+    /// - Parameters:
+    ///   - onRetry: hears, in one line without the key, of each retry of a remote request.
+    ///   - onNote: hears what the caller may want to say (a key withheld from a recorded URL).
     public static func load(_ options: EmbedderOptions, recorded: ModelDescriptor? = nil,
-                            onRetry: (@Sendable (String) -> Void)? = nil) throws -> any TextEmbedder {
+                            onRetry: (@Sendable (String) -> Void)? = nil, onNote: ((String) -> Void)? = nil) throws -> any TextEmbedder {
         let recordedProvider = recorded.map { Self.provider(of: $0) }
         if options.provider == nil, let r = recorded, case nil? = recordedProvider {
             throw RetrievalError.model("the index was embedded by provider '\(SearchHit.shortened(String(r.provider ?? ""), to: 32))', which this kbindex does not know (it knows \(EmbeddingProvider.allCases.map(\.rawValue).joined(separator: ", ")))", folder: nil, isDamage: false)
         }
         let kind = options.provider ?? recordedProvider.flatMap { $0 } ?? .local
-        // The recorded choice applies only to the same provider (and, for a local model, when
-        // no other model is asked for).
+        // The recorded choice applies only to the same provider.
         let same = recorded.flatMap { r in recordedProvider == kind ? r : nil }
-        let recordedPrompts = same.flatMap { $0.version == 2 ? Prompts(query: $0.queryPrompt, document: $0.documentPrompt) : nil }
         if kind == .local {
-            let base = try loadLocal(options.localModel, preferred: same?.name, threads: options.threads,
-                                     precision: options.precision ?? .default, prompts: nil)
-            let own = recordedPrompts ?? base.prompts
-            let prompts = own.overridden(query: options.queryPrompt, document: options.documentPrompt)
-            if prompts == base.prompts { return base }
-            do {
-                return try Embedder(modelDirectory: base.directory, threads: options.threads, precision: base.precision, prompts: prompts)
-            } catch {
-                throw RetrievalError.model("\(error)", folder: base.directory, isDamage: isDamage(error))
+            if options.remoteModel != nil || options.url != nil {
+                throw RetrievalError.model("a remote model or URL was given, but the embedder is the built-in one", folder: nil, isDamage: false)
             }
+            return try loadLocal(options, same: same)
         }
         guard let model = options.remoteModel ?? same?.model, !model.isEmpty else {
-            throw RetrievalError.model("a \(kind.rawValue) embedder needs a model name", folder: nil, isDamage: false)
+            throw RetrievalError.model("an \(kind.rawValue) embedder needs the model's name", folder: nil, isDamage: false)
         }
-        let text = options.url ?? same?.url ?? EmbeddingProvider.defaultURLText(kind)
-        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme), url.host != nil else {
+        let sameModel = same.flatMap { $0.model == model ? $0 : nil }
+        let text = options.url ?? same?.url ?? EmbedderOptions.defaultURL(kind) ?? ""
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), ["http", "https"].contains(scheme), let host = url.host else {
             throw RetrievalError.model("'\(SearchHit.shortened(text, to: 200))' is not an http or https URL", folder: nil, isDamage: false)
         }
+        var key = RemoteEmbedder.apiKey(for: kind, environment: options.environment)
+        if options.url == nil, let defaultURL = EmbedderOptions.defaultURL(kind), text != defaultURL {
+            // A URL from the index: only kbindex's own key, and not in clear over the network.
+            let own = RemoteEmbedder.apiKey(for: kind, environment: options.environment.filter { $0.key == RemoteEmbedder.genericKeyVariable })
+            let loopback = ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host.lowercased())
+            let safe = scheme == "https" || loopback
+            if key != nil && (own == nil || !safe) {
+                let variable = own == nil ? RemoteEmbedder.keyVariables(for: kind).last ?? "" : RemoteEmbedder.genericKeyVariable
+                onNote?("\(variable) is not sent to \(host), which the index names\(safe ? "" : " over plain http")")
+            }
+            key = safe ? own : nil
+        }
+        let recordedPrompts = sameModel.map { Prompts(query: $0.queryPrompt, document: $0.documentPrompt) }
         let prompts = (recordedPrompts ?? .none).overridden(query: options.queryPrompt, document: options.documentPrompt)
-        var config = RemoteConfiguration(provider: kind, url: url, model: model,
-                                         apiKey: RemoteEmbedder.apiKey(for: kind, environment: options.environment), prompts: prompts)
+        var config = RemoteConfiguration(provider: kind, url: url, model: model, apiKey: key, prompts: prompts)
         if let b = options.batchSize { config.batchSize = b }
         if let c = options.concurrency { config.concurrency = c }
         if let t = options.timeout { config.timeout = t }
         if let r = options.retries { config.retries = r }
-        if let m = same?.maxTokens, m > 0 { config.maxTextTokens = m }
+        // The chunk limit a file records is bounded: an edited manifest cannot make the
+        // chunker's arithmetic overflow.
+        if let m = sameModel?.maxTokens { config.maxTextTokens = min(max(m, 16), 8192) }
         do {
             _ = try RemoteEmbedder.recordedURL(url)
             return try RemoteEmbedder(config, onRetry: onRetry)
         } catch {
             throw RetrievalError.model("\(error)", folder: nil, isDamage: false)
         }
+    }
+
+    /// The local model `options` name (else the one `same` recorded, else the default), with
+    /// its prompts: `same`'s when it is the same weights (a version-1 `same`: no document
+    /// prompt, the model's own query prompt), else the model's own; `options`' prompts
+    /// replace either.
+    static func loadLocal(_ options: EmbedderOptions, same: ModelDescriptor?) throws -> Embedder {
+        let store = ModelStore()
+        let dir: URL
+        do { dir = try store.resolve(options.localModel ?? same?.name) } catch { throw RetrievalError.model("\(error)", folder: nil, isDamage: false) }
+        var prompts: Prompts
+        do {
+            prompts = try ModelConfig.load(directory: dir).prompts
+            if let same, options.localModel == nil || (try? FileCheckCache(folder: dir).sha256(ofFile: dir.appendingPathComponent("model.safetensors").path))?.lowercased() == same.weightsSHA256?.lowercased() {
+                prompts = same.version == 2 ? Prompts(query: same.queryPrompt, document: same.documentPrompt) : Prompts(query: prompts.query, document: nil)
+            }
+        } catch {
+            throw RetrievalError.model("\(error)", folder: dir, isDamage: isDamage(error))
+        }
+        return try loadLocal(dir.path, threads: options.threads, precision: options.precision ?? .default,
+                             prompts: prompts.overridden(query: options.queryPrompt, document: options.documentPrompt))
     }
 
     /// The local model `option` names (a store name or a folder; nil: `preferred`, else the
@@ -199,9 +235,4 @@ public enum ModelIdentity {
         if embedder.provider != .local { return .embeddingService("\(error)") }
         return .model("\(error)", folder: folder(of: embedder), isDamage: isDamage(error))
     }
-}
-
-extension EmbeddingProvider {
-    /// `EmbedderOptions.defaultURL` for a remote provider ("" for `.local`).
-    static func defaultURLText(_ p: EmbeddingProvider) -> String { EmbedderOptions.defaultURL(p) ?? "" }
 }

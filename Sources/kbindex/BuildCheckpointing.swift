@@ -61,6 +61,10 @@ enum BuildCheckpointing {
     /// not one this kbindex knows).
     static func precision(of m: ModelDescriptor) -> String { Format.displayed(ModelLoading.shown(QuestionPrecision.recorded(m))) }
 
-    /// "all-MiniLM-L6-v2 in int8".
-    static func describe(_ m: ModelDescriptor) -> String { "\(m.name) in \(precision(of: m))" }
+    /// "all-MiniLM-L6-v2 in int8", "text-embedding-3-small via openai", with the document
+    /// prompt when there is one.
+    static func describe(_ m: ModelDescriptor) -> String {
+        let base = m.isRemote ? "\(Format.displayed(m.name)) via \(Format.displayed(m.provider ?? "?"))" : "\(Format.displayed(m.name)) in \(precision(of: m))"
+        return base + (m.documentPrompt.map { " with the document prompt '\(Format.displayed($0))'" } ?? "")
+    }
 }

@@ -221,7 +221,10 @@ struct BuildCommand: ParsableCommand {
         // precondition): a model folder whose config allows fewer is refused here, not crashed on.
         guard embedder.maxTextTokens(for: .document) >= Self.minimumModelTokens - 2 else {
             let folder = (embedder as? Embedder).map { " (\($0.directory.path))" } ?? ""
-            throw CLIError("model '\(embedder.name)'\(folder) takes at most \(Format.counted(embedder.maxTextTokens(for: .document), "token")) of text per input (its prompt left out); building an index needs at least \(Self.minimumModelTokens - 2)")
+            throw CLIError("model '\(embedder.name)'\(folder) leaves at most \(Format.counted(embedder.maxTextTokens(for: .document), "token")) of text per input; building an index needs at least \(Self.minimumModelTokens - 2)")
+        }
+        if precision != nil && embedder.provider != .local {
+            throw CLIError("--precision is for the built-in encoder; this index is embedded by a \(embedder.provider.rawValue) service ('--embedder local' builds it anew with the built-in one)")
         }
         let descriptor = try ModelLoading.descriptor(of: embedder)
         let progress = ProgressLine(quiet: quiet)

@@ -4,6 +4,7 @@ import KBCore
 import KBEmbed
 import KBFormat
 import KBModelStore
+import KBRemoteEmbed
 import KBRetrieval
 
 /// Loading the embedding model for a command, and describing it for index files.
@@ -29,7 +30,7 @@ enum ModelLoading {
     static func embedder(_ options: EmbedderOptions, recorded: ModelDescriptor?) throws -> any TextEmbedder {
         do {
             // A retry is worth a line: a long wait (a 429's Retry-After) is never silent.
-            return try ModelIdentity.load(options, recorded: recorded, onRetry: { warn($0) })
+            return try ModelIdentity.load(options, recorded: recorded, onRetry: { warn($0) }, onNote: { note("\($0): give --embed-url to send the provider's key there, or set \(RemoteEmbedder.genericKeyVariable) (sent over https or to this machine only)") })
         } catch {
             throw failure(error)
         }
@@ -48,6 +49,7 @@ enum ModelLoading {
         let chosen = try questionPrecision(asked: asked, indexes: [("", built)])
         var options = options
         options.precision = chosen.precision
+        options.retries = options.retries ?? questionRetries
         let embedder = try embedder(options, recorded: built)
         if let reason = built.incompatibility(with: try descriptor(of: embedder)) {
             throw CLIError("\(reason): \(verb) with the model the index was built with, or rebuild the index with 'kbindex build'")
@@ -86,14 +88,19 @@ enum ModelLoading {
         }
     }
 
-    /// `embedder.embed(tokenIDs:)`, with errors as for `embed(_:as:with:)`.
-    static func embed(tokenIDs: [[Int32]], with embedder: Embedder) throws -> [[Float]] {
-        do { return try embedder.embed(tokenIDs: tokenIDs) } catch { throw failure(ModelIdentity.embeddingFailure(error, of: embedder)) }
-    }
+    /// Retries of a remote request for questions (`query`, `eval`, `serve`, `mcp`): fewer than
+    /// a build's, since a person or a server's queue waits on them.
+    static let questionRetries = 2
 
     /// `error` (a `RetrievalError.model` or any other) as one line; when it says a local
     /// model's files are damaged, followed by how to replace them.
     static func failure(_ error: Error) -> CLIError {
+        if case RetrievalError.model(let message, nil, false) = error, message.hasPrefix("a remote model or URL was given") {
+            return CLIError("\(message): add --embedder openai or ollama")
+        }
+        if case RetrievalError.model(let message, nil, false) = error, message.hasSuffix("embedder needs the model's name") {
+            return CLIError("\(message): give --embed-model NAME")
+        }
         if case RetrievalError.model(let message, let folder?, true) = error {
             return CLIError("\(message): \(repair(folder, store: ModelStore()))")
         }

@@ -107,7 +107,6 @@ struct QueryCommand: ParsableCommand {
 
     func run() throws {
         let idx = try IndexOpening.open(index)
-        let embedder = try ModelLoading.load(embedding.options(threads: threads), forIndexBuiltWith: idx.manifest.model, precision: precision.precision, verb: "query")
         let filter = try PathOption.filter(path, index: index)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -122,6 +121,9 @@ struct QueryCommand: ParsableCommand {
             note("this index has no lexical section (built before BM25 search): vector search only; 'kbindex build --rebuild' adds it")
             mode = .vector
         }
+        // BM25 alone embeds nothing: no model to load, no service to reach.
+        let embedder = mode == .lexical ? nil
+            : try ModelLoading.load(embedding.options(threads: threads), forIndexBuiltWith: idx.manifest.model, precision: precision.precision, verb: "query")
         let retriever = Retriever(index: idx, embedder: embedder, fusion: fusion.options, threads: threads, filter: filter)
 
         if let batch {

@@ -11,12 +11,13 @@ extension SearchMode: ExpressibleByArgument {}
 /// vector scan, BM25, or both fused, with the advice for each failure added here, once.
 struct Retriever {
     let searcher: Searcher
-    let embedder: any TextEmbedder
+    /// nil when only lexical questions are asked.
+    let embedder: (any TextEmbedder)?
     var fusion = Fusion.Options()
     var threads: Int?
     var filter: DocumentFilter?
 
-    init(index: IndexDirectory, embedder: any TextEmbedder, fusion: Fusion.Options = .init(), threads: Int? = nil, filter: DocumentFilter? = nil) {
+    init(index: IndexDirectory, embedder: (any TextEmbedder)?, fusion: Fusion.Options = .init(), threads: Int? = nil, filter: DocumentFilter? = nil) {
         self.searcher = Searcher(index: index)
         self.embedder = embedder
         self.fusion = fusion
@@ -30,7 +31,11 @@ struct Retriever {
     /// the model's question vectors are not finite (damaged weights).
     func answer(_ questions: [String], mode: SearchMode, k: Int) throws -> [[RankedHit]] {
         // The question vectors first: a damaged model is an error with its own advice.
-        let vectors = mode == .lexical ? [] : try ModelLoading.embed(questions, as: .query, with: embedder)
+        var vectors: [[Float]] = []
+        if mode != .lexical {
+            guard let embedder else { throw CLIError("vector search needs a model, and none was loaded") }
+            vectors = try ModelLoading.embed(questions, as: .query, with: embedder)
+        }
         do {
             return try searcher.answer(questions, vectors: vectors, mode: mode, k: k, filter: filter, fusion: fusion, threads: threads)
         } catch {

@@ -80,6 +80,7 @@ struct ServedIndexOptions: ParsableArguments {
         let chosen = try ModelLoading.questionPrecision(asked: precision.precision, indexes: opened.map { ($0.name, $0.index.manifest.model) })
         var choice = embedding.options(threads: threads)
         choice.precision = chosen.precision
+        choice.retries = ModelLoading.questionRetries
         let embedder = try ModelLoading.embedder(choice, recorded: opened[0].index.manifest.model)
         if !chosen.differing.isEmpty, embedder is Embedder {
             let others = chosen.differing.map { "index '\($0.index)' was embedded in \(ModelLoading.shown($0.recorded))" }.joined(separator: ", ")

@@ -42,13 +42,13 @@ final class DamagedModelTests: XCTestCase {
     }
 
     func testAModelTooShortToChunkForIsAnErrorNotAPrecondition() throws {
-        // max_seq_length 6 left the chunker 4 tokens: Chunker's precondition (>= 8) crashed build.
+        // max_seq_length 6 leaves the chunker 4 tokens ([CLS] and [SEP] take 2): Chunker's precondition (>= 8) crashed build.
         var m = TinyModel(seed: 9)
         m.maxSeqLength = 6
         let model = try m.write(to: tmp.appendingPathComponent("models/short-bert"))
         try put("a.md", "# A\n\nSome words to index.\n")
         let r = try kb(["build", corpus.path, "--model", model.path])
-        assertFails(r, "error: model 'short-bert' (\(model.path)) takes at most 6 tokens per input; building an index needs at least 10\n")
+        assertFails(r, "error: model 'short-bert' (\(model.path)) leaves at most 4 tokens of text per input; building an index needs at least 8\n")
         XCTAssertFalse(FileManager.default.fileExists(atPath: corpus.appendingPathComponent(".kbindex/manifest.json").path))
     }
 

@@ -87,4 +87,23 @@ final class ModelPromptTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("Dense"), r.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: corpus.appendingPathComponent(".kbindex/manifest.json").path))
     }
+
+    /// Another model does not inherit the index's prompts: it brings its own (and re-embeds).
+    func testAnotherModelBringsItsOwnPromptsNotTheIndexs() throws {
+        let first = try model("max-prompts"), second = try model("mean-unnormalized")
+        let corpus = try temporary("kbprompt-switch")
+        try Data("# Apples\n\nthe apple is red\n".utf8).write(to: corpus.appendingPathComponent("a.md"))
+        let index = corpus.appendingPathComponent(".kbindex")
+        XCTAssertEqual(try CLIRunner.run(["build", corpus.path, "--model", first.path]).status, 0)
+        var m = try Manifest.read(from: index.path).model
+        XCTAssertEqual(m.queryPrompt, "query: ")
+        XCTAssertEqual(m.documentPrompt, "document: ")
+        let r = try CLIRunner.run(["build", corpus.path, "--model", second.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("re-embedding every file"), r.stderr)
+        m = try Manifest.read(from: index.path).model
+        XCTAssertNil(m.version)  // a model without prompts: version 1, as before version 2 existed
+        XCTAssertNil(m.queryPrompt)
+        XCTAssertNil(m.documentPrompt)
+    }
 }

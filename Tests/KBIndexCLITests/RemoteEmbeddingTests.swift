@@ -215,4 +215,99 @@ final class RemoteFailureTests: XCTestCase {
         let m = try Manifest.read(from: index.path)
         XCTAssertEqual(m.segments.reduce(0) { $0 + $1.chunks }, 42)
     }
+
+    /// Every kind of bad answer, one build each: the build fails with the service's error
+    /// (exit 2), the index stays byte for byte as it was and still answers; a 429 with
+    /// Retry-After and a timeout that a retry gets past do not fail the build.
+    func testTheIndexStaysIntactThroughEveryKindOfBadAnswer() throws {
+        let service = try FakeEmbeddingService(dimensions: 8)
+        defer { service.stop() }
+        let corpus = FileManager.default.temporaryDirectory.appendingPathComponent("kbremote-faults-\(UUID().uuidString)")
+        scratch.append(corpus)
+        try FileManager.default.createDirectory(at: corpus, withIntermediateDirectories: true)
+        try Data("# First\n\nThe first note.\n".utf8).write(to: corpus.appendingPathComponent("a.md"))
+        func flags(retries: Int) -> [String] {
+            ["--embedder", "openai", "--embed-url", service.openAIURL.absoluteString, "--embed-model", "fake",
+             "--embed-retries", "\(retries)", "--embed-timeout", "1"]
+        }
+        XCTAssertEqual(try CLIRunner.run(["build", corpus.path, "--quiet"] + flags(retries: 0)).status, 0)
+        let manifest = corpus.appendingPathComponent(".kbindex/\(Manifest.fileName)")
+        let before = try Data(contentsOf: manifest)
+
+        let cases: [(FakeEmbeddingService.Fault, String)] = [
+            (.dimensions(5), "5 dimensions where the model's first had 8"),
+            (.body("{not json"), "the answer is not JSON"),
+            (.cut, "dropped"),
+            (.reset, "from \(service.openAIURL.absoluteString)"),
+            (.hang(seconds: 3), "within 1 s"),
+            (.vector(index: 0, json: "null"), "is null, not an array of numbers"),
+            (.dropOne, "vectors for"),
+            (.status(401, body: #"{"error":{"message":"bad key"}}"#), "HTTP 401"),
+        ]
+        for (i, (fault, expected)) in cases.enumerated() {
+            try Data("# Note \(i)\n\nA new note, number \(i).\n".utf8).write(to: corpus.appendingPathComponent("n\(i).md"))
+            service.clearFaults()
+            service.inject(.pass, fault)  // the probe passes, the build's request fails
+            let r = try CLIRunner.run(["build", corpus.path, "--quiet"] + flags(retries: 0))
+            XCTAssertEqual(r.status, 2, "\(fault): \(r.stderr)")
+            XCTAssertTrue(r.stderr.hasPrefix("error: ") && r.stderr.contains(expected), "\(fault): \(r.stderr)")
+            XCTAssertEqual(try Data(contentsOf: manifest), before, "\(fault)")
+            service.clearFaults()
+            let q = try CLIRunner.run(["query", "first note", "--index", corpus.appendingPathComponent(".kbindex").path, "--mode", "vector", "-k", "1"])
+            XCTAssertEqual(q.status, 0, q.stderr)
+            XCTAssertTrue(q.stdout.contains("a.md"), q.stdout)
+        }
+
+        // Faults a retry gets past: the build succeeds.
+        service.clearFaults()
+        service.inject(.pass, .status(429, headers: [("Retry-After", "0")]), .hang(seconds: 3))
+        let ok = try CLIRunner.run(["build", corpus.path] + flags(retries: 2))
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        XCTAssertTrue(ok.stderr.contains("warning: HTTP 429"), ok.stderr)
+        XCTAssertTrue(ok.stdout.contains("files: \(cases.count) added"), ok.stdout)
+    }
+
+    /// The provider's own key goes only where the user points it: to a URL an index recorded,
+    /// only KBINDEX_EMBED_API_KEY goes (a cloned index folder cannot harvest OPENAI_API_KEY).
+    func testTheProvidersKeyIsNotSentToAURLTheIndexNames() throws {
+        let service = try FakeEmbeddingService(dimensions: 8, requiredKey: "sk-right")
+        defer { service.stop() }
+        let corpus = FileManager.default.temporaryDirectory.appendingPathComponent("kbremote-key-\(UUID().uuidString)")
+        scratch.append(corpus)
+        try FileManager.default.createDirectory(at: corpus, withIntermediateDirectories: true)
+        try Data("# First\n\nThe first note.\n".utf8).write(to: corpus.appendingPathComponent("a.md"))
+        let url = service.openAIURL.absoluteString
+        let openai: [String: String?] = ["OPENAI_API_KEY": "sk-right", "KBINDEX_EMBED_API_KEY": nil]
+        let b = try CLIRunner.run(["build", corpus.path, "--quiet", "--embedder", "openai", "--embed-url", url, "--embed-model", "fake"],
+                                  environment: openai)
+        XCTAssertEqual(b.status, 0, b.stderr)
+        let index = corpus.appendingPathComponent(".kbindex").path
+
+        // The URL comes from the index: OPENAI_API_KEY stays home, the server says 401.
+        let withheld = try CLIRunner.run(["query", "first", "--index", index, "--mode", "vector"], environment: openai)
+        XCTAssertEqual(withheld.status, 2, withheld.stderr)
+        XCTAssertTrue(withheld.stderr.contains("note: OPENAI_API_KEY is not sent to 127.0.0.1, which the index names"), withheld.stderr)
+        XCTAssertTrue(withheld.stderr.contains("HTTP 401"), withheld.stderr)
+        XCTAssertFalse(withheld.stderr.contains("sk-right"), withheld.stderr)
+        // Given on the command line, or kbindex's own variable: it goes.
+        XCTAssertEqual(try CLIRunner.run(["query", "first", "--index", index, "--mode", "vector", "--embed-url", url], environment: openai).status, 0)
+        let own = try CLIRunner.run(["query", "first", "--index", index, "--mode", "vector"], environment: ["KBINDEX_EMBED_API_KEY": "sk-right"])
+        XCTAssertEqual(own.status, 0, own.stderr)
+        // BM25 alone needs no service at all.
+        service.stop()
+        let lexical = try CLIRunner.run(["query", "first", "--index", index, "--mode", "lexical"], environment: openai)
+        XCTAssertEqual(lexical.status, 0, lexical.stderr)
+        XCTAssertTrue(lexical.stdout.contains("a.md"), lexical.stdout)
+    }
+
+    func testARemoteModelOrURLNeedsARemoteEmbedder() throws {
+        let corpus = FileManager.default.temporaryDirectory.appendingPathComponent("kbremote-flags-\(UUID().uuidString)")
+        scratch.append(corpus)
+        try FileManager.default.createDirectory(at: corpus, withIntermediateDirectories: true)
+        try Data("# A\n\ntext\n".utf8).write(to: corpus.appendingPathComponent("a.md"))
+        let r = try CLIRunner.run(["build", corpus.path, "--embed-model", "text-embedding-3-small"])
+        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertTrue(r.stderr.contains("--embedder openai or ollama"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: corpus.appendingPathComponent(".kbindex/manifest.json").path))
+    }
 }
