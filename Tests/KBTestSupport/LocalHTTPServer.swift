@@ -67,33 +67,7 @@ public final class LocalHTTPServer: @unchecked Sendable {
     /// Starts serving `routes` (keyed by path, without query string).
     public init(routes: [String: Response] = [:]) throws {
         self.routes = routes
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw FileError(path: "127.0.0.1", operation: "socket") }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = 0
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0, listen(fd, 16) == 0 else {
-            let e = errno
-            close(fd)
-            throw FileError(path: "127.0.0.1:0", operation: "bind/listen", code: e)
-        }
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let named = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
-        }
-        guard named == 0 else {
-            let e = errno
-            close(fd)
-            throw FileError(path: "127.0.0.1", operation: "getsockname", code: e)
-        }
-        listenFD = fd
-        port = UInt16(bigEndian: addr.sin_port)
+        (listenFD, port) = try LoopbackSocket.listen(backlog: 16)
         let thread = Thread { [self] in self.serve() }
         thread.name = "LocalHTTPServer:\(port)"
         thread.start()
@@ -274,4 +248,38 @@ public enum FakeHub {
 
     /// Where LFS files redirect to.
     public static func cdnPath(repo: String, file: String) -> String { "/cdn/\(repo)/\(file)" }
+}
+
+/// A listening TCP socket on 127.0.0.1 at a port the kernel picks: what the test servers
+/// (`LocalHTTPServer`, `ThreadedHTTPServer`) accept connections on.
+enum LoopbackSocket {
+    /// The socket and its port. Throws `FileError` when the socket cannot be made or bound.
+    static func listen(backlog: Int32) throws -> (fd: Int32, port: UInt16) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw FileError(path: "127.0.0.1", operation: "socket") }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = 0
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, Glibc.listen(fd, backlog) == 0 else {
+            let e = errno
+            close(fd)
+            throw FileError(path: "127.0.0.1:0", operation: "bind/listen", code: e)
+        }
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        guard named == 0 else {
+            let e = errno
+            close(fd)
+            throw FileError(path: "127.0.0.1", operation: "getsockname", code: e)
+        }
+        return (fd, UInt16(bigEndian: addr.sin_port))
+    }
 }

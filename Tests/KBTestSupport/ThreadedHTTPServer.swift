@@ -66,33 +66,7 @@ public final class ThreadedHTTPServer: @unchecked Sendable {
     /// Starts serving; `handler` decides every answer.
     public init(handler: @escaping @Sendable (Request) -> Action) throws {
         self.handler = handler
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw FileError(path: "127.0.0.1", operation: "socket") }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = 0
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0, listen(fd, 64) == 0 else {
-            let e = errno
-            close(fd)
-            throw FileError(path: "127.0.0.1:0", operation: "bind/listen", code: e)
-        }
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let named = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
-        }
-        guard named == 0 else {
-            let e = errno
-            close(fd)
-            throw FileError(path: "127.0.0.1", operation: "getsockname", code: e)
-        }
-        listenFD = fd
-        port = UInt16(bigEndian: addr.sin_port)
+        (listenFD, port) = try LoopbackSocket.listen(backlog: 64)
         let thread = Thread { [self] in self.acceptLoop() }
         thread.name = "ThreadedHTTPServer:\(port)"
         thread.start()
