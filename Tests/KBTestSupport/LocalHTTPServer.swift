@@ -185,31 +185,9 @@ public final class LocalHTTPServer: @unchecked Sendable {
     /// How many stalled transfers the client abandoned before the stall ended.
     public var stallsAbandoned: Int { lock.withLock { abandoned } }
 
-    private func sendAll(_ conn: Int32, _ bytes: [UInt8]) -> Bool {
-        var done = 0
-        while done < bytes.count {
-            let n = bytes[done...].withUnsafeBytes { send(conn, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return false
-            }
-            done += n
-        }
-        return true
-    }
+    private func sendAll(_ conn: Int32, _ bytes: [UInt8]) -> Bool { LoopbackSocket.sendAll(conn, bytes) }
 
-    private static func reason(_ status: Int) -> String {
-        switch status {
-        case 200: return "OK"
-        case 206: return "Partial Content"
-        case 301: return "Moved Permanently"
-        case 302: return "Found"
-        case 307: return "Temporary Redirect"
-        case 404: return "Not Found"
-        case 500: return "Internal Server Error"
-        default: return "Status"
-        }
-    }
+    private static func reason(_ status: Int) -> String { LoopbackSocket.reason(status) }
 }
 
 /// A fake Hugging Face hub for tests, in the hub's URL layout
@@ -281,5 +259,41 @@ enum LoopbackSocket {
             throw FileError(path: "127.0.0.1", operation: "getsockname", code: e)
         }
         return (fd, UInt16(bigEndian: addr.sin_port))
+    }
+
+    /// Writes all of `bytes` to `conn` (retrying after EINTR, no SIGPIPE); false when the
+    /// peer is gone.
+    static func sendAll(_ conn: Int32, _ bytes: [UInt8]) -> Bool {
+        var done = 0
+        while done < bytes.count {
+            let n = bytes[done...].withUnsafeBytes { send(conn, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            done += n
+        }
+        return true
+    }
+
+    /// The reason phrase of a status line.
+    static func reason(_ status: Int) -> String {
+        switch status {
+        case 200: return "OK"
+        case 206: return "Partial Content"
+        case 301: return "Moved Permanently"
+        case 302: return "Found"
+        case 307: return "Temporary Redirect"
+        case 400: return "Bad Request"
+        case 401: return "Unauthorized"
+        case 403: return "Forbidden"
+        case 404: return "Not Found"
+        case 429: return "Too Many Requests"
+        case 500: return "Internal Server Error"
+        case 502: return "Bad Gateway"
+        case 503: return "Service Unavailable"
+        case 504: return "Gateway Timeout"
+        default: return "Status"
+        }
     }
 }

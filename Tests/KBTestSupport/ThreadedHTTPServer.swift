@@ -201,34 +201,7 @@ public final class ThreadedHTTPServer: @unchecked Sendable {
         return Array(text.utf8)
     }
 
-    private func sendAll(_ conn: Int32, _ bytes: [UInt8]) -> Bool {
-        var done = 0
-        while done < bytes.count {
-            let n = bytes[done...].withUnsafeBytes { send(conn, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return false
-            }
-            done += n
-        }
-        return true
-    }
+    private func sendAll(_ conn: Int32, _ bytes: [UInt8]) -> Bool { LoopbackSocket.sendAll(conn, bytes) }
 
-    private static func reason(_ status: Int) -> String {
-        switch status {
-        case 200: return "OK"
-        case 301: return "Moved Permanently"
-        case 302: return "Found"
-        case 400: return "Bad Request"
-        case 401: return "Unauthorized"
-        case 403: return "Forbidden"
-        case 404: return "Not Found"
-        case 429: return "Too Many Requests"
-        case 500: return "Internal Server Error"
-        case 502: return "Bad Gateway"
-        case 503: return "Service Unavailable"
-        case 504: return "Gateway Timeout"
-        default: return "Status"
-        }
-    }
+    private static func reason(_ status: Int) -> String { LoopbackSocket.reason(status) }
 }
