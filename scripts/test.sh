@@ -22,12 +22,18 @@ status=${PIPESTATUS[0]}
 # totals below.
 KBINDEX_BIN="$(swift build --show-bin-path)/kbindex" scripts/test-python.sh 2>&1 | tee /tmp/kbindex-pytest.$$.log
 python_status=${PIPESTATUS[0]}
+# Then the AArch64 NEON kernels against their scalar twins, cross-compiled and run under
+# qemu-user (two CPU models: with and without dotprod); its closing line "neon: N passed,
+# N failed" (one per CPU model) is added too.
+scripts/test-neon.sh 2>&1 | tee /tmp/kbindex-neon.$$.log
+neon_status=${PIPESTATUS[0]}
 set -e
 # XCTest's last line counts every test: "Executed 364 tests, with 2 tests skipped and 0
 # failures" (the skipped part only when a test skipped, e.g. a kernel this CPU cannot run).
 summary=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with ([0-9]+ tests? skipped and )?[0-9]+ failures?" /tmp/kbindex-test.$$.log | tail -n 1 || true)
 python_summary=$(grep -E "^python: [0-9]+ passed, [0-9]+ failed$" /tmp/kbindex-pytest.$$.log | tail -n 1 || true)
-rm -f /tmp/kbindex-test.$$.log /tmp/kbindex-pytest.$$.log
+neon_summary=$(grep -E "^neon: [0-9]+ passed, [0-9]+ failed$" /tmp/kbindex-neon.$$.log | tail -n 1 || true)
+rm -f /tmp/kbindex-test.$$.log /tmp/kbindex-pytest.$$.log /tmp/kbindex-neon.$$.log
 passed=0 failed=0 skipped=0
 if [ -n "$summary" ]; then
   total=$(echo "$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')
@@ -43,8 +49,15 @@ if [ -n "$python_summary" ]; then
 elif [ "$python_status" -ne 0 ]; then
   failed=$((failed + 1))  # the Python tests did not get to their summary (no venv, no build)
 fi
+if [ -n "$neon_summary" ]; then
+  passed=$((passed + $(echo "$neon_summary" | sed -E 's/^neon: ([0-9]+) passed.*/\1/')))
+  failed=$((failed + $(echo "$neon_summary" | sed -E 's/.* ([0-9]+) failed$/\1/')))
+elif [ "$neon_status" -ne 0 ]; then
+  failed=$((failed + 1))  # the NEON run did not get to its summary (no toolchain, no emulator)
+fi
 if [ -n "$summary" ] || [ -n "$python_summary" ]; then
   echo "tests: $passed passed, $failed failed, $skipped skipped"
 fi
 if [ "$status" -ne 0 ]; then exit "$status"; fi
-exit "$python_status"
+if [ "$python_status" -ne 0 ]; then exit "$python_status"; fi
+exit "$neon_status"

@@ -20,7 +20,7 @@ final class DotKernelTests: XCTestCase {
     /// Runs every comparison with the scalar twin for kernel `k`, or skips with the reason.
     func compare(_ k: kb_dot_kernel_id) throws {
         try XCTSkipUnless(kb_dot_kernel_supported(k) != 0,
-                          "this CPU cannot run the \(Self.name(k)) kernel: its comparisons with the scalar twin did not run here")
+                          "this CPU cannot run the \(Self.name(k)) kernel: its comparisons with the scalar twin did not run here\(k == KB_DOT_NEON ? " (scripts/test-neon.sh runs them under qemu-user)" : "")")
         Self.underTest = k
         defer { Self.underTest = nil }
         checkEveryDimsEveryMisalignment()
