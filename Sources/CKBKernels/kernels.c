@@ -112,12 +112,31 @@ void kb_bias_gelu_scalar(float *m, size_t rows, size_t cols, const float *bias) 
 #undef KB_SUFFIX
 #undef KB_LANES
 #undef KB_TARGET
-#else
-// Other architectures: the "x86" variants are the scalar code (never selected by dispatch).
+// Other architectures' variants are the scalar code here (never selected by dispatch).
+void kb_softmax_rows_neon(float *s, size_t rows, size_t n, size_t ld) { kb_softmax_rows_scalar(s, rows, n, ld); }
+void kb_bias_gelu_neon(float *m, size_t rows, size_t cols, const float *b) { kb_bias_gelu_scalar(m, rows, cols, b); }
+#elif defined(__aarch64__)
+#define KB_HAVE_NEON 1
+// NEON is part of every AArch64 CPU: no target attribute, 4 float lanes.
+#define KB_SUFFIX neon
+#define KB_LANES 4
+#define KB_TARGET
+#include "kernels_impl.h"
+#undef KB_SUFFIX
+#undef KB_LANES
+#undef KB_TARGET
 void kb_softmax_rows_avx2(float *s, size_t rows, size_t n, size_t ld) { kb_softmax_rows_scalar(s, rows, n, ld); }
 void kb_softmax_rows_avx512(float *s, size_t rows, size_t n, size_t ld) { kb_softmax_rows_scalar(s, rows, n, ld); }
 void kb_bias_gelu_avx2(float *m, size_t rows, size_t cols, const float *b) { kb_bias_gelu_scalar(m, rows, cols, b); }
 void kb_bias_gelu_avx512(float *m, size_t rows, size_t cols, const float *b) { kb_bias_gelu_scalar(m, rows, cols, b); }
+#else
+// Other architectures: every variant is the scalar code (never selected by dispatch).
+void kb_softmax_rows_avx2(float *s, size_t rows, size_t n, size_t ld) { kb_softmax_rows_scalar(s, rows, n, ld); }
+void kb_softmax_rows_avx512(float *s, size_t rows, size_t n, size_t ld) { kb_softmax_rows_scalar(s, rows, n, ld); }
+void kb_softmax_rows_neon(float *s, size_t rows, size_t n, size_t ld) { kb_softmax_rows_scalar(s, rows, n, ld); }
+void kb_bias_gelu_avx2(float *m, size_t rows, size_t cols, const float *b) { kb_bias_gelu_scalar(m, rows, cols, b); }
+void kb_bias_gelu_avx512(float *m, size_t rows, size_t cols, const float *b) { kb_bias_gelu_scalar(m, rows, cols, b); }
+void kb_bias_gelu_neon(float *m, size_t rows, size_t cols, const float *b) { kb_bias_gelu_scalar(m, rows, cols, b); }
 #endif
 
 // ---- the one dispatch point -----------------------------------------------------------
@@ -129,20 +148,30 @@ int kb_cpu_supports(kb_isa isa) {
     case KB_ISA_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     case KB_ISA_AVX512: return __builtin_cpu_supports("avx512f") && kb_cpu_supports(KB_ISA_AVX2);
 #endif
+#ifdef KB_HAVE_NEON
+    case KB_ISA_NEON: return 1;
+#endif
     default: return 0;
     }
 }
 
 const char *kb_isa_name(kb_isa isa) {
-    return isa == KB_ISA_AVX512 ? "avx512" : isa == KB_ISA_AVX2 ? "avx2" : "scalar";
+    switch (isa) {
+    case KB_ISA_AVX2: return "avx2";
+    case KB_ISA_AVX512: return "avx512";
+    case KB_ISA_NEON: return "neon";
+    default: return "scalar";
+    }
 }
 
 static kb_isa kb_choose_isa(void) {
-    kb_isa best = kb_cpu_supports(KB_ISA_AVX512) ? KB_ISA_AVX512 : kb_cpu_supports(KB_ISA_AVX2) ? KB_ISA_AVX2 : KB_ISA_SCALAR;
+    kb_isa best = kb_cpu_supports(KB_ISA_AVX512) ? KB_ISA_AVX512
+                : kb_cpu_supports(KB_ISA_AVX2) ? KB_ISA_AVX2
+                : kb_cpu_supports(KB_ISA_NEON) ? KB_ISA_NEON : KB_ISA_SCALAR;
     const char *forced = getenv("KBINDEX_ISA");
     if (forced) {
-        for (int i = KB_ISA_SCALAR; i <= KB_ISA_AVX512; i++)
-            if (strcmp(forced, kb_isa_name((kb_isa)i)) == 0 && i <= (int)best) return (kb_isa)i;
+        for (int i = KB_ISA_SCALAR; i <= KB_ISA_NEON; i++)
+            if (strcmp(forced, kb_isa_name((kb_isa)i)) == 0 && kb_cpu_supports((kb_isa)i)) return (kb_isa)i;
     }
     return best;
 }
@@ -160,6 +189,7 @@ void kb_softmax_rows(float *s, size_t rows, size_t n, size_t ld) {
     switch (kb_active_isa()) {
     case KB_ISA_AVX512: kb_softmax_rows_avx512(s, rows, n, ld); break;
     case KB_ISA_AVX2: kb_softmax_rows_avx2(s, rows, n, ld); break;
+    case KB_ISA_NEON: kb_softmax_rows_neon(s, rows, n, ld); break;
     default: kb_softmax_rows_scalar(s, rows, n, ld);
     }
 }
@@ -168,6 +198,7 @@ void kb_bias_gelu(float *m, size_t rows, size_t cols, const float *bias) {
     switch (kb_active_isa()) {
     case KB_ISA_AVX512: kb_bias_gelu_avx512(m, rows, cols, bias); break;
     case KB_ISA_AVX2: kb_bias_gelu_avx2(m, rows, cols, bias); break;
+    case KB_ISA_NEON: kb_bias_gelu_neon(m, rows, cols, bias); break;
     default: kb_bias_gelu_scalar(m, rows, cols, bias);
     }
 }

@@ -1,6 +1,7 @@
 // One definition of the vector kernels, included once per ISA by kernels.c with
-//   KB_SUFFIX (avx2 | avx512), KB_LANES (8 | 16), KB_TARGET (the target attribute).
-// Written with Clang/GCC vector extensions so the same source becomes AVX2 or AVX-512 code.
+//   KB_SUFFIX (avx2 | avx512 | neon), KB_LANES (8 | 16 | 4), KB_TARGET (the target attribute,
+//   empty for NEON, which every AArch64 CPU has).
+// Written with Clang/GCC vector extensions so the same source becomes AVX2, AVX-512 or NEON code.
 #define KB_CAT2(a, b) a##_##b
 #define KB_CAT(a, b) KB_CAT2(a, b)
 #define KB_FN(name) KB_CAT(name, KB_SUFFIX)

@@ -96,6 +96,36 @@ static void test_gemm(void) {
     }
 }
 
+/// |a − b| within a few ulp of the larger (the lanes sum in another order, and fused
+/// multiply-adds round once where the scalar code may round twice).
+static int close_enough(float a, float b) {
+    float d = a > b ? a - b : b - a, m = (a < 0 ? -a : a) > (b < 0 ? -b : b) ? (a < 0 ? -a : a) : (b < 0 ? -b : b);
+    return d <= 4e-6f * m + 1e-30f;
+}
+
+/// The encoder's softmax and GELU: NEON against scalar, every row length's tail.
+static void test_softmax_gelu(void) {
+    static const size_t cols_list[] = {1, 3, 4, 5, 7, 8, 9, 31, 64, 127, 384, 1536};
+    for (size_t ci = 0; ci < sizeof cols_list / sizeof *cols_list; ci++) {
+        size_t cols = cols_list[ci], rows = 3;
+        float *a = malloc(sizeof(float) * rows * cols), *b = malloc(sizeof(float) * rows * cols), *bias = malloc(sizeof(float) * cols);
+        for (size_t i = 0; i < rows * cols; i++) a[i] = b[i] = (float)((int)(next_random() % 4001) - 2000) / 150.0f;
+        for (size_t i = 0; i < cols; i++) bias[i] = (float)((int)(next_random() % 201) - 100) / 50.0f;
+        kb_softmax_rows_scalar(a, rows, cols, cols);
+        kb_softmax_rows_neon(b, rows, cols, cols);
+        int ok = 1;
+        for (size_t i = 0; i < rows * cols; i++) ok &= close_enough(a[i], b[i]);
+        check(ok, "kb_softmax_rows_neon", rows, cols, 0);
+        for (size_t i = 0; i < rows * cols; i++) a[i] = b[i] = (float)((int)(next_random() % 4001) - 2000) / 300.0f;
+        kb_bias_gelu_scalar(a, rows, cols, bias);
+        kb_bias_gelu_neon(b, rows, cols, bias);
+        ok = 1;
+        for (size_t i = 0; i < rows * cols; i++) ok &= close_enough(a[i], b[i]) || ((a[i] < 0 ? -a[i] : a[i]) < 1e-6f && (b[i] < 0 ? -b[i] : b[i]) < 1e-6f);
+        check(ok, "kb_bias_gelu_neon", rows, cols, 0);
+        free(a); free(b); free(bias);
+    }
+}
+
 int main(void) {
     const char *dot = kb_dot_kernel_id_name(kb_dot_kernel());
     const char *gemm = kb_gemm_kernel_id_name(kb_gemm_kernel());
@@ -104,12 +134,14 @@ int main(void) {
 #else
     printf("dispatch: scan kernel %s, gemm kernel %s\n", dot, gemm);
 #endif
-    if (!kb_dot_kernel_supported(KB_DOT_NEON) || !kb_gemm_kernel_supported(KB_GEMM_NEON)) {
+    printf("float kernels: %s\n", kb_isa_name(kb_active_isa()));
+    if (!kb_dot_kernel_supported(KB_DOT_NEON) || !kb_gemm_kernel_supported(KB_GEMM_NEON) || kb_active_isa() != KB_ISA_NEON) {
         printf("neon: 0 passed, 1 failed (the NEON kernels are not supported here: not an AArch64 build?)\n");
         return 1;
     }
     test_dot_rows();
     test_gemm();
+    test_softmax_gelu();
     printf("neon: %d passed, %d failed\n", passed, failed);  // checks (shapes), not tests
     return failed ? 1 : 0;
 }

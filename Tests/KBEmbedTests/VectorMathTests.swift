@@ -16,6 +16,7 @@ final class VectorMathTests: XCTestCase {
         var v: [(String, Softmax)] = [("scalar", { kb_softmax_rows_scalar($0, $1, $2, $3) })]
         if kb_cpu_supports(KB_ISA_AVX2) != 0 { v.append(("avx2", { kb_softmax_rows_avx2($0, $1, $2, $3) })) }
         if kb_cpu_supports(KB_ISA_AVX512) != 0 { v.append(("avx512", { kb_softmax_rows_avx512($0, $1, $2, $3) })) }
+        if kb_cpu_supports(KB_ISA_NEON) != 0 { v.append(("neon", { kb_softmax_rows_neon($0, $1, $2, $3) })) }
         v.append(("dispatch", { kb_softmax_rows($0, $1, $2, $3) }))
         return v
     }
@@ -24,6 +25,7 @@ final class VectorMathTests: XCTestCase {
         var v: [(String, GELU)] = [("scalar", { kb_bias_gelu_scalar($0, $1, $2, $3) })]
         if kb_cpu_supports(KB_ISA_AVX2) != 0 { v.append(("avx2", { kb_bias_gelu_avx2($0, $1, $2, $3) })) }
         if kb_cpu_supports(KB_ISA_AVX512) != 0 { v.append(("avx512", { kb_bias_gelu_avx512($0, $1, $2, $3) })) }
+        if kb_cpu_supports(KB_ISA_NEON) != 0 { v.append(("neon", { kb_bias_gelu_neon($0, $1, $2, $3) })) }
         v.append(("dispatch", { kb_bias_gelu($0, $1, $2, $3) }))
         return v
     }
@@ -32,9 +34,11 @@ final class VectorMathTests: XCTestCase {
     // which variants were left out here (reported as skipped, not passed).
     func testAVX2VariantsAreCompared() throws { try requireVariants("avx2", KB_ISA_AVX2) }
     func testAVX512VariantsAreCompared() throws { try requireVariants("avx512", KB_ISA_AVX512) }
+    func testNEONVariantsAreCompared() throws { try requireVariants("neon", KB_ISA_NEON) }
 
     func requireVariants(_ name: String, _ isa: kb_isa) throws {
-        try XCTSkipUnless(kb_cpu_supports(isa) != 0, "this CPU cannot run \(name): its softmax and GELU variants were not compared with the scalar twin here")
+        let elsewhere = isa == KB_ISA_NEON ? " (scripts/test-neon.sh compares them under qemu-user)" : ""
+        try XCTSkipUnless(kb_cpu_supports(isa) != 0, "this CPU cannot run \(name): its softmax and GELU variants were not compared with the scalar twin here\(elsewhere)")
         XCTAssertTrue(Self.softmaxVariants.contains { $0.0 == name })
         XCTAssertTrue(Self.geluVariants.contains { $0.0 == name })
     }
@@ -43,7 +47,7 @@ final class VectorMathTests: XCTestCase {
         let isa = kb_active_isa()
         XCTAssertEqual(kb_cpu_supports(isa), 1)
         XCTAssertEqual(kb_cpu_supports(KB_ISA_SCALAR), 1)
-        XCTAssertTrue(["scalar", "avx2", "avx512"].contains(String(cString: kb_isa_name(isa))))
+        XCTAssertTrue(["scalar", "avx2", "avx512", "neon"].contains(String(cString: kb_isa_name(isa))))
     }
 
     func testErfMatchesFoundationOnDenseGrid() {

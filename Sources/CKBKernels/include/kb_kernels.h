@@ -6,6 +6,7 @@
 //   kb_<name>_scalar   the plain reference every other variant is tested against,
 //   kb_<name>_avx2     x86-64 AVX2 + FMA, 8 lanes,
 //   kb_<name>_avx512   x86-64 AVX-512F, 16 lanes,
+//   kb_<name>_neon     AArch64 NEON (every AArch64 CPU has it), 4 lanes,
 // and kb_<name>, which calls the best variant this CPU supports (chosen once, at first use).
 // The polynomial approximations are the same in every variant; results differ only by
 // fused multiply-add rounding (a few ulp).
@@ -19,14 +20,15 @@ extern "C" {
 #endif
 
 /// The instruction sets a variant may need.
-typedef enum { KB_ISA_SCALAR = 0, KB_ISA_AVX2 = 1, KB_ISA_AVX512 = 2 } kb_isa;
+typedef enum { KB_ISA_SCALAR = 0, KB_ISA_AVX2 = 1, KB_ISA_AVX512 = 2, KB_ISA_NEON = 3 } kb_isa;
 
 /// The best ISA this CPU supports (and the one kb_* dispatches to), unless the environment
-/// variable KBINDEX_ISA is set to "scalar", "avx2" or "avx512" to force a lower one.
+/// variable KBINDEX_ISA names another one this CPU supports ("scalar", "avx2", "avx512",
+/// "neon"); an unsupported or unknown name is ignored.
 kb_isa kb_active_isa(void);
 /// Whether this CPU can run variants of `isa`.
 int kb_cpu_supports(kb_isa isa);
-/// "scalar", "avx2" or "avx512".
+/// "scalar", "avx2", "avx512" or "neon".
 const char *kb_isa_name(kb_isa isa);
 
 /// For each of `rows` rows of `n` floats (row stride `ld`): s = softmax(s), max-subtracted.
@@ -34,6 +36,7 @@ void kb_softmax_rows(float *s, size_t rows, size_t n, size_t ld);
 void kb_softmax_rows_scalar(float *s, size_t rows, size_t n, size_t ld);
 void kb_softmax_rows_avx2(float *s, size_t rows, size_t n, size_t ld);
 void kb_softmax_rows_avx512(float *s, size_t rows, size_t n, size_t ld);
+void kb_softmax_rows_neon(float *s, size_t rows, size_t n, size_t ld);
 
 /// In place over a rows × cols row-major matrix: m = gelu(m + bias[col]) with the exact
 /// erf form gelu(x) = x/2 · (1 + erf(x/√2)); erf is accurate to ~2e-7 absolute.
@@ -41,6 +44,7 @@ void kb_bias_gelu(float *m, size_t rows, size_t cols, const float *bias);
 void kb_bias_gelu_scalar(float *m, size_t rows, size_t cols, const float *bias);
 void kb_bias_gelu_avx2(float *m, size_t rows, size_t cols, const float *bias);
 void kb_bias_gelu_avx512(float *m, size_t rows, size_t cols, const float *bias);
+void kb_bias_gelu_neon(float *m, size_t rows, size_t cols, const float *bias);
 
 /// e^x (relative error ≲ 2 ulp on [-87, 88]; ~1e-38 below) and erf(x), one value at a time:
 /// the scalar twins of the vector code, exported for tests.
