@@ -48,12 +48,6 @@ public struct RemoteConfiguration: Sendable, Equatable, CustomStringConvertible,
         self.maxTextTokens = maxTextTokens
     }
 
-    public static func == (a: RemoteConfiguration, b: RemoteConfiguration) -> Bool {
-        a.provider == b.provider && a.url == b.url && a.model == b.model && a.apiKey == b.apiKey && a.prompts == b.prompts
-            && a.batchSize == b.batchSize && a.concurrency == b.concurrency && a.timeout == b.timeout && a.retries == b.retries
-            && a.maxTextTokens == b.maxTextTokens
-    }
-
     public var description: String {
         "RemoteConfiguration(provider: \(provider.rawValue), url: \(shownURL), model: \(model), apiKey: \(apiKey == nil ? "none" : "set"), "
             + "batchSize: \(batchSize), concurrency: \(concurrency), timeout: \(timeout), retries: \(retries), maxTextTokens: \(maxTextTokens))"

@@ -134,12 +134,12 @@ public enum ModelIdentity {
         let same = recorded.flatMap { r in recordedProvider == kind ? r : nil }
         if kind == .local {
             if options.remoteModel != nil || options.url != nil {
-                throw RetrievalError.model("a remote model or URL was given, but the embedder is the built-in one", folder: nil, isDamage: false)
+                throw RetrievalError.embedderChoice(.remoteOptionsWithLocalEmbedder)
             }
             return try loadLocal(options, same: same)
         }
         guard let model = options.remoteModel ?? same?.model, !model.isEmpty else {
-            throw RetrievalError.model("an \(kind.rawValue) embedder needs the model's name", folder: nil, isDamage: false)
+            throw RetrievalError.embedderChoice(.missingRemoteModel(kind))
         }
         let sameModel = same.flatMap { $0.model == model ? $0 : nil }
         let text = options.url ?? same?.url ?? EmbedderOptions.defaultURL(kind) ?? ""

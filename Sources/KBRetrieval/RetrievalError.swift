@@ -22,6 +22,9 @@ public enum RetrievalError: Error, CustomStringConvertible, Sendable {
     case damaged(SegmentError, index: URL)
     /// The model could not load or gave vectors that are not finite; `folder` is the model's.
     case model(String, folder: URL?, isDamage: Bool)
+    /// The embedder options do not make an embedder: a remote model or URL with the built-in
+    /// encoder, or a remote provider without a model name.
+    case embedderChoice(EmbedderChoiceProblem)
     /// The remote embedding service failed (after its retries): its error, one line.
     case embeddingService(String)
     /// Too much work waits already (a server under more load than it can answer): try later.
@@ -47,10 +50,26 @@ public enum RetrievalError: Error, CustomStringConvertible, Sendable {
         case .damaged(let error, _): return "\(error)"
         case .model(let s, _, _): return s
         case .embeddingService(let s): return s
+        case .embedderChoice(let p): return p.description
         case .incompatibleModel(let index, let reason): return "index '\(index)': \(reason)"
         case .busy(let why): return "too busy to answer now: \(why)"
         case .unknownPrecision(let index, let value):
             return "\(index.isEmpty ? "the index" : "index '\(index)'") was embedded in precision '\(SearchHit.shortened(value, to: 32))', which this kbindex does not know (it knows \(Precision.allCases.map(\.rawValue).joined(separator: ", ")))"
+        }
+    }
+}
+
+/// What is wrong with a choice of embedder (`RetrievalError.embedderChoice`).
+public enum EmbedderChoiceProblem: Sendable, Equatable, CustomStringConvertible {
+    /// A remote model name or URL was given, but the embedder is the built-in one.
+    case remoteOptionsWithLocalEmbedder
+    /// A remote provider, and no model name from the options or the index.
+    case missingRemoteModel(EmbeddingProvider)
+
+    public var description: String {
+        switch self {
+        case .remoteOptionsWithLocalEmbedder: return "a remote model or URL was given, but the embedder is the built-in one"
+        case .missingRemoteModel(let p): return "an \(p.rawValue) embedder needs the model's name"
         }
     }
 }

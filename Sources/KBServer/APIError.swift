@@ -82,8 +82,8 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
             return APIError(.serviceUnavailable, "index_unavailable", "\(error)", headers: [.retryAfter: "1"])
         case .damaged:
             return APIError(.internalServerError, "index_damaged", "\(error): run 'kbindex verify' on the server for the full check")
-        case .model, .incompatibleModel, .unknownPrecision:
-            // .unknownPrecision is met only at start-up, where the CLI reports it.
+        case .model, .incompatibleModel, .unknownPrecision, .embedderChoice:
+            // .unknownPrecision and .embedderChoice are met only at start-up, where the CLI reports them.
             return APIError(.internalServerError, "model_error", "\(error)")
         case .embeddingService:
             return APIError(.badGateway, "embedding_service_error", "\(error)")

@@ -95,11 +95,10 @@ enum ModelLoading {
     /// `error` (a `RetrievalError.model` or any other) as one line; when it says a local
     /// model's files are damaged, followed by how to replace them.
     static func failure(_ error: Error) -> CLIError {
-        if case RetrievalError.model(let message, nil, false) = error, message.hasPrefix("a remote model or URL was given") {
-            return CLIError("\(message): add --embedder openai or ollama")
-        }
-        if case RetrievalError.model(let message, nil, false) = error, message.hasSuffix("embedder needs the model's name") {
-            return CLIError("\(message): give --embed-model NAME")
+        switch error {
+        case RetrievalError.embedderChoice(.remoteOptionsWithLocalEmbedder): return CLIError("\(error): add --embedder openai or ollama")
+        case RetrievalError.embedderChoice(.missingRemoteModel): return CLIError("\(error): give --embed-model NAME")
+        default: break
         }
         if case RetrievalError.model(let message, let folder?, true) = error {
             return CLIError("\(message): \(repair(folder, store: ModelStore()))")
