@@ -266,6 +266,65 @@ KB_VNNI_T void kb_i8_dot_rows_batch_avx512vnni(const int8_t *qs, size_t qstride,
         }
     }
 }
+
+// AVX-VNNI: the AVX-512 VNNI scheme above (rows flipped to r + 128, minus 128·Σq per query) on
+// ymm with the VEX-encoded vpdpbusd, for CPUs that have it without AVX-512 (Alder Lake and
+// later client cores, Sierra Forest). The last dims % 32 dimensions are added in scalar code,
+// so the correction covers only the vector part.
+#define KB_AVXVNNI_T __attribute__((target("avx2,avxvnni")))
+
+// Σ q[i] in the baseline ISA (kb_vnni_sum is compiled for AVX-512, which this path may lack).
+static int32_t kb_plain_sum(const int8_t *q, size_t dims) {
+    int32_t s = 0;
+    for (size_t i = 0; i < dims; i++) s += q[i];
+    return s;
+}
+
+KB_AVXVNNI_T KB_INLINE void kb_avxvnni_row_nq(const int8_t *qs, size_t qstride, const int8_t *row, size_t dims,
+                                              int32_t *out, size_t ldo, const int Q) {
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    const size_t full = dims & ~(size_t)31;
+    __m256i acc[8];
+    for (int j = 0; j < Q; j++) acc[j] = _mm256_setzero_si256();
+    for (size_t i = 0; i < full; i += 32) {
+        const __m256i rx = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(row + i)), flip);
+        for (int j = 0; j < Q; j++)
+            acc[j] = _mm256_dpbusd_avx_epi32(acc[j], rx, _mm256_loadu_si256((const __m256i *)(qs + j * qstride + i)));
+    }
+    for (int j = 0; j < Q; j++) {
+        const int8_t *q = qs + j * qstride;
+        uint32_t s = (uint32_t)kb_hsum256(acc[j]) - 128u * (uint32_t)kb_plain_sum(q, full);
+        for (size_t i = full; i < dims; i++) s += (uint32_t)((int32_t)q[i] * (int32_t)row[i]);
+        out[j * ldo] = (int32_t)s;
+    }
+}
+
+KB_AVXVNNI_T void kb_i8_dot_rows_batch_avxvnni(const int8_t *qs, size_t qstride, size_t nq, const int8_t *rows,
+                                               size_t stride, size_t dims, size_t n, int32_t *scores) {
+    for (size_t r = 0; r < n; r++) {
+        const int8_t *row = rows + r * stride;
+        // 8 queries per block (8 ymm accumulators); the row stays in L1/L2 across blocks.
+        for (size_t j = 0; j < nq; j += 8) {
+            const int8_t *qb = qs + j * qstride;
+            int32_t *out = scores + j * n + r;
+            switch (nq - j) {
+            case 1: kb_avxvnni_row_nq(qb, qstride, row, dims, out, n, 1); break;
+            case 2: kb_avxvnni_row_nq(qb, qstride, row, dims, out, n, 2); break;
+            case 3: kb_avxvnni_row_nq(qb, qstride, row, dims, out, n, 3); break;
+            case 4: kb_avxvnni_row_nq(qb, qstride, row, dims, out, n, 4); break;
+            case 5: kb_avxvnni_row_nq(qb, qstride, row, dims, out, n, 5); break;
+            case 6: kb_avxvnni_row_nq(qb, qstride, row, dims, out, n, 6); break;
+            case 7: kb_avxvnni_row_nq(qb, qstride, row, dims, out, n, 7); break;
+            default: kb_avxvnni_row_nq(qb, qstride, row, dims, out, n, 8); break;
+            }
+        }
+    }
+}
+
+KB_AVXVNNI_T void kb_i8_dot_rows_avxvnni(const int8_t *q, const int8_t *rows, size_t stride, size_t dims, size_t n,
+                                         int32_t *scores) {
+    kb_i8_dot_rows_batch_avxvnni(q, dims, 1, rows, stride, dims, n, scores);
+}
 #else
 void kb_i8_dot_rows_avx2(const int8_t *q, const int8_t *rows, size_t stride, size_t dims, size_t n, int32_t *s) {
     kb_i8_dot_rows_scalar(q, rows, stride, dims, n, s);
@@ -279,6 +338,13 @@ void kb_i8_dot_rows_avx512vnni(const int8_t *q, const int8_t *rows, size_t strid
 }
 void kb_i8_dot_rows_batch_avx512vnni(const int8_t *qs, size_t qstride, size_t nq, const int8_t *rows, size_t stride,
                                      size_t dims, size_t n, int32_t *s) {
+    kb_i8_dot_rows_batch_scalar(qs, qstride, nq, rows, stride, dims, n, s);
+}
+void kb_i8_dot_rows_avxvnni(const int8_t *q, const int8_t *rows, size_t stride, size_t dims, size_t n, int32_t *s) {
+    kb_i8_dot_rows_scalar(q, rows, stride, dims, n, s);
+}
+void kb_i8_dot_rows_batch_avxvnni(const int8_t *qs, size_t qstride, size_t nq, const int8_t *rows, size_t stride,
+                                  size_t dims, size_t n, int32_t *s) {
     kb_i8_dot_rows_batch_scalar(qs, qstride, nq, rows, stride, dims, n, s);
 }
 #endif
@@ -390,6 +456,7 @@ int kb_dot_kernel_supported(kb_dot_kernel_id k) {
     case KB_DOT_AVX512VNNI:
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512vnni");
+    case KB_DOT_AVXVNNI: return __builtin_cpu_supports("avx2") && kb_x86_has_avxvnni();
 #endif
 #ifdef KB_DOT_ARM
     case KB_DOT_NEON: return 1;
@@ -404,6 +471,7 @@ const char *kb_dot_kernel_id_name(kb_dot_kernel_id k) {
     case KB_DOT_AVX2: return "avx2";
     case KB_DOT_AVX512VNNI: return "avx512vnni";
     case KB_DOT_NEON: return "neon";
+    case KB_DOT_AVXVNNI: return "avxvnni";
     default: return "unknown";
     }
 }
@@ -412,8 +480,8 @@ static int kb_dot_kernel_supported_id(int k) { return kb_dot_kernel_supported((k
 static const char *kb_dot_kernel_name_of(int k) { return kb_dot_kernel_id_name((kb_dot_kernel_id)k); }
 
 kb_dot_kernel_id kb_dot_kernel_select(const char *forced) {
-    static const int by_preference[] = {KB_DOT_AVX512VNNI, KB_DOT_NEON, KB_DOT_AVX2, KB_DOT_SCALAR};
-    return (kb_dot_kernel_id)kb_select_kernel(by_preference, sizeof by_preference / sizeof by_preference[0], KB_DOT_SCALAR, KB_DOT_NEON,
+    static const int by_preference[] = {KB_DOT_AVX512VNNI, KB_DOT_AVXVNNI, KB_DOT_NEON, KB_DOT_AVX2, KB_DOT_SCALAR};
+    return (kb_dot_kernel_id)kb_select_kernel(by_preference, sizeof by_preference / sizeof by_preference[0], KB_DOT_SCALAR, KB_DOT_AVXVNNI,
                                     kb_dot_kernel_supported_id, kb_dot_kernel_name_of, forced);
 }
 
@@ -431,6 +499,7 @@ void kb_i8_dot_rows_with(kb_dot_kernel_id k, const int8_t *q, const int8_t *rows
     case KB_DOT_AVX2: kb_i8_dot_rows_avx2(q, rows, stride, dims, n, scores); break;
     case KB_DOT_AVX512VNNI: kb_i8_dot_rows_avx512vnni(q, rows, stride, dims, n, scores); break;
     case KB_DOT_NEON: kb_i8_dot_rows_neon(q, rows, stride, dims, n, scores); break;
+    case KB_DOT_AVXVNNI: kb_i8_dot_rows_avxvnni(q, rows, stride, dims, n, scores); break;
     default: kb_i8_dot_rows_scalar(q, rows, stride, dims, n, scores); break;
     }
 }
@@ -442,6 +511,7 @@ void kb_i8_dot_rows_batch_with(kb_dot_kernel_id k, const int8_t *qs, size_t qstr
     case KB_DOT_AVX2: kb_i8_dot_rows_batch_avx2(qs, qstride, nq, rows, stride, dims, n, scores); break;
     case KB_DOT_AVX512VNNI: kb_i8_dot_rows_batch_avx512vnni(qs, qstride, nq, rows, stride, dims, n, scores); break;
     case KB_DOT_NEON: kb_i8_dot_rows_batch_neon(qs, qstride, nq, rows, stride, dims, n, scores); break;
+    case KB_DOT_AVXVNNI: kb_i8_dot_rows_batch_avxvnni(qs, qstride, nq, rows, stride, dims, n, scores); break;
     default: kb_i8_dot_rows_batch_scalar(qs, qstride, nq, rows, stride, dims, n, scores); break;
     }
 }

@@ -422,11 +422,6 @@ KB_VNNI512_T static void kb_i8_gemm_avx512vnni(const kb_i8_weights *w, const int
     }
 }
 
-static int kb_x86_has_avxvnni(void) {
-    unsigned eax, ebx, ecx, edx;
-    if (!__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx)) return 0;
-    return (eax >> 4) & 1;  // CPUID.(EAX=7, ECX=1):EAX[4] = AVX-VNNI
-}
 #else
 void kb_i8_quantize_rows_avx2(const float *x, size_t ldx, size_t m, size_t k, const float *cs, int8_t *q, size_t ldq, float *s) {
     kb_i8_quantize_rows_scalar(x, ldx, m, k, cs, q, ldq, s);

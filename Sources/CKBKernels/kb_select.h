@@ -33,6 +33,17 @@ static inline int kb_cached_kernel(int *cache, int (*select)(const char *), cons
     return v;
 }
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+// AVX-VNNI (VEX-encoded vpdpbusd on xmm/ymm): CPUID.(EAX=7, ECX=1):EAX[4]. Compilers' cpu
+// feature builtins do not all know it, so it is asked of CPUID directly.
+static inline int kb_x86_has_avxvnni(void) {
+    unsigned eax, ebx, ecx, edx;
+    if (!__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx)) return 0;
+    return (eax >> 4) & 1;
+}
+#endif
+
 #if defined(__aarch64__)
 // AArch64's dot-product extension (sdot): a compile-time fact when the target has it, else
 // asked of the OS once per translation unit and cached. KB_DOTPROD_T marks the functions

@@ -35,6 +35,11 @@ public final class QueryBatch: @unchecked Sendable {
 
     deinit { kb_query_batch_free(handle) }
 
+    /// The scan path this batch runs, for reports: the kernel's name and the path's, e.g.
+    /// "avx2 tile8" (one query at a time, 8-row tiles), "avx512vnni packed16x4" (the
+    /// register-tiled batch kernel), "scalar generic".
+    public var path: String { String(cString: kb_query_batch_path(handle)) }
+
     /// Scores `n` rows against every query and writes to `out` each (row, query) pair whose
     /// score `scale(row) · dot(query, row)` (as Float, computed exactly that way) is ≥
     /// `thresholds[query]`. Returns the number written. Row `r` is at `rows + r · stride`; its

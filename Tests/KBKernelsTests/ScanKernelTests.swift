@@ -36,9 +36,10 @@ final class ScanKernelTests: XCTestCase {
     func testAVX2FindsTheScalarCandidates() throws { try findsTheScalarCandidates(.avx2) }
     func testAVX512VNNIFindsTheScalarCandidates() throws { try findsTheScalarCandidates(.avx512vnni) }
     func testNEONFindsTheScalarCandidates() throws { try findsTheScalarCandidates(.neon) }
+    func testAVXVNNIFindsTheScalarCandidates() throws { try findsTheScalarCandidates(.avxvnni) }
 
     func findsTheScalarCandidates(_ kernel: DotKernel) throws {
-        try XCTSkipUnless(kernel.isSupported, "this CPU cannot run the \(kernel) kernel: its scan (single query and packed batch) did not run here")
+        try XCTSkipUnless(kernel.isSupported, "this CPU cannot run the \(kernel) kernel: its scan (single query and packed batch) did not run here\(kernel == .neon ? " (scripts/test-neon.sh runs it under qemu-user)" : "")")
         var rng = SeededRNG(seed: 77)
         func values(_ n: Int, extreme: Bool) -> [Int8] {
             (0..<n).map { _ in extreme ? (Bool.random(using: &rng) ? 127 : -127) : Int8.random(in: -127...127, using: &rng) }
@@ -47,6 +48,7 @@ final class ScanKernelTests: XCTestCase {
             (1, 1, 5), (3, 8, 7), (4, 9, 13), (5, 16, 6), (63, 17, 64), (64, 7, 65), (65, 33, 12),
             (103, 50, 130), (384, 8, 200), (384, 64, 70), (384, 200, 19), (385, 23, 31), (770, 65, 9),
             (384, 1, 16), (384, 1, 47), (100, 2, 33), (64, 1, 15), (129, 3, 100), (7, 1, 17),
+            (384, 1, 8), (384, 7, 9), (33, 8, 25), (416, 2, 23), (96, 24, 11), (1, 8, 3),
         ]
         for (dims, nq, n) in cases {
             for extreme in [false, true] {
@@ -71,6 +73,12 @@ final class ScanKernelTests: XCTestCase {
                 do {
                     let batch = QueryBatch(queries: queries, count: nq, dimensions: dims, kernel: kernel)
                     XCTAssertEqual(batch.kernel, kernel)
+                    // Every kernel but scalar has its own paths: a row tile for fewer than 8
+                    // queries, a packed kernel from 8 on (never the generic fallback).
+                    if kernel != .scalar {
+                        XCTAssertTrue(batch.path.hasPrefix("\(kernel)") && batch.path.contains(nq < 8 ? "tile" : "packed"),
+                                      "\(kernel) with \(nq) queries runs \(batch.path)")
+                    }
                     for thresholds in [all, middle, none] {
                         buffer.withUnsafeMutableBufferPointer { b in
                             let rows = UnsafePointer(b.baseAddress! + offset)
@@ -112,6 +120,6 @@ final class ScanKernelTests: XCTestCase {
     func testActiveKernelIsSupportedAndNamed() {
         XCTAssertTrue(DotKernel.active.isSupported)
         XCTAssertTrue(DotKernel.supported.contains(.scalar))
-        XCTAssertEqual(DotKernel.allCases.map(\.description), ["scalar", "avx2", "avx512vnni", "neon"])
+        XCTAssertEqual(DotKernel.allCases.map(\.description), ["scalar", "avx2", "avx512vnni", "neon", "avxvnni"])
     }
 }

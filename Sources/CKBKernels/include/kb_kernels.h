@@ -61,6 +61,8 @@ float kb_erf_scalar(float x);
 //                              saturate because no input is −128 (see dot.c),
 //   kb_i8_dot_rows_avx512vnni  x86-64 AVX-512 VNNI: vpdpbusd on (row + 128) as the unsigned side,
 //                              minus 128·Σq once per query,
+//   kb_i8_dot_rows_avxvnni     x86-64 AVX-VNNI (VEX vpdpbusd on ymm, CPUs without AVX-512): the
+//                              same at 32 bytes per instruction,
 //   kb_i8_dot_rows_neon        AArch64: sdot (vdotq_s32) when the CPU has dotprod, else
 //                              vmull_s8 + vpadalq_s16.
 // Every name exists on every platform; a variant of another architecture (or one this CPU
@@ -81,16 +83,18 @@ typedef enum {
     KB_DOT_AVX2 = 1,
     KB_DOT_AVX512VNNI = 2,
     KB_DOT_NEON = 3,
+    KB_DOT_AVXVNNI = 4,
 } kb_dot_kernel_id;
 
 /// The kernel kb_i8_dot_rows / kb_i8_dot_rows_batch dispatch to, chosen once (thread-safe):
-/// the best this CPU runs, unless the environment variable KBINDEX_KERNEL names another one
-/// ("scalar", "avx2", "avx512vnni", "neon") that this CPU supports. A forced kernel the CPU
+/// the best this CPU runs (avx512vnni, avxvnni, neon, avx2, scalar in that order), unless the
+/// environment variable KBINDEX_KERNEL names another one ("scalar", "avx2", "avx512vnni",
+/// "neon", "avxvnni") that this CPU supports. A forced kernel the CPU
 /// cannot run (or an unknown name) falls back to the best available.
 kb_dot_kernel_id kb_dot_kernel(void);
 /// The name of kb_dot_kernel(): the kernel actually used, not the one asked for.
 const char *kb_dot_kernel_name(void);
-/// "scalar", "avx2", "avx512vnni" or "neon" ("unknown" for any other value).
+/// "scalar", "avx2", "avx512vnni", "neon" or "avxvnni" ("unknown" for any other value).
 const char *kb_dot_kernel_id_name(kb_dot_kernel_id k);
 /// Whether this CPU (and OS) can run kernel `k`.
 int kb_dot_kernel_supported(kb_dot_kernel_id k);
@@ -104,6 +108,7 @@ void kb_i8_dot_rows_scalar(const int8_t *q, const int8_t *rows, size_t stride, s
 void kb_i8_dot_rows_avx2(const int8_t *q, const int8_t *rows, size_t stride, size_t dims, size_t n, int32_t *scores);
 void kb_i8_dot_rows_avx512vnni(const int8_t *q, const int8_t *rows, size_t stride, size_t dims, size_t n, int32_t *scores);
 void kb_i8_dot_rows_neon(const int8_t *q, const int8_t *rows, size_t stride, size_t dims, size_t n, int32_t *scores);
+void kb_i8_dot_rows_avxvnni(const int8_t *q, const int8_t *rows, size_t stride, size_t dims, size_t n, int32_t *scores);
 
 /// For nq queries at qs + j·qstride (any qstride; queries are only read, so they may overlap):
 /// scores[j·n + r] = Σ_{i<dims} q_j[i]·row_r[i], scores holding nq·n values.
@@ -119,6 +124,8 @@ void kb_i8_dot_rows_batch_avx512vnni(const int8_t *qs, size_t qstride, size_t nq
                                      size_t stride, size_t dims, size_t n, int32_t *scores);
 void kb_i8_dot_rows_batch_neon(const int8_t *qs, size_t qstride, size_t nq, const int8_t *rows, size_t stride,
                                size_t dims, size_t n, int32_t *scores);
+void kb_i8_dot_rows_batch_avxvnni(const int8_t *qs, size_t qstride, size_t nq, const int8_t *rows, size_t stride,
+                                  size_t dims, size_t n, int32_t *scores);
 
 /// The same, through kernel `k` explicitly (scalar when this CPU cannot run `k`).
 void kb_i8_dot_rows_with(kb_dot_kernel_id k, const int8_t *q, const int8_t *rows, size_t stride, size_t dims,
@@ -225,8 +232,9 @@ void kb_i8_gemm(const kb_i8_weights *w, const int8_t *a, size_t lda, const float
 
 // ---- the index scan: dot products fused with a top-k threshold -------------------------------
 //
-// A batch of queries prepared once (copied, and for AVX-512 VNNI with 8 or more queries laid
-// out for a register-tiled kernel, see scan.c), then scanned against blocks of rows. For each
+// A batch of queries prepared once (copied, and laid out for its kernel's scan path: a
+// single-query row tile, or with 8 or more queries a register-tiled packed kernel; see scan.c),
+// then scanned against blocks of rows. For each
 // row r < n and query j, with v = scale_r · (float)dot(q_j, row_r) computed in float exactly as
 // written (int32 → float rounding to nearest, one float multiply), the pair is a candidate when
 // v >= thresholds[j]. Callers keep thresholds[j] at the score of the worst hit in query j's
@@ -251,6 +259,10 @@ void kb_query_batch_free(kb_query_batch *batch);
 size_t kb_query_batch_count(const kb_query_batch *batch);
 /// The kernel the batch actually runs with.
 kb_dot_kernel_id kb_query_batch_kernel(const kb_query_batch *batch);
+/// The scan path the batch runs, for reports: the kernel's name, then the path's, e.g.
+/// "avx2 tile8", "avx512vnni packed16x4", "neon-i8mm packed"; "<kernel> generic" for the
+/// generic blocked path. A static string.
+const char *kb_query_batch_path(const kb_query_batch *batch);
 
 /// Scores rows 0..<n (row r at rows + r·stride, stride ≥ dims, values in [-127, 127]) against
 /// every query of `batch` and writes each candidate to `out`; returns how many. Row r's scale
