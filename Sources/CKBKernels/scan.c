@@ -62,8 +62,8 @@ static const char *kb_generic_path_name(kb_dot_kernel_id k) {
     }
 }
 
-kb_query_batch *kb_query_batch_new(kb_dot_kernel_id kernel, const int8_t *qs, size_t qstride, size_t nq,
-                                   size_t dims) {
+static kb_query_batch *kb_query_batch_make(kb_dot_kernel_id kernel, const int8_t *qs, size_t qstride, size_t nq,
+                                          size_t dims, int fast) {
     if (!kb_dot_kernel_supported(kernel)) kernel = KB_DOT_SCALAR;
     kb_query_batch *b = calloc(1, sizeof *b);
     if (!b) return NULL;
@@ -74,11 +74,21 @@ kb_query_batch *kb_query_batch_new(kb_dot_kernel_id kernel, const int8_t *qs, si
     if (!b->queries) { free(b); return NULL; }
     for (size_t j = 0; j < nq; j++) memcpy(b->queries + j * dims, qs + j * qstride, dims);
     b->path = kb_generic_path_name(kernel);
-    if (nq > 0 && (!kb_scan_prepare_x86(b) || !kb_scan_prepare_neon(b))) {
+    if (fast && nq > 0 && (!kb_scan_prepare_x86(b) || !kb_scan_prepare_neon(b))) {
         kb_query_batch_free(b);
         return NULL;
     }
     return b;
+}
+
+kb_query_batch *kb_query_batch_new(kb_dot_kernel_id kernel, const int8_t *qs, size_t qstride, size_t nq,
+                                   size_t dims) {
+    return kb_query_batch_make(kernel, qs, qstride, nq, dims, 1);
+}
+
+kb_query_batch *kb_query_batch_new_generic(kb_dot_kernel_id kernel, const int8_t *qs, size_t qstride, size_t nq,
+                                           size_t dims) {
+    return kb_query_batch_make(kernel, qs, qstride, nq, dims, 0);
 }
 
 void kb_query_batch_free(kb_query_batch *b) {

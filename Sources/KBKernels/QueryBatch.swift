@@ -19,12 +19,16 @@ public final class QueryBatch: @unchecked Sendable {
     /// Copies `count` queries of `dimensions` values each, stored back to back in `queries`.
     /// Precondition: `queries.count == count · dimensions`; values in −127…127 (never −128);
     /// `dimensions ≤ 131_072`. O(count · dimensions).
-    public init(queries: [Int8], count: Int, dimensions: Int, kernel: DotKernel = .active) {
+    ///
+    /// `genericPath` runs the kernel's dot products on the generic blocked path instead of the
+    /// kernel's own scan paths: the scan as it was before them, for benchmarks' baselines.
+    public init(queries: [Int8], count: Int, dimensions: Int, kernel: DotKernel = .active, genericPath: Bool = false) {
         precondition(queries.count == count * dimensions, "queries hold \(queries.count) values, not \(count) × \(dimensions)")
         precondition(dimensions <= 131_072, "at most 131072 dimensions")
         precondition(!queries.contains(-128), "query values must be in -127...127")
         let h = queries.withUnsafeBufferPointer { q in
-            kb_query_batch_new(kernel.cID, q.baseAddress, dimensions, count, dimensions)
+            genericPath ? kb_query_batch_new_generic(kernel.cID, q.baseAddress, dimensions, count, dimensions)
+                : kb_query_batch_new(kernel.cID, q.baseAddress, dimensions, count, dimensions)
         }
         guard let h else { fatalError("out of memory preparing \(count) queries") }
         handle = h

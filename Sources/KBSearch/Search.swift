@@ -45,11 +45,15 @@ public enum Search {
         public var threads: Int?
         /// The int8 kernel (nil: `DotKernel.active`).
         public var kernel: DotKernel?
+        /// Run the kernel on the generic blocked path rather than its own scan paths (the scan
+        /// before them): a baseline for benchmarks, same results.
+        public var genericPath = false
         public var minRowsPerThread = 16_384
 
-        public init(threads: Int? = nil, kernel: DotKernel? = nil) {
+        public init(threads: Int? = nil, kernel: DotKernel? = nil, genericPath: Bool = false) {
             self.threads = threads
             self.kernel = kernel
+            self.genericPath = genericPath
         }
     }
 
@@ -79,7 +83,7 @@ public enum Search {
             precondition(seg.dimensions == dims, "query has \(dims) dimensions, segment \(seg.path) has \(seg.dimensions)")
         }
         // 1. Quantize every query once.
-        let (batch, qScales) = prepare(queries, dimensions: dims, kernel: options.kernel)
+        let (batch, qScales) = prepare(queries, dimensions: dims, kernel: options.kernel, genericPath: options.genericPath)
 
         // 2. Which documents pass, as one bitmap per segment: not deleted by a later build,
         // and accepted by the filter. nil: every document passes.
@@ -148,7 +152,8 @@ extension Search {
     }
 
     /// Quantizes every query once into a batch for the scan kernels, with each query's scale.
-    static func prepare(_ queries: [[Float]], dimensions dims: Int, kernel: DotKernel?) -> (QueryBatch, [Float]) {
+    static func prepare(_ queries: [[Float]], dimensions dims: Int, kernel: DotKernel?,
+                        genericPath: Bool = false) -> (QueryBatch, [Float]) {
         let nq = queries.count
         var q = [Int8](repeating: 0, count: nq * dims)
         var qScales = [Float](repeating: 0, count: nq)
@@ -160,7 +165,7 @@ extension Search {
                 }
             }
         }
-        return (QueryBatch(queries: q, count: nq, dimensions: dims, kernel: kernel ?? .active), qScales)
+        return (QueryBatch(queries: q, count: nq, dimensions: dims, kernel: kernel ?? .active, genericPath: genericPath), qScales)
     }
 }
 

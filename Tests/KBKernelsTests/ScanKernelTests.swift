@@ -86,6 +86,11 @@ final class ScanKernelTests: XCTestCase {
                             let got = scan(batch, rows: rows, stride: stride, n: n, scales: scales, thresholds: thresholds)
                             XCTAssertEqual(got.count, want.count, "\(kernel) dims \(dims) nq \(nq) n \(n)")
                             XCTAssertEqual(Set(got), want, "\(kernel) dims \(dims) nq \(nq) n \(n) extreme \(extreme)")
+                            // The generic path (the benchmarks' baseline) agrees as well.
+                            let generic = QueryBatch(queries: queries, count: nq, dimensions: dims, kernel: kernel, genericPath: true)
+                            XCTAssertEqual(generic.path, "\(kernel) generic")
+                            XCTAssertEqual(Set(scan(generic, rows: rows, stride: stride, n: n, scales: scales, thresholds: thresholds)), want,
+                                           "\(kernel) generic path, dims \(dims) nq \(nq) n \(n)")
                         }
                     }
                 }

@@ -255,6 +255,11 @@ typedef struct kb_query_batch kb_query_batch;
 /// NULL when memory is short. O(nq · dims).
 kb_query_batch *kb_query_batch_new(kb_dot_kernel_id kernel, const int8_t *qs, size_t qstride, size_t nq,
                                    size_t dims);
+/// The same batch on the generic blocked path whatever the kernel (kb_i8_dot_rows_batch_with on
+/// blocks of rows, thresholds in scalar code): the scan as it was before the per-ISA paths,
+/// kept as the baseline benchmarks measure against. Same results, slower.
+kb_query_batch *kb_query_batch_new_generic(kb_dot_kernel_id kernel, const int8_t *qs, size_t qstride, size_t nq,
+                                           size_t dims);
 void kb_query_batch_free(kb_query_batch *batch);
 size_t kb_query_batch_count(const kb_query_batch *batch);
 /// The kernel the batch actually runs with.
