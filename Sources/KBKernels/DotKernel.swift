@@ -18,5 +18,13 @@ public enum DotKernel: Int, CaseIterable, Sendable, CustomStringConvertible {
     /// "scalar", "avx2", "avx512vnni", "neon" or "avxvnni": the value `KBINDEX_KERNEL` accepts.
     public var description: String { String(cString: kb_dot_kernel_id_name(cID)) }
 
+    /// The scan paths this kernel runs on this CPU for vectors of `dimensions`: for one query
+    /// and for a batch (e.g. "avx2 tile8" and "avx2 packed8x4"). Builds two small batches.
+    public func scanPaths(dimensions: Int) -> (single: String, batch: String) {
+        let one = QueryBatch(queries: [Int8](repeating: 0, count: dimensions), count: 1, dimensions: dimensions, kernel: self)
+        let many = QueryBatch(queries: [Int8](repeating: 0, count: 16 * dimensions), count: 16, dimensions: dimensions, kernel: self)
+        return (one.path, many.path)
+    }
+
     var cID: kb_dot_kernel_id { kb_dot_kernel_id(rawValue: UInt32(rawValue)) }
 }

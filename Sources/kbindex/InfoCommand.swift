@@ -44,7 +44,8 @@ struct InfoCommand: ParsableCommand {
             print("lexical:   none (built before BM25 search; 'kbindex build --rebuild' adds it): vector search only")
         }
         let cores = ProcessInfo.processInfo.activeProcessorCount
-        print("scan:      \(DotKernel.active) kernel on \(cores) \(cores == 1 ? "core" : "cores") (KBINDEX_KERNEL=\(DotKernel.supported.map(\.description).joined(separator: "|")) forces one)")
+        let paths = DotKernel.active.scanPaths(dimensions: idx.manifest.model.dimensions)
+        print("scan:      \(DotKernel.active) kernel on \(cores) \(cores == 1 ? "core" : "cores"): \(paths.single) for one question, \(paths.batch) for batches (KBINDEX_KERNEL=\(DotKernel.supported.map(\.description).joined(separator: "|")) forces one)")
         let stray = IndexFiles.stray(in: idx.url, manifest: idx.manifest)
         if !stray.isEmpty {
             print(IndexOpening.strayLine(stray))

@@ -242,6 +242,7 @@ final class BuildQueryTests: XCTestCase {
         // A forced kernel is the one the scan reports and uses; an unknown name falls back.
         let forced = try CLIRunner.run(["info", "--index", indexDir.path], environment: env.merging(["KBINDEX_KERNEL": "scalar"]) { $1 })
         XCTAssertTrue(forced.stdout.contains("scan:      scalar kernel"), forced.stdout)
+        XCTAssertTrue(forced.stdout.contains("scalar generic for one question, scalar generic for batches"), forced.stdout)
         let bogus = try CLIRunner.run(["info", "--index", indexDir.path], environment: env.merging(["KBINDEX_KERNEL": "bogus"]) { $1 })
         let scanLine = { (out: String) in out.split(separator: "\n").first { $0.hasPrefix("scan:") }.map(String.init) }
         XCTAssertEqual(scanLine(bogus.stdout), scanLine(info.stdout))
