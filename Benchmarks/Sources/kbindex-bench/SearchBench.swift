@@ -15,8 +15,10 @@ import KBSearch
 ///   - the memory floor: the best this process streams the segments' vector bytes with the
 ///     widest loads the CPU has, split across the same number of threads (GB/s, and the
 ///     milliseconds of the fastest of ≥ 9 passes);
-///   - kbindex: single-query p50 (`Search.topK`, quantization and merge included) and batched
-///     queries/s (`Search.topK(batch:)`), plus recall@k against exact float32 search;
+///   - kbindex, for each --kernels variant (a scan kernel, or the baseline: avx2/neon on the
+///     generic blocked path): single-query p50 (`Search.topK`, quantization and merge
+///     included) and batched queries/s (`Search.topK(batch:)`), plus recall@k against exact
+///     float32 search, and the scan path each ran (`QueryBatch.path`);
 ///   - peers (Benchmarks/peers/run_peers.sh, its own venv from PyPI) on the same vectors:
 ///     faiss-cpu SQ8 and FlatIP, usearch exact i8, numpy float32.
 struct SearchBench: ParsableCommand {
@@ -26,10 +28,15 @@ struct SearchBench: ParsableCommand {
         discussion: """
             Examples:
               swift run -c release kbindex-bench search --rows 100000 --threads 1 --no-peers
+              swift run -c release kbindex-bench search --rows 1000000 --kernels all
               swift run -c release kbindex-bench search --rows 100000,1000000 --threads 1,2 \\
                 --real-corpus /usr/share/doc/python3.11/html --exclude '_sources/**' --exclude 'genindex*' --json
             The real corpus's float32 embeddings take minutes to compute the first time; they
             are cached in Benchmarks/.cache. Peers need python3-venv and PyPI the first time.
+            --kernels all measures every scan kernel this CPU runs on the same index,
+            and the baseline (avx2, neon on ARM, on the generic blocked path: the scan
+            before the per-ISA paths), so one table compares them; each row names the
+            scan paths the kernel ran for the single query and for the batch.
             """
     )
 
@@ -50,6 +57,19 @@ struct SearchBench: ParsableCommand {
 
     @Option(help: "Single queries timed for the p50.")
     var single = 50
+
+    @Option(help: ArgumentHelp(
+        "Scan kernels to measure, each on the same index: best, all, or a comma-separated list.",
+        discussion: """
+            best: the kernel search uses on this CPU (the default). all: every kernel this CPU \
+            runs except scalar, plus the baseline. A list names kernels (scalar, avx2, \
+            avx512vnni, avxvnni, neon: those this CPU runs), best, and baseline (or generic): \
+            the avx2 kernel (neon on ARM) on the generic blocked path, the scan before the \
+            per-ISA paths, which the batch ratios compare against. \
+            Example: --kernels all, or --kernels avx2,avxvnni,baseline.
+            """,
+        valueName: "list"))
+    var kernels = "best"
 
     @Option(help: "A document folder whose chunks give the real embeddings (e.g. /usr/share/doc/python3.11/html).")
     var realCorpus: String?
@@ -76,6 +96,64 @@ struct SearchBench: ParsableCommand {
 
     func log(_ s: String) { FileHandle.standardError.write((s + "\n").data(using: .utf8)!) }
 
+    /// One way to run the scan: a kernel on its own scan paths, or on the generic blocked path
+    /// (the baseline).
+    struct KernelVariant: Hashable, CustomStringConvertible {
+        var kernel: DotKernel
+        var genericPath = false
+        /// "avx2", or "avx2 generic" for the baseline.
+        var description: String { genericPath ? "\(kernel) generic" : "\(kernel)" }
+    }
+
+    /// The variants `--kernels` names, in its order, each once. `best` is `active`; `all` is
+    /// the baseline then every supported kernel but scalar; `baseline`/`generic` is avx2 (or
+    /// neon) on the generic path. Throws a ValidationError listing the supported kernels for
+    /// an unknown or unsupported name.
+    static func kernelVariants(_ spec: String, supported: [DotKernel], active: DotKernel) throws -> [KernelVariant] {
+        let names = supported.map(\.description).joined(separator: ", ")
+        let baselineKernel = [DotKernel.avx2, .neon].first(where: supported.contains)
+        var out: [KernelVariant] = []
+        func add(_ v: KernelVariant) { if !out.contains(v) { out.append(v) } }
+        func addBaseline(required: Bool) throws {
+            if let baselineKernel { add(KernelVariant(kernel: baselineKernel, genericPath: true)) }
+            else if required { throw ValidationError("--kernels: no baseline on this CPU (it runs neither avx2 nor neon); supported kernels: \(names)") }
+        }
+        let tokens = spec.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+        guard !tokens.isEmpty else { throw ValidationError("--kernels: empty list; give best, all, or kernel names (this CPU runs \(names))") }
+        for token in tokens {
+            switch token {
+            case "best": add(KernelVariant(kernel: active))
+            case "all":
+                try addBaseline(required: false)
+                let fast = supported.filter { $0 != .scalar }
+                for k in fast.isEmpty ? [DotKernel.scalar] : fast { add(KernelVariant(kernel: k)) }
+            case "baseline", "generic": try addBaseline(required: true)
+            default:
+                guard let k = DotKernel.allCases.first(where: { $0.description == token }) else {
+                    throw ValidationError("--kernels: unknown kernel '\(token)'; this CPU runs \(names) (or give best, all, baseline)")
+                }
+                guard supported.contains(k) else {
+                    throw ValidationError("--kernels: this CPU cannot run '\(token)'; it runs \(names) (or give best, all, baseline)")
+                }
+                add(KernelVariant(kernel: k))
+            }
+        }
+        return out
+    }
+
+    func validate() throws {
+        _ = try Self.kernelVariants(kernels, supported: DotKernel.supported, active: DotKernel.active)
+    }
+
+    /// One variant's measurements on one data set at one thread count.
+    struct KernelRun {
+        var variant: KernelVariant
+        var singlePath: String, batchPath: String
+        var latencies: [Double]
+        var qps: Double, recall: Double
+        var p50: Double { percentile(latencies, 50) }
+    }
+
     func run() throws {
         let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         let cache = here.appendingPathComponent("../../.cache").standardizedFileURL
@@ -94,8 +172,9 @@ struct SearchBench: ParsableCommand {
             sets.append(load)
         }
 
+        let variants = try Self.kernelVariants(kernels, supported: DotKernel.supported, active: DotKernel.active)
         var results: [[String: Any]] = []
-        var table: [[String]] = []
+        var table: [[String]] = [], peerTable: [[String]] = []
         for make in sets {
             let data = try make()
             log("\(data.name): \(data.rows) rows × \(data.dims), \(data.queryCount) queries")
@@ -115,7 +194,6 @@ struct SearchBench: ParsableCommand {
             }
 
             for t in threadCounts {
-                let opts = Search.Options(threads: t)
                 // The floor: the vector bytes streamed by t threads.
                 let regions = idx.segments.map { (UnsafeRawPointer($0.vectorBase), $0.chunkCount * $0.rowStride) }
                 let bytes = regions.reduce(0) { $0 + $1.1 }
@@ -124,25 +202,39 @@ struct SearchBench: ParsableCommand {
                 // The fastest pass: a strict floor (its p50 carries thread wake-up jitter that
                 // would flatter kbindex on small data).
                 let floorS = floorTimes.min()!
+                let floorMs = floorS * 1000, gbps = Double(bytes) / floorS / 1e9
+                log("  floor, \(t) thread(s): min \(fmt(floorMs, 2)) p50 \(fmt(percentile(floorTimes, 50) * 1000, 2)) ms (\(fmt(gbps, 1)) GB/s)")
 
-                // kbindex, one query at a time.
-                for q in queries.prefix(3) { _ = Search.topK(q, k: k, in: idx, options: opts) }
-                var lat: [Double] = []
-                for q in queries.prefix(single) { lat.append(time { _ = Search.topK(q, k: k, in: idx, options: opts) }) }
-                let p50 = percentile(lat, 50)
-                log("  kbindex single query, \(t) thread(s): min \(fmt(lat.min()! * 1000, 2)) p50 \(fmt(p50 * 1000, 2)) p90 \(fmt(percentile(lat, 90) * 1000, 2)) ms; floor min \(fmt(floorS * 1000, 2)) p50 \(fmt(percentile(floorTimes, 50) * 1000, 2))")
+                // kbindex, each kernel variant on the same index.
+                var runs: [KernelRun] = []
+                for v in variants {
+                    let opts = Search.Options(threads: t, kernel: v.kernel, genericPath: v.genericPath)
+                    // The paths this variant runs, read from batches like the ones Search builds.
+                    let singlePath = QueryBatch(queries: [Int8](repeating: 0, count: data.dims), count: 1, dimensions: data.dims,
+                                                kernel: v.kernel, genericPath: v.genericPath).path
+                    let batchPath = QueryBatch(queries: [Int8](repeating: 0, count: batchQueries.count * data.dims), count: batchQueries.count,
+                                               dimensions: data.dims, kernel: v.kernel, genericPath: v.genericPath).path
 
-                // kbindex, batches.
-                var found: [[Hit]] = []
-                _ = Search.topK(batch: batchQueries, k: k, in: idx, options: opts)
-                var reps = 0
-                let t0 = now()
-                repeat {
-                    found = Search.topK(batch: batchQueries, k: k, in: idx, options: opts)
-                    reps += 1
-                } while now() - t0 < 1.0 || reps < 2
-                let qps = Double(reps * batchQueries.count) / (now() - t0)
-                let recall = Self.recall(found, idx: idx, truth: truth, k: k)
+                    // One query at a time.
+                    for q in queries.prefix(3) { _ = Search.topK(q, k: k, in: idx, options: opts) }
+                    var lat: [Double] = []
+                    for q in queries.prefix(single) { lat.append(time { _ = Search.topK(q, k: k, in: idx, options: opts) }) }
+
+                    // Batches.
+                    var found: [[Hit]] = []
+                    _ = Search.topK(batch: batchQueries, k: k, in: idx, options: opts)
+                    var reps = 0
+                    let t0 = now()
+                    repeat {
+                        found = Search.topK(batch: batchQueries, k: k, in: idx, options: opts)
+                        reps += 1
+                    } while now() - t0 < 1.0 || reps < 2
+                    let qps = Double(reps * batchQueries.count) / (now() - t0)
+                    let run = KernelRun(variant: v, singlePath: singlePath, batchPath: batchPath, latencies: lat, qps: qps,
+                                        recall: Self.recall(found, idx: idx, truth: truth, k: k))
+                    runs.append(run)
+                    log("  \(v), \(t) thread(s): single [\(singlePath)] min \(fmt(lat.min()! * 1000, 2)) p50 \(fmt(run.p50 * 1000, 2)) p90 \(fmt(percentile(lat, 90) * 1000, 2)) ms (\(fmt(run.p50 * 1000 / floorMs, 2))× floor); batch [\(batchPath)] \(fmt(qps, 0)) q/s; recall \(fmt(run.recall, 4))")
+                }
 
                 // Peers, on the same vectors.
                 var peers: [String: [String: Double]] = [:]
@@ -156,39 +248,57 @@ struct SearchBench: ParsableCommand {
                     else { throw ValidationError("peers failed (\(status)):\n\(out)") }
                     peers = p
                 }
-
-                let floorMs = floorS * 1000, gbps = Double(bytes) / floorS / 1e9
-                var entry: [String: Any] = [
-                    "dataset": data.name, "rows": data.rows, "dims": data.dims, "threads": t, "k": k, "batch": batchQueries.count,
-                    "kernel": DotKernel.active.description, "bytes_scanned": bytes,
-                    "floor_gbps": gbps, "floor_ms": floorMs,
-                    "kbindex_p50_ms": p50 * 1000, "kbindex_batch_qps": qps, "kbindex_recall_at_k": recall,
-                    "kbindex_gbps": Double(bytes) / p50 / 1e9,
-                    "ratio_p50_to_floor": p50 * 1000 / floorMs,
-                    "peers": peers,
-                ]
-                if let sq8 = peers["faiss_sq8"], let sp = sq8["p50_ms"], let sq = sq8["batch_qps"] {
-                    entry["faiss_sq8_p50_over_kbindex"] = sp / (p50 * 1000)
-                    entry["kbindex_batch_qps_over_faiss_sq8"] = qps / sq
-                }
-                if let us = peers["usearch_i8"]?["p50_ms"] { entry["usearch_i8_p50_over_kbindex"] = us / (p50 * 1000) }
-                results.append(entry)
                 let peerCell = { (name: String) -> String in
                     guard let p = peers[name], let a = p["p50_ms"], let b = p["batch_qps"] else { return "-" }
                     return "\(fmt(a, 2)) / \(fmt(b, 0))"
                 }
-                table.append([
-                    "\(data.name) \(data.rows)", "\(t)", fmt(floorMs, 2) + " (\(fmt(gbps, 1)) GB/s)", fmt(p50 * 1000, 2),
-                    fmt(p50 * 1000 / floorMs, 2) + "×", fmt(qps, 0), fmt(recall, 4),
-                    peerCell("faiss_sq8"), peerCell("faiss_flatip"), peerCell("usearch_i8"), peerCell("numpy_f32"),
-                ])
-                log("  \(t) thread(s): floor \(fmt(floorMs, 2)) ms, kbindex p50 \(fmt(p50 * 1000, 2)) ms, batch \(fmt(qps, 0)) q/s, recall \(fmt(recall, 4))")
+                if !peers.isEmpty {
+                    peerTable.append(["\(data.name) \(data.rows)", "\(t)", peerCell("faiss_sq8"), peerCell("faiss_flatip"),
+                                      peerCell("usearch_i8"), peerCell("numpy_f32")])
+                }
+
+                let baseline = runs.first { $0.variant.genericPath }
+                for run in runs {
+                    let p50ms = run.p50 * 1000
+                    var entry: [String: Any] = [
+                        "dataset": data.name, "rows": data.rows, "dims": data.dims, "threads": t, "k": k, "batch": batchQueries.count,
+                        "kernel": run.variant.kernel.description, "variant": run.variant.description,
+                        "generic_path": run.variant.genericPath, "single_path": run.singlePath, "batch_path": run.batchPath,
+                        "bytes_scanned": bytes, "floor_gbps": gbps, "floor_ms": floorMs,
+                        "kbindex_p50_ms": p50ms, "kbindex_min_ms": run.latencies.min()! * 1000,
+                        "kbindex_p90_ms": percentile(run.latencies, 90) * 1000,
+                        "kbindex_batch_qps": run.qps, "kbindex_recall_at_k": run.recall,
+                        "kbindex_gbps": Double(bytes) / run.p50 / 1e9,
+                        "ratio_p50_to_floor": p50ms / floorMs,
+                        "peers": peers,
+                    ]
+                    var sq8Cells = ["-", "-"], baselineCell = "-"
+                    if let sq8 = peers["faiss_sq8"], let sp = sq8["p50_ms"], let sq = sq8["batch_qps"] {
+                        entry["faiss_sq8_p50_over_kbindex"] = sp / p50ms
+                        entry["kbindex_batch_qps_over_faiss_sq8"] = run.qps / sq
+                        sq8Cells = [fmt(sp / p50ms, 2) + "×", fmt(run.qps / sq, 2) + "×"]
+                    }
+                    if let us = peers["usearch_i8"]?["p50_ms"] { entry["usearch_i8_p50_over_kbindex"] = us / p50ms }
+                    if let baseline {
+                        entry["baseline"] = baseline.variant.description
+                        entry["kbindex_batch_qps_over_baseline"] = run.qps / baseline.qps
+                        entry["baseline_p50_over_kbindex"] = baseline.p50 / run.p50
+                        baselineCell = fmt(run.qps / baseline.qps, 2) + "×"
+                    }
+                    results.append(entry)
+                    table.append([
+                        "\(data.name) \(data.rows)", "\(t)", run.variant.description, run.singlePath, run.batchPath,
+                        fmt(floorMs, 2) + " (\(fmt(gbps, 1)) GB/s)", fmt(p50ms, 2), fmt(p50ms / floorMs, 2) + "×",
+                        fmt(run.qps, 0), fmt(run.recall, 4),
+                    ] + sq8Cells + [baselineCell])
+                }
             }
         }
 
         let report: [String: Any] = [
             "machine": machineDescription(), "date": ISO8601DateFormatter().string(from: Date()),
-            "kernel": DotKernel.active.description, "floor_loads": String(cString: bench_stream_isa()),
+            "kernel": DotKernel.active.description, "kernels": variants.map(\.description),
+            "floor_loads": String(cString: bench_stream_isa()),
             "command": CommandLine.arguments.joined(separator: " "), "results": results,
         ]
         if let jsonFile {
@@ -196,14 +306,35 @@ struct SearchBench: ParsableCommand {
         }
         if json { printJSON(report); return }
         let m = machineDescription()
-        print("kbindex-bench search: \(m["cpu"]!), \(m["cores"]!) cores; kernel \(DotKernel.active), floor loads \(String(cString: bench_stream_isa()))")
-        printTable("top-\(k): milliseconds per query (p50) and queries/s in batches of \(batch); peers as p50 ms / batch q/s",
-                   header: ["data set", "threads", "floor ms", "kbindex p50", "÷ floor", "batch q/s", "recall", "faiss sq8", "faiss flatip", "usearch i8", "numpy f32"],
-                   rows: table)
+        print("kbindex-bench search: \(m["cpu"]!), \(m["cores"]!) cores, flags \(m["flags"]!.replacingOccurrences(of: ",", with: " ")); "
+              + "default kernel \(DotKernel.active), floor loads \(String(cString: bench_stream_isa()))")
+        // The ratio columns only where they have numbers: faiss SQ8's when peers ran, the
+        // baseline's when it ran.
+        var header = ["data set", "threads", "kernel", "single path", "batch path", "floor ms", "p50 ms", "÷ floor", "batch q/s", "recall",
+                      "sq8 p50 ÷ p50", "q/s ÷ sq8", "q/s ÷ baseline"]
+        var keep = Array(repeating: true, count: header.count)
+        keep[10] = !peerTable.isEmpty; keep[11] = !peerTable.isEmpty
+        keep[12] = variants.contains { $0.genericPath }
+        header = header.indices.filter { keep[$0] }.map { header[$0] }
+        let rows = table.map { r in r.indices.filter { keep[$0] }.map { r[$0] } }
+        printTable("top-\(k): milliseconds per query (p50) and queries/s in batches of \(batch), per kernel; paths as QueryBatch.path reports them",
+                   header: header, rows: rows, left: [0, 2, 3, 4])
+        if !peerTable.isEmpty {
+            printTable("peers on the same vectors and threads: p50 ms / batch q/s",
+                       header: ["data set", "threads", "faiss sq8", "faiss flatip", "usearch i8", "numpy f32"], rows: peerTable)
+        }
         let ratios = results.compactMap { r -> String? in
-            guard let a = r["faiss_sq8_p50_over_kbindex"] as? Double, let b = r["kbindex_batch_qps_over_faiss_sq8"] as? Double else { return nil }
-            let u = (r["usearch_i8_p50_over_kbindex"] as? Double).map { ", usearch i8 p50 \(fmt($0, 1))× kbindex's" } ?? ""
-            return "  \(r["dataset"]!) \(r["rows"]!), \(r["threads"]!) thread(s): faiss SQ8 p50 \(fmt(a, 1))× kbindex's\(u); kbindex batch \(fmt(b, 1))× faiss SQ8's q/s"
+            var parts: [String] = []
+            if let a = r["faiss_sq8_p50_over_kbindex"] as? Double, let b = r["kbindex_batch_qps_over_faiss_sq8"] as? Double {
+                let u = (r["usearch_i8_p50_over_kbindex"] as? Double).map { ", usearch i8 p50 \(fmt($0, 1))× kbindex's" } ?? ""
+                parts.append("faiss SQ8 p50 \(fmt(a, 1))× kbindex's\(u); kbindex batch \(fmt(b, 1))× faiss SQ8's q/s")
+            }
+            if r["generic_path"] as? Bool == false, let base = r["baseline"] as? String,
+               let bq = r["kbindex_batch_qps_over_baseline"] as? Double, let bp = r["baseline_p50_over_kbindex"] as? Double {
+                parts.append("batch \(fmt(bq, 1))× \(base)'s q/s, \(base) p50 \(fmt(bp, 1))× this kernel's")
+            }
+            guard !parts.isEmpty else { return nil }
+            return "  \(r["dataset"]!) \(r["rows"]!), \(r["threads"]!) thread(s), \(r["variant"]!): " + parts.joined(separator: "; ")
         }
         if !ratios.isEmpty { print("\nratios (same run):"); ratios.forEach { print($0) } }
     }

@@ -37,14 +37,14 @@ func peakRSS() -> Int {
     return 0
 }
 
-/// A human table: left-aligned first column, right-aligned numbers.
-func printTable(_ title: String, header: [String], rows: [[String]]) {
+/// A human table: left-aligned text columns (`left`: the first by default), right-aligned numbers.
+func printTable(_ title: String, header: [String], rows: [[String]], left: Set<Int> = [0]) {
     var widths = header.map(\.count)
     for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
     func line(_ cells: [String]) -> String {
         cells.enumerated().map { i, c in
             let pad = String(repeating: " ", count: widths[i] - c.count)
-            return i == 0 ? c + pad : pad + c
+            return left.contains(i) ? c + pad : pad + c
         }.joined(separator: "  ")
     }
     print("\n\(title)")
@@ -55,15 +55,38 @@ func printTable(_ title: String, header: [String], rows: [[String]]) {
 
 func fmt(_ x: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", x) }
 
-/// Machine facts for RESULTS.md.
+/// Machine facts for RESULTS.md: the CPU's model name, cores, memory, and `flags`, the
+/// CPU features the scan kernels use that this CPU has (see `cpuFeatures`), comma-separated.
 func machineDescription() -> [String: String] {
-    var cpu = "unknown"
-    if let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-       let line = info.split(separator: "\n").first(where: { $0.hasPrefix("model name") }) {
-        cpu = line.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? cpu
+    let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+    let features = cpuFeatures(cpuinfo: info)
+    return ["cpu": cpuModel(cpuinfo: info), "cores": "\(ProcessInfo.processInfo.activeProcessorCount)",
+            "memory_gib": fmt(Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824, 1),
+            "flags": features.isEmpty ? "none" : features.joined(separator: ",")]
+}
+
+/// The CPU's model name from /proc/cpuinfo text: x86's "model name"; on ARM, which often has
+/// none, the implementer and part numbers ("CPU implementer 0x41 part 0xd0c"); else "unknown".
+func cpuModel(cpuinfo: String) -> String {
+    func field(_ name: String) -> String? {
+        cpuinfo.split(separator: "\n").first { $0.split(separator: ":", maxSplits: 1).first?.trimmingCharacters(in: .whitespaces) == name }
+            .flatMap { $0.split(separator: ":", maxSplits: 1).dropFirst().first?.trimmingCharacters(in: .whitespaces) }
     }
-    return ["cpu": cpu, "cores": "\(ProcessInfo.processInfo.activeProcessorCount)",
-            "memory_gib": fmt(Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824, 1)]
+    if let name = field("model name"), !name.isEmpty { return name }
+    if let implementer = field("CPU implementer"), let part = field("CPU part") { return "CPU implementer \(implementer) part \(part)" }
+    return "unknown"
+}
+
+/// The features the int8 scan kernels depend on, in this order, among those the first
+/// "flags" (x86) or "Features" (ARM) line of /proc/cpuinfo text lists.
+func cpuFeatures(cpuinfo: String) -> [String] {
+    let relevant = ["avx2", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm"]
+    guard let line = cpuinfo.split(separator: "\n").first(where: {
+        let key = $0.split(separator: ":", maxSplits: 1).first?.trimmingCharacters(in: .whitespaces)
+        return key == "flags" || key == "Features"
+    }) else { return [] }
+    let present = Set(line.split(separator: ":", maxSplits: 1).dropFirst().first?.split(separator: " ").map(String.init) ?? [])
+    return relevant.filter(present.contains)
 }
 
 func printJSON(_ value: Any) {
