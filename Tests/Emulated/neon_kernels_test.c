@@ -245,6 +245,10 @@ static void test_scan(void) {
             }
         }
     }
+    // The largest dims, all values 127 (the biggest dot: 127²·131072 < 2³¹) or ±127.
+    static const size_t largest[][3] = {{1, 9, 2}, {9, 3, 2}, {8, 5, 1}, {17, 2, 1}};  // nq, n, mode
+    for (size_t i = 0; i < sizeof largest / sizeof *largest; i++)
+        scan_shape(131072, largest[i][0], largest[i][1], 131072 + 3 * i, (int)largest[i][2]);
 }
 
 int main(void) {
