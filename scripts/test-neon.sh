@@ -2,16 +2,20 @@
 # The AArch64 NEON kernels, run for real on any machine: cross-compiles the C kernels
 # (Sources/CKBKernels) and their bit-for-bit test against the scalar twins
 # (Tests/Emulated/neon_kernels_test.c) for aarch64 with the Swift toolchain's clang, links them
-# with Debian's aarch64 cross toolchain, and runs the result under qemu-user twice: as a CPU
-# with the dotprod extension (the sdot path) and as a Cortex-A53 without it (the vmull/vpadal
-# path). scripts/test.sh runs it after the Swift and Python tests; by hand:
+# with Debian's aarch64 cross toolchain, and runs the result under qemu-user on three CPU
+# models, one per set of scan paths:
+#   max          dotprod and i8mm: the sdot single-query tile and the i8mm (smmla) packed kernel;
+#   neoverse-n1  dotprod without i8mm: the sdot tile and the sdot-by-element packed kernel;
+#   cortex-a53   neither: the vmull/vpadal tile and packed kernel (and the dot/GEMM kernels'
+#                vmull path).
+# scripts/test.sh runs it after the Swift and Python tests; by hand:
 #
 #   scripts/test-neon.sh
 #
 # Installs gcc-aarch64-linux-gnu, libc6-dev-arm64-cross and qemu-user-static when missing
 # (apt-get, as root or with sudo). The last line is "neon: N passed, N failed", one result per
-# CPU model; the exit status is non-zero when a check failed or the emulator did not run the
-# path it was meant to.
+# CPU model (3); the exit status is non-zero when a check failed or the emulator did not run the
+# paths it was meant to.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,18 +44,24 @@ for f in Tests/Emulated/neon_kernels_test.c Sources/CKBKernels/*.c; do
 done
 aarch64-linux-gnu-gcc "$out"/*.o -o "$out/neon-test" -lm
 
-# One result per CPU model: passed when every check in it passed and the path meant for that
-# model ran (its own line gives the checks' count).
+# One result per CPU model: passed when every check in it passed and the features and scan
+# paths meant for that model were the ones seen (its own line gives the checks' count).
 passed=0 failed=0
-# (CPU model, what kb_arm_has_dotprod must say there)
-for run in "max yes" "cortex-a53 no"; do
-  set -- $run
-  log=$(qemu-aarch64-static -cpu "$1" -L /usr/aarch64-linux-gnu "$out/neon-test" 2>&1) || true
-  echo "$log" | sed "s/^/qemu -cpu $1: /"
-  if echo "$log" | grep -qE "^neon: [0-9]+ passed, 0 failed$" && echo "$log" | grep -q "dotprod $2\$"; then
+# CPU model | what the harness must print for its features | and for its scan paths
+runs=(
+  "max|dotprod yes, i8mm yes|neon sdot tile8 (1 query), neon i8mm packed2x8 (8 queries)"
+  "neoverse-n1|dotprod yes, i8mm no|neon sdot tile8 (1 query), neon sdot packed4x4 (8 queries)"
+  "cortex-a53|dotprod no, i8mm no|neon smull tile8 (1 query), neon smull packed (8 queries)"
+)
+for run in "${runs[@]}"; do
+  IFS='|' read -r cpu features paths <<<"$run"
+  log=$(qemu-aarch64-static -cpu "$cpu" -L /usr/aarch64-linux-gnu "$out/neon-test" 2>&1) || true
+  echo "$log" | sed "s/^/qemu -cpu $cpu: /"
+  if echo "$log" | grep -qE "^neon: [0-9]+ passed, 0 failed$" && echo "$log" | grep -q ", $features$" \
+     && echo "$log" | grep -qxF "scan paths: $paths"; then
     passed=$((passed + 1))
   else
-    echo "qemu -cpu $1: FAILED (a check failed, or the path meant for this CPU model, dotprod $2, did not run)"
+    echo "qemu -cpu $cpu: FAILED (a check failed, or what ran is not what this CPU model is meant for: $features; $paths)"
     failed=$((failed + 1))
   fi
 done

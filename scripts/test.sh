@@ -23,8 +23,8 @@ status=${PIPESTATUS[0]}
 KBINDEX_BIN="$(swift build --show-bin-path)/kbindex" scripts/test-python.sh 2>&1 | tee /tmp/kbindex-pytest.$$.log
 python_status=${PIPESTATUS[0]}
 # Then the AArch64 NEON kernels against their scalar twins, cross-compiled and run under
-# qemu-user (two CPU models: with and without dotprod); its closing line "neon: N passed,
-# N failed" (one per CPU model) is added too.
+# qemu-user (three CPU models: dotprod and i8mm, dotprod only, neither); its closing line
+# "neon: N passed, N failed" (one per CPU model) is added too.
 scripts/test-neon.sh 2>&1 | tee /tmp/kbindex-neon.$$.log
 neon_status=${PIPESTATUS[0]}
 set -e

@@ -53,6 +53,12 @@ static inline int kb_x86_has_avxvnni(void) {
 #ifndef HWCAP_ASIMDDP
 #define HWCAP_ASIMDDP (1 << 20)
 #endif
+#ifndef AT_HWCAP2
+#define AT_HWCAP2 26
+#endif
+#ifndef HWCAP2_I8MM
+#define HWCAP2_I8MM (1 << 13)
+#endif
 #elif defined(__APPLE__)
 #include <sys/sysctl.h>
 #endif
@@ -82,6 +88,36 @@ static inline int kb_arm_has_dotprod(void) {
         __atomic_store_n(&cache, dp, __ATOMIC_RELAXED);
     }
     return dp;
+#endif
+}
+
+// AArch64's int8 matrix-multiply extension (smmla, FEAT_I8MM, Armv8.6): the same way, from
+// AT_HWCAP2 on Linux. KB_I8MM_T marks the functions that use it.
+#if defined(__ARM_FEATURE_MATMUL_INT8)
+#define KB_I8MM_T
+#else
+#define KB_I8MM_T __attribute__((target("i8mm")))
+#endif
+
+static inline int kb_arm_has_i8mm(void) {
+#if defined(__ARM_FEATURE_MATMUL_INT8)
+    return 1;
+#else
+    static volatile int cache = -1;
+    int mm = __atomic_load_n(&cache, __ATOMIC_RELAXED);
+    if (mm < 0) {
+#if defined(__linux__)
+        mm = (getauxval(AT_HWCAP2) & HWCAP2_I8MM) != 0;
+#elif defined(__APPLE__)
+        int v = 0;
+        size_t len = sizeof v;
+        mm = sysctlbyname("hw.optional.arm.FEAT_I8MM", &v, &len, NULL, 0) == 0 && v != 0;
+#else
+        mm = 0;
+#endif
+        __atomic_store_n(&cache, mm, __ATOMIC_RELAXED);
+    }
+    return mm;
 #endif
 }
 #endif

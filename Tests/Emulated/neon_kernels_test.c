@@ -1,16 +1,21 @@
 // The AArch64 NEON kernels against their scalar twins, bit for bit: run on an ARM64 machine or
 // under qemu-user on any other (scripts/test-neon.sh cross-compiles this file with the C
-// kernels and runs it twice: on a CPU model with the dotprod extension, and on one without,
-// so both NEON paths, sdot and vmull/vpadal, are exercised).
+// kernels and runs it on three CPU models: with dotprod and i8mm, with dotprod only, and with
+// neither, so every NEON path runs: the dot/GEMM kernels' sdot and vmull/vpadal paths, and the
+// scan's sdot and vmull single-query tiles and its i8mm, sdot and vmull packed kernels).
 //
-// Prints one line per check and "neon: N passed, N failed" last; exits non-zero on a failure
-// or when the NEON kernels are not the ones dispatch picks (not an AArch64 build).
+// Prints the features it saw and the scan paths kb_query_batch_new picked, one line per failed
+// check, and "neon: N passed, N failed" last; exits non-zero on a failure or when the NEON
+// kernels are not the ones dispatch picks (not an AArch64 build).
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include "kb_kernels.h"
-#include "kb_select.h"  // kb_arm_has_dotprod: which NEON path the kernels take
+#include "kb_select.h"  // kb_arm_has_dotprod, kb_arm_has_i8mm: which NEON paths the kernels take
 
 static int passed = 0, failed = 0;
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
@@ -126,11 +131,132 @@ static void test_softmax_gelu(void) {
     }
 }
 
+/// The scan path kb_query_batch_new(KB_DOT_NEON, …) must pick on this CPU for nq queries.
+static const char *expected_scan_path(size_t nq) {
+#if defined(__aarch64__)
+    const int dotprod = kb_arm_has_dotprod(), i8mm = kb_arm_has_i8mm();
+#else
+    const int dotprod = 0, i8mm = 0;
+#endif
+    if (nq < 8) return dotprod ? "neon sdot tile8" : "neon smull tile8";
+    return i8mm ? "neon i8mm packed2x8" : dotprod ? "neon sdot packed4x4" : "neon smull packed";
+}
+
+/// `bytes` bytes that end exactly where an inaccessible page begins, so a kernel reading past
+/// the last row's dims bytes faults (the end of a malloc'd buffer would go unnoticed under
+/// qemu-user). Free with free_guarded(result, bytes).
+static int8_t *guarded_alloc(size_t bytes) {
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE), data = (bytes + page - 1) / page * page;
+    char *map = mmap(NULL, data + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED) { perror("mmap"); exit(2); }
+    if (mprotect(map + data, page, PROT_NONE) != 0) { perror("mprotect"); exit(2); }
+    return (int8_t *)(map + data - bytes);
+}
+
+static void free_guarded(int8_t *p, size_t bytes) {
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE), data = (bytes + page - 1) / page * page;
+    munmap((char *)p + bytes - data, data + page);
+}
+
+static int candidate_order(const void *a, const void *b) {
+    const kb_candidate *x = a, *y = b;
+    if (x->query != y->query) return x->query < y->query ? -1 : 1;
+    if (x->row != y->row) return x->row < y->row ? -1 : 1;
+    return 0;
+}
+
+/// One scan shape: nq queries and n rows of dims values (row stride `stride`, the rows ending at
+/// an inaccessible page; QUANT records of 8 bytes: f32 scale, i32 Σ of the row), thresholds
+/// per query −∞, +∞ or a score the query reaches exactly; values random or at ±127 (`mode`).
+/// The NEON batch's candidates, sorted, must equal the scalar batch's: count and every field.
+static void scan_shape(size_t dims, size_t nq, size_t n, size_t stride, int mode) {
+    const size_t bytes = (n - 1) * stride + dims;
+    int8_t *rows = guarded_alloc(bytes), *qs = malloc(nq * dims + 1);
+    unsigned char *quant = malloc(8 * n);
+    float *thresholds = malloc(sizeof(float) * nq);
+    kb_candidate *a = malloc(sizeof(kb_candidate) * n * nq), *b = malloc(sizeof(kb_candidate) * n * nq);
+    for (size_t i = 0; i < bytes; i++)
+        rows[i] = mode == 0 ? random_i8() : mode == 1 ? (next_random() & 1 ? 127 : -127) : 127;
+    for (size_t i = 0; i < nq * dims; i++)
+        qs[i] = mode == 0 ? random_i8() : mode == 1 ? (next_random() & 1 ? 127 : -127) : 127;
+    for (size_t r = 0; r < n; r++) {
+        const float scale = (float)(1 + next_random() % 20000) * 1e-6f;
+        int32_t sum = 0;
+        for (size_t i = 0; i < dims; i++) sum += rows[r * stride + i];
+        memcpy(quant + 8 * r, &scale, 4);
+        memcpy(quant + 8 * r + 4, &sum, 4);
+    }
+    for (size_t j = 0; j < nq; j++) {
+        switch (next_random() % 3) {
+        case 0: thresholds[j] = -INFINITY; break;
+        case 1: thresholds[j] = INFINITY; break;
+        default: {  // the score of a random row: a middle value, met with equality once
+            const size_t r = next_random() % n;
+            int32_t dot = 0;
+            for (size_t i = 0; i < dims; i++) dot += (int32_t)qs[j * dims + i] * rows[r * stride + i];
+            float scale;
+            memcpy(&scale, quant + 8 * r, 4);
+            thresholds[j] = scale * (float)dot;
+        }
+        }
+    }
+    kb_query_batch *bs = kb_query_batch_new(KB_DOT_SCALAR, qs, dims, nq, dims);
+    kb_query_batch *bn = kb_query_batch_new(KB_DOT_NEON, qs, dims, nq, dims);
+    const float *scales = (const float *)quant;
+    const int32_t *sums = (const int32_t *)(quant + 4);
+    int ok = bs && bn && strcmp(kb_query_batch_path(bn), expected_scan_path(nq)) == 0;
+    if (ok) {
+        const size_t ca = kb_i8_scan(bs, rows, stride, n, scales, sums, 8, thresholds, a);
+        const size_t cb = kb_i8_scan(bn, rows, stride, n, scales, sums, 8, thresholds, b);
+        qsort(a, ca, sizeof *a, candidate_order);
+        qsort(b, cb, sizeof *b, candidate_order);
+        ok = ca == cb;
+        for (size_t i = 0; ok && i < ca; i++)
+            ok = a[i].row == b[i].row && a[i].query == b[i].query && memcmp(&a[i].score, &b[i].score, 4) == 0;
+    }
+    if (!ok) printf("FAIL kb_i8_scan %s (dims %zu, nq %zu, n %zu, stride %zu, mode %d)\n",
+                    bn ? kb_query_batch_path(bn) : "(no batch)", dims, nq, n, stride, mode);
+    check(ok, "kb_i8_scan", dims, nq, n);
+    kb_query_batch_free(bs);
+    kb_query_batch_free(bn);
+    free_guarded(rows, bytes);
+    free(qs); free(quant); free(thresholds); free(a); free(b);
+}
+
+/// kb_i8_scan on a NEON batch against a scalar batch over every dims tail, query counts on both
+/// sides of KB_PACKED_MIN_QUERIES and of each path's query tile, row counts around the tiles
+/// and KB_SUB, strides ≥ dims (odd ones: unaligned rows).
+static void test_scan(void) {
+    static const size_t big_dims[] = {127, 128, 129, 383, 384, 385, 1024, 2051, 4096};
+    static const size_t nq_list[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 33, 200};
+    static const size_t n_list[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 64, 65, 130};
+    const size_t nn = sizeof n_list / sizeof *n_list, nbig = sizeof big_dims / sizeof *big_dims;
+    for (size_t di = 0; di < 71 + nbig; di++) {
+        const size_t dims = di < 71 ? di : big_dims[di - 71];
+        for (size_t qi = 0; qi < sizeof nq_list / sizeof *nq_list; qi++) {
+            const size_t nq = nq_list[qi];
+            for (size_t k = 0; k < 2; k++) {
+                size_t n = n_list[(di * 7 + qi * 3 + k * 11) % nn];
+                // Keep each shape's work small under emulation (but every n for small dims).
+                while (n > 1 && n * nq * (dims + 16) > 3000000) n = n / 2 + 1;
+                const size_t stride = dims + (next_random() % 4 == 0 ? 0 : next_random() % 40);
+                const int mode = next_random() % 8 == 0 ? 1 + (int)(next_random() % 2) : 0;
+                scan_shape(dims, nq, n, stride, mode);
+            }
+        }
+    }
+    // The largest dims, all values 127 (the biggest dot: 127²·131072 < 2³¹) or ±127.
+    static const size_t largest[][3] = {{1, 9, 2}, {9, 3, 2}, {8, 5, 1}, {17, 2, 1}};  // nq, n, mode
+    for (size_t i = 0; i < sizeof largest / sizeof *largest; i++)
+        scan_shape(131072, largest[i][0], largest[i][1], 131072 + 3 * i, (int)largest[i][2]);
+}
+
 int main(void) {
     const char *dot = kb_dot_kernel_id_name(kb_dot_kernel());
     const char *gemm = kb_gemm_kernel_id_name(kb_gemm_kernel());
 #if defined(__aarch64__)
-    printf("dispatch: scan kernel %s, gemm kernel %s, dotprod %s\n", dot, gemm, kb_arm_has_dotprod() ? "yes" : "no");
+    printf("dispatch: scan kernel %s, gemm kernel %s, dotprod %s, i8mm %s\n", dot, gemm,
+           kb_arm_has_dotprod() ? "yes" : "no", kb_arm_has_i8mm() ? "yes" : "no");
 #else
     printf("dispatch: scan kernel %s, gemm kernel %s\n", dot, gemm);
 #endif
@@ -139,8 +265,17 @@ int main(void) {
         printf("neon: 0 passed, 1 failed (the NEON kernels are not supported here: not an AArch64 build?)\n");
         return 1;
     }
+    {
+        int8_t q[8 * 4] = {0};
+        kb_query_batch *one = kb_query_batch_new(KB_DOT_NEON, q, 4, 1, 4), *many = kb_query_batch_new(KB_DOT_NEON, q, 4, 8, 4);
+        printf("scan paths: %s (1 query), %s (8 queries)\n", one ? kb_query_batch_path(one) : "none",
+               many ? kb_query_batch_path(many) : "none");
+        kb_query_batch_free(one);
+        kb_query_batch_free(many);
+    }
     test_dot_rows();
     test_gemm();
+    test_scan();
     test_softmax_gelu();
     printf("neon: %d passed, %d failed\n", passed, failed);  // checks (shapes), not tests
     return failed ? 1 : 0;

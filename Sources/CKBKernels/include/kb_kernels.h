@@ -265,7 +265,7 @@ size_t kb_query_batch_count(const kb_query_batch *batch);
 /// The kernel the batch actually runs with.
 kb_dot_kernel_id kb_query_batch_kernel(const kb_query_batch *batch);
 /// The scan path the batch runs, for reports: the kernel's name, then the path's, e.g.
-/// "avx2 tile8", "avx512vnni packed16x4", "neon-i8mm packed"; "<kernel> generic" for the
+/// "avx2 tile8", "avx512vnni packed16x4", "neon i8mm packed2x8"; "<kernel> generic" for the
 /// generic blocked path. A static string.
 const char *kb_query_batch_path(const kb_query_batch *batch);
 
