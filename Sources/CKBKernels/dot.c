@@ -28,8 +28,6 @@ void kb_i8_dot_rows_batch_scalar(const int8_t *qs, size_t qstride, size_t nq, co
     for (size_t j = 0; j < nq; j++) kb_i8_dot_rows_scalar(qs + j * qstride, rows, stride, dims, n, scores + j * n);
 }
 
-#define KB_INLINE static inline __attribute__((always_inline))
-
 // ---- x86-64: AVX2 and AVX-512 VNNI ------------------------------------------------------
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -44,17 +42,6 @@ void kb_i8_dot_rows_batch_scalar(const int8_t *qs, size_t qstride, size_t nq, co
 // Which operand gets the abs is chosen so it is the one shared by several products: the query
 // when one query meets several rows, the row when one row meets several queries.
 // vpmaddwd against 1s then widens the int16 pairs into int32 lanes.
-#define KB_AVX2_T __attribute__((target("avx2")))
-
-KB_AVX2_T KB_INLINE int32_t kb_hsum128(__m128i s) {
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-    return _mm_cvtsi128_si32(s);
-}
-
-KB_AVX2_T KB_INLINE int32_t kb_hsum256(__m256i v) {
-    return kb_hsum128(_mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)));
-}
 
 // R rows (R ≤ 4) against one query: the query's |q| is shared.
 KB_AVX2_T KB_INLINE void kb_avx2_rows_q1(const int8_t *q, const int8_t *rows, size_t stride, size_t dims,
@@ -164,9 +151,9 @@ KB_AVX2_T void kb_i8_dot_rows_batch_avx2(const int8_t *qs, size_t qstride, size_
 // with the row flip vs 24.6 GB/s with the second vpdpbusd; L2-resident 4000 rows: 131 vs 123 GB/s.
 // Tails (dims % 64) use masked loads: masked-off row bytes read as 0 and flip to 128, but the
 // matching query bytes are masked to 0, so they add nothing.
-#define KB_VNNI_T __attribute__((target("avx512f,avx512bw,avx512vnni")))
 
-KB_VNNI_T static int32_t kb_vnni_sum(const int8_t *q, size_t dims) {
+// Σ q[i], in the baseline ISA (every VNNI path calls it).
+static int32_t kb_plain_sum(const int8_t *q, size_t dims) {
     int32_t s = 0;
     for (size_t i = 0; i < dims; i++) s += q[i];
     return s;
@@ -223,7 +210,7 @@ KB_VNNI_T KB_INLINE void kb_vnni_row_nq(const int8_t *qs, size_t qstride, const 
 KB_VNNI_T void kb_i8_dot_rows_avx512vnni(const int8_t *q, const int8_t *rows, size_t stride, size_t dims, size_t n,
                                          int32_t *scores) {
     if (n == 0) return;
-    const uint32_t corr = (uint32_t)kb_vnni_sum(q, dims) * 128u;
+    const uint32_t corr = (uint32_t)kb_plain_sum(q, dims) * 128u;
     size_t r = 0;
     for (; r + 4 <= n; r += 4) kb_vnni_rows_q1(q, rows + r * stride, stride, dims, corr, scores + r, 4);
     switch (n - r) {
@@ -244,7 +231,7 @@ KB_VNNI_T void kb_i8_dot_rows_batch_avx512vnni(const int8_t *qs, size_t qstride,
     uint32_t corr[GROUP];
     for (size_t g = 0; g < nq; g += GROUP) {
         const size_t gn = nq - g < GROUP ? nq - g : GROUP;
-        for (size_t k = 0; k < gn; k++) corr[k] = (uint32_t)kb_vnni_sum(qs + (g + k) * qstride, dims) * 128u;
+        for (size_t k = 0; k < gn; k++) corr[k] = (uint32_t)kb_plain_sum(qs + (g + k) * qstride, dims) * 128u;
         for (size_t r = 0; r < n; r++) {
             const int8_t *row = rows + r * stride;
             // 8 queries per block (8 zmm accumulators); the row stays in L1/L2 across blocks.
@@ -267,63 +254,97 @@ KB_VNNI_T void kb_i8_dot_rows_batch_avx512vnni(const int8_t *qs, size_t qstride,
     }
 }
 
-// AVX-VNNI: the AVX-512 VNNI scheme above (rows flipped to r + 128, minus 128·Σq per query) on
-// ymm with the VEX-encoded vpdpbusd, for CPUs that have it without AVX-512 (Alder Lake and
-// later client cores, Sierra Forest). The last dims % 32 dimensions are added in scalar code,
-// so the correction covers only the vector part.
-#define KB_AVXVNNI_T __attribute__((target("avx2,avxvnni")))
+// AVX-VNNI: the AVX-512 VNNI scheme above (rows flipped to r + 128, minus 128·Σq per query,
+// computed once per call) on ymm with the VEX-encoded vpdpbusd, for CPUs that have it without
+// AVX-512 (Alder Lake and later client cores, Sierra Forest). The last dims % 32 bytes of a row
+// and a query are loaded zero-filled: a padding row byte flips to 128 but meets a 0 query byte.
 
-// Σ q[i] in the baseline ISA (kb_vnni_sum is compiled for AVX-512, which this path may lack).
-static int32_t kb_plain_sum(const int8_t *q, size_t dims) {
-    int32_t s = 0;
-    for (size_t i = 0; i < dims; i++) s += q[i];
-    return s;
+// R rows (R ≤ 4) against one query. corr = 128·Σq.
+KB_AVXVNNI_T KB_INLINE void kb_avxvnni_rows_q1(const int8_t *q, const int8_t *rows, size_t stride, size_t dims,
+                                               uint32_t corr, int32_t *out, const int R) {
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    __m256i acc[4];
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_si256();
+    size_t i = 0;
+    for (; i + 32 <= dims; i += 32) {
+        const __m256i qv = _mm256_loadu_si256((const __m256i *)(q + i));
+        for (int r = 0; r < R; r++) {
+            const __m256i rv = _mm256_loadu_si256((const __m256i *)(rows + r * stride + i));
+            acc[r] = _mm256_dpbusd_avx_epi32(acc[r], _mm256_xor_si256(rv, flip), qv);
+        }
+    }
+    if (i < dims) {
+        const __m256i qv = kb_load_partial32(q + i, dims - i);
+        for (int r = 0; r < R; r++)
+            acc[r] = _mm256_dpbusd_avx_epi32(acc[r], _mm256_xor_si256(kb_load_partial32(rows + r * stride + i, dims - i), flip), qv);
+    }
+    for (int r = 0; r < R; r++) out[r] = (int32_t)((uint32_t)kb_hsum256(acc[r]) - corr);
 }
 
+// One row against Q queries (Q ≤ 8). corr[j] = 128·Σq_j; out[j·ldo] gets query j's score.
 KB_AVXVNNI_T KB_INLINE void kb_avxvnni_row_nq(const int8_t *qs, size_t qstride, const int8_t *row, size_t dims,
-                                              int32_t *out, size_t ldo, const int Q) {
+                                              const uint32_t *corr, int32_t *out, size_t ldo, const int Q) {
     const __m256i flip = _mm256_set1_epi8((char)0x80);
-    const size_t full = dims & ~(size_t)31;
     __m256i acc[8];
     for (int j = 0; j < Q; j++) acc[j] = _mm256_setzero_si256();
-    for (size_t i = 0; i < full; i += 32) {
+    size_t i = 0;
+    for (; i + 32 <= dims; i += 32) {
         const __m256i rx = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(row + i)), flip);
         for (int j = 0; j < Q; j++)
             acc[j] = _mm256_dpbusd_avx_epi32(acc[j], rx, _mm256_loadu_si256((const __m256i *)(qs + j * qstride + i)));
     }
-    for (int j = 0; j < Q; j++) {
-        const int8_t *q = qs + j * qstride;
-        uint32_t s = (uint32_t)kb_hsum256(acc[j]) - 128u * (uint32_t)kb_plain_sum(q, full);
-        for (size_t i = full; i < dims; i++) s += (uint32_t)((int32_t)q[i] * (int32_t)row[i]);
-        out[j * ldo] = (int32_t)s;
+    if (i < dims) {
+        const __m256i rx = _mm256_xor_si256(kb_load_partial32(row + i, dims - i), flip);
+        for (int j = 0; j < Q; j++)
+            acc[j] = _mm256_dpbusd_avx_epi32(acc[j], rx, kb_load_partial32(qs + j * qstride + i, dims - i));
+    }
+    for (int j = 0; j < Q; j++) out[j * ldo] = (int32_t)((uint32_t)kb_hsum256(acc[j]) - corr[j]);
+}
+
+KB_AVXVNNI_T void kb_i8_dot_rows_avxvnni(const int8_t *q, const int8_t *rows, size_t stride, size_t dims, size_t n,
+                                         int32_t *scores) {
+    if (n == 0) return;
+    const uint32_t corr = (uint32_t)kb_plain_sum(q, dims) * 128u;
+    size_t r = 0;
+    for (; r + 4 <= n; r += 4) kb_avxvnni_rows_q1(q, rows + r * stride, stride, dims, corr, scores + r, 4);
+    switch (n - r) {
+    case 3: kb_avxvnni_rows_q1(q, rows + r * stride, stride, dims, corr, scores + r, 3); break;
+    case 2: kb_avxvnni_rows_q1(q, rows + r * stride, stride, dims, corr, scores + r, 2); break;
+    case 1: kb_avxvnni_rows_q1(q, rows + r * stride, stride, dims, corr, scores + r, 1); break;
+    default: break;
     }
 }
 
 KB_AVXVNNI_T void kb_i8_dot_rows_batch_avxvnni(const int8_t *qs, size_t qstride, size_t nq, const int8_t *rows,
                                                size_t stride, size_t dims, size_t n, int32_t *scores) {
-    for (size_t r = 0; r < n; r++) {
-        const int8_t *row = rows + r * stride;
-        // 8 queries per block (8 ymm accumulators); the row stays in L1/L2 across blocks.
-        for (size_t j = 0; j < nq; j += 8) {
-            const int8_t *qb = qs + j * qstride;
-            int32_t *out = scores + j * n + r;
-            switch (nq - j) {
-            case 1: kb_avxvnni_row_nq(qb, qstride, row, dims, out, n, 1); break;
-            case 2: kb_avxvnni_row_nq(qb, qstride, row, dims, out, n, 2); break;
-            case 3: kb_avxvnni_row_nq(qb, qstride, row, dims, out, n, 3); break;
-            case 4: kb_avxvnni_row_nq(qb, qstride, row, dims, out, n, 4); break;
-            case 5: kb_avxvnni_row_nq(qb, qstride, row, dims, out, n, 5); break;
-            case 6: kb_avxvnni_row_nq(qb, qstride, row, dims, out, n, 6); break;
-            case 7: kb_avxvnni_row_nq(qb, qstride, row, dims, out, n, 7); break;
-            default: kb_avxvnni_row_nq(qb, qstride, row, dims, out, n, 8); break;
+    if (nq == 1) { kb_i8_dot_rows_avxvnni(qs, rows, stride, dims, n, scores); return; }
+    if (n == 0) return;
+    // Corrections for up to 256 queries at a time on the stack, as for AVX-512 VNNI.
+    enum { GROUP = 256 };
+    uint32_t corr[GROUP];
+    for (size_t g = 0; g < nq; g += GROUP) {
+        const size_t gn = nq - g < GROUP ? nq - g : GROUP;
+        for (size_t k = 0; k < gn; k++) corr[k] = (uint32_t)kb_plain_sum(qs + (g + k) * qstride, dims) * 128u;
+        for (size_t r = 0; r < n; r++) {
+            const int8_t *row = rows + r * stride;
+            // 8 queries per block (8 ymm accumulators); the row stays in L1/L2 across blocks.
+            for (size_t j = 0; j < gn; j += 8) {
+                const int8_t *qb = qs + (g + j) * qstride;
+                const uint32_t *cb = corr + j;
+                int32_t *out = scores + (g + j) * n + r;
+                switch (gn - j) {
+                case 1: kb_avxvnni_row_nq(qb, qstride, row, dims, cb, out, n, 1); break;
+                case 2: kb_avxvnni_row_nq(qb, qstride, row, dims, cb, out, n, 2); break;
+                case 3: kb_avxvnni_row_nq(qb, qstride, row, dims, cb, out, n, 3); break;
+                case 4: kb_avxvnni_row_nq(qb, qstride, row, dims, cb, out, n, 4); break;
+                case 5: kb_avxvnni_row_nq(qb, qstride, row, dims, cb, out, n, 5); break;
+                case 6: kb_avxvnni_row_nq(qb, qstride, row, dims, cb, out, n, 6); break;
+                case 7: kb_avxvnni_row_nq(qb, qstride, row, dims, cb, out, n, 7); break;
+                default: kb_avxvnni_row_nq(qb, qstride, row, dims, cb, out, n, 8); break;
+                }
             }
         }
     }
-}
-
-KB_AVXVNNI_T void kb_i8_dot_rows_avxvnni(const int8_t *q, const int8_t *rows, size_t stride, size_t dims, size_t n,
-                                         int32_t *scores) {
-    kb_i8_dot_rows_batch_avxvnni(q, dims, 1, rows, stride, dims, n, scores);
 }
 #else
 void kb_i8_dot_rows_avx2(const int8_t *q, const int8_t *rows, size_t stride, size_t dims, size_t n, int32_t *s) {

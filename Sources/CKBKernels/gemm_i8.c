@@ -27,7 +27,6 @@
 #include <string.h>
 
 #define KB_GEMM_MAX_K 131072
-#define KB_INLINE static inline __attribute__((always_inline))
 
 // Instantiates CALL(R) for R = MR rows (1…4), each a fully unrolled micro-kernel.
 #define KB_SWITCH_MR4(MR, CALL)                                                                     \
@@ -123,9 +122,6 @@ static void kb_i8_gemm_scalar(const kb_i8_weights *w, const int8_t *a, size_t ld
 #include <immintrin.h>
 #define KB_GEMM_X86 1
 
-#define KB_AVX2_T __attribute__((target("avx2")))
-#define KB_AVXVNNI_T __attribute__((target("avx2,avxvnni")))
-#define KB_VNNI512_T __attribute__((target("avx512f,avx512bw,avx512vnni")))
 
 KB_INLINE int32_t kb_load4(const int8_t *p) { int32_t v; memcpy(&v, p, 4); return v; }
 
@@ -347,7 +343,7 @@ KB_AVXVNNI_T static void kb_i8_gemm_avxvnni(const kb_i8_weights *w, const int8_t
 // activation bytes broadcast (embedded-broadcast from memory), accumulators starting at
 // −128·Σa. Micro-kernel: MR ≤ 6 rows × NZ ≤ 4 zmm (16 columns each): 24 accumulators + 4
 // weight registers of the 32, 24 vpdpbusd per 4 weight loads and 6 broadcasts.
-KB_VNNI512_T static int32_t kb_row_sum_vnni512(const int8_t *a, size_t k) {
+KB_VNNI_T static int32_t kb_row_sum_vnni512(const int8_t *a, size_t k) {
     const __m512i ones = _mm512_set1_epi8(1);
     __m512i acc = _mm512_setzero_si512();
     for (size_t t = 0; t < k; t += 64) {
@@ -357,7 +353,7 @@ KB_VNNI512_T static int32_t kb_row_sum_vnni512(const int8_t *a, size_t k) {
     return _mm512_reduce_add_epi32(acc);
 }
 
-KB_VNNI512_T KB_INLINE void kb_vnni512_tile(const int8_t *wp, size_t bs, size_t k4n, const int8_t *a, size_t lda,
+KB_VNNI_T KB_INLINE void kb_vnni512_tile(const int8_t *wp, size_t bs, size_t k4n, const int8_t *a, size_t lda,
                                             const int32_t *corr, const float *as, const float *ws, float *c,
                                             size_t ldc, size_t ncols, const int MR, const int NZ) {
     __m512i acc[6][4];
@@ -394,7 +390,7 @@ KB_VNNI512_T KB_INLINE void kb_vnni512_tile(const int8_t *wp, size_t bs, size_t 
     default: CALL(1); break;                                                                        \
     }
 
-KB_VNNI512_T static void kb_i8_gemm_avx512vnni(const kb_i8_weights *w, const int8_t *a, size_t lda, const float *as,
+KB_VNNI_T static void kb_i8_gemm_avx512vnni(const kb_i8_weights *w, const int8_t *a, size_t lda, const float *as,
                                                size_t m, float *c, size_t ldc) {
     const size_t n = w->n, k4n = w->kp / 4, bs = k4n * 64;
     enum { MC_MAX = 240 };

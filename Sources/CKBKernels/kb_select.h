@@ -1,4 +1,6 @@
-// What every kernel family's dispatch shares (dot.c's scan kernels, gemm_i8.c's GEMM kernels).
+// What every kernel family shares (dot.c's and scan*.c's scan kernels, gemm_i8.c's GEMM kernels):
+// the dispatch rule, CPU feature checks that compilers' builtins lack, and the function
+// attributes that mark each instruction set's code.
 // The selection rule: the first of `by_preference` this CPU supports, unless `forced` (an environment
 // variable's value, or NULL) names a kernel of ids first...last that it supports; a forced name
 // the CPU cannot run, or an unknown one, falls back to the best. Ids are passed as ints so one
@@ -33,8 +35,36 @@ static inline int kb_cached_kernel(int *cache, int (*select)(const char *), cons
     return v;
 }
 
+#define KB_INLINE static inline __attribute__((always_inline))
+
 #if defined(__x86_64__)
 #include <cpuid.h>
+// Functions that use one instruction set beyond the baseline. Code of one may inline code of
+// a subset (AVX2 helpers into AVX-VNNI functions), never the other way round.
+#define KB_AVX2_T __attribute__((target("avx2")))
+#define KB_AVXVNNI_T __attribute__((target("avx2,avxvnni")))
+#define KB_VNNI_T __attribute__((target("avx512f,avx512bw,avx512vnni")))
+
+#include <immintrin.h>
+// The sum of the int32 lanes (wrapping).
+KB_AVX2_T KB_INLINE int32_t kb_hsum128(__m128i s) {
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+KB_AVX2_T KB_INLINE int32_t kb_hsum256(__m256i v) {
+    return kb_hsum128(_mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)));
+}
+
+// The `left` (< 32) bytes at p, zero-filled to 32 bytes: a row's or query's last partial
+// vector, never read past its end.
+KB_AVX2_T KB_INLINE __m256i kb_load_partial32(const int8_t *p, size_t left) {
+    int8_t buf[32] = {0};
+    memcpy(buf, p, left);
+    return _mm256_loadu_si256((const __m256i *)buf);
+}
+
 // AVX-VNNI (VEX-encoded vpdpbusd on xmm/ymm): CPUID.(EAX=7, ECX=1):EAX[4]. Compilers' cpu
 // feature builtins do not all know it, so it is asked of CPUID directly.
 static inline int kb_x86_has_avxvnni(void) {

@@ -105,6 +105,9 @@ const char *kb_query_batch_path(const kb_query_batch *b) { return b->path; }
 size_t kb_i8_scan(const kb_query_batch *b, const int8_t *rows, size_t stride, size_t n, const float *scales,
                   const int32_t *sums, size_t quant_stride, const float *thresholds, kb_candidate *out) {
     if (n == 0 || b->nq == 0) return 0;
-    const kb_scan_fn scan = b->scan ? b->scan : kb_scan_generic;
+    // The fast paths gather QUANT fields with 32-bit lane offsets (lane · quant_stride); a
+    // stride past KB_MAX_FAST_QUANT_STRIDE (never a segment's: its records are 8 bytes) takes
+    // the generic path, whose offsets are size_t.
+    const kb_scan_fn scan = b->scan && quant_stride <= KB_MAX_FAST_QUANT_STRIDE ? b->scan : kb_scan_generic;
     return scan(b, rows, stride, n, scales, sums, quant_stride, thresholds, out);
 }

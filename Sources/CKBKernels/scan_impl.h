@@ -26,11 +26,14 @@ struct kb_query_batch {
     const char *path;  // static string, see kb_query_batch_path
 };
 
-/// Rows (and query batches) at least this large take the packed (register-tiled) paths; fewer
+/// Batches of at least this many queries take the packed (register-tiled) paths; fewer
 /// queries take the single-query tiles, one query at a time.
 #define KB_PACKED_MIN_QUERIES 8
 /// Rows per sub-block that stays in L1/L2 while every query (group) passes over it.
 #define KB_SUB 64
+/// The largest quant_stride the fast paths take (their gathers use int32 offsets lane ·
+/// quant_stride, lane < 16); larger strides run the generic path.
+#define KB_MAX_FAST_QUANT_STRIDE ((size_t)1 << 24)
 /// Bytes ahead of the row being read for software prefetches (a hint: never faults).
 #define KB_SCAN_PREFETCH 4096
 

@@ -41,7 +41,6 @@
 #include <arm_neon.h>
 #include "kb_select.h"
 
-#define KB_INLINE static inline __attribute__((always_inline))
 #define KB_NEON_ROWS 8  // rows per single-query tile
 
 // ==== shared helpers ========================================================================

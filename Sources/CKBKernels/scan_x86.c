@@ -21,16 +21,13 @@
 //     abs: the query in the single-query tile (precomputed), the broadcast row in the packed one.
 //   All int32 arithmetic wraps, so the result is exact modulo 2³², hence exact (see dot.c).
 #include "scan_impl.h"
+#include "kb_select.h"
 #include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-#define KB_VNNI_T __attribute__((target("avx512f,avx512bw,avx512vnni")))
-#define KB_AVX2_T __attribute__((target("avx2")))
-#define KB_AVXVNNI_T __attribute__((target("avx2,avxvnni")))
-#define KB_INLINE static inline __attribute__((always_inline))
 
 // The 4 bytes of `row` at dimension 4t (fewer, zero-filled, at the end of the row: the only
 // read that must not go past dims, since stride may equal dims).
@@ -284,20 +281,6 @@ static int kb_prepare_vnni512(kb_query_batch *b) {
 
 #define KB_YMM_ROWS 8  // rows per single-query tile
 
-// The last `left` (< 32) bytes of a row, zero-filled to 32 bytes.
-KB_AVX2_T KB_INLINE __m256i kb_load_tail32(const int8_t *p, size_t left) {
-    int8_t buf[32] = {0};
-    memcpy(buf, p, left);
-    return _mm256_loadu_si256((const __m256i *)buf);
-}
-
-KB_AVX2_T KB_INLINE int32_t kb_hsum8(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-    return _mm_cvtsi128_si32(s);
-}
-
 // Lane r of the result: the sum of a[r]'s 8 lanes. 8 rows reduced together by a
 // transpose-and-add tree: 17 instructions, against ~6 per row reduced alone.
 KB_AVX2_T KB_INLINE __m256i kb_sum8(const __m256i *a) {
@@ -376,7 +359,7 @@ KB_AVXVNNI_T KB_INLINE __m256i kb_pstep_avxvnni(__m256i acc, __m256i qv, __m256i
                     a = STEP(a, ql, P, i + 32, _mm256_loadu_si256((const __m256i *)(row + i + 32)));                  \
                 }                                                                                                     \
                 if (i < full) a = STEP(a, ql, P, i, _mm256_loadu_si256((const __m256i *)(row + i)));                  \
-                if (left) a = STEP(a, ql, P, full, kb_load_tail32(row + full, left));                                  \
+                if (left) a = STEP(a, ql, P, full, kb_load_partial32(row + full, left));                                  \
                 acc[r] = a;                                                                                           \
             }                                                                                                         \
             __m256i dot = kb_sum8(acc);                                                                               \
@@ -393,8 +376,8 @@ KB_AVXVNNI_T KB_INLINE __m256i kb_pstep_avxvnni(__m256i acc, __m256i qv, __m256i
             const int8_t *row = rows + r0 * stride;                                                                   \
             __m256i a = _mm256_setzero_si256();                                                                       \
             for (size_t i = 0; i < full; i += 32) a = STEP(a, ql, P, i, _mm256_loadu_si256((const __m256i *)(row + i))); \
-            if (left) a = STEP(a, ql, P, full, kb_load_tail32(row + full, left));                                      \
-            uint32_t dot = (uint32_t)kb_hsum8(a);                                                                     \
+            if (left) a = STEP(a, ql, P, full, kb_load_partial32(row + full, left));                                      \
+            uint32_t dot = (uint32_t)kb_hsum256(a);                                                                     \
             if (BIASED) dot -= (uint32_t)kb_sum_at(sums, qstr, r0) << 7;                                              \
             const float v = kb_scale_at(scales, qstr, r0) * (float)(int32_t)dot;                                      \
             if (v >= threshold) out[count++] = (kb_candidate){(uint32_t)r0, query, v};                                \

@@ -44,8 +44,12 @@ struct InfoCommand: ParsableCommand {
             print("lexical:   none (built before BM25 search; 'kbindex build --rebuild' adds it): vector search only")
         }
         let cores = ProcessInfo.processInfo.activeProcessorCount
-        let paths = DotKernel.active.scanPaths(dimensions: idx.manifest.model.dimensions)
-        print("scan:      \(DotKernel.active) kernel on \(cores) \(cores == 1 ? "core" : "cores"): \(paths.single) for one question, \(paths.batch) for batches (KBINDEX_KERNEL=\(DotKernel.supported.map(\.description).joined(separator: "|")) forces one)")
+        // The paths depend only on the kernel and the dimensions (checked: a damaged manifest's
+        // count must not reach the kernels' preconditions).
+        let dims = idx.manifest.model.dimensions
+        let paths = (1...131_072).contains(dims) ? DotKernel.active.scanPaths(dimensions: dims) : nil
+        let pathText = paths.map { ": \($0.single) for one question, \($0.batch) for batches" } ?? ""
+        print("scan:      \(DotKernel.active) kernel on \(cores) \(cores == 1 ? "core" : "cores")\(pathText) (KBINDEX_KERNEL=\(DotKernel.supported.map(\.description).joined(separator: "|")) forces one)")
         let stray = IndexFiles.stray(in: idx.url, manifest: idx.manifest)
         if !stray.isEmpty {
             print(IndexOpening.strayLine(stray))

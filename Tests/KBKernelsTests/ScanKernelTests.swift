@@ -5,29 +5,54 @@ import XCTest
 
 /// The fused scan (`QueryBatch.scan`): every kernel must return exactly the candidates the
 /// scalar twin returns (same rows, queries and float scores), for batch sizes on both sides of
-/// the packed kernel's threshold and around its 16-query groups and 6-row tiles, dims with
-/// every 4-byte tail, strides past dims, unaligned rows, extreme values and thresholds that
-/// admit everything, nothing, or some rows.
+/// the packed kernels' threshold (8 queries) and around their query groups (8 or 16) and row
+/// tiles (3, 6, 8 or 16 rows), dims with every 4-byte tail, strides past dims, unaligned rows,
+/// QUANT records wider than 8 bytes, negative and NaN scales, extreme values and thresholds
+/// that admit everything, nothing, some rows, or (NaN) nothing for some queries. Rows, QUANT
+/// records, thresholds and the output each end where an inaccessible page begins, so a kernel
+/// that reads or writes one byte past them crashes the test instead of passing.
 final class ScanKernelTests: XCTestCase {
     struct Candidate: Hashable { var row: UInt32, query: UInt32, score: Float }
 
-    /// Scans with QUANT-like records (f32 scale, i32 Σ of the row's values; 8 bytes each).
-    func scan(_ batch: QueryBatch, rows: UnsafePointer<Int8>, stride: Int, n: Int, scales: [Float], thresholds: [Float]) -> [Candidate] {
-        let out = UnsafeMutablePointer<ScanCandidate>.allocate(capacity: max(1, n * batch.count))
-        defer { out.deallocate() }
-        var quant = [UInt32](repeating: 0, count: 2 * max(n, 1))
+    /// `count` bytes that end exactly where an inaccessible page begins.
+    final class GuardedBytes {
+        private let mapping: UnsafeMutableRawPointer
+        private let mapped: Int
+        let start: UnsafeMutableRawPointer
+
+        init(count: Int) {
+            let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+            let pages = (count + page - 1) / page
+            mapped = (pages + 1) * page
+            let m = mmap(nil, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+            precondition(m != MAP_FAILED && m != nil, "mmap failed")
+            mapping = m!
+            precondition(mprotect(mapping + pages * page, page, PROT_NONE) == 0, "mprotect failed")
+            start = mapping + pages * page - count
+        }
+
+        deinit { munmap(mapping, mapped) }
+    }
+
+    /// Scans with QUANT-like records (f32 scale, i32 Σ of the row's values, then padding up to
+    /// `quantStride` bytes), every buffer guarded.
+    func scan(_ batch: QueryBatch, rows: UnsafePointer<Int8>, stride: Int, n: Int, scales: [Float], thresholds: [Float],
+              quantStride: Int = 8) -> [Candidate] {
+        let out = GuardedBytes(count: max(1, n * batch.count) * MemoryLayout<ScanCandidate>.stride)
+        let quant = GuardedBytes(count: max(1, n - 1) * quantStride + 8)
         for r in 0..<n {
-            quant[2 * r] = scales[r].bitPattern
-            quant[2 * r + 1] = UInt32(bitPattern: (0..<batch.dimensions).reduce(Int32(0)) { $0 + Int32(rows[r * stride + $1]) })
+            let sum = (0..<batch.dimensions).reduce(Int32(0)) { $0 + Int32(rows[r * stride + $1]) }
+            quant.start.storeBytes(of: scales[r], toByteOffset: r * quantStride, as: Float.self)
+            quant.start.storeBytes(of: sum, toByteOffset: r * quantStride + 4, as: Int32.self)
         }
-        let found = quant.withUnsafeBytes { q in
-            thresholds.withUnsafeBufferPointer { t in
-                batch.scan(rows: rows, stride: stride, n: n, scales: q.baseAddress!, sums: q.baseAddress! + 4, quantStride: 8,
-                           thresholds: t.baseAddress!, into: out)
-            }
-        }
+        let th = GuardedBytes(count: max(1, thresholds.count) * 4)
+        for (j, t) in thresholds.enumerated() { th.start.storeBytes(of: t, toByteOffset: 4 * j, as: Float.self) }
+        let o = out.start.bindMemory(to: ScanCandidate.self, capacity: max(1, n * batch.count))
+        let found = batch.scan(rows: rows, stride: stride, n: n, scales: UnsafeRawPointer(quant.start), sums: UnsafeRawPointer(quant.start + 4),
+                               quantStride: quantStride, thresholds: th.start.bindMemory(to: Float.self, capacity: max(1, thresholds.count)),
+                               into: o)
         XCTAssertLessThanOrEqual(found, n * batch.count)
-        return (0..<found).map { Candidate(row: out[$0].row, query: out[$0].query, score: out[$0].score) }
+        return (0..<found).map { Candidate(row: o[$0].row, query: o[$0].query, score: o[$0].score) }
     }
 
     // One test per kernel, so that a kernel this CPU cannot run is reported as skipped
@@ -54,45 +79,48 @@ final class ScanKernelTests: XCTestCase {
             for extreme in [false, true] {
                 let stride = dims + Int.random(in: 0...9, using: &rng)
                 let offset = Int.random(in: 0...63, using: &rng)
-                // Rows end exactly at the buffer's end, so a kernel reading past dims would be caught by ASan.
-                var buffer = values(offset + (n - 1) * stride + dims, extreme: extreme)
+                let quantStride = [8, 12, 24][Int.random(in: 0...2, using: &rng)]
+                let values0 = values(offset + (n - 1) * stride + dims, extreme: extreme)
+                let buffer = GuardedBytes(count: values0.count)
+                values0.withUnsafeBytes { buffer.start.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                let rows = UnsafePointer(buffer.start.assumingMemoryBound(to: Int8.self) + offset)
                 let queries = values(nq * dims, extreme: extreme)
-                let scales = (0..<n).map { _ in Float.random(in: 0.001...0.02, using: &rng) }
+                // Scales: mostly positive, some negative; with 4 or more rows one is NaN
+                // (its scores are NaN: never a candidate, in every kernel).
+                var scales = (0..<n).map { _ in Float.random(in: 0.001...0.02, using: &rng) * (Bool.random(using: &rng) ? 1 : -1) }
+                if n >= 4 { scales[Int.random(in: 0..<n, using: &rng)] = .nan }
+                let finite = scales.filter { !$0.isNaN }.count
                 let reference = QueryBatch(queries: queries, count: nq, dimensions: dims, kernel: .scalar)
-                // Thresholds: everything passes; a score near the middle; nothing passes.
+                // Thresholds: everything passes; a score near the middle; nothing passes; NaN
+                // (nothing passes) for every other query.
                 let all = [Float](repeating: -.infinity, count: nq)
-                let middle = buffer.withUnsafeBufferPointer { b -> [Float] in
-                    let c = scan(reference, rows: b.baseAddress! + offset, stride: stride, n: n, scales: scales, thresholds: all)
-                    XCTAssertEqual(c.count, n * nq)
-                    return (0..<nq).map { j in
-                        let s = c.filter { $0.query == j }.map(\.score).sorted()
-                        return s[s.count / 2]
-                    }
+                let everything = scan(reference, rows: rows, stride: stride, n: n, scales: scales, thresholds: all, quantStride: quantStride)
+                XCTAssertEqual(everything.count, finite * nq)
+                let middle = (0..<nq).map { j -> Float in
+                    let s = everything.filter { $0.query == j }.map(\.score).sorted()
+                    return s.isEmpty ? 0 : s[s.count / 2]
                 }
                 let none = [Float](repeating: .infinity, count: nq)
-                do {
-                    let batch = QueryBatch(queries: queries, count: nq, dimensions: dims, kernel: kernel)
-                    XCTAssertEqual(batch.kernel, kernel)
-                    // Every kernel but scalar has its own paths: a row tile for fewer than 8
-                    // queries, a packed kernel from 8 on (never the generic fallback).
-                    if kernel != .scalar {
-                        XCTAssertTrue(batch.path.hasPrefix("\(kernel)") && batch.path.contains(nq < 8 ? "tile" : "packed"),
-                                      "\(kernel) with \(nq) queries runs \(batch.path)")
-                    }
-                    for thresholds in [all, middle, none] {
-                        buffer.withUnsafeMutableBufferPointer { b in
-                            let rows = UnsafePointer(b.baseAddress! + offset)
-                            let want = Set(scan(reference, rows: rows, stride: stride, n: n, scales: scales, thresholds: thresholds))
-                            let got = scan(batch, rows: rows, stride: stride, n: n, scales: scales, thresholds: thresholds)
-                            XCTAssertEqual(got.count, want.count, "\(kernel) dims \(dims) nq \(nq) n \(n)")
-                            XCTAssertEqual(Set(got), want, "\(kernel) dims \(dims) nq \(nq) n \(n) extreme \(extreme)")
-                            // The generic path (the benchmarks' baseline) agrees as well.
-                            let generic = QueryBatch(queries: queries, count: nq, dimensions: dims, kernel: kernel, genericPath: true)
-                            XCTAssertEqual(generic.path, "\(kernel) generic")
-                            XCTAssertEqual(Set(scan(generic, rows: rows, stride: stride, n: n, scales: scales, thresholds: thresholds)), want,
-                                           "\(kernel) generic path, dims \(dims) nq \(nq) n \(n)")
-                        }
-                    }
+                let someNaN = (0..<nq).map { $0 % 2 == 0 ? Float.nan : middle[$0] }
+                let batch = QueryBatch(queries: queries, count: nq, dimensions: dims, kernel: kernel)
+                XCTAssertEqual(batch.kernel, kernel)
+                // Every kernel but scalar has its own paths: a row tile for fewer than 8
+                // queries, a packed kernel from 8 on (never the generic fallback).
+                if kernel != .scalar {
+                    XCTAssertTrue(batch.path.hasPrefix("\(kernel)") && batch.path.contains(nq < 8 ? "tile" : "packed"),
+                                  "\(kernel) with \(nq) queries runs \(batch.path)")
+                }
+                // The generic path (the benchmarks' baseline) must agree as well.
+                let generic = QueryBatch(queries: queries, count: nq, dimensions: dims, kernel: kernel, genericPath: true)
+                XCTAssertEqual(generic.path, "\(kernel) generic")
+                for thresholds in [all, middle, none, someNaN] {
+                    let want = Set(scan(reference, rows: rows, stride: stride, n: n, scales: scales, thresholds: thresholds, quantStride: quantStride))
+                    let got = scan(batch, rows: rows, stride: stride, n: n, scales: scales, thresholds: thresholds, quantStride: quantStride)
+                    let what = "\(kernel) dims \(dims) nq \(nq) n \(n) stride \(stride) quant \(quantStride) extreme \(extreme)"
+                    XCTAssertEqual(got.count, want.count, what)
+                    XCTAssertEqual(Set(got), want, what)
+                    XCTAssertEqual(Set(scan(generic, rows: rows, stride: stride, n: n, scales: scales, thresholds: thresholds,
+                                            quantStride: quantStride)), want, "generic path, " + what)
                 }
             }
         }

@@ -143,6 +143,7 @@ struct SearchBench: ParsableCommand {
 
     func validate() throws {
         _ = try Self.kernelVariants(kernels, supported: DotKernel.supported, active: DotKernel.active)
+        guard single >= 1, batch >= 1, k >= 1 else { throw ValidationError("--single, --batch and -k need at least 1") }
     }
 
     /// One variant's measurements on one data set at one thread count.
