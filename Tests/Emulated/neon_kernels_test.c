@@ -165,37 +165,42 @@ static int candidate_order(const void *a, const void *b) {
     return 0;
 }
 
-/// One scan shape: nq queries and n rows of dims values (row stride `stride`, the rows ending at
-/// an inaccessible page; QUANT records of 8 bytes: f32 scale, i32 Σ of the row), thresholds
-/// per query −∞, +∞ or a score the query reaches exactly; values random or at ±127 (`mode`).
-/// The NEON batch's candidates, sorted, must equal the scalar batch's: count and every field.
+/// One scan shape: nq queries and n rows of dims values (row stride `stride`), QUANT records
+/// (f32 scale, i32 Σ of the row) 8 or 12 bytes apart, scales positive, some negative, one NaN;
+/// thresholds per query −∞, +∞, NaN or a score the query reaches exactly; values random or at
+/// ±127 (`mode`). The rows, QUANT records, thresholds and the NEON output each end at an
+/// inaccessible page. The NEON batch's candidates, sorted, must equal the scalar batch's: count
+/// and every field.
 static void scan_shape(size_t dims, size_t nq, size_t n, size_t stride, int mode) {
-    const size_t bytes = (n - 1) * stride + dims;
+    const size_t bytes = (n - 1) * stride + dims, qstride = (dims + n) % 2 ? 12 : 8;
+    const size_t quant_bytes = (n - 1) * qstride + 8, th_bytes = sizeof(float) * nq, out_bytes = sizeof(kb_candidate) * n * nq;
     int8_t *rows = guarded_alloc(bytes), *qs = malloc(nq * dims + 1);
-    unsigned char *quant = malloc(8 * n);
-    float *thresholds = malloc(sizeof(float) * nq);
-    kb_candidate *a = malloc(sizeof(kb_candidate) * n * nq), *b = malloc(sizeof(kb_candidate) * n * nq);
+    unsigned char *quant = (unsigned char *)guarded_alloc(quant_bytes);
+    float *thresholds = (float *)(void *)guarded_alloc(th_bytes);
+    kb_candidate *a = malloc(out_bytes), *b = (kb_candidate *)(void *)guarded_alloc(out_bytes);
     for (size_t i = 0; i < bytes; i++)
         rows[i] = mode == 0 ? random_i8() : mode == 1 ? (next_random() & 1 ? 127 : -127) : 127;
     for (size_t i = 0; i < nq * dims; i++)
         qs[i] = mode == 0 ? random_i8() : mode == 1 ? (next_random() & 1 ? 127 : -127) : 127;
     for (size_t r = 0; r < n; r++) {
-        const float scale = (float)(1 + next_random() % 20000) * 1e-6f;
+        float scale = (float)(1 + next_random() % 20000) * 1e-6f * (next_random() % 4 ? 1.0f : -1.0f);
+        if (n >= 4 && r == n / 2) scale = NAN;  // its scores are NaN: never a candidate
         int32_t sum = 0;
         for (size_t i = 0; i < dims; i++) sum += rows[r * stride + i];
-        memcpy(quant + 8 * r, &scale, 4);
-        memcpy(quant + 8 * r + 4, &sum, 4);
+        memcpy(quant + qstride * r, &scale, 4);
+        memcpy(quant + qstride * r + 4, &sum, 4);
     }
     for (size_t j = 0; j < nq; j++) {
-        switch (next_random() % 3) {
+        switch (next_random() % 4) {
         case 0: thresholds[j] = -INFINITY; break;
         case 1: thresholds[j] = INFINITY; break;
+        case 2: thresholds[j] = NAN; break;
         default: {  // the score of a random row: a middle value, met with equality once
             const size_t r = next_random() % n;
             int32_t dot = 0;
             for (size_t i = 0; i < dims; i++) dot += (int32_t)qs[j * dims + i] * rows[r * stride + i];
             float scale;
-            memcpy(&scale, quant + 8 * r, 4);
+            memcpy(&scale, quant + qstride * r, 4);
             thresholds[j] = scale * (float)dot;
         }
         }
@@ -206,8 +211,8 @@ static void scan_shape(size_t dims, size_t nq, size_t n, size_t stride, int mode
     const int32_t *sums = (const int32_t *)(quant + 4);
     int ok = bs && bn && strcmp(kb_query_batch_path(bn), expected_scan_path(nq)) == 0;
     if (ok) {
-        const size_t ca = kb_i8_scan(bs, rows, stride, n, scales, sums, 8, thresholds, a);
-        const size_t cb = kb_i8_scan(bn, rows, stride, n, scales, sums, 8, thresholds, b);
+        const size_t ca = kb_i8_scan(bs, rows, stride, n, scales, sums, qstride, thresholds, a);
+        const size_t cb = kb_i8_scan(bn, rows, stride, n, scales, sums, qstride, thresholds, b);
         qsort(a, ca, sizeof *a, candidate_order);
         qsort(b, cb, sizeof *b, candidate_order);
         ok = ca == cb;
@@ -220,7 +225,10 @@ static void scan_shape(size_t dims, size_t nq, size_t n, size_t stride, int mode
     kb_query_batch_free(bs);
     kb_query_batch_free(bn);
     free_guarded(rows, bytes);
-    free(qs); free(quant); free(thresholds); free(a); free(b);
+    free_guarded((int8_t *)quant, quant_bytes);
+    free_guarded((int8_t *)(void *)thresholds, th_bytes);
+    free_guarded((int8_t *)(void *)b, out_bytes);
+    free(qs); free(a);
 }
 
 /// kb_i8_scan on a NEON batch against a scalar batch over every dims tail, query counts on both
