@@ -478,6 +478,7 @@ int kb_dot_kernel_supported(kb_dot_kernel_id k) {
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512vnni");
     case KB_DOT_AVXVNNI: return __builtin_cpu_supports("avx2") && kb_x86_has_avxvnni();
+    case KB_DOT_AMX: return kb_dot_kernel_supported(KB_DOT_AVX512VNNI) && kb_x86_has_amx_int8();
 #endif
 #ifdef KB_DOT_ARM
     case KB_DOT_NEON: return 1;
@@ -493,6 +494,7 @@ const char *kb_dot_kernel_id_name(kb_dot_kernel_id k) {
     case KB_DOT_AVX512VNNI: return "avx512vnni";
     case KB_DOT_NEON: return "neon";
     case KB_DOT_AVXVNNI: return "avxvnni";
+    case KB_DOT_AMX: return "amx";
     default: return "unknown";
     }
 }
@@ -501,8 +503,8 @@ static int kb_dot_kernel_supported_id(int k) { return kb_dot_kernel_supported((k
 static const char *kb_dot_kernel_name_of(int k) { return kb_dot_kernel_id_name((kb_dot_kernel_id)k); }
 
 kb_dot_kernel_id kb_dot_kernel_select(const char *forced) {
-    static const int by_preference[] = {KB_DOT_AVX512VNNI, KB_DOT_AVXVNNI, KB_DOT_NEON, KB_DOT_AVX2, KB_DOT_SCALAR};
-    return (kb_dot_kernel_id)kb_select_kernel(by_preference, sizeof by_preference / sizeof by_preference[0], KB_DOT_SCALAR, KB_DOT_AVXVNNI,
+    static const int by_preference[] = {KB_DOT_AMX, KB_DOT_AVX512VNNI, KB_DOT_AVXVNNI, KB_DOT_NEON, KB_DOT_AVX2, KB_DOT_SCALAR};
+    return (kb_dot_kernel_id)kb_select_kernel(by_preference, sizeof by_preference / sizeof by_preference[0], KB_DOT_SCALAR, KB_DOT_AMX,
                                     kb_dot_kernel_supported_id, kb_dot_kernel_name_of, forced);
 }
 
@@ -518,7 +520,7 @@ void kb_i8_dot_rows_with(kb_dot_kernel_id k, const int8_t *q, const int8_t *rows
     if (!kb_dot_kernel_supported(k)) k = KB_DOT_SCALAR;
     switch (k) {
     case KB_DOT_AVX2: kb_i8_dot_rows_avx2(q, rows, stride, dims, n, scores); break;
-    case KB_DOT_AVX512VNNI: kb_i8_dot_rows_avx512vnni(q, rows, stride, dims, n, scores); break;
+    case KB_DOT_AVX512VNNI: case KB_DOT_AMX: kb_i8_dot_rows_avx512vnni(q, rows, stride, dims, n, scores); break;
     case KB_DOT_NEON: kb_i8_dot_rows_neon(q, rows, stride, dims, n, scores); break;
     case KB_DOT_AVXVNNI: kb_i8_dot_rows_avxvnni(q, rows, stride, dims, n, scores); break;
     default: kb_i8_dot_rows_scalar(q, rows, stride, dims, n, scores); break;
@@ -530,7 +532,7 @@ void kb_i8_dot_rows_batch_with(kb_dot_kernel_id k, const int8_t *qs, size_t qstr
     if (!kb_dot_kernel_supported(k)) k = KB_DOT_SCALAR;
     switch (k) {
     case KB_DOT_AVX2: kb_i8_dot_rows_batch_avx2(qs, qstride, nq, rows, stride, dims, n, scores); break;
-    case KB_DOT_AVX512VNNI: kb_i8_dot_rows_batch_avx512vnni(qs, qstride, nq, rows, stride, dims, n, scores); break;
+    case KB_DOT_AVX512VNNI: case KB_DOT_AMX: kb_i8_dot_rows_batch_avx512vnni(qs, qstride, nq, rows, stride, dims, n, scores); break;
     case KB_DOT_NEON: kb_i8_dot_rows_batch_neon(qs, qstride, nq, rows, stride, dims, n, scores); break;
     case KB_DOT_AVXVNNI: kb_i8_dot_rows_batch_avxvnni(qs, qstride, nq, rows, stride, dims, n, scores); break;
     default: kb_i8_dot_rows_batch_scalar(qs, qstride, nq, rows, stride, dims, n, scores); break;

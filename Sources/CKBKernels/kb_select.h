@@ -65,6 +65,32 @@ KB_AVX2_T KB_INLINE __m256i kb_load_partial32(const int8_t *p, size_t left) {
     return _mm256_loadu_si256((const __m256i *)buf);
 }
 
+// AMX with int8 tiles (tdpbssd), usable by this process: CPUID.(EAX=7, ECX=0):EDX[24, 25]
+// (AMX-TILE, AMX-INT8), and on Linux the kernel's permission for the tile data state, which a
+// process must ask for once (arch_prctl ARCH_REQ_XCOMP_PERM) before its first tile
+// instruction; a kernel that refuses it (older than 5.16, or a hypervisor hiding the state)
+// makes AMX unavailable. Asked once and cached.
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+static inline int kb_x86_has_amx_int8(void) {
+    static int cache = -1;
+    int v = __atomic_load_n(&cache, __ATOMIC_ACQUIRE);
+    if (v < 0) {
+        unsigned eax, ebx, ecx, edx;
+        v = 0;
+#if defined(__linux__) && defined(SYS_arch_prctl)
+        if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) && ((edx >> 24) & 3) == 3)
+            v = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
+#else
+        (void)eax; (void)ebx; (void)ecx; (void)edx;
+#endif
+        __atomic_store_n(&cache, v, __ATOMIC_RELEASE);
+    }
+    return v;
+}
+
 // AVX-VNNI (VEX-encoded vpdpbusd on xmm/ymm): CPUID.(EAX=7, ECX=1):EAX[4]. Compilers' cpu
 // feature builtins do not all know it, so it is asked of CPUID directly.
 static inline int kb_x86_has_avxvnni(void) {

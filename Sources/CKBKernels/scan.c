@@ -3,11 +3,12 @@
 // enter a query's top-k ever leave the kernel. See include/kb_kernels.h for the contract.
 //
 // This file owns the query batch and the generic path; the fast paths live per ISA:
-//   - scan_x86.c: AVX-512 VNNI, AVX-VNNI and AVX2, each with a single-query row tile (one
+//   - scan_x86.c: AMX, AVX-512 VNNI, AVX-VNNI and AVX2, each with a single-query row tile (one
 //     query at a time, several rows per tile, their dots reduced together and compared with the
 //     threshold in vector registers) and, for 8 or more queries, a packed register-tiled kernel
 //     (queries laid out once at kb_query_batch_new so that one instruction advances 8 or 16
-//     queries by 4 dimensions of one row: no horizontal reductions in the inner loop);
+//     queries by 4 dimensions of one row: no horizontal reductions in the inner loop; AMX
+//     multiplies 16 × 64 tiles of rows by 64 × 16 tiles of queries);
 //   - scan_neon.c: the same two shapes with sdot, smmla (i8mm) or vmull, per the CPU.
 // The generic path (scalar, and any kernel without a fast path): blocks of KB_SUB rows scored
 // with kb_i8_dot_rows_batch_with, one group of queries at a time while the block sits in
@@ -58,6 +59,7 @@ static const char *kb_generic_path_name(kb_dot_kernel_id k) {
     case KB_DOT_AVX512VNNI: return "avx512vnni generic";
     case KB_DOT_NEON: return "neon generic";
     case KB_DOT_AVXVNNI: return "avxvnni generic";
+    case KB_DOT_AMX: return "amx generic";
     default: return "scalar generic";
     }
 }

@@ -22,6 +22,7 @@ struct kb_query_batch {
     void *layout;      // NULL, or the path's own copy of the queries (64-byte aligned)
     size_t groups;     // path-specific shape of `layout` (e.g. query groups)
     size_t steps;      // path-specific shape of `layout` (e.g. dimension steps)
+    size_t second;     // byte offset in `layout` of a path's second layout (0: none)
     kb_scan_fn scan;   // NULL: the generic path
     const char *path;  // static string, see kb_query_batch_path
 };

@@ -9,6 +9,8 @@
 //     dimensions per vector; the kernel broadcasts 4 bytes of a row to every lane, so one
 //     vpdpbusd (or, on AVX2, one sign/multiply-add sequence) advances a whole query group by 4
 //     dimensions: a matrix product with no horizontal reductions.
+// AMX (its own section below) runs batches as tile matrix products and single queries on the
+// AVX-512 VNNI tile.
 //
 // Exactness, per instruction set:
 //   - vpdpbusd (both VNNIs) multiplies unsigned × signed bytes into int32 without saturation.
@@ -234,12 +236,128 @@ KB_VNNI_T static size_t kb_scan_one_vnni512_all(const kb_query_batch *b, const i
     return count;
 }
 
-static int kb_prepare_vnni512(kb_query_batch *b) {
+// ==== AMX (int8 tiles) ======================================================================
+//
+// Batches on CPUs with AMX-INT8 (Sapphire Rapids and later Xeons): tdpbssd multiplies a
+// 16 × 64 tile of signed bytes by a 64 × 16 one (stored as 16 rows of 16 × 4 bytes) into a
+// 16 × 16 tile of int32 sums: 16,384 multiply-adds per instruction, exact (signed × signed, no
+// correction). A tile of rows is loaded straight from the segment (16 rows, 64 dimensions, the
+// row stride as the tile's stride); the queries are laid out once as B tiles: group g of 16
+// queries, 64-dimension chunk k, 16 rows of 64 bytes whose lane l holds q_{16g+l}[64k + 4s ..
+// 64k + 4s + 3] in row s (zero-padded). Each step multiplies 2 row tiles by 2 query tiles into
+// 4 accumulator tiles (the 8 tile registers: 4 C, 2 A, 2 B), then the sums are stored and
+// compared with the thresholds in AVX-512. The last dims % 64 dimensions of a row tile are
+// copied zero-filled into a 16 × 64 buffer (a tile load reads 64 bytes per row, which must
+// not pass dims); the last n % 16 rows go through the AVX-512 VNNI packed kernel (the batch
+// keeps its layout too, first in `layout`; the AMX layout starts at `second`). Single queries
+// keep the AVX-512 VNNI tile: they are bound by memory, not by multiplies.
+// The tile configuration is loaded on entry and released on exit of every scan call (the tile
+// state is per thread).
+#define KB_AMX_T __attribute__((target("amx-tile,amx-int8,avx512f,avx512bw,avx512vnni")))
+
+typedef struct {
+    uint8_t palette, start_row;
+    uint8_t reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} kb_tile_config;
+
+// Emits the candidates of one 16 × 16 tile of sums: rows row0..row0+15 × queries j0..j0+15
+// (those < nq).
+KB_AMX_T static inline size_t kb_amx_emit(const int32_t *c, size_t row0, size_t j0, size_t nq, const float *scales,
+                                          size_t quant_stride, const float *thresholds, kb_candidate *out) {
+    const size_t live = nq - j0 < 16 ? nq - j0 : 16;
+    const __mmask16 lm = live >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << live) - 1);
+    const __m512 th = _mm512_maskz_loadu_ps(lm, thresholds + j0);
+    size_t count = 0;
+    for (size_t m = 0; m < 16; m++) {
+        const __m512 v = _mm512_mul_ps(_mm512_set1_ps(kb_scale_at(scales, quant_stride, row0 + m)),
+                                       _mm512_cvtepi32_ps(_mm512_load_si512((const void *)(c + 16 * m))));
+        const __mmask16 hit = _mm512_mask_cmp_ps_mask(lm, v, th, _CMP_GE_OQ);
+        if (hit) count += kb_emit(hit, v, (uint32_t)(row0 + m), 0, (uint32_t)j0, 1, out + count);
+    }
+    return count;
+}
+
+KB_AMX_T static size_t kb_scan_amx(const kb_query_batch *b, const int8_t *rows, size_t stride, size_t n,
+                                   const float *scales, const int32_t *sums, size_t quant_stride,
+                                   const float *thresholds, kb_candidate *out) {
+    const size_t dims = b->dims, kfull = dims / 64, ktail = dims % 64, kchunks = (dims + 63) / 64;
+    const size_t groups = b->groups, gstride = kchunks * 16 * 64;
+    const int8_t *qt = (const int8_t *)b->layout + b->second;
+    kb_tile_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) { cfg.colsb[t] = 64; cfg.rows[t] = 16; }
+    _tile_loadconfig(&cfg);
+    int8_t tail[2][16 * 64] __attribute__((aligned(64)));
+    int32_t c[4][256] __attribute__((aligned(64)));
+    size_t count = 0, r0 = 0;
+    while (r0 + 16 <= n) {
+        const int two = r0 + 32 <= n;  // a second row tile
+        const int8_t *a0 = rows + r0 * stride, *a1 = rows + (r0 + 16) * stride;
+        if (ktail) {
+            memset(tail, 0, sizeof tail);
+            for (int m = 0; m < 16; m++) {
+                memcpy(tail[0] + 64 * m, a0 + m * stride + 64 * kfull, ktail);
+                if (two) memcpy(tail[1] + 64 * m, a1 + m * stride + 64 * kfull, ktail);
+            }
+        }
+        for (size_t g = 0; g < groups; g += 2) {
+            const int pair = g + 1 < groups;  // a second query tile
+            const int8_t *b0 = qt + g * gstride, *b1 = qt + (g + 1) * gstride;
+            _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+            for (size_t k = 0; k < kchunks; k++) {
+                if (k < kfull) {
+                    _tile_loadd(4, a0 + 64 * k, (long)stride);
+                    if (two) _tile_loadd(5, a1 + 64 * k, (long)stride);
+                } else {
+                    _tile_loadd(4, tail[0], 64);
+                    if (two) _tile_loadd(5, tail[1], 64);
+                }
+                _tile_loadd(6, b0 + k * 1024, 64);
+                if (pair) _tile_loadd(7, b1 + k * 1024, 64);
+                _tile_dpbssd(0, 4, 6);
+                if (pair) _tile_dpbssd(1, 4, 7);
+                if (two) {
+                    _tile_dpbssd(2, 5, 6);
+                    if (pair) _tile_dpbssd(3, 5, 7);
+                }
+            }
+            _tile_stored(0, c[0], 64);
+            if (pair) _tile_stored(1, c[1], 64);
+            if (two) {
+                _tile_stored(2, c[2], 64);
+                if (pair) _tile_stored(3, c[3], 64);
+            }
+            count += kb_amx_emit(c[0], r0, 16 * g, b->nq, scales, quant_stride, thresholds, out + count);
+            if (pair) count += kb_amx_emit(c[1], r0, 16 * (g + 1), b->nq, scales, quant_stride, thresholds, out + count);
+            if (two) {
+                count += kb_amx_emit(c[2], r0 + 16, 16 * g, b->nq, scales, quant_stride, thresholds, out + count);
+                if (pair) count += kb_amx_emit(c[3], r0 + 16, 16 * (g + 1), b->nq, scales, quant_stride, thresholds, out + count);
+            }
+        }
+        r0 += two ? 32 : 16;
+    }
+    _tile_release();
+    if (r0 < n) {  // the last n % 16 rows: the AVX-512 VNNI packed kernel, rows renumbered
+        const size_t before = count;
+        count += kb_scan_packed(b, rows + r0 * stride, stride, n - r0, (const float *)((const char *)scales + r0 * quant_stride),
+                                (const int32_t *)((const char *)sums + r0 * quant_stride), quant_stride, thresholds,
+                                out + count);
+        for (size_t i = before; i < count; i++) out[i].row += (uint32_t)r0;
+    }
+    return count;
+}
+
+// The AVX-512 VNNI layouts, and with `amx` the AMX batch's B tiles after them.
+static int kb_prepare_vnni512(kb_query_batch *b, int amx) {
     const size_t nq = b->nq, dims = b->dims;
     if (nq >= KB_PACKED_MIN_QUERIES) {
         b->groups = (nq + 15) / 16;
         b->steps = (dims + 3) / 4;
-        uint8_t *p = kb_scan_alloc(b->groups * b->steps * 64 + 64);
+        const size_t vnni_bytes = b->groups * b->steps * 64 + 64, kchunks = (dims + 63) / 64;
+        uint8_t *p = kb_scan_alloc(vnni_bytes + (amx ? b->groups * kchunks * 1024 : 0));
         if (!p) return 0;
         // Byte (g, t, 4·l + u) = q_{16g+l}[4t+u] + 128; padding queries and dimensions hold
         // 128 (the encoding of 0): against a padding dimension the row byte is 0 (see the
@@ -255,13 +373,28 @@ static int kb_prepare_vnni512(kb_query_batch *b) {
         b->layout = p;
         b->scan = kb_scan_packed;
         b->path = "avx512vnni packed16x4";
+        if (amx) {
+            // Byte (g, k, s, 4·l + u) = q_{16g+l}[64k + 4s + u], 0 past nq or dims.
+            int8_t *t = (int8_t *)p + vnni_bytes;
+            for (size_t g = 0; g < b->groups; g++)
+                for (size_t k = 0; k < kchunks; k++)
+                    for (size_t s = 0; s < 16; s++)
+                        for (size_t l = 0; l < 16; l++)
+                            for (size_t u = 0; u < 4; u++) {
+                                const size_t j = 16 * g + l, i = 64 * k + 4 * s + u;
+                                t[((g * kchunks + k) * 16 + s) * 64 + 4 * l + u] = (j < nq && i < dims) ? b->queries[j * dims + i] : 0;
+                            }
+            b->second = vnni_bytes;
+            b->scan = kb_scan_amx;
+            b->path = "amx packed16x16";
+        }
     } else {
         uint8_t *p = kb_scan_alloc(nq * dims + 1);
         if (!p) return 0;
         for (size_t i = 0; i < nq * dims; i++) p[i] = (uint8_t)(b->queries[i] + 128);
         b->layout = p;
         b->scan = kb_scan_one_vnni512_all;
-        b->path = "avx512vnni tile16";
+        b->path = amx ? "amx tile16" : "avx512vnni tile16";
     }
     return 1;
 }
@@ -531,7 +664,8 @@ static int kb_prepare_ymm(kb_query_batch *b, int vnni) {
 
 int kb_scan_prepare_x86(kb_query_batch *b) {
     switch (b->kernel) {
-    case KB_DOT_AVX512VNNI: return kb_prepare_vnni512(b);
+    case KB_DOT_AVX512VNNI: return kb_prepare_vnni512(b, 0);
+    case KB_DOT_AMX: return kb_prepare_vnni512(b, 1);
     case KB_DOT_AVXVNNI: return kb_prepare_ymm(b, 1);
     case KB_DOT_AVX2: return kb_prepare_ymm(b, 0);
     default: return 1;

@@ -4,7 +4,7 @@ import CKBKernels
 /// does run: chosen once per process for this CPU, or forced with `KBINDEX_KERNEL=<name>`
 /// (ignored, falling back to the best, when this CPU cannot run the named kernel).
 public enum DotKernel: Int, CaseIterable, Sendable, CustomStringConvertible {
-    case scalar = 0, avx2 = 1, avx512vnni = 2, neon = 3, avxvnni = 4
+    case scalar = 0, avx2 = 1, avx512vnni = 2, neon = 3, avxvnni = 4, amx = 5
 
     /// The kernel scans use by default. O(1) after the first call.
     public static var active: DotKernel { DotKernel(rawValue: Int(kb_dot_kernel().rawValue)) ?? .scalar }
@@ -15,7 +15,8 @@ public enum DotKernel: Int, CaseIterable, Sendable, CustomStringConvertible {
     /// Whether this CPU (and OS) can run the kernel.
     public var isSupported: Bool { kb_dot_kernel_supported(cID) != 0 }
 
-    /// "scalar", "avx2", "avx512vnni", "neon" or "avxvnni": the value `KBINDEX_KERNEL` accepts.
+    /// "scalar", "avx2", "avx512vnni", "neon", "avxvnni" or "amx": the value `KBINDEX_KERNEL`
+    /// accepts.
     public var description: String { String(cString: kb_dot_kernel_id_name(cID)) }
 
     /// The scan paths this kernel runs on this CPU for vectors of `dimensions`: for one query

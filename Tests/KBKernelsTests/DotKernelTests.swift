@@ -9,7 +9,7 @@ import CKBKernels
 /// misalignment of rows and queries, strides past dims, row counts around the 4-row blocks, and
 /// values that would saturate an int16 path. Batches must equal one query at a time.
 final class DotKernelTests: XCTestCase {
-    static let allKernels: [kb_dot_kernel_id] = [KB_DOT_SCALAR, KB_DOT_AVX2, KB_DOT_AVX512VNNI, KB_DOT_NEON, KB_DOT_AVXVNNI]
+    static let allKernels: [kb_dot_kernel_id] = [KB_DOT_SCALAR, KB_DOT_AVX2, KB_DOT_AVX512VNNI, KB_DOT_NEON, KB_DOT_AVXVNNI, KB_DOT_AMX]
 
     /// The kernels the comparisons run: the scalar twin, and the kernel under test (set by
     /// `compare(_:)`, one test method per kernel, so that a kernel this CPU cannot run is
@@ -35,6 +35,8 @@ final class DotKernelTests: XCTestCase {
     func testAVX512VNNIMatchesScalar() throws { try compare(KB_DOT_AVX512VNNI) }
     func testNEONMatchesScalar() throws { try compare(KB_DOT_NEON) }
     func testAVXVNNIMatchesScalar() throws { try compare(KB_DOT_AVXVNNI) }
+    /// amx's dot products are avx512vnni's (its own code is the scan's batch path).
+    func testAMXMatchesScalar() throws { try compare(KB_DOT_AMX) }
 
     static func name(_ k: kb_dot_kernel_id) -> String { String(cString: kb_dot_kernel_id_name(k)) }
 
@@ -115,6 +117,7 @@ final class DotKernelTests: XCTestCase {
         XCTAssertEqual(kb_dot_kernel_supported(KB_DOT_AVX2), 0)
         XCTAssertEqual(kb_dot_kernel_supported(KB_DOT_AVX512VNNI), 0)
         XCTAssertEqual(kb_dot_kernel_supported(KB_DOT_AVXVNNI), 0)
+        XCTAssertEqual(kb_dot_kernel_supported(KB_DOT_AMX), 0)
         #endif
         XCTAssertEqual(String(cString: kb_dot_kernel_name()), Self.name(kb_dot_kernel()))
         // The cached choice is the selection rule applied to this process's environment.
@@ -125,7 +128,8 @@ final class DotKernelTests: XCTestCase {
         let best = kb_dot_kernel_select(nil)
         XCTAssertEqual(kb_dot_kernel_supported(best), 1)
         // The best is the most capable supported kernel.
-        if kb_dot_kernel_supported(KB_DOT_AVX512VNNI) != 0 { XCTAssertEqual(best, KB_DOT_AVX512VNNI) }
+        if kb_dot_kernel_supported(KB_DOT_AMX) != 0 { XCTAssertEqual(best, KB_DOT_AMX) }
+        else if kb_dot_kernel_supported(KB_DOT_AVX512VNNI) != 0 { XCTAssertEqual(best, KB_DOT_AVX512VNNI) }
         else if kb_dot_kernel_supported(KB_DOT_AVXVNNI) != 0 { XCTAssertEqual(best, KB_DOT_AVXVNNI) }
         else if kb_dot_kernel_supported(KB_DOT_NEON) != 0 { XCTAssertEqual(best, KB_DOT_NEON) }
         else if kb_dot_kernel_supported(KB_DOT_AVX2) != 0 { XCTAssertEqual(best, KB_DOT_AVX2) }

@@ -62,6 +62,7 @@ final class ScanKernelTests: XCTestCase {
     func testAVX512VNNIFindsTheScalarCandidates() throws { try findsTheScalarCandidates(.avx512vnni) }
     func testNEONFindsTheScalarCandidates() throws { try findsTheScalarCandidates(.neon) }
     func testAVXVNNIFindsTheScalarCandidates() throws { try findsTheScalarCandidates(.avxvnni) }
+    func testAMXFindsTheScalarCandidates() throws { try findsTheScalarCandidates(.amx) }
 
     func findsTheScalarCandidates(_ kernel: DotKernel) throws {
         try XCTSkipUnless(kernel.isSupported, "this CPU cannot run the \(kernel) kernel: its scan (single query and packed batch) did not run here\(kernel == .neon ? " (scripts/test-neon.sh runs it under qemu-user)" : "")")
@@ -74,6 +75,7 @@ final class ScanKernelTests: XCTestCase {
             (103, 50, 130), (384, 8, 200), (384, 64, 70), (384, 200, 19), (385, 23, 31), (770, 65, 9),
             (384, 1, 16), (384, 1, 47), (100, 2, 33), (64, 1, 15), (129, 3, 100), (7, 1, 17),
             (384, 1, 8), (384, 7, 9), (33, 8, 25), (416, 2, 23), (96, 24, 11), (1, 8, 3),
+            (200, 40, 50), (64, 16, 33), (128, 48, 48),
         ]
         for (dims, nq, n) in cases {
             for extreme in [false, true] {
@@ -153,6 +155,6 @@ final class ScanKernelTests: XCTestCase {
     func testActiveKernelIsSupportedAndNamed() {
         XCTAssertTrue(DotKernel.active.isSupported)
         XCTAssertTrue(DotKernel.supported.contains(.scalar))
-        XCTAssertEqual(DotKernel.allCases.map(\.description), ["scalar", "avx2", "avx512vnni", "neon", "avxvnni"])
+        XCTAssertEqual(DotKernel.allCases.map(\.description), ["scalar", "avx2", "avx512vnni", "neon", "avxvnni", "amx"])
     }
 }

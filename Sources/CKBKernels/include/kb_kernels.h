@@ -65,6 +65,8 @@ float kb_erf_scalar(float x);
 //                              same at 32 bytes per instruction,
 //   kb_i8_dot_rows_neon        AArch64: sdot (vdotq_s32) when the CPU has dotprod, else
 //                              vmull_s8 + vpadalq_s16.
+// The amx kernel (x86-64 AMX-INT8 with AVX-512 VNNI) exists for the scan's batches (tdpbssd
+// on 16 × 16 tiles, see scan_x86.c); its dot products are the avx512vnni variants.
 // Every name exists on every platform; a variant of another architecture (or one this CPU
 // cannot run) is not selected by dispatch, and kb_i8_dot_rows_with falls back to scalar for it.
 // All variants return identical integers (tested exhaustively against the scalar twin).
@@ -84,19 +86,21 @@ typedef enum {
     KB_DOT_AVX512VNNI = 2,
     KB_DOT_NEON = 3,
     KB_DOT_AVXVNNI = 4,
+    KB_DOT_AMX = 5,
 } kb_dot_kernel_id;
 
 /// The kernel kb_i8_dot_rows / kb_i8_dot_rows_batch dispatch to, chosen once (thread-safe):
-/// the best this CPU runs (avx512vnni, avxvnni, neon, avx2, scalar in that order), unless the
-/// environment variable KBINDEX_KERNEL names another one ("scalar", "avx2", "avx512vnni",
-/// "neon", "avxvnni") that this CPU supports. A forced kernel the CPU
+/// the best this CPU runs (amx, avx512vnni, avxvnni, neon, avx2, scalar in that order), unless
+/// the environment variable KBINDEX_KERNEL names another one ("scalar", "avx2", "avx512vnni",
+/// "neon", "avxvnni", "amx") that this CPU supports. A forced kernel the CPU
 /// cannot run (or an unknown name) falls back to the best available.
 kb_dot_kernel_id kb_dot_kernel(void);
 /// The name of kb_dot_kernel(): the kernel actually used, not the one asked for.
 const char *kb_dot_kernel_name(void);
-/// "scalar", "avx2", "avx512vnni", "neon" or "avxvnni" ("unknown" for any other value).
+/// "scalar", "avx2", "avx512vnni", "neon", "avxvnni" or "amx" ("unknown" for any other value).
 const char *kb_dot_kernel_id_name(kb_dot_kernel_id k);
-/// Whether this CPU (and OS) can run kernel `k`.
+/// Whether this CPU (and OS) can run kernel `k`. For amx, the first call asks Linux for the
+/// process's permission to use the tile state (see kb_select.h).
 int kb_dot_kernel_supported(kb_dot_kernel_id k);
 /// The selection rule of kb_dot_kernel() applied to `forced` (a KBINDEX_KERNEL value, or NULL
 /// for none), without touching the cached choice: for tests and diagnostics.
