@@ -52,6 +52,21 @@ static inline int32_t kb_sum_at(const int32_t *base, size_t stride, size_t r) {
     return s;
 }
 
+/// Writes the lanes of `vs` set in `hit` as candidates: lane l is row row0 + l·row_step of
+/// query query0 + l·query_step (a tile's rows for one query, or one row's queries). Returns how
+/// many. Every path's emission ends here.
+static inline __attribute__((always_inline)) size_t kb_emit_lanes(uint32_t hit, const float *vs, uint32_t row0,
+                                                                  uint32_t row_step, uint32_t query0,
+                                                                  uint32_t query_step, kb_candidate *out) {
+    size_t count = 0;
+    while (hit) {
+        const uint32_t l = (uint32_t)__builtin_ctz(hit);
+        hit &= hit - 1;
+        out[count++] = (kb_candidate){row0 + l * row_step, query0 + l * query_step, vs[l]};
+    }
+    return count;
+}
+
 /// A zero-filled, 64-byte aligned allocation of at least `bytes` bytes (rounded up to 64), or
 /// NULL when memory is short.
 void *kb_scan_alloc(size_t bytes);

@@ -72,19 +72,6 @@ KB_INLINE unsigned kb_mask4(uint32x4_t m) {
     return vaddvq_u32(vandq_u32(m, bit));
 }
 
-/// Writes the lanes of `vs` set in `hit` as candidates: lane l is row row0 + l·row_step of
-/// query query0 + l·query_step. Returns how many.
-KB_INLINE size_t kb_emit(unsigned hit, const float *vs, uint32_t row0, uint32_t row_step, uint32_t query0,
-                         uint32_t query_step, kb_candidate *out) {
-    size_t count = 0;
-    while (hit) {
-        const uint32_t l = (uint32_t)__builtin_ctz(hit);
-        hit &= hit - 1;
-        out[count++] = (kb_candidate){row0 + l * row_step, query0 + l * query_step, vs[l]};
-    }
-    return count;
-}
-
 /// Row `row`'s dots with queries j0..j0+3 (`dots`, lane l: query j0 + l; only the first `live`
 /// are real), scaled by `scale` and compared with thresholds[j0 + l]: writes the hits, returns
 /// how many. Reads thresholds[j0 .. j0 + live) only.
@@ -102,7 +89,7 @@ KB_INLINE size_t kb_emit_queries4(int32x4_t dots, float scale, const float *thre
     if (!hit) return 0;
     float vs[4];
     vst1q_f32(vs, v);
-    return kb_emit(hit, vs, row, 0, (uint32_t)j0, 1, out);
+    return kb_emit_lanes(hit, vs, row, 0, (uint32_t)j0, 1, out);
 }
 
 /// vmull/vpadal step: acc += the 16 products of r and q, two per int16 lane (|·| ≤ 32258),
@@ -164,7 +151,7 @@ KB_DOTPROD_T KB_INLINE int32x4_t kb_sdot_step(int32x4_t acc, int8x16_t r, int8x1
                 float vs[KB_NEON_ROWS];                                                                              \
                 vst1q_f32(vs, v0);                                                                                   \
                 vst1q_f32(vs + 4, v1);                                                                               \
-                count += kb_emit(hit, vs, (uint32_t)r0, 1, query, 0, out + count);                                   \
+                count += kb_emit_lanes(hit, vs, (uint32_t)r0, 1, query, 0, out + count);                                   \
             }                                                                                                        \
         }                                                                                                            \
         for (; r0 < n; r0++) { /* the last n % KB_NEON_ROWS rows, one at a time */                                   \

@@ -49,13 +49,7 @@ KB_VNNI_T static inline size_t kb_emit(__mmask16 hit, __m512 v, uint32_t row0, u
                                        uint32_t query_step, kb_candidate *out) {
     float vs[16];
     _mm512_storeu_ps(vs, v);
-    size_t count = 0;
-    while (hit) {
-        const uint32_t l = (uint32_t)__builtin_ctz(hit);
-        hit &= hit - 1;
-        out[count++] = (kb_candidate){row0 + l * row_step, query0 + l * query_step, vs[l]};
-    }
-    return count;
+    return kb_emit_lanes(hit, vs, row0, row_step, query0, query_step, out);
 }
 
 // R rows × G query groups (16 queries each) over all dimensions, then the threshold test.
@@ -434,13 +428,7 @@ KB_AVX2_T KB_INLINE size_t kb_emit8(unsigned hit, __m256 v, uint32_t row0, uint3
                                     uint32_t query_step, kb_candidate *out) {
     float vs[8];
     _mm256_storeu_ps(vs, v);
-    size_t count = 0;
-    while (hit) {
-        const uint32_t l = (uint32_t)__builtin_ctz(hit);
-        hit &= hit - 1;
-        out[count++] = (kb_candidate){row0 + l * row_step, query0 + l * query_step, vs[l]};
-    }
-    return count;
+    return kb_emit_lanes(hit, vs, row0, row_step, query0, query_step, out);
 }
 
 // The single-query steps: acc += the products of the query's 32 bytes at offset i (layout
