@@ -13,14 +13,15 @@
 
 static inline int kb_select_kernel(const int *by_preference, size_t count, int first, int last,
                                    int (*supported)(int), const char *(*name)(int), const char *forced) {
-    int best = by_preference[count - 1];
-    for (size_t i = 0; i < count; i++)
-        if (supported(by_preference[i])) { best = by_preference[i]; break; }
+    // A supported forced kernel is returned without probing the others: probing AMX asks the
+    // OS for a process-wide permission, which forcing another kernel must avoid.
     if (forced && *forced) {
         for (int k = first; k <= last; k++)
-            if (strcmp(forced, name(k)) == 0) return supported(k) ? k : best;
+            if (strcmp(forced, name(k)) == 0 && supported(k)) return k;
     }
-    return best;
+    for (size_t i = 0; i < count; i++)
+        if (supported(by_preference[i])) return by_preference[i];
+    return by_preference[count - 1];
 }
 
 // The choice of `select` for environment variable `env`, made once and cached in *cache (-1
@@ -68,8 +69,14 @@ KB_AVX2_T KB_INLINE __m256i kb_load_partial32(const int8_t *p, size_t left) {
 // AMX with int8 tiles (tdpbssd), usable by this process: CPUID.(EAX=7, ECX=0):EDX[24, 25]
 // (AMX-TILE, AMX-INT8), and on Linux the kernel's permission for the tile data state, which a
 // process must ask for once (arch_prctl ARCH_REQ_XCOMP_PERM) before its first tile
-// instruction; a kernel that refuses it (older than 5.16, or a hypervisor hiding the state)
-// makes AMX unavailable. Asked once and cached.
+// instruction; a kernel that refuses it (older than 5.16, a hypervisor hiding the state, or a
+// thread of the process already on an alternate signal stack too small for the tile state)
+// makes AMX unavailable. Asked once per translation unit and cached; only when the scan's
+// kernel is chosen without KBINDEX_KERNEL naming another supported kernel, or when a caller
+// asks whether amx is supported. The permission is process-wide and lasts: later
+// sigaltstack() calls smaller than the larger signal frame (~11 KB) fail with ENOMEM, and the
+// first tile instruction of each thread has the kernel allocate its save area. A process that
+// must avoid both sets KBINDEX_KERNEL=avx512vnni.
 #if defined(__linux__)
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -82,7 +89,8 @@ static inline int kb_x86_has_amx_int8(void) {
         v = 0;
 #if defined(__linux__) && defined(SYS_arch_prctl)
         if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) && ((edx >> 24) & 3) == 3)
-            v = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
+            v = syscall(SYS_arch_prctl, (unsigned long)0x1023 /* ARCH_REQ_XCOMP_PERM */,
+                        (unsigned long)18 /* XFEATURE_XTILEDATA */) == 0;
 #else
         (void)eax; (void)ebx; (void)ecx; (void)edx;
 #endif

@@ -276,6 +276,7 @@ KB_AMX_T static inline size_t kb_amx_emit(const int32_t *c, size_t row0, size_t 
 KB_AMX_T static size_t kb_scan_amx(const kb_query_batch *b, const int8_t *rows, size_t stride, size_t n,
                                    const float *scales, const int32_t *sums, size_t quant_stride,
                                    const float *thresholds, kb_candidate *out) {
+    if (n < 16) return kb_scan_packed(b, rows, stride, n, scales, sums, quant_stride, thresholds, out);
     const size_t dims = b->dims, kfull = dims / 64, ktail = dims % 64, kchunks = (dims + 63) / 64;
     const size_t groups = b->groups, gstride = kchunks * 16 * 64;
     const int8_t *qt = (const int8_t *)b->layout + b->second;
@@ -291,7 +292,7 @@ KB_AMX_T static size_t kb_scan_amx(const kb_query_batch *b, const int8_t *rows, 
         const int two = r0 + 32 <= n;  // a second row tile
         const int8_t *a0 = rows + r0 * stride, *a1 = rows + (r0 + 16) * stride;
         if (ktail) {
-            memset(tail, 0, sizeof tail);
+            memset(tail, 0, two ? sizeof tail : sizeof tail[0]);
             for (int m = 0; m < 16; m++) {
                 memcpy(tail[0] + 64 * m, a0 + m * stride + 64 * kfull, ktail);
                 if (two) memcpy(tail[1] + 64 * m, a1 + m * stride + 64 * kfull, ktail);
