@@ -40,6 +40,23 @@ static inline int32_t kb_row4(const int8_t *row, size_t t, size_t dims) {
     return v;
 }
 
+// Query j's value at dimension i; 0 for a padding query (j ≥ nq) or dimension (i ≥ dims).
+static inline int kb_query_value(const kb_query_batch *b, size_t j, size_t i) {
+    return j < b->nq && i < b->dims ? b->queries[j * b->dims + i] : 0;
+}
+
+// The packed kernels' layout: group g of `lanes` queries, step t of 4 dimensions, one vector of
+// 4·lanes bytes whose lane l holds q_{lanes·g+l}[4t .. 4t+3] + bias, for b->groups groups and
+// b->steps steps. Padding queries and dimensions hold `bias` (the encoding of 0): a padding
+// dimension meets kb_row4's zero bytes, and a padding query's results are never read.
+static void kb_pack_groups4(const kb_query_batch *b, size_t lanes, int bias, uint8_t *p) {
+    for (size_t g = 0; g < b->groups; g++)
+        for (size_t t = 0; t < b->steps; t++)
+            for (size_t l = 0; l < lanes; l++)
+                for (size_t u = 0; u < 4; u++)
+                    p[((g * b->steps + t) * lanes + l) * 4 + u] = (uint8_t)(kb_query_value(b, lanes * g + l, 4 * t + u) + bias);
+}
+
 // ==== AVX-512 VNNI ==========================================================================
 
 
@@ -354,17 +371,7 @@ static int kb_prepare_vnni512(kb_query_batch *b, int amx) {
         const size_t vnni_bytes = b->groups * b->steps * 64 + 64, kchunks = (dims + 63) / 64;
         uint8_t *p = kb_scan_alloc(vnni_bytes + (amx ? b->groups * kchunks * 1024 : 0));
         if (!p) return 0;
-        // Byte (g, t, 4·l + u) = q_{16g+l}[4t+u] + 128; padding queries and dimensions hold
-        // 128 (the encoding of 0): against a padding dimension the row byte is 0 (see the
-        // kernel's tail load), and a padding query's results are never read.
-        for (size_t g = 0; g < b->groups; g++)
-            for (size_t t = 0; t < b->steps; t++)
-                for (size_t l = 0; l < 16; l++)
-                    for (size_t u = 0; u < 4; u++) {
-                        const size_t j = 16 * g + l, i = 4 * t + u;
-                        const int v = (j < nq && i < dims) ? b->queries[j * dims + i] : 0;
-                        p[(g * b->steps + t) * 64 + 4 * l + u] = (uint8_t)(v + 128);
-                    }
+        kb_pack_groups4(b, 16, 128, p);
         b->layout = p;
         b->scan = kb_scan_packed;
         b->path = "avx512vnni packed16x4";
@@ -375,10 +382,8 @@ static int kb_prepare_vnni512(kb_query_batch *b, int amx) {
                 for (size_t k = 0; k < kchunks; k++)
                     for (size_t s = 0; s < 16; s++)
                         for (size_t l = 0; l < 16; l++)
-                            for (size_t u = 0; u < 4; u++) {
-                                const size_t j = 16 * g + l, i = 64 * k + 4 * s + u;
-                                t[((g * kchunks + k) * 16 + s) * 64 + 4 * l + u] = (j < nq && i < dims) ? b->queries[j * dims + i] : 0;
-                            }
+                            for (size_t u = 0; u < 4; u++)
+                                t[((g * kchunks + k) * 16 + s) * 64 + 4 * l + u] = (int8_t)kb_query_value(b, 16 * g + l, 64 * k + 4 * s + u);
             b->second = vnni_bytes;
             b->scan = kb_scan_amx;
             b->path = "amx packed16x16";
@@ -619,14 +624,7 @@ static int kb_prepare_ymm(kb_query_batch *b, int vnni) {
         b->steps = (dims + 3) / 4;
         uint8_t *p = kb_scan_alloc(b->groups * b->steps * 32 + 32);
         if (!p) return 0;
-        for (size_t g = 0; g < b->groups; g++)
-            for (size_t t = 0; t < b->steps; t++)
-                for (size_t l = 0; l < 8; l++)
-                    for (size_t u = 0; u < 4; u++) {
-                        const size_t j = 8 * g + l, i = 4 * t + u;
-                        const int v = (j < nq && i < dims) ? b->queries[j * dims + i] : 0;
-                        p[(g * b->steps + t) * 32 + 4 * l + u] = (uint8_t)(v + bias);
-                    }
+        kb_pack_groups4(b, 8, bias, p);
         b->layout = p;
         b->scan = vnni ? kb_avxvnni_packed : kb_avx2_packed;
         b->path = vnni ? "avxvnni packed8x4" : "avx2 packed8x4";
@@ -636,7 +634,7 @@ static int kb_prepare_ymm(kb_query_batch *b, int vnni) {
         if (!p) return 0;
         for (size_t j = 0; j < nq; j++)
             for (size_t i = 0; i < P; i++) {
-                const int v = i < dims ? b->queries[j * dims + i] : 0;
+                const int v = kb_query_value(b, j, i);
                 if (vnni) p[j * P + i] = (uint8_t)(v + 128);
                 else {
                     p[j * 2 * P + i] = (uint8_t)(v < 0 ? -v : v);
