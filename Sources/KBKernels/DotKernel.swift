@@ -20,10 +20,14 @@ public enum DotKernel: Int, CaseIterable, Sendable, CustomStringConvertible {
     public var description: String { String(cString: kb_dot_kernel_id_name(cID)) }
 
     /// The scan paths this kernel runs on this CPU for vectors of `dimensions`: for one query
-    /// and for a batch (e.g. "avx2 tile8" and "avx2 packed8x4"). Builds two small batches.
-    public func scanPaths(dimensions: Int) -> (single: String, batch: String) {
-        let one = QueryBatch(queries: [Int8](repeating: 0, count: dimensions), count: 1, dimensions: dimensions, kernel: self)
-        let many = QueryBatch(queries: [Int8](repeating: 0, count: 16 * dimensions), count: 16, dimensions: dimensions, kernel: self)
+    /// and for a batch of `batch` queries (e.g. "avx2 tile8" and "avx2 packed8x4"), on the
+    /// generic path when `genericPath`. Builds two batches of zeros.
+    /// - Precondition: 1 ≤ dimensions ≤ 131_072, batch ≥ 1.
+    public func scanPaths(dimensions: Int, batch: Int = 16, genericPath: Bool = false) -> (single: String, batch: String) {
+        let one = QueryBatch(queries: [Int8](repeating: 0, count: dimensions), count: 1, dimensions: dimensions, kernel: self,
+                             genericPath: genericPath)
+        let many = QueryBatch(queries: [Int8](repeating: 0, count: batch * dimensions), count: batch, dimensions: dimensions,
+                              kernel: self, genericPath: genericPath)
         return (one.path, many.path)
     }
 

@@ -211,10 +211,8 @@ struct SearchBench: ParsableCommand {
                 for v in variants {
                     let opts = Search.Options(threads: t, kernel: v.kernel, genericPath: v.genericPath)
                     // The paths this variant runs, read from batches like the ones Search builds.
-                    let singlePath = QueryBatch(queries: [Int8](repeating: 0, count: data.dims), count: 1, dimensions: data.dims,
-                                                kernel: v.kernel, genericPath: v.genericPath).path
-                    let batchPath = QueryBatch(queries: [Int8](repeating: 0, count: batchQueries.count * data.dims), count: batchQueries.count,
-                                               dimensions: data.dims, kernel: v.kernel, genericPath: v.genericPath).path
+                    let (singlePath, batchPath) = v.kernel.scanPaths(dimensions: data.dims, batch: batchQueries.count,
+                                                                     genericPath: v.genericPath)
 
                     // One query at a time.
                     for q in queries.prefix(3) { _ = Search.topK(q, k: k, in: idx, options: opts) }
