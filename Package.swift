@@ -14,6 +14,10 @@
 //   KBIngest           walking a document folder (.gitignore, globs), parsing by structure (Parsers/: text kinds;
 //                      Extract/: PDF through poppler, DOCX/ODT/EPUB out of their zips), chunking to a token limit
 //   KBKernels          the scan's int8 kernels seen from Swift: which one runs, query batches, fused threshold scan
+//   KBObjectStore      S3-compatible object storage over libcurl (AWS Signature V4, multipart, conditional
+//                      writes, retries): the ObjectStore protocol and S3Store
+//   KBRemoteIndex      an index under s3://bucket/prefix: pulling a generation into a checksum-verified local
+//                      cache, pushing new segments and committing the manifest conditionally
 //   KBSearch           exact multithreaded top-k over the int8 vectors; Index/: opening an index folder,
 //                      known documents for incremental builds, compaction, commits and cleanup
 //   KBEval             question files (TSV / JSON lines) and retrieval metrics for `kbindex eval`
@@ -40,6 +44,8 @@ let package = Package(
         .library(name: "KBKernels", targets: ["KBKernels"]),
         .library(name: "KBRetrieval", targets: ["KBRetrieval"]),
         .library(name: "KBServer", targets: ["KBServer"]),
+        .library(name: "KBObjectStore", targets: ["KBObjectStore"]),
+        .library(name: "KBRemoteIndex", targets: ["KBRemoteIndex"]),
         // For Benchmarks/, which measures OpenBLAS itself as the encoder's baseline.
         .library(name: "COpenBLAS", targets: ["COpenBLAS"]),
         // For Benchmarks/, which compares segment text blocks with LZ4 on the whole text.
@@ -114,6 +120,17 @@ let package = Package(
             name: "KBSearch",
             dependencies: ["KBFormat", "KBKernels", "KBCore"]
         ),
+        // S3-compatible object storage: SigV4 signing by libcurl (CURLOPT_AWS_SIGV4), over KBHTTP.
+        .target(
+            name: "KBObjectStore",
+            dependencies: ["KBHTTP", "KBCore", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // An index in object storage: immutable segment objects plus one conditionally written
+        // manifest; readers mirror a generation into a local cache and memory-map it.
+        .target(
+            name: "KBRemoteIndex",
+            dependencies: ["KBObjectStore", "KBFormat", "KBSearch", "KBCore"]
+        ),
         // Question files and retrieval metrics for `kbindex eval` (no I/O beyond parsing bytes).
         .target(name: "KBEval", dependencies: ["KBCore"]),
         // Answering questions: what query, eval, serve and mcp share (no argument parsing, no printing).
@@ -138,6 +155,7 @@ let package = Package(
             name: "kbindex",
             dependencies: [
                 "KBEmbed", "KBRemoteEmbed", "KBModelStore", "KBCore", "KBFormat", "KBIngest", "KBSearch", "KBEval", "KBRetrieval", "KBServer",
+                "KBObjectStore", "KBRemoteIndex",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -156,6 +174,8 @@ let package = Package(
         .testTarget(name: "KBIngestTests", dependencies: ["KBIngest", "KBEmbed", "KBTestSupport", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         .testTarget(name: "KBEvalTests", dependencies: ["KBEval", "KBCore"]),
         .testTarget(name: "KBSearchTests", dependencies: ["KBSearch", "KBKernels", "KBFormat", "KBCore", "KBTestSupport"]),
+        .testTarget(name: "KBObjectStoreTests", dependencies: ["KBObjectStore", "KBHTTP", "KBCore", "KBTestSupport"]),
+        .testTarget(name: "KBRemoteIndexTests", dependencies: ["KBRemoteIndex", "KBObjectStore", "KBSearch", "KBFormat", "KBCore", "KBTestSupport"]),
         .testTarget(name: "KBRetrievalTests", dependencies: ["KBRetrieval", "KBSearch", "KBFormat", "KBEmbed", "KBTestSupport"]),
         .testTarget(
             name: "KBServerTests",
