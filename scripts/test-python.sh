@@ -4,7 +4,7 @@
 # against the served openapi.json. scripts/test.sh runs it after `swift test`; by hand:
 #
 #   scripts/test-python.sh                 # every part
-#   scripts/test-python.sh --only stdio    # or http, schemathesis (repeatable)
+#   scripts/test-python.sh --only stdio    # or http, schemathesis, kubernetes (repeatable)
 #
 # Makes the virtualenv .venv-tests from Tests/Python/requirements.txt (pinned versions, from
 # PyPI) the first time, and builds kbindex unless $KBINDEX_BIN names a binary. Needs the
