@@ -12,6 +12,11 @@ scripts/install-model.sh
 # it goes into .pydeps so nothing system-wide changes.
 [ -d .pydeps/lz4 ] || python3 -m pip install --quiet --disable-pip-version-check --target .pydeps lz4==4.4.5
 
+# The test virtualenv (.venv-tests: the MCP/HTTP clients, and moto's S3 server that the
+# object-store tests start through Tests/KBTestSupport/S3TestServer.swift).
+venv=$(scripts/python-venv.sh)
+export KBINDEX_TEST_PYTHON="$venv/bin/python"
+
 # XCTest only: no Swift Testing tests exist, and its empty "0 tests" summary would be the
 # last line of the log.
 set +e
