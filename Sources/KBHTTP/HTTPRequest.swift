@@ -4,8 +4,11 @@ import Foundation
 ///
 /// What libcurl 7.88.1 (Debian 12) does, found against moto's signature check (botocore's
 /// signer), which is what callers must arrange themselves:
-/// - It signs every request header it sends, the caller's included, so `x-amz-security-token`
-///   (session credentials) and `x-amz-content-sha256` are simply added as headers.
+/// - It signs every request header the caller sets, so `x-amz-security-token` (session
+///   credentials) and `x-amz-content-sha256` are simply added as headers. An empty header
+///   (which tells libcurl not to send one, like "Expect:") is signed all the same although not
+///   sent, which breaks the signature: `send` adds none with SigV4, so uploads over 1 MiB go
+///   with libcurl's unsigned `Expect: 100-continue`.
 /// - It takes the payload hash from the `x-amz-content-sha256` header; without that header the
 ///   signature does not match S3's. Send the body's SHA-256 hex (or `UNSIGNED-PAYLOAD`).
 /// - It puts the query string into the canonical request as given: neither sorted nor

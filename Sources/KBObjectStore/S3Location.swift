@@ -18,7 +18,7 @@ public struct S3Location: Sendable, Equatable, CustomStringConvertible {
         var p = Substring(prefix)
         while p.hasPrefix("/") { p = p.dropFirst() }
         while p.hasSuffix("/") { p = p.dropLast() }
-        if p.split(separator: "/", omittingEmptySubsequences: false).contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) {
+        if !p.isEmpty, p.split(separator: "/", omittingEmptySubsequences: false).contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) {
             throw ObjectStoreError.invalidLocation("'\(prefix)' has an empty, '.' or '..' path segment; expected \(S3Location.example)")
         }
         self.bucket = bucket

@@ -77,12 +77,16 @@ public final class S3Store: ObjectStore, @unchecked Sendable {
         if let ifNoneMatch { headers.append(("If-None-Match", ifNoneMatch)) }
         let reply: HTTPReply
         do {
-            reply = try perform(key: key, method: "GET", query: [], headers: headers, body: .none, sink: { .memory(limit: limit) })
+            // Room for an error's XML whatever the limit; a 2xx body is held to `limit` below.
+            reply = try perform(key: key, method: "GET", query: [], headers: headers, body: .none, sink: { .memory(limit: max(limit, 64 << 10)) })
         } catch HTTPError.bodyTooLarge {
             throw ObjectStoreError.integrity(key: key, reason: "larger than the \(limit) bytes allowed")
         }
         if reply.status == 304 { return nil }
         guard (200..<300).contains(reply.status) else { throw error(reply, key: key) }
+        guard reply.body.count <= limit else {
+            throw ObjectStoreError.integrity(key: key, reason: "larger than the \(limit) bytes allowed")
+        }
         let info = info(key: key, headers: reply.headers, size: Int64(reply.body.count))
         if let announced = reply.headers["Content-Length"].flatMap(Int64.init), announced != Int64(reply.body.count) {
             throw ObjectStoreError.integrity(key: key, reason: "received \(reply.body.count) bytes of \(announced)")
