@@ -206,9 +206,17 @@ public final class S3Store: ObjectStore, @unchecked Sendable {
                            metadata: [String: String], progress: (@Sendable (Int64) -> Void)?) throws -> ObjectInfo {
         let headers = [("Content-Type", "application/octet-stream"), ("Content-MD5", digest.md5.base64EncodedString())]
             + conditionHeaders(condition) + metadataHeaders(metadata)
-        let reply = try perform(key: key, method: "PUT", query: [], headers: headers, body: body,
-                                payloadHash: digest.sha256, progress: progress)
-        guard (200..<300).contains(reply.status) else { throw error(reply, key: key) }
+        let (reply, attempts) = try performCounting(key: key, method: "PUT", query: [], headers: headers, body: body,
+                                                    payloadHash: digest.sha256, progress: progress)
+        guard (200..<300).contains(reply.status) else {
+            // After a retry, a lost condition may be our own earlier attempt that went through
+            // (its answer lost with the connection): the object then holds exactly our bytes.
+            if attempts > 1, condition != .always, reply.status == 412 || reply.status == 409,
+               let now = try head(key), now.etag.trimmingCharacters(in: CharacterSet(charactersIn: "\"")).lowercased() == hex(digest.md5) {
+                return ObjectInfo(key: key, size: size, etag: now.etag, lastModified: now.lastModified, metadata: now.metadata)
+            }
+            throw error(reply, key: key)
+        }
         let etag = reply.headers["ETag"] ?? ""
         let bare = etag.trimmingCharacters(in: CharacterSet(charactersIn: "\""))
         if bare.count == 32, bare.allSatisfy(\.isHexDigit), bare.lowercased() != hex(digest.md5) {
@@ -255,17 +263,23 @@ public final class S3Store: ObjectStore, @unchecked Sendable {
             }
             xml += "</CompleteMultipartUpload>"
             let body = Data(xml.utf8)
-            let complete = try perform(
+            let (complete, attempts) = try performCounting(
                 key: key, method: "POST", query: [("uploadId", uploadId)],
                 headers: [("Content-Type", "application/xml")] + conditionHeaders(condition), body: .data(body),
                 payloadHash: hex(SHA256.hash(data: body)))
             let text = String(decoding: complete.body, as: UTF8.self)
+            let expected = hex(Data(Insecure.MD5.hash(data: parts.reduce(into: Data()) { $0.append($1.md5) }))) + "-\(parts.count)"
+            // After a retry, a refusal (412, or 404 NoSuchUpload) may follow our own earlier
+            // completion whose answer was lost: the object then has our multipart ETag.
+            if attempts > 1, !(200..<300).contains(complete.status),
+               let now = try head(key), now.etag.trimmingCharacters(in: CharacterSet(charactersIn: "\"")).lowercased() == expected {
+                return ObjectInfo(key: key, size: size, etag: now.etag, lastModified: now.lastModified, metadata: now.metadata)
+            }
             // S3 may answer 200 and put the error in the body (the answer starts before the work ends).
             guard (200..<300).contains(complete.status), !text.contains("<Error>") else {
                 throw error(complete, key: key, errorStatus: complete.status == 200 ? 500 : nil)
             }
             let etag = XMLText.value("ETag", in: text) ?? complete.headers["ETag"] ?? ""
-            let expected = hex(Data(Insecure.MD5.hash(data: parts.reduce(into: Data()) { $0.append($1.md5) }))) + "-\(parts.count)"
             let bare = etag.trimmingCharacters(in: CharacterSet(charactersIn: "\""))
             if bare.contains("-"), bare.lowercased() != expected {
                 throw ObjectStoreError.integrity(key: key, reason: "the store's ETag \(etag) is not the multipart MD5 of what was sent (\(expected))")
@@ -323,6 +337,17 @@ public final class S3Store: ObjectStore, @unchecked Sendable {
         payloadHash: String? = nil, sink: () -> HTTPResponseSink = { .memory(limit: 16 << 20) },
         progress: (@Sendable (Int64) -> Void)? = nil
     ) throws -> HTTPReply {
+        try performCounting(key: key, method: method, query: query, headers: headers, body: body, payloadHash: payloadHash,
+                            sink: sink, progress: progress).reply
+    }
+
+    /// `perform`, also saying how many attempts it took: a conditional write that lost on a
+    /// later attempt may have won on an earlier one whose answer was lost.
+    private func performCounting(
+        key: String?, method: String, query: [(String, String)], headers: [(String, String)], body: HTTPRequestBody,
+        payloadHash: String? = nil, sink: () -> HTTPResponseSink = { .memory(limit: 16 << 20) },
+        progress: (@Sendable (Int64) -> Void)? = nil
+    ) throws -> (reply: HTTPReply, attempts: Int) {
         let url = try url(key: key, query: query)
         var all = headers.map { (name: $0.0, value: $0.1) }
         all.append((name: "x-amz-content-sha256", value: payloadHash ?? S3Store.emptySHA256))
@@ -345,7 +370,7 @@ public final class S3Store: ObjectStore, @unchecked Sendable {
                         throw ObjectStoreError.throttled(key: what, attempts: attempt)
                     }
                 }
-                return reply
+                return (reply, attempt)
             } catch let e as HTTPError {
                 switch e {
                 case .couldNotConnect, .interrupted, .stalled, .timedOut, .transport:

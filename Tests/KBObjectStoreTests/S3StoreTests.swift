@@ -276,6 +276,28 @@ final class S3StoreTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out)), data)
     }
 
+    func testConditionalWriteWhoseAnswerWasLostStillSucceeds() throws {
+        let s = try store()
+        try server.injectFault(dropResponse: true, count: 1, method: "PUT", keySuffix: "manifest.json")
+        let info = try s.put(Data("mine".utf8), to: "manifest.json", condition: .ifAbsent, metadata: [:])
+        XCTAssertEqual(try s.head("manifest.json")?.etag, info.etag)
+        XCTAssertEqual(try seen().filter { $0.method == "PUT" }.count, 2, "the retry met the first attempt's object")
+        // Someone else's bytes are still a lost race.
+        try server.injectFault(dropResponse: true, count: 1, method: "PUT", keySuffix: "other.json")
+        try s.put(Data("theirs".utf8), to: "other.json", condition: .always, metadata: [:])
+        assertError({ $0 == .preconditionFailed(key: "idx/one/other.json") }) {
+            try s.put(Data("mine".utf8), to: "other.json", condition: .ifAbsent, metadata: [:])
+        }
+    }
+
+    func testMultipartCompletionWhoseAnswerWasLostStillSucceeds() throws {
+        let s = try store { $0.partSize = 256 << 10; $0.multipartThreshold = 256 << 10 }
+        let (path, data) = try randomFile(600 << 10)
+        try server.injectFault(dropResponse: true, count: 1, method: "POST", queryContains: "uploadId")
+        try s.upload(file: path, to: "lost.kbseg", condition: .ifAbsent, metadata: [:], progress: nil)
+        XCTAssertEqual(try s.get("lost.kbseg", limit: 1 << 20, ifNoneMatch: nil)?.data, data)
+    }
+
     func testFailedMultipartIsAborted() throws {
         let s = try store { $0.partSize = 256 << 10; $0.multipartThreshold = 256 << 10 }
         let (path, _) = try randomFile(1 << 20)

@@ -129,9 +129,11 @@ public final class S3TestServer: @unchecked Sendable {
     /// query containing `queryContains`; nil matches anything) fail: with `status` and an S3
     /// error `code`, or, with `dropAfterBytes`, by reading that many bytes of the request body
     /// and closing the connection without an answer.
-    public func injectFault(status: Int? = nil, code: String? = nil, dropAfterBytes: Int? = nil, count: Int = 1,
-                            method: String? = nil, keySuffix: String? = nil, queryContains: String? = nil) throws {
+    /// With `dropResponse`, the request takes effect and its answer is lost (the connection closes).
+    public func injectFault(status: Int? = nil, code: String? = nil, dropAfterBytes: Int? = nil, dropResponse: Bool = false,
+                            count: Int = 1, method: String? = nil, keySuffix: String? = nil, queryContains: String? = nil) throws {
         var fault: [String: Any] = ["count": count]
+        if dropResponse { fault["drop_response"] = true }
         if let status { fault["status"] = status }
         if let code { fault["code"] = code }
         if let dropAfterBytes { fault["drop_after_bytes"] = dropAfterBytes }

@@ -24,11 +24,17 @@ Control API (unsigned, under /_kbtest/, never reaching moto):
          "query_contains": "partNumber"}   answer the next `count` matching requests with this error
         {"drop_after_bytes": N, "count": 1, ...}   read N bytes of the matching request's body,
                                                    then cut the connection without an answer
+        {"drop_response": true, ...}       let moto handle the request, then cut the connection
+                                           without its answer (the write happened, the client
+                                           does not know)
     DELETE /_kbtest/faults              remove every fault
     GET /_kbtest/requests               JSON list of every S3 request seen so far:
         {"method", "path", "query", "fault", "security_token"} (fault: what was injected, or null)
     GET /_kbtest/uploads/NAME           JSON list of the bucket's unfinished multipart uploads
     GET /_kbtest/health                 "ok"
+
+Conditional writes (If-Match / If-None-Match on PUT and CompleteMultipartUpload) are
+serialized, as S3 decides them atomically and moto alone does not.
 
 The minimum multipart part size (S3: 5 MiB except the last part) is lowered with
 --part-min-size (moto's S3_UPLOAD_PART_MIN_SIZE), so tests can use small parts.
@@ -76,6 +82,7 @@ def main() -> None:
     moto_app = create_backend_app("s3")
 
     lock = threading.Lock()
+    conditional_write_lock = threading.Lock()
     faults: list[dict] = []
     requests: list[dict] = []
 
@@ -135,8 +142,12 @@ def main() -> None:
             requests.append({"method": method, "path": path, "query": query,
                              "fault": dict(fault) if fault else None,
                              "security_token": environ.get("HTTP_X_AMZ_SECURITY_TOKEN")})
-        if fault and "drop_after_bytes" in fault:
-            environ["wsgi.input"].read(int(fault["drop_after_bytes"]))
+        if fault and ("drop_after_bytes" in fault or fault.get("drop_response")):
+            if fault.get("drop_response"):
+                # The request takes effect; its answer is lost with the connection.
+                list(moto_app(environ, lambda *args, **kwargs: None))
+            else:
+                environ["wsgi.input"].read(int(fault["drop_after_bytes"]))
             sock = environ.get("werkzeug.socket")
             if sock is not None:
                 try:
@@ -153,6 +164,11 @@ def main() -> None:
             if length:
                 environ["wsgi.input"].read(length)
             return reply(start_response, f'{fault["status"]} Injected', xml, "application/xml")
+        if method in ("PUT", "POST") and ("HTTP_IF_MATCH" in environ or "HTTP_IF_NONE_MATCH" in environ):
+            # moto checks the condition and then writes without a lock, so two racing writers
+            # could both win; S3 decides atomically. One conditional write at a time here.
+            with conditional_write_lock:
+                return list(moto_app(environ, start_response))
         return moto_app(environ, start_response)
 
     server = make_server("127.0.0.1", 0, app, threaded=True)
