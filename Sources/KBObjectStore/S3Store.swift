@@ -25,7 +25,7 @@ import KBHTTP
 /// ```
 ///
 /// Blocking; calls may run on several threads at once (each request has its own curl handle).
-public final class S3Store: ObjectStore, @unchecked Sendable {
+public final class S3Store: ObjectStore {
     public let s3Location: S3Location
     public let configuration: S3Configuration
     /// Backoff between attempts (`configuration.retryBaseDelay`/`retryMaxDelay`); tests may
