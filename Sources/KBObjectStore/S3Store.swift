@@ -80,16 +80,16 @@ public final class S3Store: ObjectStore {
             // Room for an error's XML whatever the limit; a 2xx body is held to `limit` below.
             reply = try perform(key: key, method: "GET", query: [], headers: headers, body: .none, sink: { .memory(limit: max(limit, 64 << 10)) })
         } catch HTTPError.bodyTooLarge {
-            throw ObjectStoreError.integrity(key: key, reason: "larger than the \(limit) bytes allowed")
+            throw ObjectStoreError.integrity(key: s3Location.objectKey(key), reason: "larger than the \(limit) bytes allowed")
         }
         if reply.status == 304 { return nil }
         guard (200..<300).contains(reply.status) else { throw error(reply, key: key) }
         guard reply.body.count <= limit else {
-            throw ObjectStoreError.integrity(key: key, reason: "larger than the \(limit) bytes allowed")
+            throw ObjectStoreError.integrity(key: s3Location.objectKey(key), reason: "larger than the \(limit) bytes allowed")
         }
         let info = info(key: key, headers: reply.headers, size: Int64(reply.body.count))
         if let announced = reply.headers["Content-Length"].flatMap(Int64.init), announced != Int64(reply.body.count) {
-            throw ObjectStoreError.integrity(key: key, reason: "received \(reply.body.count) bytes of \(announced)")
+            throw ObjectStoreError.integrity(key: s3Location.objectKey(key), reason: "received \(reply.body.count) bytes of \(announced)")
         }
         return (info, reply.body)
     }
@@ -113,10 +113,22 @@ public final class S3Store: ObjectStore {
             }, progress: progress)
         guard (200..<300).contains(reply.status) else { throw error(reply, key: key) }
         if let announced = reply.headers["Content-Length"].flatMap(Int64.init), announced != reply.bodyBytes {
-            throw ObjectStoreError.integrity(key: key, reason: "received \(reply.bodyBytes) bytes of \(announced)")
+            throw ObjectStoreError.integrity(key: s3Location.objectKey(key), reason: "received \(reply.bodyBytes) bytes of \(announced)")
         }
         guard fsync(fd) == 0 || errno == EINVAL else {
             throw ObjectStoreError.file("cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+        // A single-part object's ETag is its MD5: read the file back and compare (local disk
+        // reads are cheap next to the network; multipart and SSE-KMS ETags are not MD5s).
+        let etag = (reply.headers["ETag"] ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "\"")).lowercased()
+        if etagIsMD5(reply.headers), etag.count == 32, etag.allSatisfy(\.isHexDigit) {
+            let readFD = open(path, O_RDONLY | O_CLOEXEC)
+            guard readFD >= 0 else { throw ObjectStoreError.file("cannot read \(path) back: \(String(cString: strerror(errno)))") }
+            defer { close(readFD) }
+            let md5 = hex(try digests(fd: readFD, offset: 0, length: reply.bodyBytes, path: path).md5)
+            guard md5 == etag else {
+                throw ObjectStoreError.integrity(key: s3Location.objectKey(key), reason: "the downloaded bytes' MD5 \(md5) is not the ETag \(etag)")
+            }
         }
         ok = true
         return info(key: key, headers: reply.headers, size: reply.bodyBytes)
@@ -219,8 +231,8 @@ public final class S3Store: ObjectStore {
         }
         let etag = reply.headers["ETag"] ?? ""
         let bare = etag.trimmingCharacters(in: CharacterSet(charactersIn: "\""))
-        if bare.count == 32, bare.allSatisfy(\.isHexDigit), bare.lowercased() != hex(digest.md5) {
-            throw ObjectStoreError.integrity(key: key, reason: "the store's ETag \(etag) is not the MD5 of what was sent (\(hex(digest.md5)))")
+        if etagIsMD5(reply.headers), bare.count == 32, bare.allSatisfy(\.isHexDigit), bare.lowercased() != hex(digest.md5) {
+            throw ObjectStoreError.integrity(key: s3Location.objectKey(key), reason: "the store's ETag \(etag) is not the MD5 of what was sent (\(hex(digest.md5)))")
         }
         return ObjectInfo(key: key, size: size, etag: etag, lastModified: nil, metadata: lowered(metadata))
     }
@@ -250,8 +262,8 @@ public final class S3Store: ObjectStore {
                 guard (200..<300).contains(reply.status) else { throw error(reply, key: key) }
                 let etag = reply.headers["ETag"] ?? ""
                 let bare = etag.trimmingCharacters(in: CharacterSet(charactersIn: "\""))
-                if bare.count == 32, bare.allSatisfy(\.isHexDigit), bare.lowercased() != hex(digest.md5) {
-                    throw ObjectStoreError.integrity(key: key, reason: "part \(number): the store's ETag \(etag) is not the MD5 of what was sent")
+                if etagIsMD5(reply.headers), bare.count == 32, bare.allSatisfy(\.isHexDigit), bare.lowercased() != hex(digest.md5) {
+                    throw ObjectStoreError.integrity(key: s3Location.objectKey(key), reason: "part \(number): the store's ETag \(etag) is not the MD5 of what was sent")
                 }
                 parts.append((number, etag, digest.md5))
                 offset += length
@@ -281,8 +293,8 @@ public final class S3Store: ObjectStore {
             }
             let etag = XMLText.value("ETag", in: text) ?? complete.headers["ETag"] ?? ""
             let bare = etag.trimmingCharacters(in: CharacterSet(charactersIn: "\""))
-            if bare.contains("-"), bare.lowercased() != expected {
-                throw ObjectStoreError.integrity(key: key, reason: "the store's ETag \(etag) is not the multipart MD5 of what was sent (\(expected))")
+            if etagIsMD5(complete.headers), bare.contains("-"), bare.lowercased() != expected {
+                throw ObjectStoreError.integrity(key: s3Location.objectKey(key), reason: "the store's ETag \(etag) is not the multipart MD5 of what was sent (\(expected))")
             }
             return ObjectInfo(key: key, size: size, etag: etag.hasPrefix("\"") ? etag : "\"\(etag)\"", metadata: lowered(metadata))
         } catch {
@@ -422,6 +434,14 @@ public final class S3Store: ObjectStore {
         return ObjectInfo(
             key: key, size: size ?? headers["Content-Length"].flatMap(Int64.init) ?? 0, etag: headers["ETag"] ?? "",
             lastModified: headers["Last-Modified"].flatMap(parseHTTPDate), metadata: metadata)
+    }
+
+    /// Whether the store's ETag is the MD5 of the bytes (the multipart form: of the parts' MD5s).
+    /// Not under SSE-KMS or SSE-C, where S3's ETag is something else; S3 has then still checked
+    /// the Content-MD5 we sent.
+    private func etagIsMD5(_ headers: HTTPHeaders) -> Bool {
+        let sse = headers["x-amz-server-side-encryption"]?.lowercased() ?? ""
+        return !sse.hasPrefix("aws:kms") && headers["x-amz-server-side-encryption-customer-algorithm"] == nil
     }
 
     private func lowered(_ metadata: [String: String]) -> [String: String] {

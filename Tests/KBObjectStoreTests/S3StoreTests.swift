@@ -98,7 +98,7 @@ final class S3StoreTests: XCTestCase {
         let small = try XCTUnwrap(s.get("seg/a b+c.kbseg", limit: 1 << 20, ifNoneMatch: nil))
         XCTAssertEqual(small.data, data)
         XCTAssertEqual(small.info.etag, info.etag)
-        assertError({ if case .integrity = $0 { true } else { false } }) { _ = try s.get("seg/a b+c.kbseg", limit: 1000, ifNoneMatch: nil) }
+        assertError({ if case .integrity(key: "idx/one/seg/a b+c.kbseg", _) = $0 { true } else { false } }) { _ = try s.get("seg/a b+c.kbseg", limit: 1000, ifNoneMatch: nil) }
     }
 
     func testMultipartRoundTrip() throws {
