@@ -298,6 +298,20 @@ final class S3StoreTests: XCTestCase {
         XCTAssertEqual(try s.get("lost.kbseg", limit: 1 << 20, ifNoneMatch: nil)?.data, data)
     }
 
+    func testCorruptDownloadIsAnIntegrityErrorAndLeavesNoFile() throws {
+        let s = try store()
+        let (path, _) = try randomFile(70_000)
+        try s.upload(file: path, to: "seg.kbseg", condition: .always, metadata: [:], progress: nil)
+        try server.injectFault(corruptBody: true, count: 1, method: "GET", keySuffix: "seg.kbseg")
+        let out = tempPath()
+        assertError({ if case .integrity(key: "idx/one/seg.kbseg", _) = $0 { true } else { false } }) {
+            try s.download("seg.kbseg", to: out, progress: nil)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+        try s.download("seg.kbseg", to: out, progress: nil)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out)), try Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+
     func testFailedMultipartIsAborted() throws {
         let s = try store { $0.partSize = 256 << 10; $0.multipartThreshold = 256 << 10 }
         let (path, _) = try randomFile(1 << 20)

@@ -129,10 +129,13 @@ public final class S3TestServer: @unchecked Sendable {
     /// query containing `queryContains`; nil matches anything) fail: with `status` and an S3
     /// error `code`, or, with `dropAfterBytes`, by reading that many bytes of the request body
     /// and closing the connection without an answer.
-    /// With `dropResponse`, the request takes effect and its answer is lost (the connection closes).
+    /// With `dropResponse`, the request takes effect and its answer is lost (the connection
+    /// closes); with `corruptBody`, the answer comes with one byte of its body flipped.
     public func injectFault(status: Int? = nil, code: String? = nil, dropAfterBytes: Int? = nil, dropResponse: Bool = false,
-                            count: Int = 1, method: String? = nil, keySuffix: String? = nil, queryContains: String? = nil) throws {
+                            corruptBody: Bool = false, count: Int = 1, method: String? = nil, keySuffix: String? = nil,
+                            queryContains: String? = nil) throws {
         var fault: [String: Any] = ["count": count]
+        if corruptBody { fault["corrupt_body"] = true }
         if dropResponse { fault["drop_response"] = true }
         if let status { fault["status"] = status }
         if let code { fault["code"] = code }

@@ -24,6 +24,7 @@ Control API (unsigned, under /_kbtest/, never reaching moto):
          "query_contains": "partNumber"}   answer the next `count` matching requests with this error
         {"drop_after_bytes": N, "count": 1, ...}   read N bytes of the matching request's body,
                                                    then cut the connection without an answer
+        {"corrupt_body": true, ...}        answer as moto does, with one byte of the body flipped
         {"drop_response": true, ...}       let moto handle the request, then cut the connection
                                            without its answer (the write happened, the client
                                            does not know)
@@ -156,6 +157,15 @@ def main() -> None:
                     pass
                 sock.close()
             raise ConnectionAbortedError("kbtest: connection dropped on purpose")
+        if fault and fault.get("corrupt_body"):
+            captured = {}
+            def capture(status, headers, exc_info=None):
+                captured["status"], captured["headers"] = status, headers
+            body = bytearray(b"".join(moto_app(environ, capture)))
+            if body:
+                body[len(body) // 2] ^= 0xFF
+            start_response(captured["status"], captured["headers"])
+            return [bytes(body)]
         if fault and "status" in fault:
             code = fault.get("code", "InternalError")
             xml = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
