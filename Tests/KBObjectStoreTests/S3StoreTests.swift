@@ -80,6 +80,15 @@ final class S3StoreTests: XCTestCase {
         XCTAssertEqual(try store().location, "s3://\(bucket)/idx/one")
     }
 
+    func testServerEnvironmentConfiguresAStore() throws {
+        // What a child kbindex process gets: AWS_* variables only.
+        let c = try S3Configuration.fromEnvironment(server.environment)
+        XCTAssertTrue(c.pathStyle)
+        let s = S3Store(try S3Location(parsing: "s3://\(bucket)/from/env"), configuration: c)
+        try s.put(Data("e".utf8), to: "k", condition: .ifAbsent, metadata: [:])
+        XCTAssertEqual(try s.list(prefix: "").map(\.key), ["k"])
+    }
+
     func testSmallRoundTripWithMetadata() throws {
         let s = try store()
         let (path, data) = try randomFile(100_003)
