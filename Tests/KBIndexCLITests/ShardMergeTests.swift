@@ -157,6 +157,9 @@ final class ShardMergeTests: XCTestCase {
             let r = try kb(["build", corpus.path, "--index", index("shard\(i)"), "--shard", "\(i)/3"])
             if i == owners[0] { XCTAssertTrue(r.stdout.contains("1 changed"), r.stdout) }
         }
+        // Compaction keeps the shard in the manifest (merge would refuse the shard otherwise).
+        try kb(["compact", "--index", index("shard\(owners[0])")])
+        XCTAssertTrue(try info(index("shard\(owners[0])")).contains("shard:     \(owners[0])/3 of a sharded build"))
         let replaced = try kb(["merge", "--replace", "--quiet", index("merged"), index("shard0"), index("shard1"), index("shard2")])
         XCTAssertEqual(replaced.stdout, "")
         try assertSameAnswers(index("single"), index("merged"))
@@ -214,6 +217,26 @@ final class ShardMergeTests: XCTestCase {
         }
         r = try kb(["build", corpus.path, "--shard", "2/2"], status: 64)
         XCTAssertTrue(r.stderr.contains("between 0 and 1"), r.stderr)
+    }
+
+    /// An interrupted shard build (Ctrl-C after its first group) leaves a checkpoint: merge
+    /// refuses the shard until the same command, run again, resumes and finishes it.
+    func testAnInterruptedShardIsRefusedUntilItsBuildResumes() throws {
+        _ = try buildShards(2)
+        for i in 0..<200 { try write("more/\(i).md", "# Extra \(i)\n\nExtra note \(i) about lighthouse keeper number \(i * 3).\n") }
+        let args = ["build", corpus.path, "--index", index("shard0"), "--shard", "0/2", "--quiet", "--checkpoint-chunks", "20"]
+        let stopped = try kb(args, status: 130, environment: ["KBINDEX_FAULT": "interrupt@group-done"])
+        XCTAssertTrue(stopped.stderr.contains("run the same command again to resume"), stopped.stderr)
+        var r = try kb(["merge", index("merged"), index("shard0"), index("shard1")], status: 2)
+        XCTAssertTrue(r.stderr.contains("the build of shard 0 in \(index("shard0")) was interrupted") && r.stderr.contains("run that shard's build again"), r.stderr)
+        r = try kb(args)
+        XCTAssertTrue(r.stderr.contains("resuming an interrupted build"), r.stderr)
+        try kb(["build", corpus.path, "--index", index("shard1"), "--shard", "1/2", "--quiet"])
+        try kb(["merge", index("merged"), index("shard0"), index("shard1"), "--quiet"])
+        try kb(["build", corpus.path, "--index", index("single"), "--quiet"])
+        let single = try documentPaths(index("single"))
+        XCTAssertEqual(single.count, 228)
+        XCTAssertEqual(try documentPaths(index("merged")), single)
     }
 
     func testAnEmptyShardCommitsAnEmptyIndexThatMerges() throws {
