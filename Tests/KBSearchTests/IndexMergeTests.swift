@@ -112,6 +112,29 @@ final class IndexMergeTests: XCTestCase {
         XCTAssertThrowsError(try AtomicFile.link(src, to: dst))  // exists
     }
 
+    /// Into a folder on another file system (/dev/shm, a tmpfs, where there is one): the files
+    /// are copied, keep their bytes, and a clash still gets the prefix.
+    func testAcrossFileSystemsFilesAreCopied() throws {
+        let shm = URL(fileURLWithPath: "/dev/shm")
+        guard let a = try? FileStatus.of(shm.path), let b = try? FileStatus.of(root.path), a.kind == .directory, a.device != b.device,
+              FileManager.default.isWritableFile(atPath: shm.path)
+        else { throw XCTSkip("no writable /dev/shm on another file system than \(root.path)") }
+        let out = shm.appendingPathComponent("kbmerge-out-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let s0 = try shard("s0", 0, segments: [("seg-a.kbseg", ["a.md", "b.md"])], deleted: [0])
+        let s1 = try shard("s1", 1, segments: [("seg-a.kbseg", ["c.md"])])
+        let stats = try IndexMerge.merge([s0, s1], into: out, replace: false)
+        XCTAssertEqual(stats.bytesLinked, 0)
+        let files = ["seg-a.kbseg", "seg-a.kbseg.del.kbdel"].map { s0.url.appendingPathComponent($0) } + [s1.url.appendingPathComponent("seg-a.kbseg")]
+        XCTAssertEqual(stats.bytesCopied, try files.reduce(0) { $0 + (try FileStatus.of($1.path).size) })
+        let merged = try IndexDirectory(url: out)
+        XCTAssertEqual(merged.manifest.segments.map(\.file), ["seg-a.kbseg", "shard1-seg-a.kbseg"])
+        XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent("shard1-seg-a.kbseg")), try Data(contentsOf: files[2]))
+        XCTAssertEqual(merged.liveDocuments(inSegment: 0) + merged.liveDocuments(inSegment: 1), ["b.md", "c.md"])
+        XCTAssertEqual(merged.damagedSegments().count, 0)
+        XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: out.path).contains { $0.contains(".tmp-") })
+    }
+
     func testChecks() throws {
         let s0 = try shard("s0", 0, segments: [("a.kbseg", ["a.md"])])
         let s1 = try shard("s1", 1, segments: [("b.kbseg", ["b.md"])])
