@@ -157,10 +157,17 @@ public struct RemoteIndex: Sendable {
             let fetched = try fetchManifest(ifNoneMatch: ifNoneMatch)
             if fetched.unchanged, let etag = state.etag {
                 // The folder already mirrors this generation: nothing to download. (Its
-                // manifest is read only for the result: no request.)
+                // manifest is read for the result and the size bound: no request.)
                 let m = try? Manifest.read(from: dir.path)
                 let data = (try? FileReader.read(manifestPath, limit: Self.manifestLimit)) ?? Data()
-                return PullResult(generation: m.map { RemoteGeneration(manifest: $0, data: data, etag: etag) }, changed: false)
+                var result = PullResult(generation: m.map { RemoteGeneration(manifest: $0, data: data, etag: etag) }, changed: false)
+                if let m {
+                    result.generationBytes = Int64(m.segments.reduce(0) { $0 + $1.bytes })
+                    let before = state
+                    evict(in: dir, keeping: IndexFiles.referenced(by: m), sizeBound: sizeBound, state: &state, result: &result)
+                    if state != before { try? state.write(in: dir) }
+                }
+                return result
             }
             guard let gen = fetched.generation else { return PullResult(generation: nil, changed: false) }
             do {
@@ -261,7 +268,7 @@ public struct RemoteIndex: Sendable {
     /// Downloads `name` to a temporary file in `dir`, verifies it and renames it into place.
     private func download(_ name: String, expectedBytes: Int?, into dir: URL, tracker: Tracker) throws -> (String, Int64) {
         let final = dir.appendingPathComponent(name).path
-        let tmp = "\(final).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let tmp = "\(final).tmp-\(getpid())"
         var info: ObjectInfo
         do {
             info = try store.download(name, to: tmp) { n in tracker.add(name, n) }
