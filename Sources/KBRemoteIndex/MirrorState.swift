@@ -19,18 +19,23 @@ public final class MirrorLock: @unchecked Sendable {
     /// another process holds it, polling every 50 ms. Throws `RemoteIndexError.file` when
     /// the folder or the lock file cannot be created.
     public static func acquire(_ folder: URL) throws -> MirrorLock {
+        while true {
+            if let l = try tryAcquire(folder) { return l }
+            usleep(50_000)
+        }
+    }
+
+    /// Takes the lock of `folder` (created with its parents if missing) if no other process
+    /// holds it; nil when one does. Throws as `acquire` does.
+    public static func tryAcquire(_ folder: URL) throws -> MirrorLock? {
         do {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         } catch {
             throw RemoteIndexError.file("cannot create \(folder.path): \(error.localizedDescription)")
         }
-        let path = folder.appendingPathComponent(fileName).path
-        while true {
-            do {
-                if let l = try FileLock.tryLock(path) { return MirrorLock(folder: folder, lock: l) }
-            } catch { throw RemoteIndexError.file("\(error)") }
-            usleep(50_000)
-        }
+        do {
+            return try FileLock.tryLock(folder.appendingPathComponent(fileName).path).map { MirrorLock(folder: folder, lock: $0) }
+        } catch { throw RemoteIndexError.file("\(error)") }
     }
 
     /// Releases the lock (idempotent).
