@@ -138,11 +138,15 @@ public struct RemoteIndex: Sendable {
     /// files that the current manifest does not name (nor a build checkpoint in the folder),
     /// least recently used first; the current generation is kept whole even when larger.
     ///
+    /// With `keepOlderGenerations` false (a writer's staging folder, where files of other
+    /// generations are a build's strays), every segment and deletion file the current
+    /// manifest does not name is removed, but for a build checkpoint's.
+    ///
     /// With no index at the location, returns `generation` nil and leaves the folder as it
     /// is. Throws `RemoteIndexError`; a file that fails verification is removed, and the
     /// folder still mirrors its previous generation.
-    public func pull(into dir: URL, sizeBound: Int64 = RemoteIndexCache.defaultSizeBound, holding: MirrorLock? = nil,
-                     progress: (@Sendable (TransferProgress) -> Void)? = nil) throws -> PullResult {
+    public func pull(into dir: URL, sizeBound: Int64 = RemoteIndexCache.defaultSizeBound, keepOlderGenerations: Bool = true,
+                     holding: MirrorLock? = nil, progress: (@Sendable (TransferProgress) -> Void)? = nil) throws -> PullResult {
         let lock = try holding ?? MirrorLock.acquire(dir)
         defer { if holding == nil { lock.unlock() } }
         var state = MirrorState.read(in: dir)
@@ -164,7 +168,7 @@ public struct RemoteIndex: Sendable {
                 if let m {
                     result.generationBytes = Int64(m.segments.reduce(0) { $0 + $1.bytes })
                     let before = state
-                    evict(in: dir, keeping: IndexFiles.referenced(by: m), sizeBound: sizeBound, state: &state, result: &result)
+                    evict(in: dir, keeping: IndexFiles.referenced(by: m), sizeBound: sizeBound, keepOlder: keepOlderGenerations, state: &state, result: &result)
                     if state != before { try? state.write(in: dir) }
                 }
                 return result
@@ -180,7 +184,7 @@ public struct RemoteIndex: Sendable {
                 }
                 state.etag = gen.etag
                 try state.write(in: dir)
-                evict(in: dir, keeping: IndexFiles.referenced(by: gen.manifest), sizeBound: sizeBound, state: &state, result: &result)
+                evict(in: dir, keeping: IndexFiles.referenced(by: gen.manifest), sizeBound: sizeBound, keepOlder: keepOlderGenerations, state: &state, result: &result)
                 try? state.write(in: dir)
                 return result
             } catch let missing as MissingObject {
@@ -324,8 +328,9 @@ public struct RemoteIndex: Sendable {
     }
 
     /// Removes files of older generations, least recently used first, while `dir` is larger
-    /// than `sizeBound`.
-    private func evict(in dir: URL, keeping: Set<String>, sizeBound: Int64, state: inout MirrorState, result: inout PullResult) {
+    /// than `sizeBound` (all of them unless `keepOlder`); never those `keeping` names nor a
+    /// build checkpoint's.
+    private func evict(in dir: URL, keeping: Set<String>, sizeBound: Int64, keepOlder: Bool, state: inout MirrorState, result: inout PullResult) {
         let keep = keeping.union(BuildCheckpoint.protectedFiles(in: dir))
         let names = (try? DirectoryListing.names(in: dir.path)) ?? []
         var total: Int64 = 0
@@ -341,7 +346,7 @@ public struct RemoteIndex: Sendable {
         // Forget records of files that are gone.
         for n in state.files.keys where !names.contains(n) { state.files[n] = nil }
         candidates.sort { $0.used < $1.used }
-        for c in candidates where total > sizeBound {
+        for c in candidates where total > sizeBound || !keepOlder {
             if (try? FileManager.default.removeItem(at: dir.appendingPathComponent(c.name))) != nil {
                 total -= c.size
                 state.files[c.name] = nil

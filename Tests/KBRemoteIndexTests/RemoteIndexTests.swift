@@ -518,6 +518,35 @@ final class RemoteIndexTests: XCTestCase {
         XCTAssertEqual(r.evictedFiles, 1)
     }
 
+    func testAStagingPullKeepsOnlyTheCurrentGenerationAndACheckpointsFiles() throws {
+        let store = InMemoryObjectStore()
+        let (_, first) = try firstGeneration(store)
+        // A writer lost a race: its own segment is committed locally, not remotely.
+        let staging = try TestIndex(dir: folder("staging"))
+        _ = try RemoteIndex(store: store).pull(into: staging.dir)
+        try staging.adopt()
+        let lost = try staging.addSegment(seed: 11)
+        try staging.commit()
+        let aside = try staging.addSegment(seed: 12)
+        try BuildCheckpoint(model: TestIndex.model, rebuild: false, segments: [aside], documents: 4, chunks: 8).write(to: staging.dir)
+        // Unchanged remotely: the local commit and its files stay (the next push sends them).
+        _ = try RemoteIndex(store: store).pull(into: staging.dir, keepOlderGenerations: false)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: staging.dir.appendingPathComponent(lost.file).path))
+        // Another writer commits: the pull takes its generation, and the lost segment goes.
+        let other = try TestIndex(dir: folder("other"))
+        _ = try RemoteIndex(store: store).pull(into: other.dir)
+        try other.adopt()
+        try other.addSegment(seed: 13)
+        try other.commit()
+        _ = try RemoteIndex(store: store).push(from: other.dir, base: first.etag)
+        let r = try RemoteIndex(store: store).pull(into: staging.dir, keepOlderGenerations: false)
+        XCTAssertTrue(r.changed)
+        XCTAssertFalse(r.overSizeBound)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: staging.dir.appendingPathComponent(lost.file).path))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: staging.dir.appendingPathComponent(aside.file).path))
+        XCTAssertEqual(Set(indexFiles(staging.dir)), IndexFiles.referenced(by: try Manifest.read(from: staging.dir.path)).union([aside.file]))
+    }
+
     // MARK: - Cache folders
 
     func testCacheFolders() throws {
