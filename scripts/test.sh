@@ -12,6 +12,15 @@ scripts/install-model.sh
 # it goes into .pydeps so nothing system-wide changes.
 [ -d .pydeps/lz4 ] || python3 -m pip install --quiet --disable-pip-version-check --target .pydeps lz4==4.4.5
 
+# The test virtualenv (.venv-tests: the MCP/HTTP clients, and moto's S3 server that the
+# object-store tests start through Tests/KBTestSupport/S3TestServer.swift).
+# Without it (no network for PyPI) those tests skip and test-python.sh reports the failure.
+if venv=$(scripts/python-venv.sh); then
+  export KBINDEX_TEST_PYTHON="$venv/bin/python"
+else
+  echo "warning: no test virtualenv; the S3 tests will skip" >&2
+fi
+
 # XCTest only: no Swift Testing tests exist, and its empty "0 tests" summary would be the
 # last line of the log.
 set +e

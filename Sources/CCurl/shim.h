@@ -14,6 +14,10 @@ static inline CURLcode kb_curl_setopt_write_callback(CURL *h, size_t (*cb)(char 
 static inline CURLcode kb_curl_setopt_header_callback(CURL *h, size_t (*cb)(char *, size_t, size_t, void *)) {
     return curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, cb);
 }
+static inline CURLcode kb_curl_setopt_off_t(CURL *h, CURLoption o, curl_off_t v) { return curl_easy_setopt(h, o, v); }
+static inline CURLcode kb_curl_setopt_read_callback(CURL *h, size_t (*cb)(char *, size_t, size_t, void *)) {
+    return curl_easy_setopt(h, CURLOPT_READFUNCTION, cb);
+}
 static inline CURLcode kb_curl_getinfo_long(CURL *h, CURLINFO i, long *v) { return curl_easy_getinfo(h, i, v); }
 static inline CURLcode kb_curl_getinfo_string(CURL *h, CURLINFO i, char **v) { return curl_easy_getinfo(h, i, v); }
 static inline CURLcode kb_curl_global_init_default(void) { return curl_global_init(CURL_GLOBAL_DEFAULT); }

@@ -135,6 +135,70 @@ public enum AtomicFile {
         guard fsync(fd) == 0 else { throw FileError(path: path, operation: "cannot fsync") }
     }
 
+    /// Makes `to` a hard link to `from` (`link(2)`): the same immutable bytes under a second
+    /// name, at no cost in space or time. Returns false, creating nothing, when the two are
+    /// on different file systems or the file system has no hard links (EXDEV, EPERM,
+    /// ENOTSUP, EMLINK, EOPNOTSUPP): then copy. Throws `FileError` for other failures (`to`
+    /// exists, a missing folder). The caller syncs the folder. Only for files never written
+    /// again (a later change to one name would show under the other).
+    public static func link(_ from: String, to: String) throws -> Bool {
+        if Glibc.link(from, to) == 0 { return true }
+        let e = errno
+        if [EXDEV, EPERM, ENOTSUP, EMLINK, EOPNOTSUPP].contains(e) { return false }
+        throw FileError(path: to, operation: "cannot link \(from) to", code: e)
+    }
+
+    /// Copies `from` to `to` atomically and durably, as `write(_:to:)` writes: streamed
+    /// through `to.tmp-<pid>` in 1 MiB blocks (memory stays flat whatever the size), fsynced,
+    /// renamed over `to`. Returns the bytes copied. Throws `FileError`; nothing is left at
+    /// `to` then. O(file size).
+    @discardableResult
+    public static func copy(_ from: String, to: String) throws -> Int {
+        let src = open(from, O_RDONLY | O_CLOEXEC)
+        guard src >= 0 else { throw FileError(path: from, operation: "cannot open") }
+        defer { close(src) }
+        let tmp = "\(to).tmp-\(getpid())"
+        let dst = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard dst >= 0 else { throw FileError(path: tmp, operation: "cannot create") }
+        var ok = false
+        defer { if !ok { unlink(tmp) } }
+        var total = 0
+        let size = 1 << 20
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
+        defer { buffer.deallocate() }
+        while true {
+            let n = Glibc.read(src, buffer, size)
+            if n < 0 {
+                if errno == EINTR { continue }
+                let e = errno
+                close(dst)
+                throw FileError(path: from, operation: "cannot read", code: e)
+            }
+            if n == 0 { break }
+            var done = 0
+            while done < n {
+                let w = Glibc.write(dst, buffer + done, n - done)
+                if w < 0 {
+                    if errno == EINTR { continue }
+                    let e = errno
+                    close(dst)
+                    throw FileError(path: tmp, operation: "cannot write", code: e)
+                }
+                done += w
+            }
+            total += n
+        }
+        guard fsync(dst) == 0 else {
+            let e = errno
+            close(dst)
+            throw FileError(path: tmp, operation: "cannot fsync", code: e)
+        }
+        close(dst)
+        try rename(tmp, over: to)
+        ok = true
+        return total
+    }
+
     /// Best effort: fsync the folder that holds `path` (some file systems refuse; that is fine).
     public static func syncDirectory(containing path: String) {
         let dir = (path as NSString).deletingLastPathComponent

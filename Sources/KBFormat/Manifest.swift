@@ -60,11 +60,40 @@ public struct Manifest: Codable, Equatable, Sendable {
         }
     }
 
+    /// Which shard of a sharded build an index holds (format-spec.md §13.7): the files whose
+    /// path hashes to `index` of `count`, selected with the settings whose fingerprint is
+    /// `selection`. `kbindex merge` combines the indexes of shards 0..<count into one.
+    public struct Shard: Codable, Equatable, Sendable {
+        public var index: Int
+        public var count: Int
+        /// A fingerprint of the build's file-selection settings; only compared.
+        public var selection: String
+
+        public init(index: Int, count: Int, selection: String) {
+            self.index = index
+            self.count = count
+            self.selection = selection
+        }
+
+        /// The most shards a build may be cut into.
+        public static let maxCount = 65_536
+
+        /// Why this entry cannot be trusted, or nil. O(1).
+        public var damage: String? {
+            guard (1...Self.maxCount).contains(count), (0..<count).contains(index) else { return "shard \(index)/\(count) is impossible" }
+            guard !selection.isEmpty, selection.utf8.count <= 128 else { return "shard selection \"\(selection)\" is not a fingerprint" }
+            return nil
+        }
+    }
+
     public var formatVersion: Int
     public var model: ModelDescriptor
     public var segments: [Segment]
     /// ISO 8601, UTC, e.g. "2025-01-31T12:00:00Z".
     public var createdAt: String
+    /// The shard this index holds; nil (and no member in the JSON, so an unsharded manifest
+    /// is byte for byte what kbindex wrote before shards existed) for an ordinary index.
+    public var shard: Shard?
 
     public static let fileName = "manifest.json"
     /// The manifest version this code writes for a version-1 model descriptor (2: segments
@@ -81,11 +110,12 @@ public struct Manifest: Codable, Equatable, Sendable {
 
     /// `formatVersion` nil: `Manifest.formatVersion(for: model)`. (Tests pass 1 to write a
     /// manifest as older kbindex versions did.)
-    public init(formatVersion: Int? = nil, model: ModelDescriptor, segments: [Segment], createdAt: String? = nil) {
+    public init(formatVersion: Int? = nil, model: ModelDescriptor, segments: [Segment], createdAt: String? = nil, shard: Shard? = nil) {
         self.formatVersion = formatVersion ?? Self.formatVersion(for: model)
         self.model = model
         self.segments = segments
         self.createdAt = createdAt ?? ISO8601DateFormatter().string(from: Date())
+        self.shard = shard
     }
 
     /// The exact bytes `write(to:)` writes: the manifest as pretty-printed JSON with sorted
@@ -141,6 +171,7 @@ public struct Manifest: Codable, Equatable, Sendable {
             throw damaged("a version-2 model descriptor in a manifest of format version \(manifest.formatVersion)")
         }
         for s in manifest.segments { if let reason = s.damage { throw damaged(reason) } }
+        if let reason = manifest.shard?.damage { throw damaged(reason) }
         return manifest
     }
 }

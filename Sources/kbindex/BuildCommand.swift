@@ -87,6 +87,17 @@ struct BuildCommand: ParsableCommand {
             total, chunks per second, time left), otherwise a plain 'progress:' line every few \
             seconds. --verbose lists every file with what happened to it on stdout.
 
+            --shard I/N builds one shard of a large folder: only the files whose path hashes to \
+            I of N (a stable rule, format-spec.md §13.7), into their own index, so N processes \
+            or machines can embed a folder together; 'kbindex merge' then combines the N \
+            indexes into one that answers exactly as a single build. Build each shard with the \
+            same file-selection options (--include, --exclude, size limits, --include-minified, \
+            --follow) and model. Without --shard, the shard comes from JOB_COMPLETION_INDEX (set \
+            by Kubernetes in each pod of an Indexed Job) and KBINDEX_SHARDS (the shard count), \
+            which must then be set together; --shard wins over them. Run a shard again to \
+            update or resume it; an index holding another shard, or none, is refused (--rebuild \
+            starts it over).
+
             Examples:
               kbindex build ~/notes
               kbindex build ~/notes                # again: only what changed
@@ -98,6 +109,8 @@ struct BuildCommand: ParsableCommand {
               kbindex build ~/notes --model bge-small-en-v1.5
               kbindex build ~/notes --embedder ollama --embed-model nomic-embed-text
               kbindex build ~/notes --embedder openai --embed-model text-embedding-3-small
+              kbindex build ~/docs --shard 0/4 --index /shards/0   # one of 4 shards
+              kbindex merge ~/docs/.kbindex /shards/0 /shards/1 /shards/2 /shards/3
             """
     )
 
@@ -143,6 +156,9 @@ struct BuildCommand: ParsableCommand {
     @Flag(help: ArgumentHelp("Follow symbolic links wherever they lead; by default a link out of FOLDER is skipped (a link inside it is followed, and a file reached twice is indexed once)."))
     var follow = false
 
+    @Option(help: ArgumentHelp("Index only shard I of N (0 ≤ I < N): the files whose path hashes to I; 'kbindex merge' combines the shards (default: shard JOB_COMPLETION_INDEX of KBINDEX_SHARDS when both variables are set; --shard wins over them).", valueName: "I/N"))
+    var shard: String?
+
     @Flag(help: "Re-read and re-embed every file, ignoring the existing index (an interrupted rebuild is continued, not started over).")
     var rebuild = false
 
@@ -180,6 +196,72 @@ struct BuildCommand: ParsableCommand {
         if precision != nil, let e = embedding.embedder, e != .local {
             throw ValidationError("--precision is for the built-in encoder; a \(e.rawValue) service embeds in its own arithmetic")
         }
+        _ = try Self.shardSpec(option: shard, environment: ProcessInfo.processInfo.environment)
+    }
+
+    /// The shard to build: `--shard` when given, else JOB_COMPLETION_INDEX (which Kubernetes
+    /// sets in each pod of an Indexed Job) of KBINDEX_SHARDS when both are set (an empty
+    /// variable counts as unset), else nil (the whole folder). Throws `ValidationError`
+    /// (a usage error) for a bad value or only one of the two variables.
+    static func shardSpec(option: String?, environment: [String: String]) throws -> ShardSpec? {
+        if let option {
+            do { return try ShardSpec(parsing: option) } catch { throw ValidationError("--shard: \(error)") }
+        }
+        let job = environment[jobIndexVariable].flatMap { $0.isEmpty ? nil : $0 }
+        let count = environment[shardCountVariable].flatMap { $0.isEmpty ? nil : $0 }
+        switch (job, count) {
+        case (nil, nil): return nil
+        case (let j?, let n?):
+            do { return try ShardSpec(parsing: "\(j)/\(n)") } catch {
+                throw ValidationError("\(jobIndexVariable)=\(j) and \(shardCountVariable)=\(n) do not name a shard: \(jobIndexVariable) must be between 0 and \(shardCountVariable) − 1, \(shardCountVariable) between 1 and \(ShardSpec.maxCount) (or pass --shard I/N)")
+            }
+        case (_?, nil):
+            throw ValidationError("\(jobIndexVariable) is set but \(shardCountVariable) is not: set \(shardCountVariable) to the number of shards as well (or pass --shard I/N, or unset \(jobIndexVariable) for an unsharded build)")
+        case (nil, _?):
+            throw ValidationError("\(shardCountVariable) is set but \(jobIndexVariable) is not: set \(jobIndexVariable) to this shard's number as well (or pass --shard I/N, or unset \(shardCountVariable) for an unsharded build)")
+        }
+    }
+
+    static let jobIndexVariable = "JOB_COMPLETION_INDEX"
+    static let shardCountVariable = "KBINDEX_SHARDS"
+
+    /// What the walk selects, for a build writing its index into `indexURL`.
+    func ingestOptions(indexURL: URL) -> IngestOptions {
+        var options = IngestOptions()
+        options.include = include
+        options.exclude = exclude
+        // "--max-file-size 1e300" (or inf) means no limit; Int(_:) of it would trap.
+        options.maxFileSize = Int(min(maxFileSize * 1_048_576, 0x1p62))
+        options.maxDocumentSize = Int(min(maxDocumentSize * 1_048_576, 0x1p62))
+        options.skipMinified = !includeMinified
+        options.excludedDirectories = [indexURL.path]
+        options.symlinks = follow ? .everywhere : .insideRoot
+        return options
+    }
+
+    /// Refuses a build that would drop another build's documents: shard `wanted` (nil: an
+    /// unsharded build) into an index whose manifest `indexed` records another shard, or no
+    /// shard while it has documents, or an unsharded build into a shard's index. `--rebuild`
+    /// starts the index over and is never refused.
+    static func checkShard(_ wanted: Manifest.Shard?, indexed: Manifest?, indexURL: URL, rebuild: Bool) throws {
+        guard !rebuild, let indexed, indexed.shard != wanted else { return }
+        let liveDocuments = indexed.segments.reduce(0) { $0 + $1.documents - ($1.deletedDocuments ?? 0) }
+        let advice = "use another --index for it, or --rebuild to start that index over"
+        func describe(_ s: Manifest.Shard) -> String { "shard \(s.index)/\(s.count)" }
+        switch (wanted, indexed.shard) {
+        case (let w?, let have?):
+            let what = have.index == w.index && have.count == w.count
+                ? "\(describe(have)) built with other file-selection options (--include, --exclude, size limits, --include-minified, --follow)"
+                : describe(have)
+            throw CLIError("the index in \(indexURL.path) holds \(what); building \(describe(w)) into it would drop those documents: \(advice)")
+        case (let w?, nil):
+            guard liveDocuments > 0 else { return }
+            throw CLIError("the index in \(indexURL.path) is an unsharded index of \(Format.counted(liveDocuments, "document")); building \(describe(w)) into it would drop the other shards' files: \(advice)")
+        case (nil, let have?):
+            throw CLIError("the index in \(indexURL.path) holds \(describe(have)) of a sharded build; an unsharded build into it would mix the two: \(advice) (or 'kbindex merge' the shards)")
+        case (nil, nil):
+            return
+        }
     }
 
     func run() throws {
@@ -209,6 +291,11 @@ struct BuildCommand: ParsableCommand {
         // for, else that of the build to continue, else the index's.
         var checkpoint = try BuildCheckpointing.found(in: indexURL)
         let indexed = try? Manifest.read(from: indexURL.path)
+        let shardSpec: ShardSpec?
+        do { shardSpec = try Self.shardSpec(option: shard, environment: ProcessInfo.processInfo.environment) } catch { throw CLIError("\(error)") }
+        let options = ingestOptions(indexURL: indexURL)
+        let shardField = shardSpec.map { Manifest.Shard(index: $0.index, count: $0.count, selection: ShardSpec.selectionFingerprint(of: options)) }
+        try Self.checkShard(shardField, indexed: indexed, indexURL: indexURL, rebuild: rebuild)
         if let cp = checkpoint, let indexed, cp.isCommitted(by: indexed) {
             BuildCheckpoint.remove(in: indexURL)  // its build committed, then was killed
             checkpoint = nil
@@ -280,30 +367,26 @@ struct BuildCommand: ParsableCommand {
             note("continuing an interrupted rebuild; queries use the current index until it finishes")
         }
 
-        // 1. Walk.
-        var options = IngestOptions()
-        options.include = include
-        options.exclude = exclude
-        // "--max-file-size 1e300" (or inf) means no limit; Int(_:) of it would trap.
-        options.maxFileSize = Int(min(maxFileSize * 1_048_576, 0x1p62))
-        options.maxDocumentSize = Int(min(maxDocumentSize * 1_048_576, 0x1p62))
-        options.skipMinified = !includeMinified
-        options.excludedDirectories = [indexURL.path]
-        options.symlinks = follow ? .everywhere : .insideRoot
+        // 1. Walk (the whole folder; a shard keeps its own files afterwards, and reports only
+        // the skipped paths that fall in it, so N shards report each skip once).
         var skipped: [SkipReason: Int] = [:]
         var warnings = 0
         var keep: [String] = []  // unreadable paths: their indexed versions stay
         var missingTools: [String: Int] = [:]  // extractor programs not installed, and the files that needed them
         var linksOut = 0
         let files: [SourceFile]
+        var walkedCount = 0  // files of every shard
         do {
-            files = try Walker(root: root, options: options).walk { event in
-                if verbose, case .skipped(let path, let reason, let detail) = event { fate(path, "skipped (\(reason)\(detail.map { ": \($0)" } ?? ""))") }
+            let all = try Walker(root: root, options: options).walk { event in
                 switch event {
                 case .skipped(let path, let reason, let detail):
+                    // Unreadable paths keep their indexed versions in every shard (a folder's
+                    // files fall in all shards); the rest concerns only the path's shard.
+                    if [.unreadable, .symlinkLoop].contains(reason) { keep.append(path) }
+                    guard shardSpec?.contains(path) ?? true else { return }
+                    if verbose { fate(path, "skipped (\(reason)\(detail.map { ": \($0)" } ?? ""))") }
                     skipped[reason, default: 0] += 1
                     if [.unreadable, .symlinkLoop].contains(reason) {
-                        keep.append(path)
                         if !quiet {
                             progress.finish()
                             warn("\(path): skipped (\(reason)\(detail.map { ": \($0)" } ?? ""))")
@@ -311,10 +394,13 @@ struct BuildCommand: ParsableCommand {
                     }
                     if reason == .linkOutsideFolder { linksOut += 1 }
                 case .warning(let path, let message):
+                    guard shardSpec?.contains(path) ?? true else { return }
                     warnings += 1
                     if !quiet { progress.finish(); warn("\(path): \(message)") }
                 }
             }
+            walkedCount = all.count
+            files = shardSpec.map { s in all.filter { s.contains($0.relativePath) } } ?? all
         } catch {
             throw CLIError(error)
         }
@@ -607,8 +693,10 @@ struct BuildCommand: ParsableCommand {
         func printWarningCount() {
             if warnings > 0 { print("warnings: \(warnings)\(quiet ? " (run without --quiet to see them)" : "")") }
         }
+        let shardLine = shardSpec.map { "shard \($0): \(Format.count(files.count)) of \(Format.counted(walkedCount, "file"))" }
         if let old, added + changed + deleted == 0 && segments.isEmpty && aside == nil && damaged.isEmpty && !Self.hasStrayFiles(indexURL, old.manifest)
-            && old.manifest.model == descriptor {
+            && old.manifest.model == descriptor && old.manifest.shard == shardField {
+            if let shardLine { print(shardLine) }
             print("index is up to date: \(Format.counted(unchanged, "file")), \(Format.counted(old.liveChunkCount, "chunk")) (\(summary))")
             // Files that failed are read again by every build: say so every time, not only the first.
             let failed = [SkipReason.unreadable, .notExtracted].compactMap { r in skipped[r].flatMap { $0 > 0 ? Self.describe(r, count: $0) : nil } }
@@ -640,7 +728,7 @@ struct BuildCommand: ParsableCommand {
             try withDeletions(old, deletions, skipping: damaged)
             try withDeletions(aside, asideDeletions)
             FaultInjection.point("deletions-written")
-            try IndexFiles.commit(Manifest(model: descriptor, segments: entries + segments), in: indexURL, endingCheckpoint: true)
+            try IndexFiles.commit(Manifest(model: descriptor, segments: entries + segments, shard: shardField), in: indexURL, endingCheckpoint: true)
         } catch {
             Self.removeFiles(written, in: indexURL)
             throw CLIError("cannot write the index in \(indexURL.path): \(error)")
@@ -661,6 +749,7 @@ struct BuildCommand: ParsableCommand {
         let elapsed = Date().timeIntervalSince(start)
         let skippedText = skipped.filter { $0.value > 0 }.sorted { $0.key.rawValue < $1.key.rawValue }
             .map { Self.describe($0.key, count: $0.value) }.joined(separator: ", ")
+        if let shardLine { print(shardLine) }
         print("indexed \(Format.counted(doneFiles, "file")) into \(Format.counted(chunkTotal, "chunk")) (\(Format.bytes(textBytes)) of text) in \(Format.duration(elapsed)), \(String(format: "%.0f", Double(chunkTotal) / max(elapsed, 1e-3))) chunks/s")
         print(summary)
         if aside != nil { print("resumed: \(Format.counted(resumedChunks, "chunk")) of \(Format.counted(resumedPaths.count, "file")) were embedded by the interrupted build") }

@@ -31,6 +31,9 @@ struct InfoCommand: ParsableCommand {
         if m.queryPrompt != nil || m.documentPrompt != nil {
             print("prompts:   query \(Self.quoted(m.queryPrompt)), document \(Self.quoted(m.documentPrompt))")
         }
+        if let s = idx.manifest.shard {
+            print("shard:     \(s.index)/\(s.count) of a sharded build (selection \(s.selection)); 'kbindex merge' combines the shards")
+        }
         print("segments:  \(idx.segments.count)")
         let deletedDocs = idx.documentCount - idx.liveDocumentCount, deletedChunks = idx.chunkCount - idx.liveChunkCount
         print("documents: \(Format.count(idx.liveDocumentCount))\(deletedDocs > 0 ? " (and \(Format.count(deletedDocs)) deleted)" : "")")

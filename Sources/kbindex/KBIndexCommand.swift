@@ -27,7 +27,7 @@ struct KBIndexCommand: ParsableCommand {
             question, no subcommand).
             """,
         version: KBIndexVersion.string,
-        subcommands: [BuildCommand.self, QueryCommand.self, EvalCommand.self, InfoCommand.self, VerifyCommand.self, CompactCommand.self, EmbedCommand.self, ModelCommand.self, ServeCommand.self, MCPCommand.self]
+        subcommands: [BuildCommand.self, QueryCommand.self, EvalCommand.self, InfoCommand.self, VerifyCommand.self, CompactCommand.self, MergeCommand.self, EmbedCommand.self, ModelCommand.self, ServeCommand.self, MCPCommand.self]
     )
 
     /// The exit status of a command that failed (`CLIError`, or any error that is not a usage

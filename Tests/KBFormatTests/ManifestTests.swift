@@ -142,6 +142,41 @@ final class ManifestVersionTests: TempDirTestCase {
         XCTAssertFalse(try String(contentsOfFile: path(Manifest.fileName), encoding: .utf8).contains("deleted"))
     }
 
+    /// A shard's manifest carries `shard`; an unsharded one has no such member at all (its
+    /// bytes are what kbindex wrote before shards existed), and a reader that does not know
+    /// the member (kbindex before shards: the synthesized decoder of the fields below) reads
+    /// a shard's manifest all the same, as format-spec.md §13.3 step 4 says.
+    func testShardMemberIsOptionalAndIgnoredByOlderReaders() throws {
+        let model = RandomSegment.model(dims: 4)
+        let segs: [Manifest.Segment] = [.init(file: "a.kbseg", chunks: 3, documents: 2, bytes: 10)]
+        let plain = Manifest(model: model, segments: segs, createdAt: "2025-01-31T12:00:00Z")
+        XCTAssertFalse(String(decoding: try plain.encoded(), as: UTF8.self).contains("shard"))
+        struct Before: Decodable { let formatVersion: Int; let model: ModelDescriptor; let segments: [Manifest.Segment]; let createdAt: String }
+        var sharded = plain
+        sharded.shard = Manifest.Shard(index: 1, count: 4, selection: "0123456789abcdef")
+        let bytes = try sharded.encoded()
+        XCTAssertTrue(String(decoding: bytes, as: UTF8.self).contains("\"shard\" : {\n    \"count\" : 4,\n    \"index\" : 1,\n    \"selection\" : \"0123456789abcdef\"\n  },"))
+        let old = try JSONDecoder().decode(Before.self, from: bytes)
+        XCTAssertEqual(old.segments, segs)
+        XCTAssertEqual(old.formatVersion, plain.formatVersion)
+        // Without the member, the same object as the unsharded manifest.
+        func object(_ d: Data) throws -> NSDictionary {
+            let o = try XCTUnwrap(try JSONSerialization.jsonObject(with: d) as? [String: Any])
+            return o.filter { $0.key != "shard" && $0.key != "sha256" } as NSDictionary
+        }
+        XCTAssertEqual(try object(bytes), try object(try plain.encoded()))
+        try sharded.write(to: dir.path)
+        XCTAssertEqual(try Manifest.read(from: dir.path), sharded)
+        for bad in [Manifest.Shard(index: 4, count: 4, selection: "x"), .init(index: -1, count: 4, selection: "x"), .init(index: 0, count: 0, selection: "x"),
+                    .init(index: 0, count: 65_537, selection: "x"), .init(index: 0, count: 2, selection: "")] {
+            sharded.shard = bad
+            try sharded.write(to: dir.path)
+            XCTAssertThrowsError(try Manifest.read(from: dir.path)) { error in
+                guard case .damaged? = error as? ManifestError else { return XCTFail("\(error)") }
+            }
+        }
+    }
+
     /// A manifest is checksummed, but one written by hand (or by a buggy tool) must still not
     /// send a reader outside the index folder or past a segment's counts.
     func testNamesOutsideTheFolderAndImpossibleCountsAreDamage() throws {

@@ -6,7 +6,7 @@ import XCTest
 /// the end of a source line) must join lines, not show up as stray backslashes.
 final class HelpTests: XCTestCase {
     func testEverySubcommandsHelpIsCleanProse() throws {
-        for sub in ["build", "query", "eval", "info", "verify", "compact", "embed", "model"] {
+        for sub in ["build", "query", "eval", "info", "verify", "compact", "merge", "embed", "model"] {
             let r = try CLIRunner.run([sub, "--help"])
             XCTAssertEqual(r.status, 0, "\(sub): \(r.stderr)")
             XCTAssertTrue(r.stdout.hasPrefix("OVERVIEW: "), "\(sub): \(r.stdout.prefix(80))")
@@ -19,7 +19,7 @@ final class HelpTests: XCTestCase {
     /// pasted: swift-argument-parser wraps the discussion at the terminal width, and a wrapped
     /// example's continuation loses its indentation.
     func testExamplesAreNotWrappedAt80Columns() throws {
-        let commands = [[], ["build"], ["query"], ["eval"], ["info"], ["verify"], ["compact"], ["embed"],
+        let commands = [[], ["build"], ["query"], ["eval"], ["info"], ["verify"], ["compact"], ["merge"], ["embed"],
                         ["model"], ["model", "fetch"], ["model", "list"], ["model", "path"]]
         var checked = 0
         for sub in commands {

@@ -15,6 +15,8 @@ It builds a small index with the default model, then:
      (no token or a wrong one: refused; the right one: works).
   3. schemathesis against the served /openapi.json: no 5xx, every response as the document
      says.
+  4. deploy/kubernetes/ run locally (test_kubernetes.py): the Indexed Job's pods as concurrent
+     processes with the pods' environment, then the merge Job, against moto's S3 server.
 
 Every check prints one line (ok/FAIL); the last line is "python: N passed, N failed"; the
 exit status is 1 when any check failed.
@@ -409,11 +411,11 @@ def build_index(kbindex: str, root: Path) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--kbindex", default=".build/debug/kbindex", help="the kbindex binary")
-    parser.add_argument("--only", choices=["stdio", "http", "schemathesis"], action="append",
+    parser.add_argument("--only", choices=["stdio", "http", "schemathesis", "kubernetes"], action="append",
                         help="run only these parts (repeatable)")
     args = parser.parse_args()
     kbindex = str(Path(args.kbindex).resolve())
-    parts = set(args.only or ["stdio", "http", "schemathesis"])
+    parts = set(args.only or ["stdio", "http", "schemathesis", "kubernetes"])
     venv_bin = Path(sys.executable).parent
     checks = Checks()
     root = Path(tempfile.mkdtemp(prefix="kbindex-pytests-"))
@@ -462,6 +464,12 @@ def main() -> int:
             finally:
                 if served:
                     served.stop()
+        if "kubernetes" in parts:
+            try:
+                import test_kubernetes
+                test_kubernetes.run(checks, kbindex, sys.executable, root)
+            except Exception as error:
+                checks.crashed("kubernetes", error)
     except Exception as error:
         checks.crashed("setup", error)
     finally:

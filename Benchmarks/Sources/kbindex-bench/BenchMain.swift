@@ -16,7 +16,8 @@ struct KBIndexBench: ParsableCommand {
               swift run -c release kbindex-bench serve --chunks 20000 --requests 200
               swift run -c release kbindex-bench extract     # after corpora/pdf-corpus.sh
               swift run -c release kbindex-bench remote --corpus DIR --questions FILE
+              swift run -c release kbindex-bench scaleout --corpus DIR --shards 4 --s3-server
             """,
-        subcommands: [EmbedBench.self, EmbedMemoryProbe.self, IndexBench.self, UpdateBench.self, SearchBench.self, ServeBench.self, ExtractBench.self, RemoteBench.self]
+        subcommands: [EmbedBench.self, EmbedMemoryProbe.self, IndexBench.self, UpdateBench.self, SearchBench.self, ServeBench.self, ExtractBench.self, RemoteBench.self, ScaleOutBench.self]
     )
 }

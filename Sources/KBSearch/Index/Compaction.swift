@@ -85,7 +85,7 @@ public enum Compaction {
             for w in written { try? FileManager.default.removeItem(at: index.url.appendingPathComponent(w.file)) }
             throw error
         }
-        return Manifest(model: model, segments: written)
+        return Manifest(model: model, segments: written, shard: index.manifest.shard)
     }
 
     /// What a build gives the lexical tokenizer for a chunk (its `embeddingText`): the heading

@@ -5,29 +5,42 @@ import Darwin
 #endif
 import Foundation
 
-/// How long to wait between attempts, and how to wait. Tests replace `sleep` with one that
-/// records the delays and returns at once.
-struct RetryPolicy: Sendable {
+/// How long to wait between attempts, and how to wait: exponential backoff with jitter, shared
+/// by the remote embedders (KBRemoteEmbed) and the object store (KBObjectStore). Tests replace
+/// `sleep` with one that records the delays and returns at once.
+public struct RetryPolicy: Sendable {
     /// The first retry waits `baseDelay` seconds (times the jitter), each later one twice as long...
-    var baseDelay: Double = 0.5
+    public var baseDelay: Double = 0.5
     /// ...up to this many seconds.
-    var maxDelay: Double = 30
+    public var maxDelay: Double = 30
     /// The most seconds a server's `Retry-After` makes kbindex wait.
-    var retryAfterCap: Double = 120
+    public var retryAfterCap: Double = 120
     /// Waits `seconds`, or less when `shouldStop` turns true; polls it at least every 50 ms.
-    var sleep: @Sendable (_ seconds: Double, _ shouldStop: @Sendable () -> Bool) -> Void = RetryPolicy.sleepPolling
+    public var sleep: @Sendable (_ seconds: Double, _ shouldStop: @Sendable () -> Bool) -> Void = RetryPolicy.sleepPolling
     /// A number in 0..<1 for the jitter.
-    var random: @Sendable () -> Double = { Double.random(in: 0..<1) }
+    public var random: @Sendable () -> Double = { Double.random(in: 0..<1) }
+
+    public init(
+        baseDelay: Double = 0.5, maxDelay: Double = 30, retryAfterCap: Double = 120,
+        sleep: @escaping @Sendable (_ seconds: Double, _ shouldStop: @Sendable () -> Bool) -> Void = RetryPolicy.sleepPolling,
+        random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
+    ) {
+        self.baseDelay = baseDelay
+        self.maxDelay = maxDelay
+        self.retryAfterCap = retryAfterCap
+        self.sleep = sleep
+        self.random = random
+    }
 
     /// The wait before retry `retry` (0 for the first) without a `Retry-After`: exponential,
     /// capped, with "equal jitter" (between half and all of the exponential delay), so that
     /// concurrent requests that failed together do not retry together.
-    func backoff(retry: Int) -> Double {
+    public func backoff(retry: Int) -> Double {
         let exponential = min(maxDelay, baseDelay * pow(2, Double(min(retry, 60))))
         return exponential * (0.5 + 0.5 * random())
     }
 
-    static func sleepPolling(_ seconds: Double, _ shouldStop: @Sendable () -> Bool) {
+    public static func sleepPolling(_ seconds: Double, _ shouldStop: @Sendable () -> Bool) {
         let deadline = Date().addingTimeInterval(max(0, seconds))
         while !shouldStop() {
             let left = deadline.timeIntervalSinceNow
@@ -38,7 +51,7 @@ struct RetryPolicy: Sendable {
 
     /// The delay a `Retry-After` value asks for, in seconds (RFC 9110: a number of seconds,
     /// or an HTTP date, of which a past one means now); nil when it is neither.
-    static func retryAfter(_ value: String, now: Date = Date()) -> Double? {
+    public static func retryAfter(_ value: String, now: Date = Date()) -> Double? {
         let text = value.trimmingCharacters(in: .whitespaces)
         if let seconds = Double(text), seconds.isFinite {
             return max(0, seconds)

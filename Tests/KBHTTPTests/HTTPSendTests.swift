@@ -1,0 +1,98 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import KBHTTP
+import KBTestSupport
+import XCTest
+
+/// `HTTPClient.send`: any method, bodies from memory or a file range, answers to memory or a file.
+final class HTTPSendTests: XCTestCase {
+    func testPutFromFileRangeSendsExactlyThoseBytes() throws {
+        let server = try ThreadedHTTPServer { _ in .respond(status: 200, headers: [("ETag", "\"x\"")], body: Data("ok".utf8)) }
+        defer { server.stop() }
+        let path = NSTemporaryDirectory() + "kbhttp-send-\(UUID().uuidString)"
+        let bytes = Data((0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+        try bytes.write(to: URL(fileURLWithPath: path))
+        defer { unlink(path) }
+        let fd = open(path, O_RDONLY)
+        defer { close(fd) }
+        let sent = SendCounter()
+        let reply = try HTTPClient().send(HTTPRequest(
+            method: "PUT", url: server.url("/obj?partNumber=2"), headers: [("X-Test", "1")],
+            body: .file(fd: fd, offset: 1000, length: 200_000), progress: { sent.set($0) }))
+        XCTAssertEqual(reply.status, 200)
+        XCTAssertEqual(reply.headers["etag"], "\"x\"")
+        XCTAssertEqual(reply.body, Data("ok".utf8))
+        let request = try XCTUnwrap(server.requests.last)
+        XCTAssertEqual(request.method, "PUT")
+        XCTAssertEqual(request.target, "/obj?partNumber=2")
+        XCTAssertEqual(request.header("X-Test"), "1")
+        XCTAssertNil(request.header("Expect"), "no 100-continue wait without SigV4")
+        XCTAssertEqual(request.body, Data(bytes[1000..<201_000]))
+        XCTAssertEqual(sent.value, 200_000)
+        // The descriptor's own position is untouched (pread), so it can serve the next request.
+        XCTAssertEqual(lseek(fd, 0, SEEK_CUR), 0)
+    }
+
+    func testMethodsAndMemoryBodies() throws {
+        let server = try ThreadedHTTPServer { .respond(status: $0.method == "HEAD" ? 200 : 204, headers: [("X-Method", $0.method)]) }
+        defer { server.stop() }
+        let client = HTTPClient()
+        for method in ["HEAD", "DELETE", "GET"] {
+            let reply = try client.send(HTTPRequest(method: method, url: server.url("/k")))
+            XCTAssertEqual(reply.headers["X-Method"], method)
+        }
+        _ = try client.send(HTTPRequest(method: "POST", url: server.url("/k"), body: .data(Data("<xml/>".utf8))))
+        _ = try client.send(HTTPRequest(method: "PUT", url: server.url("/k"), body: .data(Data("abc".utf8))))
+        _ = try client.send(HTTPRequest(method: "POST", url: server.url("/k")))
+        XCTAssertEqual(server.requests.map(\.method), ["HEAD", "DELETE", "GET", "POST", "PUT", "POST"])
+        XCTAssertEqual(server.requests.map(\.body), [Data(), Data(), Data(), Data("<xml/>".utf8), Data("abc".utf8), Data()])
+    }
+
+    func testFileSinkKeepsErrorBodiesOutOfTheFile() throws {
+        let server = try ThreadedHTTPServer { request in
+            request.path == "/ok" ? .respond(status: 200, body: Data("payload".utf8))
+                : .respond(status: 404, body: Data("<Error><Code>NoSuchKey</Code></Error>".utf8))
+        }
+        defer { server.stop() }
+        let path = NSTemporaryDirectory() + "kbhttp-sink-\(UUID().uuidString)"
+        let fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0o644)
+        defer { close(fd); unlink(path) }
+        let missing = try HTTPClient().send(HTTPRequest(method: "GET", url: server.url("/missing"), sink: .file(fd: fd, path: path)))
+        XCTAssertEqual(missing.status, 404)
+        XCTAssertEqual(String(decoding: missing.body, as: UTF8.self), "<Error><Code>NoSuchKey</Code></Error>")
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), Data())
+        let ok = try HTTPClient().send(HTTPRequest(method: "GET", url: server.url("/ok"), sink: .file(fd: fd, path: path)))
+        XCTAssertEqual(ok.bodyBytes, 7)
+        XCTAssertEqual(ok.body, Data())
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), Data("payload".utf8))
+    }
+
+    func testSigV4SignsHeadersAndNeverSendsTheSecret() throws {
+        let server = try ThreadedHTTPServer { _ in .respond(status: 200) }
+        defer { server.stop() }
+        let sig = AWSSigV4(accessKey: "AKIDEXAMPLE", secretKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", region: "eu-west-1")
+        _ = try HTTPClient().send(HTTPRequest(
+            method: "PUT", url: server.url("/bucket/key?partNumber=1&uploadId=abc"),
+            headers: [("x-amz-content-sha256", "UNSIGNED-PAYLOAD"), ("x-amz-security-token", "tok")],
+            body: .data(Data("abc".utf8)), sigV4: sig))
+        let request = try XCTUnwrap(server.requests.last)
+        let auth = try XCTUnwrap(request.header("Authorization"))
+        XCTAssertTrue(auth.hasPrefix("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"), auth)
+        XCTAssertTrue(auth.contains("/eu-west-1/s3/aws4_request"), auth)
+        XCTAssertTrue(auth.contains("x-amz-content-sha256"), auth)
+        XCTAssertTrue(auth.contains("x-amz-security-token"), auth)
+        XCTAssertNotNil(request.header("x-amz-date"))
+        for header in request.headers {
+            XCTAssertFalse(header.value.contains("wJalrXUtnFEMI"), header.name)
+        }
+    }
+}
+
+private final class SendCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n: Int64 = 0
+    var value: Int64 { lock.lock(); defer { lock.unlock() }; return n }
+    func set(_ v: Int64) { lock.lock(); n = max(n, v); lock.unlock() }
+}
