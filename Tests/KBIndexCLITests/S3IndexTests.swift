@@ -218,6 +218,31 @@ final class S3IndexTests: XCTestCase {
         XCTAssertTrue(again.stdout.contains("nothing to upload"), again.stdout)
     }
 
+    func testShardsInS3MergeIntoS3AndAnswerAsOneBuild() throws {
+        let docs = try corpus()
+        for s in 0..<2 {
+            let r = try build(docs, "s3://\(bucket)/sharded/shard-\(s)", cache: try folder("kbs3-pod\(s)"), ["--shard", "\(s)/2"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+        }
+        let merged = "s3://\(bucket)/sharded/merged"
+        let cache = try folder("kbs3-merge")
+        let shards = ["s3://\(bucket)/sharded/shard-0", "s3://\(bucket)/sharded/shard-1"]
+        let m = try kbindex(["merge", merged] + shards, cache: cache)
+        XCTAssertEqual(m.status, 0, m.stderr)
+        XCTAssertTrue(m.stdout.contains("committed the new index there"), m.stdout)
+        // Again, as a retried Job: OUT now holds an index, which --replace replaces.
+        let refused = try kbindex(["merge", merged] + shards, cache: cache)
+        XCTAssertEqual(refused.status, 2)
+        XCTAssertEqual(refused.stderr, "error: \(merged) already holds an index; pass --replace to replace it, or choose another OUT\n")
+        let again = try kbindex(["merge", merged, "--replace", "--quiet"] + shards, cache: cache)
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertEqual(again.stdout, "")
+
+        let local = try folder("kbs3-single")
+        XCTAssertEqual(try CLIRunner.run(["build", docs.path, "--index", local.path, "--quiet", "--model", model.path]).status, 0)
+        XCTAssertEqual(try answers(merged, cache: try folder("kbs3-reader")), try answers(local.path, cache: cache))
+    }
+
     func testCredentialAndBucketErrorsAreOneClearLine() throws {
         let docs = try corpus()
         let cache = try folder("kbs3-cache")
