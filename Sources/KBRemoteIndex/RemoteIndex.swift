@@ -161,16 +161,21 @@ public struct RemoteIndex: Sendable {
             let fetched = try fetchManifest(ifNoneMatch: ifNoneMatch)
             if fetched.unchanged, let etag = state.etag {
                 // The folder already mirrors this generation: nothing to download. (Its
-                // manifest is read for the result and the size bound: no request.)
-                let m = try? Manifest.read(from: dir.path)
-                let data = (try? FileReader.read(manifestPath, limit: Self.manifestLimit)) ?? Data()
-                var result = PullResult(generation: m.map { RemoteGeneration(manifest: $0, data: data, etag: etag) }, changed: false)
-                if let m {
-                    result.generationBytes = Int64(m.segments.reduce(0) { $0 + $1.bytes })
-                    let before = state
-                    evict(in: dir, keeping: IndexFiles.referenced(by: m), sizeBound: sizeBound, keepOlder: keepOlderGenerations, state: &state, result: &result)
-                    if state != before { try? state.write(in: dir) }
+                // manifest is read for the result and the size bound, and its files are
+                // stat'ed: no request.) A folder that lost its copy (a damaged manifest, a
+                // file removed by hand) fetches the generation again.
+                guard let m = try? Manifest.read(from: dir.path),
+                      IndexFiles.referenced(by: m).allSatisfy({ FileManager.default.fileExists(atPath: dir.appendingPathComponent($0).path) })
+                else {
+                    ifNoneMatch = nil
+                    continue
                 }
+                let data = (try? FileReader.read(manifestPath, limit: Self.manifestLimit)) ?? Data()
+                var result = PullResult(generation: RemoteGeneration(manifest: m, data: data, etag: etag), changed: false)
+                result.generationBytes = Int64(m.segments.reduce(0) { $0 + $1.bytes })
+                let before = state
+                evict(in: dir, keeping: IndexFiles.referenced(by: m), sizeBound: sizeBound, keepOlder: keepOlderGenerations, state: &state, result: &result)
+                if state != before { try? state.write(in: dir) }
                 return result
             }
             guard let gen = fetched.generation else { return PullResult(generation: nil, changed: false) }

@@ -136,6 +136,23 @@ final class RemoteIndexTests: XCTestCase {
         XCTAssertNotNil(again.generation)
     }
 
+    func testAMirrorThatLostAFileOrItsManifestFetchesItAgain() throws {
+        let store = InMemoryObjectStore()
+        let (w, _) = try firstGeneration(store)
+        let mirror = folder("mirror")
+        _ = try RemoteIndex(store: store).pull(into: mirror)
+        try FileManager.default.removeItem(at: mirror.appendingPathComponent(w.segments[1].file))
+        let repaired = try RemoteIndex(store: store).pull(into: mirror)
+        XCTAssertEqual(repaired.downloadedFiles, 1)
+        XCTAssertEqual(repaired.reusedFiles, 3)
+        XCTAssertEqual(try IndexDirectory(url: mirror).segments.count, 3)
+        try Data("{".utf8).write(to: mirror.appendingPathComponent("manifest.json"))
+        let again = try RemoteIndex(store: store).pull(into: mirror)
+        XCTAssertTrue(again.changed)
+        XCTAssertEqual(again.downloadedFiles, 0)
+        XCTAssertEqual(try Data(contentsOf: mirror.appendingPathComponent("manifest.json")), try Data(contentsOf: w.dir.appendingPathComponent("manifest.json")))
+    }
+
     func testASecondGenerationDownloadsOnlyItsNewFiles() throws {
         let store = InMemoryObjectStore()
         let (w, first) = try firstGeneration(store)
