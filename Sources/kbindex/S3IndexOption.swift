@@ -54,7 +54,17 @@ enum S3IndexOption {
         let bound = try sizeBound()
         let start = Date()
         let result: PullResult
-        do { result = try index.pull(into: cache.index, sizeBound: bound) } catch { throw failure(error, location: index.location) }
+        do { result = try index.pull(into: cache.index, sizeBound: bound) } catch {
+            // The store cannot be reached: a generation already in the cache still answers
+            // (as serve keeps serving when a poll fails), with a note. Refusals (credentials,
+            // a missing bucket, damage) stay errors.
+            if case RemoteIndexError.store(let s) = error, s.isUnreachable,
+               let cached = try? Manifest.read(from: cache.index.path) {
+                note("cannot reach \(index.location) (\(s)); answering from the cached copy of it (built \(cached.createdAt))")
+                return cache.index
+            }
+            throw failure(error, location: index.location)
+        }
         guard result.generation != nil else {
             throw CLIError("no index at \(index.location): build one with 'kbindex build FOLDER --index \(index.location)'")
         }
@@ -106,5 +116,15 @@ extension S3IndexOption {
     static func localIndex(_ option: String?, quiet: Bool = false) throws -> String? {
         guard let option, isRemote(option) else { return option }
         return try pullForReading(option, quiet: quiet).path
+    }
+}
+
+extension ObjectStoreError {
+    /// The store could not be reached or kept throttling: not a refusal.
+    var isUnreachable: Bool {
+        switch self {
+        case .transport, .throttled: true
+        default: false
+        }
     }
 }

@@ -23,7 +23,9 @@ final class S3IndexTests: XCTestCase {
 
     override func setUpWithError() throws {
         model = try InstalledModels.miniLM()
-        server = try S3TestServer.start()
+        do { server = try S3TestServer.start() } catch let skip as XCTSkip { throw skip } catch {
+            throw XCTSkip("the S3 test server cannot start: \(error)")
+        }
         try server.createBucket(bucket)
     }
 
@@ -110,6 +112,16 @@ final class S3IndexTests: XCTestCase {
         let verify = try kbindex(["verify", "--index", location], cache: reader)
         XCTAssertEqual(verify.status, 0, verify.stderr)
         XCTAssertTrue(verify.stdout.hasPrefix("ok: "), verify.stdout)
+
+        // The store unreachable: the cached generation answers, with a note; no cache: an error.
+        server.stop()
+        let offline = try kbindex(["query", Self.questions[0], "--index", location, "--json", "-k", "3"], cache: reader)
+        XCTAssertEqual(offline.status, 0, offline.stderr)
+        XCTAssertEqual(offline.stdout, expected[0])
+        XCTAssertTrue(offline.stderr.hasPrefix("note: cannot reach \(location) ("), offline.stderr)
+        let cold = try kbindex(["query", Self.questions[0], "--index", location], cache: try folder("kbs3-cold"))
+        XCTAssertEqual(cold.status, 2)
+        XCTAssertTrue(cold.stderr.hasPrefix("error: "), cold.stderr)
     }
 
     func testAnIncrementalBuildUploadsOnlyItsNewFiles() throws {
