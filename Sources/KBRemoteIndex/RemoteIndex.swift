@@ -391,13 +391,15 @@ public struct RemoteIndex: Sendable {
 
         // The base generation, as it is now: if it is no longer current, another writer
         // committed first, and nothing needs uploading to find that out.
+        // (A current manifest of exactly our bytes is this push's own earlier commit, whose
+        // answer was lost: nothing left to do.)
         let now = try fetchManifest(ifNoneMatch: nil).generation
-        guard now?.etag == base else { throw RemoteIndexError.conflict(location: location) }
         if let now, now.data == data {
             state.etag = now.etag
             try? state.write(in: dir)
             return PushResult(committed: false, etag: now.etag)
         }
+        guard now?.etag == base else { throw RemoteIndexError.conflict(location: location) }
         let baseFiles = now.map { IndexFiles.referenced(by: $0.manifest) } ?? []
         let newFiles = IndexFiles.referenced(by: local)
         let toUpload = newFiles.subtracting(baseFiles).sorted()

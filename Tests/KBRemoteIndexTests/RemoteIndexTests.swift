@@ -188,6 +188,29 @@ final class RemoteIndexTests: XCTestCase {
 
     /// A writer's staging folder: pull, build on top, push, pull again (its own files are
     /// reused, not downloaded again).
+    /// A push whose commit landed but whose answer was lost is retried: the manifest there is
+    /// its own, so the retry commits nothing and reports no conflict.
+    func testRetryingAPushWhoseCommitLandedIsNotAConflict() throws {
+        let store = InMemoryObjectStore()
+        let (w, first) = try firstGeneration(store)
+        try w.addSegment(seed: 21)
+        try w.commit()
+        let lost = Box(false)
+        let manifest = try data(w.dir.appendingPathComponent("manifest.json"))
+        store.beforeCall = { method, key in
+            guard method == "PUT", key == "manifest.json", !lost.value else { return }
+            lost.value = true
+            _ = try store.put(manifest, to: key, condition: .ifMatch(etag: first.etag), metadata: [:])  // it lands...
+            throw ObjectStoreError.transport("connection reset")  // ...and its answer is lost
+        }
+        XCTAssertThrowsError(try RemoteIndex(store: store).push(from: w.dir, base: first.etag))
+        store.beforeCall = nil
+        let retried = try RemoteIndex(store: store).push(from: w.dir, base: first.etag)
+        XCTAssertFalse(retried.committed)
+        XCTAssertEqual(retried.etag, try RemoteIndex(store: store).current()?.etag)
+        XCTAssertEqual(store.object("manifest.json")?.data, manifest)
+    }
+
     func testAWriterPullsBuildsAndPushesFromItsStagingFolder() throws {
         let store = InMemoryObjectStore()
         _ = try firstGeneration(store)
