@@ -4,6 +4,7 @@ import Foundation
 import KBEmbed
 import KBFormat
 import KBObjectStore
+import KBRemoteIndex
 import KBRetrieval
 import KBSearch
 
@@ -143,7 +144,10 @@ struct ServedIndexOptions: ParsableArguments {
                             if r.overSizeBound { log(S3IndexOption.overBound(r, bound)) }
                         }
                     } catch {
-                        let line = S3IndexOption.failure(error, location: o.remote.index.location).message
+                        // Unreachable: said as it is (polling goes on); a refusal with its advice.
+                        let unreachable: Bool
+                        if case RemoteIndexError.store(let s) = error { unreachable = s.isUnreachable } else { unreachable = false }
+                        let line = unreachable ? "\(error)" : S3IndexOption.failure(error, location: o.remote.index.location).message
                         if lastFailure[o.name] != line {
                             lastFailure[o.name] = line
                             log("index '\(o.name)': cannot poll \(o.remote.index.location) (the current generation stays served): \(line)")

@@ -188,7 +188,25 @@ final class S3IndexTests: XCTestCase {
         }
         XCTAssertEqual(seen?.documents, 5)
         XCTAssertEqual(seen?.generation, 2)
-        for secret in [server.secretKey, server.accessKey] { XCTAssertFalse(text.contains(secret)) }
+
+        // The store goes away: polls fail (said once), and the current generation stays served.
+        let log = LogBuffer()
+        let handle = err.fileHandleForReading
+        Thread {
+            while true {
+                let data = handle.availableData
+                if data.isEmpty { return }
+                log.append(String(decoding: data, as: UTF8.self))
+            }
+        }.start()
+        server.stop()
+        let until = Date().addingTimeInterval(30)
+        while Date() < until && !log.text.contains("cannot poll") { usleep(200_000) }
+        usleep(6_000_000)  // more failing polls
+        XCTAssertEqual(log.text.components(separatedBy: "cannot poll").count - 1, 1, log.text)
+        XCTAssertTrue(log.text.contains("(the current generation stays served)"), log.text)
+        XCTAssertEqual(try info(port)?.documents, 5)
+        for secret in [server.secretKey, server.accessKey] { XCTAssertFalse(text.contains(secret) || log.text.contains(secret)) }
     }
 
     /// GET /v1/info: the first index's generation and documents.
@@ -292,4 +310,11 @@ private final class RaceResults: @unchecked Sendable {
     private var results: [Int: CLIRunner.Result] = [:]
     func set(_ i: Int, _ r: CLIRunner.Result?) { lock.withLock { results[i] = r } }
     func get(_ i: Int) -> CLIRunner.Result? { lock.withLock { results[i] } }
+}
+
+private final class LogBuffer: @unchecked Sendable {
+    private let lock = NSLock()
+    private var s = ""
+    func append(_ t: String) { lock.withLock { s += t } }
+    var text: String { lock.withLock { s } }
 }
