@@ -143,7 +143,14 @@ public struct Manifest: Codable, Equatable, Sendable {
         let path = (dir as NSString).appendingPathComponent(fileName)
         guard FileManager.default.fileExists(atPath: path) else { throw ManifestError.missing(dir: dir) }
         let file = try MappedFile(path: path)
-        let b = Array(file.bytes)
+        return try decode(Array(file.bytes), dir: dir)
+    }
+
+    /// The manifest in `b`, the bytes of a `manifest.json` that came from `dir` (a folder,
+    /// or a remote location such as "s3://bucket/prefix", for messages), with every check
+    /// `read(from:)` makes. Throws `ManifestError` (`.damaged`, `.unsupportedVersion`).
+    /// O(manifest size).
+    public static func decode(_ b: [UInt8], dir: String) throws -> Manifest {
         func damaged(_ r: String) -> ManifestError { .damaged(dir: dir, reason: r) }
 
         // The last `"sha256"`, then `: "<64 hex>"`, then only `}` and white space.

@@ -98,6 +98,14 @@ struct BuildCommand: ParsableCommand {
             update or resume it; an index holding another shard, or none, is refused (--rebuild \
             starts it over).
 
+            --index s3://bucket/prefix keeps the index in S3 or an S3-compatible store \
+            (credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN and \
+            AWS_REGION; AWS_ENDPOINT_URL for a store other than AWS): the build downloads the \
+            current index into a staging folder in the cache ($KBINDEX_CACHE_DIR, else \
+            $XDG_CACHE_HOME/kbindex/s3, else ~/.cache/kbindex/s3), builds there as above, \
+            uploads only the new files, and commits only if no other build committed since \
+            (else it says so: run it again, it continues from that index).
+
             Examples:
               kbindex build ~/notes
               kbindex build ~/notes                # again: only what changed
@@ -111,13 +119,14 @@ struct BuildCommand: ParsableCommand {
               kbindex build ~/notes --embedder openai --embed-model text-embedding-3-small
               kbindex build ~/docs --shard 0/4 --index /shards/0   # one of 4 shards
               kbindex merge ~/docs/.kbindex /shards/0 /shards/1 /shards/2 /shards/3
+              kbindex build ~/notes --index s3://my-bucket/indexes/notes
             """
     )
 
     @Argument(help: "The folder to index.")
     var folder: String
 
-    @Option(help: ArgumentHelp("Where to write the index (default: FOLDER/.kbindex).", valueName: "dir"))
+    @Option(help: ArgumentHelp("Where to write the index: a folder, or s3://bucket/prefix (default: FOLDER/.kbindex).", valueName: "dir"))
     var index: String?
 
     @Option(name: .customLong("include"), help: ArgumentHelp("Only index paths matching this glob (repeatable).", valueName: "glob"))
@@ -265,6 +274,19 @@ struct BuildCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let index, S3IndexOption.isRemote(index) {
+            // Pull, this same build into the local staging folder, push (S3Build).
+            return try S3Build.run(location: index, quiet: quiet) { staging in
+                var local = self
+                local.index = staging.path
+                try local.runLocal()
+            }
+        }
+        try runLocal()
+    }
+
+    /// The build into the local index folder `index` (default FOLDER/.kbindex).
+    func runLocal() throws {
         let start = Date()
         let root = URL(fileURLWithPath: folder).standardizedFileURL
         var isDir: ObjCBool = false

@@ -38,6 +38,9 @@ struct CompactCommand: ParsableCommand {
     }
 
     func run() throws {
+        if S3IndexOption.isRemote(index) {
+            throw CLIError("compact works on a local index folder; 'kbindex build FOLDER --index \(index ?? "")' compacts an index in object storage when it is worthwhile")
+        }
         let url = try IndexOpening.open(index).url  // a clear error when there is no readable index
         let lock: FileLock?
         do { lock = try FileLock.tryLock(url.appendingPathComponent(".lock").path) } catch { throw CLIError("\(error)") }

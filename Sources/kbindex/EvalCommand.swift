@@ -49,7 +49,7 @@ struct EvalCommand: ParsableCommand {
     @Argument(help: "The question file (TSV with a header, or JSON lines).")
     var questions: String
 
-    @Option(help: ArgumentHelp("The index folder (default: the nearest .kbindex).", valueName: "dir"))
+    @Option(help: ArgumentHelp("The index folder, or s3://bucket/prefix (default: the nearest .kbindex).", valueName: "dir"))
     var index: String?
 
     @Option(help: ArgumentHelp("A second index to run the same questions against, side by side.", valueName: "dir"))
@@ -148,7 +148,7 @@ struct EvalCommand: ParsableCommand {
 
     /// Runs every question against the index of `indexOption` in every mode.
     func evaluate(_ set: [Question], indexOption: String?) throws -> Run {
-        let idx = try IndexOpening.open(indexOption)
+        let idx = try IndexOpening.open(try S3IndexOption.localIndex(indexOption))  // s3://…: the local mirror, pulled
         let embedder = try ModelLoading.load(embedding.options(), forIndexBuiltWith: idx.manifest.model, precision: precision.precision,
                                              index: compare == nil ? "the index" : "the index \(idx.url.path)", verb: "evaluate")
         let documents = Set(idx.segments.indices.flatMap { idx.liveDocuments(inSegment: $0) })

@@ -16,13 +16,14 @@ struct InfoCommand: ParsableCommand {
             """
     )
 
-    @Option(help: ArgumentHelp("The index folder (default: the nearest .kbindex).", valueName: "dir"))
+    @Option(help: ArgumentHelp("The index folder, or s3://bucket/prefix (default: the nearest .kbindex).", valueName: "dir"))
     var index: String?
 
     @Flag(help: "Also check every section's checksum (reads the whole index; 'kbindex verify' reports every problem).")
     var verify = false
 
     func run() throws {
+        let index = try S3IndexOption.localIndex(self.index)  // s3://…: the local mirror, pulled
         let idx = try IndexOpening.open(index)
         let m = idx.manifest.model
         print("index:     \(idx.url.path)")

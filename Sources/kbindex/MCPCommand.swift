@@ -39,6 +39,9 @@ struct MCPCommand: ParsableCommand {
 
     func run() throws {
         let service = try served.service()
+        try served.startRemotePolling(every: service.options.reloadInterval) { line in
+            FileHandle.standardError.write(Data("kbindex: \(Format.displayed(line))\n".utf8))
+        }
         let indexes = service.indexNames
         note("serving \(Format.counted(indexes.count, "index", plural: "indexes")) (\(indexes.joined(separator: ", "))) over MCP on stdin/stdout")
         let failure = ServedIndexOptions.block {

@@ -37,10 +37,10 @@ struct MergeCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: ArgumentHelp("The index folder to write.", valueName: "out"))
+    @Argument(help: ArgumentHelp("The index folder to write, or s3://bucket/prefix.", valueName: "out"))
     var output: String
 
-    @Argument(help: ArgumentHelp("The shard indexes, in any order (index folders, or the folders they index).", valueName: "shard-index"))
+    @Argument(help: ArgumentHelp("The shard indexes, in any order (index folders, the folders they index, or s3://bucket/prefix).", valueName: "shard-index"))
     var shards: [String] = []
 
     @Flag(help: "Replace the index OUT already holds.")
@@ -56,16 +56,35 @@ struct MergeCommand: ParsableCommand {
     /// The local index folder a shard argument names: the folder itself, or its `.kbindex`
     /// when it is an indexed folder. (Every way to name a shard's index is turned into a
     /// local folder here, and only here.)
-    static func shardIndexFolder(_ argument: String) throws -> URL {
-        IndexDirectory.resolve(URL(fileURLWithPath: argument).standardizedFileURL)
+    static func shardIndexFolder(_ argument: String, quiet: Bool = false) throws -> URL {
+        // s3://bucket/prefix: the shard's current generation, pulled into its local mirror.
+        if S3IndexOption.isRemote(argument) { return try S3IndexOption.pullForReading(argument, quiet: quiet) }
+        return IndexDirectory.resolve(URL(fileURLWithPath: argument).standardizedFileURL)
     }
 
     func run() throws {
+        if S3IndexOption.isRemote(output) {
+            // Merge into the local staging folder of OUT (pulled first, so --replace replaces
+            // the index there), then push it as OUT's next generation (S3Build).
+            return try S3Build.run(location: output, quiet: quiet, summary: !quiet) { staging in
+                if !replace && FileManager.default.fileExists(atPath: staging.appendingPathComponent(Manifest.fileName).path) {
+                    throw CLIError("\(output) already holds an index; pass --replace to replace it, or choose another OUT")
+                }
+                var local = self
+                local.output = staging.path
+                try local.runLocal()
+            }
+        }
+        try runLocal()
+    }
+
+    /// The merge into the local folder `output`.
+    func runLocal() throws {
         let start = Date()
         let out = URL(fileURLWithPath: output).standardizedFileURL
         var opened: [IndexDirectory] = []
         for argument in shards {
-            let url = try Self.shardIndexFolder(argument)
+            let url = try Self.shardIndexFolder(argument, quiet: quiet)
             do {
                 opened.append(try IndexDirectory(url: url))
             } catch let e as ManifestError {

@@ -31,6 +31,7 @@ enum PathOption {
 
     /// Where relative globs start: the current folder relative to the indexed folder, or nil.
     static func base(index: String?) -> String? {
+        if S3IndexOption.isRemote(index) { return nil }  // no indexed folder on this machine
         let cwd = FileManager.default.currentDirectoryPath
         let indexURL = index.map { URL(fileURLWithPath: $0).standardizedFileURL }
             ?? IndexDirectory.locate(from: URL(fileURLWithPath: cwd))

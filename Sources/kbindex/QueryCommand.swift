@@ -18,7 +18,10 @@ struct QueryCommand: ParsableCommand {
             heading path, and the text (trimmed; whole with --full). --json prints one object \
             per hit with the whole text (line_start/line_end, page/page_end or \
             paragraph_start/paragraph_end). Without --index, kbindex looks for \
-            .kbindex in the current folder and its parents.
+            .kbindex in the current folder and its parents. --index s3://bucket/prefix \
+            downloads the index into a local cache first (each file checked, reused by later \
+            runs, at most KBINDEX_CACHE_SIZE, default 20G; a note on stderr says what was \
+            downloaded) and searches it there.
 
             Modes (--mode): vector embeds the question with the model the index was built \
             with, in the precision it was built in (f32 or int8, unless --precision says), \
@@ -62,7 +65,7 @@ struct QueryCommand: ParsableCommand {
     @Option(name: .short, parsing: .unconditional, help: "How many passages to print.")
     var k = 5
 
-    @Option(help: ArgumentHelp("The index folder (default: the nearest .kbindex).", valueName: "dir"))
+    @Option(help: ArgumentHelp("The index folder, or s3://bucket/prefix (default: the nearest .kbindex).", valueName: "dir"))
     var index: String?
 
     @Option(help: ArgumentHelp("Only documents whose path matches this glob (repeatable), as in .gitignore: '*.md' matches names at any depth, 'notes/*' a path; relative to the current folder inside the indexed one.", valueName: "glob"))
@@ -106,6 +109,7 @@ struct QueryCommand: ParsableCommand {
     static let batchGroup = 256
 
     func run() throws {
+        let index = try S3IndexOption.localIndex(self.index)  // s3://…: the local mirror, pulled
         let idx = try IndexOpening.open(index)
         let filter = try PathOption.filter(path, index: index)
         let encoder = JSONEncoder()

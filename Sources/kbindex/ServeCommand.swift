@@ -17,6 +17,9 @@ struct ServeCommand: ParsableCommand {
             finish, then it exits with status 0). Without --index it serves the nearest \
             .kbindex, as query does; --index NAME=DIR names an index (default name: the indexed \
             folder's name), and a request picks one with "index" (needed when there are several). \
+            An index in object storage (--index s3://bucket/prefix) is downloaded into a local \
+            cache and served from there; its manifest is polled, and a new generation is \
+            downloaded and served without a restart (a failing poll keeps the current one). \
             A 'kbindex build' or 'compact' of a served index is picked up within a second; \
             requests in flight finish on the generation they started on. Questions and \
             /v1/embeddings inputs are embedded in the precision the first index was built in \
@@ -88,6 +91,9 @@ struct ServeCommand: ParsableCommand {
         }
         let service = try served.service(options)
         service.setEventHandler { line in FileHandle.standardError.write(Data("kbindex: \(Format.displayed(line))\n".utf8)) }
+        try served.startRemotePolling(every: service.options.reloadInterval) { line in
+            FileHandle.standardError.write(Data("kbindex: \(Format.displayed(line))\n".utf8))
+        }
         let app: KBServerApp
         do { app = try KBServerApp(service: service, configuration: configuration) } catch { throw CLIError(error) }
 

@@ -3,6 +3,8 @@ import Dispatch
 import Foundation
 import KBEmbed
 import KBFormat
+import KBObjectStore
+import KBRemoteIndex
 import KBRetrieval
 import KBSearch
 
@@ -10,7 +12,7 @@ import KBSearch
 /// threads; and opening them into a `RetrievalService` with the one-line errors (and advice)
 /// `query` gives.
 struct ServedIndexOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("An index to serve, as DIR or NAME=DIR (repeatable; default: the nearest .kbindex). A bare DIR is named after the indexed folder; requests pick an index by name.", valueName: "[name=]dir"))
+    @Option(help: ArgumentHelp("An index to serve, as DIR or NAME=DIR (repeatable; default: the nearest .kbindex); DIR may be s3://bucket/prefix. A bare DIR is named after the indexed folder (or the prefix's last part); requests pick an index by name.", valueName: "[name=]dir"))
     var index: [String] = []
 
     @OptionGroup(title: "Embedding")
@@ -26,16 +28,18 @@ struct ServedIndexOptions: ParsableArguments {
         _ = try indexes()
     }
 
-    /// `--index` values as (name, folder): NAME=DIR, or DIR named after the indexed folder
-    /// (the folder holding .kbindex); none: the nearest .kbindex. Usage errors for an empty
-    /// folder or a name given twice.
-    func indexes() throws -> [(name: String, url: URL)] {
+    /// `--index` values as (name, folder, remote location): NAME=DIR, or DIR named after the
+    /// indexed folder (the folder holding .kbindex); none: the nearest .kbindex. For
+    /// s3://bucket/prefix the folder is the location's local mirror (pulled by `service`),
+    /// named after the prefix's last part. Usage errors for an empty folder or a name given
+    /// twice.
+    func indexes() throws -> [(name: String, url: URL, remote: String?)] {
         let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
         if index.isEmpty {
             let url = IndexDirectory.locate(from: cwd)
-            return [(Self.name(of: url), url)]
+            return [(Self.name(of: url), url, nil)]
         }
-        var out: [(name: String, url: URL)] = []
+        var out: [(name: String, url: URL, remote: String?)] = []
         for option in index {
             var name: String?, path = option
             if let eq = option.firstIndex(of: "="), Self.isName(String(option[..<eq])) {
@@ -43,12 +47,23 @@ struct ServedIndexOptions: ParsableArguments {
                 path = String(option[option.index(after: eq)...])
             }
             if path.isEmpty { throw ValidationError("--index \(option): give a folder after '='") }
-            let url = URL(fileURLWithPath: (path as NSString).expandingTildeInPath, relativeTo: cwd).standardizedFileURL
-            let n = name ?? Self.name(of: url)
+            var url = URL(fileURLWithPath: (path as NSString).expandingTildeInPath, relativeTo: cwd).standardizedFileURL
+            var remote: String?
+            var n = name ?? Self.name(of: url)
+            if S3IndexOption.isRemote(path) {
+                let location: S3Location
+                do { location = try S3Location(parsing: path) } catch { throw ValidationError("--index \(option): \(error)") }
+                remote = location.description
+                url = try S3IndexOption.cache(path).index
+                if name == nil {
+                    let cleaned = String((location.prefix.split(separator: "/").last.map(String.init) ?? location.bucket).unicodeScalars.map { Self.isName(String($0)) ? Character($0) : "-" })
+                    n = Self.isName(cleaned) ? cleaned : "index"
+                }
+            }
             if out.contains(where: { $0.name == n }) {
                 throw ValidationError("two indexes are named '\(n)': name them with --index NAME=DIR")
             }
-            out.append((n, url))
+            out.append((n, url, remote))
         }
         return out
     }
@@ -74,7 +89,11 @@ struct ServedIndexOptions: ParsableArguments {
     /// the first index's. An index that recorded another is served all the same (its vectors
     /// are comparable), and a note on stderr names it.
     func service(_ options: ServiceOptions = .init()) throws -> RetrievalService {
-        let opened = try indexes().map { name, url -> (name: String, index: IndexDirectory) in
+        let chosenIndexes = try indexes()
+        // An index in object storage is pulled into its mirror first, then served from there
+        // like a local folder; `startRemotePolling` keeps the mirror current.
+        for case let (_, _, remote?) in chosenIndexes { _ = try S3IndexOption.pullForReading(remote, quiet: false) }
+        let opened = try chosenIndexes.map { name, url, _ -> (name: String, index: IndexDirectory) in
             (name, try IndexOpening.open(IndexDirectory.resolve(url).path))
         }
         let chosen = try ModelLoading.questionPrecision(asked: precision.precision, indexes: opened.map { ($0.name, $0.index.manifest.model) })
@@ -99,6 +118,45 @@ struct ServedIndexOptions: ParsableArguments {
         } catch {
             throw CLIError(error)
         }
+    }
+
+    /// Polls every index in object storage every `interval` (on a thread of its own, off the
+    /// request path): a new generation is pulled into the mirror, whose manifest is written
+    /// last, and the service's usual reload check picks it up. A failing poll keeps the
+    /// current generation served and is logged once (again only when it changes or after
+    /// polling worked again).
+    func startRemotePolling(every interval: Duration, log: @escaping @Sendable (String) -> Void) throws {
+        let remotes = try indexes().compactMap { i in i.remote.map { (name: i.name, location: $0) } }
+        guard !remotes.isEmpty else { return }
+        let bound = try S3IndexOption.sizeBound()
+        let opened = try remotes.map { r in (name: r.name, remote: try S3IndexOption.open(r.location)) }
+        let seconds = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
+        let thread = Thread {
+            var lastFailure: [String: String] = [:]
+            while true {
+                Thread.sleep(forTimeInterval: max(seconds, 0.05))
+                for o in opened {
+                    do {
+                        let r = try o.remote.index.pull(into: o.remote.cache.index, sizeBound: bound)
+                        if lastFailure.removeValue(forKey: o.name) != nil { log("index '\(o.name)': polling \(o.remote.index.location) works again") }
+                        if r.changed {
+                            log("index '\(o.name)': downloaded a new generation of \(o.remote.index.location) (\(Format.counted(r.downloadedFiles, "file")), \(Format.bytes(Int(r.downloadedBytes))))")
+                            if r.overSizeBound { log(S3IndexOption.overBound(r, bound)) }
+                        }
+                    } catch {
+                        // Unreachable: said as it is (polling goes on); a refusal with its advice.
+                        let unreachable: Bool
+                        if case RemoteIndexError.store(let s) = error { unreachable = s.isUnreachable } else { unreachable = false }
+                        let line = unreachable ? "\(error)" : S3IndexOption.failure(error, location: o.remote.index.location).message
+                        if lastFailure[o.name] != line {
+                            lastFailure[o.name] = line
+                            log("index '\(o.name)': cannot poll \(o.remote.index.location) (the current generation stays served): \(line)")
+                        }
+                    }
+                }
+            }
+        }
+        thread.start()
     }
 
     /// Runs `work` on the concurrency pool and waits for it on this (synchronous) thread: how

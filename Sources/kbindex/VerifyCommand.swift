@@ -23,10 +23,11 @@ struct VerifyCommand: ParsableCommand {
             """
     )
 
-    @Option(help: ArgumentHelp("The index folder (default: the nearest .kbindex).", valueName: "dir"))
+    @Option(help: ArgumentHelp("The index folder, or s3://bucket/prefix (default: the nearest .kbindex).", valueName: "dir"))
     var index: String?
 
     func run() throws {
+        let index = try S3IndexOption.localIndex(self.index)  // s3://…: the local mirror, pulled (each file checked as it came)
         let url = index.map { URL(fileURLWithPath: $0).standardizedFileURL }
             ?? IndexDirectory.locate(from: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
         let manifest: Manifest

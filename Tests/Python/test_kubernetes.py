@@ -48,7 +48,7 @@ TOPICS = {
     "music/piano.md": "# Piano\n\nPlay scales with both hands for ten minutes before the pieces, every day of the week.\n",
     "notes/reading.md": "# Reading list\n\nFinish the novel about the lighthouse keeper before starting the history of rivers.\n",
 }
-QUESTIONS = ["how often should the compost be turned", "when are certificates renewed", "weekly tasks"]
+QUESTIONS = ["how often should the compost be turned", "when are certificates renewed", "what happens every week"]
 
 
 def containers(doc: dict) -> list[dict]:
@@ -85,7 +85,9 @@ def pod_env(container: dict, completion_index: int | None) -> dict[str, str]:
 
 class S3Server:
     def __init__(self, python: str) -> None:
-        self.proc = subprocess.Popen([python, str(ROOT / "Tests/Python/s3_server.py")],
+        # Its own stdin pipe: the server exits when its stdin closes, and ours may be
+        # /dev/null (CI, a tool runner), which would end it at once.
+        self.proc = subprocess.Popen([python, str(ROOT / "Tests/Python/s3_server.py")], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         port = self.proc.stdout.readline().strip()
         creds = json.loads(self.proc.stdout.readline())
@@ -95,6 +97,10 @@ class S3Server:
 
     def create_bucket(self, name: str) -> None:
         urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/_kbtest/buckets/{name}", method="POST"), timeout=30).read()
+
+    def requests(self) -> list[dict]:
+        with urllib.request.urlopen(f"{self.endpoint}/_kbtest/requests", timeout=30) as r:
+            return json.loads(r.read())
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -111,7 +117,9 @@ def hits(kbindex: str, index: str, question: str, mode: str, env: dict[str, str]
     single build, shard order in a merged one), so tied hits are compared as sets."""
     p = subprocess.run([kbindex, "query", question, "--index", index, "--mode", mode, "-k", "200", "--json"],
                        capture_output=True, text=True, timeout=300, env=env)
-    if p.returncode not in (0, 1):  # 1: nothing found
+    if p.returncode == 1 and mode == "lexical":
+        return []  # no word of the question is in the index ("weekly" is not "week"): nothing found
+    if p.returncode != 0:
         raise AssertionError(f"kbindex query --index {index} failed ({p.returncode}): {p.stderr.strip()[-400:]}")
     groups: list[tuple] = []
     for h in (json.loads(line) for line in p.stdout.splitlines() if line.strip()):
@@ -174,7 +182,7 @@ def run(checks, kbindex: str, python: str, root: Path) -> None:
             args = [localize(expand(a, env)) for a in build["args"]]
             env = {k: localize(v) for k, v in env.items()}
             env["KBINDEX_CACHE_DIR"] = str(root / f"k8s-cache-{i}")  # one emptyDir per pod
-            return subprocess.run([kbindex, *args], capture_output=True, text=True, timeout=900, env={**base, **env})
+            return subprocess.run([kbindex, *args], capture_output=True, text=True, timeout=900, env={**base, **env}, cwd=str(root))
 
         with ThreadPoolExecutor(max_workers=n) as pool:
             results = list(pool.map(pod, range(n)))
@@ -186,11 +194,21 @@ def run(checks, kbindex: str, python: str, root: Path) -> None:
 
         merge_env = {**base, **{k: localize(v) for k, v in menv.items()}, "KBINDEX_CACHE_DIR": str(root / "k8s-cache-merge")}
         for attempt in ("", " (retried)"):
-            p = subprocess.run([kbindex, *[localize(a) for a in margs]], capture_output=True, text=True, timeout=900, env=merge_env)
+            p = subprocess.run([kbindex, *[localize(a) for a in margs]], capture_output=True, text=True, timeout=900, env=merge_env, cwd=str(root))
             checks.check(f"kubernetes: the merge Job's command merges the shards{attempt}", p.returncode == 0,
                          f"status {p.returncode}: {p.stderr.strip()[-600:]}")
             if p.returncode != 0:
                 return
+
+        # The indexes are in the bucket, not in a local folder named "s3:" (a CLI that took the
+        # location for a path would pass every other check).
+        puts = {r["path"] for r in server.requests() if r["method"] == "PUT" and not r.get("fault")}
+        for location in shard_indexes + [margs[1]]:
+            key = "/" + location[len("s3://"):] + "/manifest.json"
+            checks.check(f"kubernetes: {location}/manifest.json was written to the store", key in puts,
+                         sorted(p for p in puts if p.endswith("manifest.json")))
+        checks.check("kubernetes: nothing was written to a local folder named after the location",
+                     not any(Path(d, "s3:").exists() for d in (root, Path.cwd())))
 
         single = root / "k8s-single"
         p = subprocess.run([kbindex, "build", str(corpus), "--index", str(single), "--quiet"], capture_output=True, text=True, timeout=900)
@@ -201,7 +219,7 @@ def run(checks, kbindex: str, python: str, root: Path) -> None:
             for mode in ("vector", "lexical", "hybrid"):
                 a = hits(kbindex, str(single), q, mode, query_env)
                 b = hits(kbindex, margs[1], q, mode, query_env)
-                checks.check(f"kubernetes: merged index in S3 answers as one build ({mode}: {q})", a == b and len(a) > 0,
+                checks.check(f"kubernetes: merged index in S3 answers as one build ({mode}: {q})", a == b and (len(a) > 0 or mode == "lexical"),
                              f"single {a[:3]} merged {b[:3]}")
     finally:
         server.stop()
