@@ -39,7 +39,7 @@ struct MCPCommand: ParsableCommand {
 
     func run() throws {
         let service = try served.service()
-        try served.startRemotePolling(every: service.options.reloadInterval) { line in
+        try served.startRemotePolling { line in
             FileHandle.standardError.write(Data("kbindex: \(Format.displayed(line))\n".utf8))
         }
         let indexes = service.indexNames

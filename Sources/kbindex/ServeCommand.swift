@@ -18,7 +18,7 @@ struct ServeCommand: ParsableCommand {
             .kbindex, as query does; --index NAME=DIR names an index (default name: the indexed \
             folder's name), and a request picks one with "index" (needed when there are several). \
             An index in object storage (--index s3://bucket/prefix) is downloaded into a local \
-            cache and served from there; its manifest is polled, and a new generation is \
+            cache and served from there; its manifest is polled (every 5 s, --poll-interval), and a new generation is \
             downloaded and served without a restart (a failing poll keeps the current one). \
             A 'kbindex build' or 'compact' of a served index is picked up within a second; \
             requests in flight finish on the generation they started on. Questions and \
@@ -91,7 +91,7 @@ struct ServeCommand: ParsableCommand {
         }
         let service = try served.service(options)
         service.setEventHandler { line in FileHandle.standardError.write(Data("kbindex: \(Format.displayed(line))\n".utf8)) }
-        try served.startRemotePolling(every: service.options.reloadInterval) { line in
+        try served.startRemotePolling { line in
             FileHandle.standardError.write(Data("kbindex: \(Format.displayed(line))\n".utf8))
         }
         let app: KBServerApp

@@ -23,8 +23,12 @@ struct ServedIndexOptions: ParsableArguments {
 
     @OptionGroup var precision: PrecisionOption
 
+    @Option(name: .customLong("poll-interval"), parsing: .unconditional, help: ArgumentHelp("Seconds between two checks of an s3:// index's manifest for a new generation (one conditional GET each; default: 5).", valueName: "seconds"))
+    var pollInterval: Double = 5
+
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be a positive number (1 or more), got \(threads)") }
+        if !(0.05...86_400).contains(pollInterval) { throw ValidationError("--poll-interval must be between 0.05 and 86400 seconds, got \(pollInterval)") }
         _ = try indexes()
     }
 
@@ -120,17 +124,17 @@ struct ServedIndexOptions: ParsableArguments {
         }
     }
 
-    /// Polls every index in object storage every `interval` (on a thread of its own, off the
+    /// Polls every index in object storage every `--poll-interval` seconds (on a thread of its own, off the
     /// request path): a new generation is pulled into the mirror, whose manifest is written
     /// last, and the service's usual reload check picks it up. A failing poll keeps the
     /// current generation served and is logged once (again only when it changes or after
     /// polling worked again).
-    func startRemotePolling(every interval: Duration, log: @escaping @Sendable (String) -> Void) throws {
+    func startRemotePolling(log: @escaping @Sendable (String) -> Void) throws {
         let remotes = try indexes().compactMap { i in i.remote.map { (name: i.name, location: $0) } }
         guard !remotes.isEmpty else { return }
         let bound = try S3IndexOption.sizeBound()
         let opened = try remotes.map { r in (name: r.name, remote: try S3IndexOption.open(r.location)) }
-        let seconds = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
+        let seconds = pollInterval
         let thread = Thread {
             var lastFailure: [String: String] = [:]
             while true {

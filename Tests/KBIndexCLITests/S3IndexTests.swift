@@ -154,7 +154,7 @@ final class S3IndexTests: XCTestCase {
 
         let p = Process()
         p.executableURL = try CLIRunner.binary()
-        p.arguments = ["serve", "--index", "kb=\(location)", "--port", "0", "--model", model.path]
+        p.arguments = ["serve", "--index", "kb=\(location)", "--port", "0", "--model", model.path, "--poll-interval", "0.2"]
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment(cache: try folder("kbs3-server")) { env[k] = v }
         p.environment = env
