@@ -88,6 +88,66 @@ final class HTTPSendTests: XCTestCase {
             XCTAssertFalse(header.value.contains("wJalrXUtnFEMI"), header.name)
         }
     }
+
+    // MARK: - Local failures are not network failures
+
+    func testShortFileReadIsAFileErrorNotATransportError() throws {
+        let server = try ThreadedHTTPServer { _ in .respond(status: 200) }
+        defer { server.stop() }
+        let path = NSTemporaryDirectory() + "kbhttp-short-\(UUID().uuidString)"
+        try Data(repeating: 7, count: 1000).write(to: URL(fileURLWithPath: path))
+        defer { unlink(path) }
+        let fd = open(path, O_RDONLY)
+        defer { close(fd) }
+        // Announces 5000 bytes; the file has 1000.
+        XCTAssertThrowsError(try HTTPClient().send(HTTPRequest(method: "PUT", url: server.url("/k"), body: .file(fd: fd, offset: 0, length: 5000)))) { error in
+            guard case let HTTPError.file(message) = error else { return XCTFail("got \(error)") }
+            XCTAssertTrue(message.contains("ended early"), message)
+        }
+    }
+
+    func testLocalValidationErrorsAreInvalidRequests() throws {
+        let server = try ThreadedHTTPServer { _ in .respond(status: 200) }
+        defer { server.stop() }
+        let client = HTTPClient()
+        func assertInvalid(_ request: HTTPRequest, line: UInt = #line) {
+            XCTAssertThrowsError(try client.send(request), line: line) { error in
+                guard case HTTPError.invalidRequest = error else { return XCTFail("got \(error)", line: line) }
+                XCTAssertFalse("\(error)".contains("\n"), line: line)
+            }
+        }
+        assertInvalid(HTTPRequest(method: "PUT", url: server.url("/k"), headers: [("x-amz-meta-a", "one\r\nX-Evil: 1")], body: .data(Data("a".utf8))))
+        assertInvalid(HTTPRequest(method: "POST", url: server.url("/k"), body: .file(fd: 0, offset: 0, length: 1)))
+        // A GET (or HEAD) with a body would have gone out as a PUT.
+        assertInvalid(HTTPRequest(method: "GET", url: server.url("/k"), body: .data(Data("a".utf8))))
+        assertInvalid(HTTPRequest(method: "HEAD", url: server.url("/k"), body: .data(Data("a".utf8))))
+        XCTAssertEqual(server.requests.count, 0, "nothing was sent")
+    }
+
+    func testPutWithoutBodySendsContentLengthZero() throws {
+        let server = try ThreadedHTTPServer { _ in .respond(status: 200) }
+        defer { server.stop() }
+        _ = try HTTPClient().send(HTTPRequest(method: "PUT", url: server.url("/k")))
+        let request = try XCTUnwrap(server.requests.last)
+        XCTAssertEqual(request.method, "PUT")
+        XCTAssertEqual(request.header("Content-Length"), "0")
+    }
+
+    func testPathAsIsKeepsDotSegments() throws {
+        let server = try ThreadedHTTPServer { _ in .respond(status: 200) }
+        defer { server.stop() }
+        _ = try HTTPClient().send(HTTPRequest(method: "GET", url: server.url("/pre/x/./y/../z"), pathAsIs: true))
+        XCTAssertEqual(server.requests.last?.target, "/pre/x/./y/../z")
+        _ = try HTTPClient().send(HTTPRequest(method: "GET", url: server.url("/pre/x/./y")))
+        XCTAssertEqual(server.requests.last?.target, "/pre/x/y", "without it libcurl normalizes")
+    }
+
+    func testCertificateErrorHasItsOwnMessage() {
+        let e = HTTPError.tlsCertificate(host: "s3.example", detail: "SSL certificate problem: unable to get local issuer certificate")
+        XCTAssertFalse(e.isConnectFailure)
+        XCTAssertTrue(e.description.contains("TLS certificate of s3.example"), e.description)
+    }
+
 }
 
 private final class SendCounter: @unchecked Sendable {
