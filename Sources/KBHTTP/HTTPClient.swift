@@ -119,7 +119,9 @@ public struct HTTPClient: Sendable {
     ///     abort is off: a server may think longer than `lowSpeedTime` before its first byte.
     ///   - limit: the largest body accepted, in bytes (default 16 MiB).
     /// - Throws: `HTTPError`: `.couldNotConnect` when no connection was made (refused,
-    ///   unresolvable, TLS), `.timedOut` when the request was sent but no complete answer came
+    ///   unresolvable, TLS handshake), `.tlsCertificate` when the server's certificate was
+    ///   refused, `.invalidRequest` for a header value with a line break, `.timedOut` when the
+    ///   request was sent but no complete answer came
     ///   within `timeout`, `.interrupted` when the connection dropped before the answer was
     ///   complete, `.bodyTooLarge` over `limit`, `.transport` for anything else.
     /// - Complexity: one request, O(body + answer) memory.
@@ -137,7 +139,10 @@ public struct HTTPClient: Sendable {
     /// libcurl. Does not throw for HTTP error statuses: the caller reads `status` and the body.
     ///
     /// - Throws: `HTTPError` for transport failures (as `post` describes), `.bodyTooLarge`
-    ///   over a memory sink's limit, `.file` when the response file cannot be written.
+    ///   over a memory sink's limit, `.file` when the response file cannot be written or the
+    ///   request body's file cannot be read, `.invalidRequest` for a body on GET or HEAD, a
+    ///   POST body from a file, or a header value with a line break (nothing is sent then).
+    ///   A PUT without a body sends `Content-Length: 0`.
     public func send(_ request: HTTPRequest) throws -> HTTPReply {
         let sink: TransferContext.Sink
         switch request.sink {

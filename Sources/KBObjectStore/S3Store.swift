@@ -424,7 +424,8 @@ public final class S3Store: ObjectStore {
         var all = headers.map { (name: $0.0, value: $0.1) }
         all.append((name: "x-amz-content-sha256", value: payloadHash ?? S3Store.emptySHA256))
         if let token = configuration.sessionToken { all.append((name: "x-amz-security-token", value: token)) }
-        let what = key.map { s3Location.objectKey($0) } ?? "s3://\(s3Location.bucket)"
+        // Keys may hold any character; error lines must stay one line.
+        let what = S3Store.oneLine(key.map { s3Location.objectKey($0) } ?? "s3://\(s3Location.bucket)")
         var attempt = 1
         while true {
             let request = HTTPRequest(method: method, url: url, headers: all, body: body, sink: sink(), sigV4: signer, progress: progress,

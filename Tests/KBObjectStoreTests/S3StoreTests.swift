@@ -429,6 +429,10 @@ final class S3StoreTests: XCTestCase {
         let out = tempPath()
         assertError({ if case .transport = $0 { true } else { false } }) { try s.download("k", to: out, progress: nil) }
         XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+        // A key with a line break still makes a one-line error.
+        assertError({ e in if case let .transport(m) = e { !m.contains("\n") && m.contains("a\\x0Ab") } else { false } }) {
+            _ = try s.head("a\nb")
+        }
     }
 }
 
