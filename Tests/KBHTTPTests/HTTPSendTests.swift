@@ -142,6 +142,52 @@ final class HTTPSendTests: XCTestCase {
         XCTAssertEqual(server.requests.last?.target, "/pre/x/y", "without it libcurl normalizes")
     }
 
+    func testSelfSignedCertificateIsATLSCertificateError() throws {
+        // A TLS server with a self-signed certificate (openssl + python3's ssl module).
+        guard let openssl = ["/usr/bin/openssl", "/usr/local/bin/openssl"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }),
+              let python = ["/usr/bin/python3", "/usr/local/bin/python3"].first(where: { FileManager.default.isExecutableFile(atPath: $0) })
+        else { throw XCTSkip("needs openssl and python3") }
+        let dir = NSTemporaryDirectory() + "kbhttp-tls-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let gen = Process()
+        gen.executableURL = URL(fileURLWithPath: openssl)
+        gen.arguments = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                         "-keyout", dir + "/key.pem", "-out", dir + "/cert.pem"]
+        gen.standardOutput = FileHandle.nullDevice
+        gen.standardError = FileHandle.nullDevice
+        try gen.run()
+        gen.waitUntilExit()
+        guard gen.terminationStatus == 0 else { throw XCTSkip("openssl could not make a certificate") }
+        let script = """
+            import http.server, ssl, sys
+            s = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+            c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain(sys.argv[1], sys.argv[2])
+            s.socket = c.wrap_socket(s.socket, server_side=True)
+            print(s.server_port, flush=True)
+            s.handle_request()
+            """
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: python)
+        server.arguments = ["-c", script, dir + "/cert.pem", dir + "/key.pem"]
+        let out = Pipe()
+        server.standardOutput = out
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer { if server.isRunning { server.terminate() }; server.waitUntilExit() }
+        var line = Data()
+        while !line.contains(0x0A) {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line.append(chunk)
+        }
+        let port = try XCTUnwrap(Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
+        XCTAssertThrowsError(try HTTPClient().send(HTTPRequest(method: "GET", url: URL(string: "https://127.0.0.1:\(port)/k")!))) { error in
+            guard case HTTPError.tlsCertificate(host: "127.0.0.1", _) = error else { return XCTFail("got \(error)") }
+            XCTAssertTrue("\(error)".contains("TLS certificate"), "\(error)")
+        }
+    }
+
     func testCertificateErrorHasItsOwnMessage() {
         let e = HTTPError.tlsCertificate(host: "s3.example", detail: "SSL certificate problem: unable to get local issuer certificate")
         XCTAssertFalse(e.isConnectFailure)
