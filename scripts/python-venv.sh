@@ -17,9 +17,25 @@ if ! cmp -s "$requirements" "$venv/requirements.txt" 2>/dev/null; then
     echo "installing python3-venv (for the test virtualenv)" >&2
     $sudo apt-get update -qq >&2 && $sudo apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
   fi
-  rm -rf "$venv"
-  python3 -m venv "$venv" >&2
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements" >&2
-  cp "$requirements" "$venv/requirements.txt"
+  # The working venv is moved aside, not removed, until the new one is installed: when pip
+  # fails (offline, an index outage) the old one comes back and the tests can still run.
+  # (Built in place, not in a temporary folder, because a venv's scripts hold absolute paths.)
+  backup="$venv.previous"
+  rm -rf "$backup"
+  [ -d "$venv" ] && mv "$venv" "$backup"
+  if python3 -m venv "$venv" >&2 &&
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements" >&2; then
+    cp "$requirements" "$venv/requirements.txt"
+    rm -rf "$backup"
+  else
+    rm -rf "$venv"
+    if [ -d "$backup" ]; then
+      mv "$backup" "$venv"
+      echo "could not install $requirements; keeping the previous $venv" >&2
+    else
+      echo "could not make the test virtualenv $venv from $requirements" >&2
+      exit 1
+    fi
+  fi
 fi
 echo "$PWD/$venv"

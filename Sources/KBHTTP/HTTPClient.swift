@@ -119,7 +119,9 @@ public struct HTTPClient: Sendable {
     ///     abort is off: a server may think longer than `lowSpeedTime` before its first byte.
     ///   - limit: the largest body accepted, in bytes (default 16 MiB).
     /// - Throws: `HTTPError`: `.couldNotConnect` when no connection was made (refused,
-    ///   unresolvable, TLS), `.timedOut` when the request was sent but no complete answer came
+    ///   unresolvable, TLS handshake), `.tlsCertificate` when the server's certificate was
+    ///   refused, `.invalidRequest` for a header value with a line break, `.timedOut` when the
+    ///   request was sent but no complete answer came
     ///   within `timeout`, `.interrupted` when the connection dropped before the answer was
     ///   complete, `.bodyTooLarge` over `limit`, `.transport` for anything else.
     /// - Complexity: one request, O(body + answer) memory.
@@ -137,7 +139,10 @@ public struct HTTPClient: Sendable {
     /// libcurl. Does not throw for HTTP error statuses: the caller reads `status` and the body.
     ///
     /// - Throws: `HTTPError` for transport failures (as `post` describes), `.bodyTooLarge`
-    ///   over a memory sink's limit, `.file` when the response file cannot be written.
+    ///   over a memory sink's limit, `.file` when the response file cannot be written or the
+    ///   request body's file cannot be read, `.invalidRequest` for a body on GET or HEAD, a
+    ///   POST body from a file, or a header value with a line break (nothing is sent then).
+    ///   A PUT without a body sends `Content-Length: 0`.
     public func send(_ request: HTTPRequest) throws -> HTTPReply {
         let sink: TransferContext.Sink
         switch request.sink {
@@ -148,20 +153,32 @@ public struct HTTPClient: Sendable {
         var inner = Request(method: .get, headers: request.headers, timeout: request.timeout, followRedirects: request.followRedirects)
         inner.verb = request.method.uppercased()
         inner.sigV4 = request.sigV4
+        inner.pathAsIs = request.pathAsIs
         inner.progress = request.progress
         switch request.body {
         case .none:
             if inner.verb == "POST" { inner.method = .post(Data()) }
+            // An empty upload: libcurl then sends "Content-Length: 0", which S3 and proxies want on a PUT.
+            if inner.verb == "PUT" { inner.upload = UploadSource(data: Data()) }
         case let .data(data):
+            try Self.checkCanCarryBody(inner.verb, url: request.url)
             if inner.verb == "POST" { inner.method = .post(data) } else { inner.upload = UploadSource(data: data) }
         case let .file(fd, offset, length):
+            try Self.checkCanCarryBody(inner.verb, url: request.url)
             guard inner.verb != "POST" else {
-                throw HTTPError.transport(code: -1, url: request.url.absoluteString, detail: "POST bodies come from memory only")
+                throw HTTPError.invalidRequest(url: request.url.absoluteString, detail: "POST bodies come from memory only")
             }
             inner.upload = UploadSource(fd: fd, offset: offset, length: length)
         }
         let response = try perform(url: request.url, ctx: ctx, request: inner)
         return HTTPReply(status: response.status, headers: response.headers, body: ctx.body, bodyBytes: response.bodyBytes)
+    }
+
+    /// A body on GET or HEAD would make libcurl send a PUT (CURLOPT_UPLOAD): refused instead.
+    private static func checkCanCarryBody(_ verb: String?, url: URL) throws {
+        if let verb, verb == "GET" || verb == "HEAD" {
+            throw HTTPError.invalidRequest(url: url.absoluteString, detail: "a \(verb) request cannot carry a body")
+        }
     }
 
     // MARK: - libcurl
@@ -183,6 +200,7 @@ public struct HTTPClient: Sendable {
         var upload: UploadSource? = nil
         var sigV4: AWSSigV4? = nil
         var progress: (@Sendable (Int64) -> Void)? = nil
+        var pathAsIs = false
     }
 
     private func perform(url: URL, ctx: TransferContext, request: Request = Request()) throws -> HTTPResponse {
@@ -249,6 +267,10 @@ public struct HTTPClient: Sendable {
         case let verb?:
             _ = kb_curl_setopt_string(h, CURLOPT_CUSTOMREQUEST, verb)
         }
+        if request.pathAsIs {
+            // Keep "." and ".." segments (S3 keys may contain them): libcurl would remove them.
+            _ = kb_curl_setopt_long(h, CURLOPT_PATH_AS_IS, 1)
+        }
         if let sig = request.sigV4 {
             _ = kb_curl_setopt_string(h, CURLOPT_AWS_SIGV4, "aws:amz:\(sig.region):\(sig.service)")
             _ = kb_curl_setopt_string(h, CURLOPT_USERNAME, sig.accessKey)
@@ -266,7 +288,7 @@ public struct HTTPClient: Sendable {
                 // Scalars, not Characters: "\r\n" is one Character, equal to neither.
                 guard !line.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) else {
                     let name = line.prefix { $0 != ":" }
-                    throw HTTPError.transport(code: -1, url: urlString, detail: "the value of header '\(name)' contains a line break")
+                    throw HTTPError.invalidRequest(url: urlString, detail: "the value of header '\(name)' contains a line break")
                 }
                 headerList = curl_slist_append(headerList, line)
             }
@@ -301,13 +323,20 @@ public struct HTTPClient: Sendable {
         if rc != CURLE_OK {
             if case let .bodyTooLarge(limit, _) = ctx.sinkError { throw HTTPError.bodyTooLarge(limit: limit, url: finalURL) }
             if let error = ctx.sinkError { throw error }
+            if let readError = request.upload?.readError {
+                // The body could not be read locally: not a network failure, and not worth retrying.
+                throw HTTPError.file("cannot read the request body for \(finalURL): \(readError)")
+            }
             var detail = String(cString: errorBuffer)
             if detail.isEmpty { detail = String(cString: curl_easy_strerror(rc)) }
             let host = URLComponents(string: finalURL)?.host ?? finalURL
             switch rc {
             case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY, CURLE_COULDNT_CONNECT,
-                CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE:
+                CURLE_SSL_CONNECT_ERROR:
                 throw HTTPError.couldNotConnect(host: host, detail: detail)
+            case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_CERTPROBLEM, CURLE_SSL_PINNEDPUBKEYNOTMATCH,
+                CURLE_SSL_ISSUER_ERROR, CURLE_SSL_CRL_BADFILE:
+                throw HTTPError.tlsCertificate(host: host, detail: detail)
             case CURLE_OPERATION_TIMEDOUT:
                 if let timeout = request.timeout {
                     // Whether the request went out tells a slow server from an unreachable one.

@@ -21,6 +21,12 @@ public enum HTTPError: Error, CustomStringConvertible, Sendable, Equatable {
     case file(String)
     /// Any other libcurl failure, with its code and message.
     case transport(code: Int, url: String, detail: String)
+    /// The request cannot be sent as asked (a header value with a line break, a body the
+    /// method cannot carry): a local mistake, never worth retrying.
+    case invalidRequest(url: String, detail: String)
+    /// The server's TLS certificate was refused (unknown issuer, expired, wrong host name) or
+    /// the CA file cannot be read: retrying will not help.
+    case tlsCertificate(host: String, detail: String)
 
     /// True when the error means the host could not be reached (as opposed to a
     /// server that answered badly).
@@ -48,6 +54,10 @@ public enum HTTPError: Error, CustomStringConvertible, Sendable, Equatable {
             return message
         case let .transport(code, url, detail):
             return "request to \(url) failed (curl error \(code): \(detail))"
+        case let .invalidRequest(url, detail):
+            return "cannot send the request to \(url): \(detail)"
+        case let .tlsCertificate(host, detail):
+            return "the TLS certificate of \(host) was not accepted (\(detail)); check the host name, the system's CA certificates (CURL_CA_BUNDLE, SSL_CERT_FILE) or the endpoint's certificate"
         }
     }
 }

@@ -99,11 +99,14 @@ public struct HTTPRequest: Sendable {
     public var timeout: Double?
     /// Called with the bytes of body sent so far (uploads) or received so far (downloads).
     public var progress: (@Sendable (Int64) -> Void)?
+    /// Sends the URL's path exactly as given (CURLOPT_PATH_AS_IS): libcurl otherwise removes
+    /// "." and ".." segments, so `pre/x/./y` would reach `pre/x/y`. S3 keys need it.
+    public var pathAsIs: Bool
 
     public init(
         method: String, url: URL, headers: [(name: String, value: String)] = [], body: HTTPRequestBody = .none,
         sink: HTTPResponseSink = .memory(limit: 16 << 20), sigV4: AWSSigV4? = nil, followRedirects: Bool = false,
-        timeout: Double? = nil, progress: (@Sendable (Int64) -> Void)? = nil
+        timeout: Double? = nil, progress: (@Sendable (Int64) -> Void)? = nil, pathAsIs: Bool = false
     ) {
         self.method = method
         self.url = url
@@ -114,6 +117,7 @@ public struct HTTPRequest: Sendable {
         self.followRedirects = followRedirects
         self.timeout = timeout
         self.progress = progress
+        self.pathAsIs = pathAsIs
     }
 }
 

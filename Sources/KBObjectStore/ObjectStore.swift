@@ -56,6 +56,9 @@ public enum ObjectStoreError: Error, CustomStringConvertible, Sendable, Equatabl
     case server(status: Int, code: String, message: String)
     /// A local file could not be read or written.
     case file(String)
+    /// The call cannot be made as asked (a key with an empty, "." or ".." segment, metadata
+    /// that is not printable ASCII, an empty entity tag): a local mistake, never retried.
+    case invalidRequest(String)
 
     public var description: String {
         switch self {
@@ -70,6 +73,7 @@ public enum ObjectStoreError: Error, CustomStringConvertible, Sendable, Equatabl
         case .integrity(let k, let r): "\(k): \(r)"
         case .server(let s, let c, let m): "the store answered \(s)\(c.isEmpty ? "" : " \(c)")\(m.isEmpty ? "" : ": \(m)")"
         case .file(let s): s
+        case .invalidRequest(let s): "invalid object storage request: \(s)"
         }
     }
 }

@@ -58,7 +58,7 @@ public struct S3Configuration: Sendable, CustomStringConvertible, CustomDebugStr
     /// AWS_DEFAULT_REGION, else us-east-1), AWS_ENDPOINT_URL_S3 (else AWS_ENDPOINT_URL) for a
     /// non-AWS store, which is then addressed path-style.
     /// - Throws: `.missingCredentials` naming the variables, `.invalidLocation` for an
-    ///   endpoint that is not an http(s) URL.
+    ///   endpoint that is not an http(s) URL or a region that is not `[a-z0-9-]+`.
     public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> S3Configuration {
         func value(_ name: String) -> String? {
             guard let v = env[name]?.trimmingCharacters(in: .whitespaces), !v.isEmpty else { return nil }
@@ -80,9 +80,15 @@ public struct S3Configuration: Sendable, CustomStringConvertible, CustomDebugStr
             }
             endpoint = url
         }
+        let region = value("AWS_REGION") ?? value("AWS_DEFAULT_REGION") ?? "us-east-1"
+        // The region goes into host names and into libcurl's "aws:amz:REGION:s3" signing string.
+        guard region.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == UInt8(ascii: "-") }) else {
+            let shown = region.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "?" : String($0) }.joined().prefix(64)
+            throw ObjectStoreError.invalidLocation("the region '\(shown)' (AWS_REGION or AWS_DEFAULT_REGION) is not a region name such as us-east-1 (a-z, 0-9, '-')")
+        }
         return S3Configuration(
             accessKey: access, secretKey: secret, sessionToken: value("AWS_SESSION_TOKEN"),
-            region: value("AWS_REGION") ?? value("AWS_DEFAULT_REGION") ?? "us-east-1",
+            region: region,
             endpoint: endpoint)
     }
 

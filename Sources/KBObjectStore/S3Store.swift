@@ -67,7 +67,12 @@ public final class S3Store: ObjectStore {
 
     public func head(_ key: String) throws -> ObjectInfo? {
         let reply = try perform(key: key, method: "HEAD", query: [], headers: [], body: .none)
-        if reply.status == 404 { return nil }
+        if reply.status == 404 {
+            // A HEAD answer has no body to say NoSuchBucket: ask the bucket itself once.
+            let bucket = try perform(key: nil, method: "HEAD", query: [], headers: [], body: .none)
+            if bucket.status == 404 { throw ObjectStoreError.noSuchBucket(bucket: s3Location.bucket) }
+            return nil
+        }
         guard (200..<300).contains(reply.status) else { throw error(reply, key: key) }
         return info(key: key, headers: reply.headers, size: nil)
     }
@@ -75,13 +80,8 @@ public final class S3Store: ObjectStore {
     public func get(_ key: String, limit: Int, ifNoneMatch: String?) throws -> (info: ObjectInfo, data: Data)? {
         var headers: [(String, String)] = []
         if let ifNoneMatch { headers.append(("If-None-Match", ifNoneMatch)) }
-        let reply: HTTPReply
-        do {
-            // Room for an error's XML whatever the limit; a 2xx body is held to `limit` below.
-            reply = try perform(key: key, method: "GET", query: [], headers: headers, body: .none, sink: { .memory(limit: max(limit, 64 << 10)) })
-        } catch HTTPError.bodyTooLarge {
-            throw ObjectStoreError.integrity(key: s3Location.objectKey(key), reason: "larger than the \(limit) bytes allowed")
-        }
+        // Room for an error's XML whatever the limit; a 2xx body is held to `limit` below.
+        let reply = try perform(key: key, method: "GET", query: [], headers: headers, body: .none, sink: { .memory(limit: max(limit, 64 << 10)) })
         if reply.status == 304 { return nil }
         guard (200..<300).contains(reply.status) else { throw error(reply, key: key) }
         guard reply.body.count <= limit else {
@@ -90,6 +90,14 @@ public final class S3Store: ObjectStore {
         let info = info(key: key, headers: reply.headers, size: Int64(reply.body.count))
         if let announced = reply.headers["Content-Length"].flatMap(Int64.init), announced != Int64(reply.body.count) {
             throw ObjectStoreError.integrity(key: s3Location.objectKey(key), reason: "received \(reply.body.count) bytes of \(announced)")
+        }
+        // As download: a single-part object's ETag is its MD5.
+        let etag = S3Store.bareETag(info.etag)
+        if etagIsMD5(reply.headers), etag.count == 32, etag.allSatisfy(\.isHexDigit) {
+            let md5 = hex(Insecure.MD5.hash(data: reply.body))
+            guard md5 == etag else {
+                throw ObjectStoreError.integrity(key: s3Location.objectKey(key), reason: "the received bytes' MD5 \(md5) is not the ETag \(etag)")
+            }
         }
         return (info, reply.body)
     }
@@ -120,7 +128,7 @@ public final class S3Store: ObjectStore {
         }
         // A single-part object's ETag is its MD5: read the file back and compare (local disk
         // reads are cheap next to the network; multipart and SSE-KMS ETags are not MD5s).
-        let etag = (reply.headers["ETag"] ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "\"")).lowercased()
+        let etag = S3Store.bareETag(S3Store.normalizedETag(reply.headers["ETag"]) ?? "")
         if etagIsMD5(reply.headers), etag.count == 32, etag.allSatisfy(\.isHexDigit) {
             let readFD = open(path, O_RDONLY | O_CLOEXEC)
             guard readFD >= 0 else { throw ObjectStoreError.file("cannot read \(path) back: \(String(cString: strerror(errno)))") }
@@ -167,9 +175,13 @@ public final class S3Store: ObjectStore {
     }
 
     public func list(prefix: String) throws -> [ObjectInfo] {
+        try S3Store.validate(key: prefix, isPrefix: true)
         let full = s3Location.objectKey(prefix)
-        let strip = s3Location.prefix.isEmpty ? 0 : s3Location.prefix.count + 1
+        // Bytes, not Characters: a prefix ending in a combining mark must not swallow the key's next byte.
+        let fullBytes = Array(full.utf8)
+        let strip = s3Location.prefix.isEmpty ? 0 : s3Location.prefix.utf8.count + 1
         var token: String? = nil
+        var seenTokens: Set<String> = []
         var result: [ObjectInfo] = []
         repeat {
             var query = [("list-type", "2"), ("prefix", full)]
@@ -179,17 +191,27 @@ public final class S3Store: ObjectStore {
             guard (200..<300).contains(reply.status) else { throw error(reply, key: prefix) }
             let xml = String(decoding: reply.body, as: UTF8.self)
             for block in XMLText.blocks("Contents", in: xml) {
-                guard let key = XMLText.value("Key", in: block), key.count >= strip else { continue }
+                guard let key = XMLText.value("Key", in: block) else { continue }
+                let keyBytes = Array(key.utf8)
+                guard keyBytes.count >= fullBytes.count, keyBytes[..<fullBytes.count].elementsEqual(fullBytes) else {
+                    throw ObjectStoreError.server(
+                        status: reply.status, code: "",
+                        message: "the listing of \(full) returned the key \(S3Store.oneLine(key)) outside that prefix")
+                }
                 result.append(ObjectInfo(
-                    key: String(key.dropFirst(strip)),
+                    key: String(decoding: keyBytes[strip...], as: UTF8.self),
                     size: XMLText.value("Size", in: block).flatMap(Int64.init) ?? 0,
-                    etag: XMLText.value("ETag", in: block) ?? "",
+                    etag: S3Store.normalizedETag(XMLText.value("ETag", in: block)) ?? "",
                     lastModified: XMLText.value("LastModified", in: block).flatMap(parseISODate)))
             }
             let truncated = XMLText.value("IsTruncated", in: xml) == "true"
             token = truncated ? XMLText.value("NextContinuationToken", in: xml) : nil
             if truncated && token == nil {
                 throw ObjectStoreError.server(status: reply.status, code: "", message: "a truncated listing without a continuation token")
+            }
+            if let token, !seenTokens.insert(token).inserted {
+                // Asking again would loop forever.
+                throw ObjectStoreError.server(status: reply.status, code: "", message: "the listing repeated a continuation token")
             }
         } while token != nil
         return result
@@ -202,36 +224,55 @@ public final class S3Store: ObjectStore {
         var sha256: String
     }
 
-    private func conditionHeaders(_ condition: WriteCondition) -> [(String, String)] {
+    private func conditionHeaders(_ condition: WriteCondition) throws -> [(String, String)] {
         switch condition {
-        case .always: []
-        case .ifAbsent: [("If-None-Match", "*")]
-        case let .ifMatch(etag): [("If-Match", etag)]
+        case .always: return []
+        case .ifAbsent: return [("If-None-Match", "*")]
+        case let .ifMatch(etag):
+            guard let tag = S3Store.normalizedETag(etag) else {
+                throw ObjectStoreError.invalidRequest("a write conditioned on an empty entity tag")
+            }
+            return [("If-Match", tag)]
         }
     }
 
-    private func metadataHeaders(_ metadata: [String: String]) -> [(String, String)] {
-        metadata.sorted { $0.key < $1.key }.map { ("x-amz-meta-\($0.key.lowercased())", $0.value) }
+    /// User metadata as headers. Names and values must be printable ASCII: libcurl signs the raw
+    /// bytes while S3 checks another form of non-ASCII values, so they would end in 403
+    /// SignatureDoesNotMatch; refused here with a clear error instead.
+    private func metadataHeaders(_ metadata: [String: String]) throws -> [(String, String)] {
+        for (name, value) in metadata {
+            guard !name.isEmpty, name.utf8.allSatisfy({ b in
+                (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == UInt8(ascii: "-") || b == UInt8(ascii: "_")
+            }) else {
+                throw ObjectStoreError.invalidRequest("the metadata name \(S3Store.oneLine(name)) is not made of A-Z, a-z, 0-9, '-', '_'")
+            }
+            guard value.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) else {
+                throw ObjectStoreError.invalidRequest("the value of metadata '\(name)' is not printable ASCII: \(S3Store.oneLine(value))")
+            }
+        }
+        return metadata.sorted { $0.key < $1.key }.map { ("x-amz-meta-\($0.key.lowercased())", $0.value) }
     }
 
     private func putObject(key: String, body: HTTPRequestBody, size: Int64, digest: Digests, condition: WriteCondition,
                            metadata: [String: String], progress: (@Sendable (Int64) -> Void)?) throws -> ObjectInfo {
         let headers = [("Content-Type", "application/octet-stream"), ("Content-MD5", digest.md5.base64EncodedString())]
-            + conditionHeaders(condition) + metadataHeaders(metadata)
+            + (try conditionHeaders(condition)) + (try metadataHeaders(metadata))
         let (reply, attempts) = try performCounting(key: key, method: "PUT", query: [], headers: headers, body: body,
                                                     payloadHash: digest.sha256, progress: progress)
         guard (200..<300).contains(reply.status) else {
             // After a retry, a lost condition may be our own earlier attempt that went through
             // (its answer lost with the connection): the object then holds exactly our bytes.
             if attempts > 1, condition != .always, reply.status == 412 || reply.status == 409,
-               let now = try head(key), now.etag.trimmingCharacters(in: CharacterSet(charactersIn: "\"")).lowercased() == hex(digest.md5) {
+               let now = try head(key), S3Store.bareETag(now.etag) == hex(digest.md5) {
                 return ObjectInfo(key: key, size: size, etag: now.etag, lastModified: now.lastModified, metadata: now.metadata)
             }
             throw error(reply, key: key)
         }
-        let etag = reply.headers["ETag"] ?? ""
-        let bare = etag.trimmingCharacters(in: CharacterSet(charactersIn: "\""))
-        if etagIsMD5(reply.headers), bare.count == 32, bare.allSatisfy(\.isHexDigit), bare.lowercased() != hex(digest.md5) {
+        guard let etag = S3Store.normalizedETag(reply.headers["ETag"]) else {
+            throw ObjectStoreError.server(status: reply.status, code: "", message: "PUT \(s3Location.objectKey(key)) answered without an ETag")
+        }
+        let bare = S3Store.bareETag(etag)
+        if etagIsMD5(reply.headers), bare.count == 32, bare.allSatisfy(\.isHexDigit), bare != hex(digest.md5) {
             throw ObjectStoreError.integrity(key: s3Location.objectKey(key), reason: "the store's ETag \(etag) is not the MD5 of what was sent (\(hex(digest.md5)))")
         }
         return ObjectInfo(key: key, size: size, etag: etag, lastModified: nil, metadata: lowered(metadata))
@@ -239,8 +280,9 @@ public final class S3Store: ObjectStore {
 
     private func multipartUpload(fd: Int32, path: String, size: Int64, key: String, condition: WriteCondition,
                                  metadata: [String: String], progress: (@Sendable (Int64) -> Void)?) throws -> ObjectInfo {
+        let completionConditions = try conditionHeaders(condition)
         let create = try perform(key: key, method: "POST", query: [("uploads", "")],
-                                 headers: [("Content-Type", "application/octet-stream")] + metadataHeaders(metadata), body: .data(Data()))
+                                 headers: [("Content-Type", "application/octet-stream")] + (try metadataHeaders(metadata)), body: .data(Data()))
         guard (200..<300).contains(create.status) else { throw error(create, key: key) }
         guard let uploadId = XMLText.value("UploadId", in: String(decoding: create.body, as: UTF8.self)) else {
             throw ObjectStoreError.server(status: create.status, code: "", message: "CreateMultipartUpload answered without an UploadId")
@@ -260,9 +302,11 @@ public final class S3Store: ObjectStore {
                     body: .file(fd: fd, offset: offset, length: length), payloadHash: digest.sha256,
                     progress: progress.map { p in { @Sendable n in p(sent + n) } })
                 guard (200..<300).contains(reply.status) else { throw error(reply, key: key) }
-                let etag = reply.headers["ETag"] ?? ""
-                let bare = etag.trimmingCharacters(in: CharacterSet(charactersIn: "\""))
-                if etagIsMD5(reply.headers), bare.count == 32, bare.allSatisfy(\.isHexDigit), bare.lowercased() != hex(digest.md5) {
+                guard let etag = S3Store.normalizedETag(reply.headers["ETag"]) else {
+                    throw ObjectStoreError.server(status: reply.status, code: "", message: "part \(number) of \(s3Location.objectKey(key)) answered without an ETag")
+                }
+                let bare = S3Store.bareETag(etag)
+                if etagIsMD5(reply.headers), bare.count == 32, bare.allSatisfy(\.isHexDigit), bare != hex(digest.md5) {
                     throw ObjectStoreError.integrity(key: s3Location.objectKey(key), reason: "part \(number): the store's ETag \(etag) is not the MD5 of what was sent")
                 }
                 parts.append((number, etag, digest.md5))
@@ -275,28 +319,43 @@ public final class S3Store: ObjectStore {
             }
             xml += "</CompleteMultipartUpload>"
             let body = Data(xml.utf8)
-            let (complete, attempts) = try performCounting(
-                key: key, method: "POST", query: [("uploadId", uploadId)],
-                headers: [("Content-Type", "application/xml")] + conditionHeaders(condition), body: .data(body),
-                payloadHash: hex(SHA256.hash(data: body)))
-            let text = String(decoding: complete.body, as: UTF8.self)
             let expected = hex(Data(Insecure.MD5.hash(data: parts.reduce(into: Data()) { $0.append($1.md5) }))) + "-\(parts.count)"
+            var attempts = 0
+            var complete: HTTPReply
+            var text: String
+            while true {
+                let (reply, n) = try performCounting(
+                    key: key, method: "POST", query: [("uploadId", uploadId)],
+                    headers: [("Content-Type", "application/xml")] + completionConditions, body: .data(body),
+                    payloadHash: hex(SHA256.hash(data: body)))
+                attempts += n
+                complete = reply
+                text = String(decoding: reply.body, as: UTF8.self)
+                // S3 may answer 200 and put the error in the body (the answer starts before the
+                // work ends); AWS says to retry the completion then.
+                if (200..<300).contains(reply.status), text.contains("<Error>"), attempts < configuration.maxAttempts {
+                    wait(retryPolicy.backoff(retry: attempts - 1))
+                    continue
+                }
+                break
+            }
             // After a retry, a refusal (412, or 404 NoSuchUpload) may follow our own earlier
             // completion whose answer was lost: the object then has our multipart ETag.
-            if attempts > 1, !(200..<300).contains(complete.status),
-               let now = try head(key), now.etag.trimmingCharacters(in: CharacterSet(charactersIn: "\"")).lowercased() == expected {
+            if attempts > 1, !(200..<300).contains(complete.status) || text.contains("<Error>"),
+               let now = try head(key), S3Store.bareETag(now.etag) == expected {
                 return ObjectInfo(key: key, size: size, etag: now.etag, lastModified: now.lastModified, metadata: now.metadata)
             }
-            // S3 may answer 200 and put the error in the body (the answer starts before the work ends).
             guard (200..<300).contains(complete.status), !text.contains("<Error>") else {
                 throw error(complete, key: key, errorStatus: complete.status == 200 ? 500 : nil)
             }
-            let etag = XMLText.value("ETag", in: text) ?? complete.headers["ETag"] ?? ""
-            let bare = etag.trimmingCharacters(in: CharacterSet(charactersIn: "\""))
-            if etagIsMD5(complete.headers), bare.contains("-"), bare.lowercased() != expected {
+            guard let etag = S3Store.normalizedETag(XMLText.value("ETag", in: text) ?? complete.headers["ETag"]) else {
+                throw ObjectStoreError.server(status: complete.status, code: "", message: "CompleteMultipartUpload of \(s3Location.objectKey(key)) answered without an ETag")
+            }
+            let bare = S3Store.bareETag(etag)
+            if etagIsMD5(complete.headers), bare.contains("-"), bare != expected {
                 throw ObjectStoreError.integrity(key: s3Location.objectKey(key), reason: "the store's ETag \(etag) is not the multipart MD5 of what was sent (\(expected))")
             }
-            return ObjectInfo(key: key, size: size, etag: etag.hasPrefix("\"") ? etag : "\"\(etag)\"", metadata: lowered(metadata))
+            return ObjectInfo(key: key, size: size, etag: etag, metadata: lowered(metadata))
         } catch {
             // Best effort: the parts would otherwise stay (and be billed) until a lifecycle rule removes them.
             _ = try? perform(key: key, method: "DELETE", query: [("uploadId", uploadId)], headers: [], body: .none)
@@ -333,6 +392,7 @@ public final class S3Store: ObjectStore {
     private func url(key: String?, query: [(String, String)]) throws -> URL {
         var text = base
         if let key {
+            try S3Store.validate(key: key, isPrefix: false)
             text += "/" + AWSSigV4.uriEncode(s3Location.objectKey(key), keepSlash: true)
         } else if !pathStyle {
             text += "/"
@@ -364,10 +424,12 @@ public final class S3Store: ObjectStore {
         var all = headers.map { (name: $0.0, value: $0.1) }
         all.append((name: "x-amz-content-sha256", value: payloadHash ?? S3Store.emptySHA256))
         if let token = configuration.sessionToken { all.append((name: "x-amz-security-token", value: token)) }
-        let what = key.map { s3Location.objectKey($0) } ?? "s3://\(s3Location.bucket)"
+        // Keys may hold any character; error lines must stay one line.
+        let what = S3Store.oneLine(key.map { s3Location.objectKey($0) } ?? "s3://\(s3Location.bucket)")
         var attempt = 1
         while true {
-            let request = HTTPRequest(method: method, url: url, headers: all, body: body, sink: sink(), sigV4: signer, progress: progress)
+            let request = HTTPRequest(method: method, url: url, headers: all, body: body, sink: sink(), sigV4: signer, progress: progress,
+                                      pathAsIs: true)
             do {
                 let reply = try client.send(request)
                 if S3Store.retryStatuses.contains(reply.status) && attempt < configuration.maxAttempts {
@@ -386,17 +448,22 @@ public final class S3Store: ObjectStore {
             } catch let e as HTTPError {
                 switch e {
                 case .couldNotConnect, .interrupted, .stalled, .timedOut, .transport:
+                    // Network failures only: local mistakes (.file, .invalidRequest) and refused
+                    // certificates are deterministic and thrown at once below.
                     if attempt < configuration.maxAttempts {
                         wait(retryPolicy.backoff(retry: attempt - 1))
                         attempt += 1
                         continue
                     }
                     throw ObjectStoreError.transport("\(method) \(what) failed after \(attempt) attempts: \(e)")
-                case .bodyTooLarge:
-                    throw e
+                case let .bodyTooLarge(limit, _):
+                    throw ObjectStoreError.integrity(key: what, reason: "the answer to \(method) is larger than the \(limit) bytes allowed")
                 case let .file(message):
                     throw ObjectStoreError.file(message)
-                case .status:
+                case .invalidRequest:
+                    throw ObjectStoreError.invalidRequest("\(method) \(what): \(e)")
+                case .status, .tlsCertificate:
+                    // Not retried: the same request meets the same refusal.
                     throw ObjectStoreError.transport("\(method) \(what): \(e)")
                 }
             }
@@ -410,8 +477,8 @@ public final class S3Store: ObjectStore {
     /// The error an S3 answer describes (its XML Code and Message, when it has a body).
     private func error(_ reply: HTTPReply, key: String, errorStatus: Int? = nil) -> ObjectStoreError {
         let text = String(decoding: reply.body, as: UTF8.self)
-        let code = XMLText.value("Code", in: text) ?? ""
-        let message = XMLText.value("Message", in: text) ?? ""
+        let code = S3Store.oneLine(XMLText.value("Code", in: text) ?? "", limit: 64)
+        let message = S3Store.oneLine(XMLText.value("Message", in: text) ?? "")
         let status = errorStatus ?? reply.status
         let full = s3Location.objectKey(key)
         switch (status, code) {
@@ -432,7 +499,7 @@ public final class S3Store: ObjectStore {
             metadata[String(field.name.lowercased().dropFirst("x-amz-meta-".count))] = field.value
         }
         return ObjectInfo(
-            key: key, size: size ?? headers["Content-Length"].flatMap(Int64.init) ?? 0, etag: headers["ETag"] ?? "",
+            key: key, size: size ?? headers["Content-Length"].flatMap(Int64.init) ?? 0, etag: S3Store.normalizedETag(headers["ETag"]) ?? "",
             lastModified: headers["Last-Modified"].flatMap(parseHTTPDate), metadata: metadata)
     }
 
@@ -442,6 +509,56 @@ public final class S3Store: ObjectStore {
     private func etagIsMD5(_ headers: HTTPHeaders) -> Bool {
         let sse = headers["x-amz-server-side-encryption"]?.lowercased() ?? ""
         return !sse.hasPrefix("aws:kms") && headers["x-amz-server-side-encryption-customer-algorithm"] == nil
+    }
+
+    /// An entity tag as S3 sends it and `If-Match` takes it: in double quotes (added when a store
+    /// left them out); nil when there is none or it is empty. Every ETag the store reports goes
+    /// through here (head, get, download, put, parts, completion, list).
+    static func normalizedETag(_ raw: String?) -> String? {
+        guard let raw else { return nil }
+        var tag = raw.trimmingCharacters(in: .whitespaces)
+        var weak = ""
+        if tag.hasPrefix("W/") { weak = "W/"; tag.removeFirst(2) }
+        if tag.hasPrefix("&quot;") || tag.hasPrefix("&#34;") { tag = XMLText.unescape(tag) }
+        var bare = Substring(tag)
+        if bare.hasPrefix("\"") { bare = bare.dropFirst() }
+        if bare.hasSuffix("\"") { bare = bare.dropLast() }
+        guard !bare.isEmpty, !bare.contains("\"") else { return nil }
+        return "\(weak)\"\(bare)\""
+    }
+
+    /// The tag without quotes, lower-cased, for comparing with an MD5 in hex.
+    static func bareETag(_ tag: String) -> String {
+        tag.trimmingCharacters(in: CharacterSet(charactersIn: "\"")).lowercased()
+    }
+
+    /// Keys (and list prefixes) with an empty, "." or ".." segment are refused: URL handling
+    /// (ours, libcurl's, a proxy's, the store's) may resolve or merge them, so another key than
+    /// the one named would be read or written. A prefix may end in "/" (or be empty).
+    static func validate(key: String, isPrefix: Bool) throws {
+        if isPrefix && key.isEmpty { return }
+        var segments = key.split(separator: "/", omittingEmptySubsequences: false)
+        if isPrefix, segments.count > 1, segments.last == "" { segments.removeLast() }
+        if key.isEmpty || segments.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) {
+            throw ObjectStoreError.invalidRequest("the key \(oneLine(key)) has an empty, '.' or '..' path segment")
+        }
+    }
+
+    /// Text from the store or the caller made fit for a one-line error: control characters
+    /// escaped, at most `limit` characters.
+    static func oneLine(_ text: String, limit: Int = 300) -> String {
+        var out = ""
+        var count = 0
+        for scalar in text.unicodeScalars {
+            if count >= limit { out += "…"; break }
+            if scalar.value < 0x20 || scalar.value == 0x7F || (0x80..<0xA0).contains(scalar.value) || scalar == "\u{2028}" || scalar == "\u{2029}" {
+                out += String(format: "\\x%02X", scalar.value & 0xFF)
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+            count += 1
+        }
+        return out
     }
 
     private func lowered(_ metadata: [String: String]) -> [String: String] {

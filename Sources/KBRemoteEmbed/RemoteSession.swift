@@ -97,7 +97,7 @@ struct RemoteSession: Sendable {
                 case let .transport(code, _, detail) where code == 55 || code == 16 || code == 92:
                     // Send failures (a connection reset while the request went out), HTTP/2 stream errors.
                     failure = "the connection failed (\(shownText(detail)))"
-                case .status, .file, .transport:
+                case .status, .file, .transport, .invalidRequest, .tlsCertificate:
                     throw RemoteEmbedError.couldNotConnect(url: shownEndpoint, detail: shownText(error.description))
                 }
             }

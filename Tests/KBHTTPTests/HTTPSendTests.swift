@@ -88,6 +88,112 @@ final class HTTPSendTests: XCTestCase {
             XCTAssertFalse(header.value.contains("wJalrXUtnFEMI"), header.name)
         }
     }
+
+    // MARK: - Local failures are not network failures
+
+    func testShortFileReadIsAFileErrorNotATransportError() throws {
+        let server = try ThreadedHTTPServer { _ in .respond(status: 200) }
+        defer { server.stop() }
+        let path = NSTemporaryDirectory() + "kbhttp-short-\(UUID().uuidString)"
+        try Data(repeating: 7, count: 1000).write(to: URL(fileURLWithPath: path))
+        defer { unlink(path) }
+        let fd = open(path, O_RDONLY)
+        defer { close(fd) }
+        // Announces 5000 bytes; the file has 1000.
+        XCTAssertThrowsError(try HTTPClient().send(HTTPRequest(method: "PUT", url: server.url("/k"), body: .file(fd: fd, offset: 0, length: 5000)))) { error in
+            guard case let HTTPError.file(message) = error else { return XCTFail("got \(error)") }
+            XCTAssertTrue(message.contains("ended early"), message)
+        }
+    }
+
+    func testLocalValidationErrorsAreInvalidRequests() throws {
+        let server = try ThreadedHTTPServer { _ in .respond(status: 200) }
+        defer { server.stop() }
+        let client = HTTPClient()
+        func assertInvalid(_ request: HTTPRequest, line: UInt = #line) {
+            XCTAssertThrowsError(try client.send(request), line: line) { error in
+                guard case HTTPError.invalidRequest = error else { return XCTFail("got \(error)", line: line) }
+                XCTAssertFalse("\(error)".contains("\n"), line: line)
+            }
+        }
+        assertInvalid(HTTPRequest(method: "PUT", url: server.url("/k"), headers: [("x-amz-meta-a", "one\r\nX-Evil: 1")], body: .data(Data("a".utf8))))
+        assertInvalid(HTTPRequest(method: "POST", url: server.url("/k"), body: .file(fd: 0, offset: 0, length: 1)))
+        // A GET (or HEAD) with a body would have gone out as a PUT.
+        assertInvalid(HTTPRequest(method: "GET", url: server.url("/k"), body: .data(Data("a".utf8))))
+        assertInvalid(HTTPRequest(method: "HEAD", url: server.url("/k"), body: .data(Data("a".utf8))))
+        XCTAssertEqual(server.requests.count, 0, "nothing was sent")
+    }
+
+    func testPutWithoutBodySendsContentLengthZero() throws {
+        let server = try ThreadedHTTPServer { _ in .respond(status: 200) }
+        defer { server.stop() }
+        _ = try HTTPClient().send(HTTPRequest(method: "PUT", url: server.url("/k")))
+        let request = try XCTUnwrap(server.requests.last)
+        XCTAssertEqual(request.method, "PUT")
+        XCTAssertEqual(request.header("Content-Length"), "0")
+    }
+
+    func testPathAsIsKeepsDotSegments() throws {
+        let server = try ThreadedHTTPServer { _ in .respond(status: 200) }
+        defer { server.stop() }
+        _ = try HTTPClient().send(HTTPRequest(method: "GET", url: server.url("/pre/x/./y/../z"), pathAsIs: true))
+        XCTAssertEqual(server.requests.last?.target, "/pre/x/./y/../z")
+        _ = try HTTPClient().send(HTTPRequest(method: "GET", url: server.url("/pre/x/./y")))
+        XCTAssertEqual(server.requests.last?.target, "/pre/x/y", "without it libcurl normalizes")
+    }
+
+    func testSelfSignedCertificateIsATLSCertificateError() throws {
+        // A TLS server with a self-signed certificate (openssl + python3's ssl module).
+        guard let openssl = ["/usr/bin/openssl", "/usr/local/bin/openssl"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }),
+              let python = ["/usr/bin/python3", "/usr/local/bin/python3"].first(where: { FileManager.default.isExecutableFile(atPath: $0) })
+        else { throw XCTSkip("needs openssl and python3") }
+        let dir = NSTemporaryDirectory() + "kbhttp-tls-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let gen = Process()
+        gen.executableURL = URL(fileURLWithPath: openssl)
+        gen.arguments = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                         "-keyout", dir + "/key.pem", "-out", dir + "/cert.pem"]
+        gen.standardOutput = FileHandle.nullDevice
+        gen.standardError = FileHandle.nullDevice
+        try gen.run()
+        gen.waitUntilExit()
+        guard gen.terminationStatus == 0 else { throw XCTSkip("openssl could not make a certificate") }
+        let script = """
+            import http.server, ssl, sys
+            s = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+            c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain(sys.argv[1], sys.argv[2])
+            s.socket = c.wrap_socket(s.socket, server_side=True)
+            print(s.server_port, flush=True)
+            s.handle_request()
+            """
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: python)
+        server.arguments = ["-c", script, dir + "/cert.pem", dir + "/key.pem"]
+        let out = Pipe()
+        server.standardOutput = out
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer { if server.isRunning { server.terminate() }; server.waitUntilExit() }
+        var line = Data()
+        while !line.contains(0x0A) {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line.append(chunk)
+        }
+        let port = try XCTUnwrap(Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
+        XCTAssertThrowsError(try HTTPClient().send(HTTPRequest(method: "GET", url: URL(string: "https://127.0.0.1:\(port)/k")!))) { error in
+            guard case HTTPError.tlsCertificate(host: "127.0.0.1", _) = error else { return XCTFail("got \(error)") }
+            XCTAssertTrue("\(error)".contains("TLS certificate"), "\(error)")
+        }
+    }
+
+    func testCertificateErrorHasItsOwnMessage() {
+        let e = HTTPError.tlsCertificate(host: "s3.example", detail: "SSL certificate problem: unable to get local issuer certificate")
+        XCTAssertFalse(e.isConnectFailure)
+        XCTAssertTrue(e.description.contains("TLS certificate of s3.example"), e.description)
+    }
+
 }
 
 private final class SendCounter: @unchecked Sendable {

@@ -84,4 +84,17 @@ final class S3ConfigurationTests: XCTestCase {
         XCTAssertEqual(XMLText.value("Token", in: xml), "")
         XCTAssertNil(XMLText.value("Missing", in: xml))
     }
+
+    func testRegionMustBeARegionName() throws {
+        let base = ["AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret"]
+        XCTAssertEqual(try S3Configuration.fromEnvironment(base.merging(["AWS_REGION": "eu-west-3"]) { $1 }).region, "eu-west-3")
+        for bad in ["eu west", "us-east-1:s3", "EU-WEST-1", "r\u{e9}gion", "us-east-1\n"] {
+            XCTAssertThrowsError(try S3Configuration.fromEnvironment(base.merging(["AWS_REGION": bad]) { $1 }), bad) { error in
+                guard case let .invalidLocation(message)? = error as? ObjectStoreError else { return XCTFail("\(bad): \(error)") }
+                XCTAssertTrue(message.contains("us-east-1"), message)
+                XCTAssertFalse(message.contains("\n"), message)
+            }
+        }
+    }
+
 }

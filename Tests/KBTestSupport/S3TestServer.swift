@@ -55,8 +55,12 @@ public final class S3TestServer: @unchecked Sendable {
     ///   (S3: 5 MiB; default here 64 KiB so tests can use small parts).
     /// - Throws: `XCTSkip` when there is no test virtualenv (run scripts/test.sh, which makes
     ///   .venv-tests with moto), or an error when the server does not come up.
-    public static func start(partMinSize: Int = 64 << 10) throws -> S3TestServer {
-        let python = ProcessInfo.processInfo.environment["KBINDEX_TEST_PYTHON"].flatMap { $0.isEmpty ? nil : $0 }
+    /// - Parameters:
+    ///   - python: the interpreter (default: `KBINDEX_TEST_PYTHON`, else the package's venv).
+    ///   - startTimeout: seconds to wait for the port and credentials; past it the process is
+    ///     killed and the error shows the end of its stderr (a hung import never blocks the tests).
+    public static func start(partMinSize: Int = 64 << 10, python: String? = nil, startTimeout: Double = 60) throws -> S3TestServer {
+        let python = python ?? ProcessInfo.processInfo.environment["KBINDEX_TEST_PYTHON"].flatMap { $0.isEmpty ? nil : $0 }
             ?? packageRoot.appendingPathComponent(".venv-tests/bin/python").path
         guard FileManager.default.isExecutableFile(atPath: python) else {
             throw XCTSkip("no test virtualenv at \(python): run scripts/test.sh (it makes .venv-tests with moto)")
@@ -67,19 +71,45 @@ public final class S3TestServer: @unchecked Sendable {
         let input = Pipe(), output = Pipe()
         process.standardInput = input
         process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
+        // stderr into a file (a pipe nobody drains could fill and block the server), read back
+        // when the server does not come up.
+        let errorPath = NSTemporaryDirectory() + "kbs3-server-\(UUID().uuidString).stderr"
+        FileManager.default.createFile(atPath: errorPath, contents: nil)
+        let errorHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: errorPath))
+        process.standardError = errorHandle
+        defer { try? errorHandle.close() }
         try process.run()
-        // The first two lines: the port, then the credentials as JSON.
-        var buffer = Data()
-        let handle = output.fileHandleForReading
-        while buffer.split(separator: 0x0A).count < 2 || buffer.last != 0x0A {
-            let chunk = handle.availableData
-            if chunk.isEmpty {
-                process.terminate()
-                throw StartError(description: "the S3 test server (\(python) Tests/Python/s3_server.py) exited before it listened; is moto installed? run scripts/python-venv.sh")
-            }
-            buffer.append(chunk)
+        func failure(_ what: String) -> StartError {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+            let stderr = (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? ""
+            unlink(errorPath)
+            let tail = stderr.split(separator: "\n").suffix(15).joined(separator: "\n")
+            return StartError(description: "the S3 test server (\(python) Tests/Python/s3_server.py) \(what); is moto installed? run scripts/python-venv.sh" + (tail.isEmpty ? "" : "\nits stderr:\n\(tail)"))
         }
+        // The first two lines: the port, then the credentials as JSON, read on another thread
+        // so that a server that never prints cannot block here.
+        final class Reader: @unchecked Sendable { var buffer = Data() }
+        let reader = Reader()
+        let done = DispatchSemaphore(value: 0)
+        let handle = output.fileHandleForReading
+        Thread.detachNewThread {
+            while reader.buffer.split(separator: 0x0A).count < 2 || reader.buffer.last != 0x0A {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                reader.buffer.append(chunk)
+            }
+            done.signal()
+        }
+        guard done.wait(timeout: .now() + startTimeout) == .success else {
+            // Killing the process ends the reader thread (EOF on the pipe).
+            let error = failure("printed nothing within \(Int(startTimeout)) s and was killed")
+            _ = done.wait(timeout: .now() + 5)
+            throw error
+        }
+        let buffer = reader.buffer
+        guard buffer.split(separator: 0x0A).count >= 2 else { throw failure("exited before it listened") }
+        unlink(errorPath)
         let lines = buffer.split(separator: 0x0A).map { String(decoding: $0, as: UTF8.self) }
         struct Keys: Decodable {
             struct Session: Decodable { let access_key: String; let secret_key: String; let token: String }
@@ -131,10 +161,13 @@ public final class S3TestServer: @unchecked Sendable {
     /// and closing the connection without an answer.
     /// With `dropResponse`, the request takes effect and its answer is lost (the connection
     /// closes); with `corruptBody`, the answer comes with one byte of its body flipped.
+    /// With `truncateBody`, the answer announces its full Content-Length, sends only that many
+    /// bytes of the body and closes the connection.
     public func injectFault(status: Int? = nil, code: String? = nil, dropAfterBytes: Int? = nil, dropResponse: Bool = false,
-                            corruptBody: Bool = false, count: Int = 1, method: String? = nil, keySuffix: String? = nil,
-                            queryContains: String? = nil) throws {
+                            corruptBody: Bool = false, truncateBody: Int? = nil, count: Int = 1, method: String? = nil,
+                            keySuffix: String? = nil, queryContains: String? = nil) throws {
         var fault: [String: Any] = ["count": count]
+        if let truncateBody { fault["truncate_body"] = truncateBody }
         if corruptBody { fault["corrupt_body"] = true }
         if dropResponse { fault["drop_response"] = true }
         if let status { fault["status"] = status }

@@ -28,6 +28,8 @@ Control API (unsigned, under /_kbtest/, never reaching moto):
         {"drop_response": true, ...}       let moto handle the request, then cut the connection
                                            without its answer (the write happened, the client
                                            does not know)
+        {"truncate_body": N, ...}          let moto answer, announce its Content-Length, send
+                                           only the first N bytes of the body, then close
     DELETE /_kbtest/faults              remove every fault
     GET /_kbtest/requests               JSON list of every S3 request seen so far:
         {"method", "path", "query", "fault", "security_token"} (fault: what was injected, or null)
@@ -157,6 +159,26 @@ def main() -> None:
                     pass
                 sock.close()
             raise ConnectionAbortedError("kbtest: connection dropped on purpose")
+        if fault and "truncate_body" in fault:
+            # A body shorter than announced: the status line and headers as moto sent them
+            # (its Content-Length), then N bytes, then the connection closes.
+            captured = {}
+            def capture_headers(status, headers, exc_info=None):
+                captured["status"], captured["headers"] = status, headers
+            body = b"".join(moto_app(environ, capture_headers))
+            head = f"HTTP/1.1 {captured['status']}\r\n"
+            headers = [(k, v) for k, v in captured["headers"] if k.lower() not in ("content-length", "connection")]
+            head += "".join(f"{k}: {v}\r\n" for k, v in headers)
+            head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            sock = environ.get("werkzeug.socket")
+            if sock is not None:
+                try:
+                    sock.sendall(head.encode("latin-1") + body[:int(fault["truncate_body"])])
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+            raise ConnectionAbortedError("kbtest: body truncated on purpose")
         if fault and fault.get("corrupt_body"):
             captured = {}
             def capture(status, headers, exc_info=None):
