@@ -294,6 +294,8 @@ struct BuildCommand: ParsableCommand {
             throw CLIError("\(root.path) is not a folder")
         }
         let indexURL = index.map { URL(fileURLWithPath: $0).standardizedFileURL } ?? root.appendingPathComponent(IndexDirectory.defaultName)
+        // A folder with other files would lose those named like kbindex's to the commit's cleanup.
+        do { try IndexFiles.checkIndexFolder(indexURL) } catch let e as NotAnIndexFolderError { throw CLIError(e.message(display: Format.displayed)) }
         do {
             try FileManager.default.createDirectory(at: indexURL, withIntermediateDirectories: true)
         } catch {

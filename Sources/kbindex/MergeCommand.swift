@@ -99,6 +99,8 @@ struct MergeCommand: ParsableCommand {
         let stats: IndexMerge.Stats
         do {
             stats = try IndexMerge.merge(opened, into: out, replace: replace)
+        } catch let e as NotAnIndexFolderError {
+            throw CLIError(e.message(display: Format.displayed))
         } catch let e as MergeError {
             throw CLIError("\(e)\(Self.advice(for: e))")
         } catch let e as SegmentError {

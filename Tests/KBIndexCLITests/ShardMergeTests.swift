@@ -193,6 +193,20 @@ final class ShardMergeTests: XCTestCase {
         r = try kb(["merge", index("out"), index("shard0"), index("whole")], status: 2)
         XCTAssertTrue(r.stderr.contains("is not a shard's index"), r.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: index("out") + "/manifest.json"))
+        // The refused merges left no OUT folder (nor its .lock) behind.
+        XCTAssertFalse(FileManager.default.fileExists(atPath: index("out")))
+
+        // A user's folder is no index folder: merge and build refuse it, and its files named
+        // like kbindex's temporary, segment or deletion files stay.
+        let user = root.appendingPathComponent("user")
+        try FileManager.default.createDirectory(at: user, withIntermediateDirectories: true)
+        let mine = ["backup.kbseg", "draft.tmp-2024.md", "old.kbdel"]
+        for f in mine { try Data("mine".utf8).write(to: user.appendingPathComponent(f)) }
+        for args in [["merge", user.path, index("shard0"), index("shard1")], ["build", corpus.path, "--index", user.path]] {
+            r = try kb(args, status: 2)
+            XCTAssertTrue(r.stderr.contains("\(user.path) is not an index folder") && r.stderr.contains("choose an empty or new folder"), r.stderr)
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: user.path).sorted(), mine)
+        }
 
         // --shard into an unsharded index, and an unsharded build into a shard's index: refused
         // with advice, the index untouched; --rebuild starts it over.
