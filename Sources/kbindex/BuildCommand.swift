@@ -305,7 +305,7 @@ struct BuildCommand: ParsableCommand {
         // files. Readers take no lock.
         let lock: FileLock?
         do { lock = try FileLock.tryLock(indexURL.appendingPathComponent(".lock").path) } catch { throw CLIError("\(error)") }
-        guard let lock else { throw CLIError("another kbindex build or compact is writing \(indexURL.path); wait for it to finish") }
+        guard let lock else { throw CLIError("another kbindex build, compact or merge is writing \(indexURL.path); wait for it to finish") }
         defer { lock.unlock() }
         // Ctrl-C and SIGTERM stop the build at the next safe point, which saves its progress.
         Interruption.install()
