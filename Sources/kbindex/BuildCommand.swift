@@ -92,9 +92,10 @@ struct BuildCommand: ParsableCommand {
             or machines can embed a folder together; 'kbindex merge' then combines the N \
             indexes into one that answers exactly as a single build. Build each shard with the \
             same file-selection options (--include, --exclude, size limits, --include-minified, \
-            --follow) and model. Without --shard, the shard comes from JOB_COMPLETION_INDEX (set \
-            by Kubernetes in each pod of an Indexed Job) and KBINDEX_SHARDS (the shard count), \
-            which must then be set together; --shard wins over them. Run a shard again to \
+            --follow) and model. Without --shard, KBINDEX_SHARDS (the shard count) turns sharding \
+            on, and the shard comes from JOB_COMPLETION_INDEX (set by Kubernetes in each pod of \
+            an Indexed Job), which must then be set too; JOB_COMPLETION_INDEX alone is ignored \
+            (other Indexed Jobs set it); --shard wins over them. Run a shard again to \
             update or resume it; an index holding another shard, or none, is refused (--rebuild \
             starts it over).
 
@@ -165,7 +166,7 @@ struct BuildCommand: ParsableCommand {
     @Flag(help: ArgumentHelp("Follow symbolic links wherever they lead; by default a link out of FOLDER is skipped (a link inside it is followed, and a file reached twice is indexed once)."))
     var follow = false
 
-    @Option(help: ArgumentHelp("Index only shard I of N (0 ≤ I < N): the files whose path hashes to I; 'kbindex merge' combines the shards (default: shard JOB_COMPLETION_INDEX of KBINDEX_SHARDS when both variables are set; --shard wins over them).", valueName: "I/N"))
+    @Option(help: ArgumentHelp("Index only shard I of N (0 ≤ I < N): the files whose path hashes to I; 'kbindex merge' combines the shards (default: shard JOB_COMPLETION_INDEX of KBINDEX_SHARDS when KBINDEX_SHARDS is set; --shard wins over them).", valueName: "I/N"))
     var shard: String?
 
     @Flag(help: "Re-read and re-embed every file, ignoring the existing index (an interrupted rebuild is continued, not started over).")
@@ -209,9 +210,12 @@ struct BuildCommand: ParsableCommand {
     }
 
     /// The shard to build: `--shard` when given, else JOB_COMPLETION_INDEX (which Kubernetes
-    /// sets in each pod of an Indexed Job) of KBINDEX_SHARDS when both are set (an empty
-    /// variable counts as unset), else nil (the whole folder). Throws `ValidationError`
-    /// (a usage error) for a bad value or only one of the two variables.
+    /// sets in each pod of an Indexed Job) of KBINDEX_SHARDS when KBINDEX_SHARDS is set (an
+    /// empty variable counts as unset), else nil (the whole folder). Only KBINDEX_SHARDS turns
+    /// sharding on: Kubernetes sets JOB_COMPLETION_INDEX in every Indexed Job, also one whose
+    /// pods build unsharded indexes, so alone it is ignored (`ignoredJobIndex`). Throws
+    /// `ValidationError` (a usage error) for a bad value or KBINDEX_SHARDS without
+    /// JOB_COMPLETION_INDEX.
     static func shardSpec(option: String?, environment: [String: String]) throws -> ShardSpec? {
         if let option {
             do { return try ShardSpec(parsing: option) } catch { throw ValidationError("--shard: \(error)") }
@@ -225,10 +229,18 @@ struct BuildCommand: ParsableCommand {
                 throw ValidationError("\(jobIndexVariable)=\(j) and \(shardCountVariable)=\(n) do not name a shard: \(jobIndexVariable) must be between 0 and \(shardCountVariable) − 1, \(shardCountVariable) between 1 and \(ShardSpec.maxCount) (or pass --shard I/N)")
             }
         case (_?, nil):
-            throw ValidationError("\(jobIndexVariable) is set but \(shardCountVariable) is not: set \(shardCountVariable) to the number of shards as well (or pass --shard I/N, or unset \(jobIndexVariable) for an unsharded build)")
+            return nil
         case (nil, _?):
             throw ValidationError("\(shardCountVariable) is set but \(jobIndexVariable) is not: set \(jobIndexVariable) to this shard's number as well (or pass --shard I/N, or unset \(shardCountVariable) for an unsharded build)")
         }
+    }
+
+    /// The note for a build that ignores JOB_COMPLETION_INDEX (set without KBINDEX_SHARDS,
+    /// and no --shard), or nil.
+    static func ignoredJobIndex(option: String?, environment: [String: String]) -> String? {
+        guard option == nil, let j = environment[jobIndexVariable], !j.isEmpty,
+              (environment[shardCountVariable] ?? "").isEmpty else { return nil }
+        return "\(jobIndexVariable)=\(j) is ignored: \(shardCountVariable) is not set, so this build indexes the whole folder (set \(shardCountVariable) to the number of shards for a sharded build)"
     }
 
     static let jobIndexVariable = "JOB_COMPLETION_INDEX"
@@ -317,6 +329,7 @@ struct BuildCommand: ParsableCommand {
         let indexed = try? Manifest.read(from: indexURL.path)
         let shardSpec: ShardSpec?
         do { shardSpec = try Self.shardSpec(option: shard, environment: ProcessInfo.processInfo.environment) } catch { throw CLIError("\(error)") }
+        if !quiet, let ignored = Self.ignoredJobIndex(option: shard, environment: ProcessInfo.processInfo.environment) { note(ignored) }
         let options = ingestOptions(indexURL: indexURL)
         let shardField = shardSpec.map { Manifest.Shard(index: $0.index, count: $0.count, selection: ShardSpec.selectionFingerprint(of: options)) }
         try Self.checkShard(shardField, indexed: indexed, indexURL: indexURL, rebuild: rebuild)

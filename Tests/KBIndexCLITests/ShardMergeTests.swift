@@ -225,10 +225,17 @@ final class ShardMergeTests: XCTestCase {
         XCTAssertTrue(r.stdout.hasPrefix("shard 0/2: "), r.stdout)
 
         // The variables half set or wrong: usage errors naming both.
-        for (job, count) in [("1", nil), (nil, "3"), ("3", "3"), ("x", "3"), ("0", "0")] as [(String?, String?)] {
+        for (job, count) in [(nil, "3"), ("3", "3"), ("x", "3"), ("0", "0")] as [(String?, String?)] {
             r = try kb(["build", corpus.path, "--index", index("env")], status: 64, environment: ["JOB_COMPLETION_INDEX": job, "KBINDEX_SHARDS": count])
             XCTAssertTrue(r.stderr.contains("JOB_COMPLETION_INDEX") && r.stderr.contains("KBINDEX_SHARDS"), r.stderr)
         }
+        // JOB_COMPLETION_INDEX alone (Kubernetes sets it in every Indexed Job): an unsharded
+        // build, with a note unless --quiet.
+        r = try kb(["build", corpus.path, "--index", index("whole")], environment: ["JOB_COMPLETION_INDEX": "1"])
+        XCTAssertTrue(r.stderr.contains("note: JOB_COMPLETION_INDEX=1 is ignored: KBINDEX_SHARDS is not set"), r.stderr)
+        XCTAssertFalse(r.stdout.contains("shard "), r.stdout)
+        r = try kb(["build", corpus.path, "--index", index("whole"), "--quiet"], environment: ["JOB_COMPLETION_INDEX": "1"])
+        XCTAssertEqual(r.stderr, "")
         r = try kb(["build", corpus.path, "--shard", "2/2"], status: 64)
         XCTAssertTrue(r.stderr.contains("between 0 and 1"), r.stderr)
     }
