@@ -404,17 +404,27 @@ struct BuildCommand: ParsableCommand {
             note("continuing an interrupted rebuild; queries use the current index until it finishes")
         }
 
-        // 1. Walk (the whole folder; a shard keeps its own files afterwards, and reports only
-        // the skipped paths that fall in it, so N shards report each skip once).
+        // 1. Walk (the whole folder; a shard reads only its own files, through the walk's
+        // `keep` predicate, and reports only the skipped paths that fall in it, so N shards
+        // report each skip once).
         var skipped: [SkipReason: Int] = [:]
         var warnings = 0
         var keep: [String] = []  // unreadable paths: their indexed versions stay
         var missingTools: [String: Int] = [:]  // extractor programs not installed, and the files that needed them
         var linksOut = 0
         let files: [SourceFile]
-        var walkedCount = 0  // files of every shard
+        var walkedCount = 0  // files of every shard (other shards' as selected before reading)
+        let others = SendableCounter()
+        var walkOptions = options
+        if let shardSpec {
+            walkOptions.keep = { path in
+                if shardSpec.contains(path) { return true }
+                others.increment()
+                return false
+            }
+        }
         do {
-            let all = try Walker(root: root, options: options).walk { event in
+            let all = try Walker(root: root, options: walkOptions).walk { event in
                 switch event {
                 case .skipped(let path, let reason, let detail):
                     // Unreadable paths keep their indexed versions in every shard (a folder's
@@ -436,8 +446,8 @@ struct BuildCommand: ParsableCommand {
                     if !quiet { progress.finish(); warn("\(path): \(message)") }
                 }
             }
-            walkedCount = all.count
-            files = shardSpec.map { s in all.filter { s.contains($0.relativePath) } } ?? all
+            walkedCount = all.count + others.value
+            files = all
         } catch {
             throw CLIError(error)
         }
@@ -951,4 +961,12 @@ func warn(_ message: String) {
 
 func note(_ message: String) {
     FileHandle.standardError.write(Data("note: \(Format.displayed(message))\n".utf8))
+}
+
+/// A count that a `@Sendable` closure may raise.
+final class SendableCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func increment() { lock.lock(); count += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
 }
