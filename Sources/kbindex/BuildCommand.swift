@@ -263,18 +263,18 @@ struct BuildCommand: ParsableCommand {
     /// Refuses a build that would drop another build's documents: shard `wanted` (nil: an
     /// unsharded build) into an index whose manifest `indexed` records another shard, or no
     /// shard while it has documents, or an unsharded build into a shard's index. `--rebuild`
-    /// starts the index over and is never refused.
+    /// starts the index over and is never refused. The same shard with other file-selection
+    /// options is an update, as for an unsharded index: the walk deletes what it no longer
+    /// selects, and the new fingerprint is recorded (merge refuses to mix fingerprints).
     static func checkShard(_ wanted: Manifest.Shard?, indexed: Manifest?, indexURL: URL, rebuild: Bool) throws {
         guard !rebuild, let indexed, indexed.shard != wanted else { return }
+        if let w = wanted, let have = indexed.shard, w.index == have.index, w.count == have.count { return }
         let liveDocuments = indexed.segments.reduce(0) { $0 + $1.documents - ($1.deletedDocuments ?? 0) }
         let advice = "use another --index for it, or --rebuild to start that index over"
         func describe(_ s: Manifest.Shard) -> String { "shard \(s.index)/\(s.count)" }
         switch (wanted, indexed.shard) {
         case (let w?, let have?):
-            let what = have.index == w.index && have.count == w.count
-                ? "\(describe(have)) built with other file-selection options (--include, --exclude, size limits, --include-minified, --follow)"
-                : describe(have)
-            throw CLIError("the index in \(indexURL.path) holds \(what); building \(describe(w)) into it would drop those documents: \(advice)")
+            throw CLIError("the index in \(indexURL.path) holds \(describe(have)); building \(describe(w)) into it would drop those documents: \(advice)")
         case (let w?, nil):
             guard liveDocuments > 0 else { return }
             throw CLIError("the index in \(indexURL.path) is an unsharded index of \(Format.counted(liveDocuments, "document")); building \(describe(w)) into it would drop the other shards' files: \(advice)")

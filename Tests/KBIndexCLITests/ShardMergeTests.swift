@@ -218,8 +218,14 @@ final class ShardMergeTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("holds shard 0/2 of a sharded build"), r.stderr)
         r = try kb(["build", corpus.path, "--index", index("shard0"), "--shard", "1/2"], status: 2)
         XCTAssertTrue(r.stderr.contains("holds shard 0/2; building shard 1/2 into it would drop"), r.stderr)
-        r = try kb(["build", corpus.path, "--index", index("shard0"), "--shard", "0/2", "--include", "*.md"], status: 2)
-        XCTAssertTrue(r.stderr.contains("other file-selection options"), r.stderr)
+        // The same shard with another file selection is an update (as unsharded): what is no
+        // longer selected goes, and the new selection is recorded, so merge refuses the mix.
+        try kb(["build", corpus.path, "--index", index("shard0"), "--shard", "0/2", "--include", "*.md", "--quiet"])
+        let mdOnly = try documentPaths(index("shard0"))
+        XCTAssertFalse(mdOnly.isEmpty)
+        XCTAssertTrue(mdOnly.allSatisfy { $0.hasSuffix(".md") }, "\(mdOnly)")
+        r = try kb(["merge", index("out"), index("shard0"), index("shard1")], status: 2)
+        XCTAssertTrue(r.stderr.contains("different file-selection options"), r.stderr)
         // --shard wins over the environment.
         r = try kb(["build", corpus.path, "--index", index("shard0"), "--shard", "0/2", "--quiet"], environment: ["JOB_COMPLETION_INDEX": "1", "KBINDEX_SHARDS": "5"])
         XCTAssertTrue(r.stdout.hasPrefix("shard 0/2: "), r.stdout)
