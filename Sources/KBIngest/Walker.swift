@@ -24,6 +24,13 @@ public struct Walker: Sendable {
     /// minified: GitHub Linguist's threshold for minified JavaScript and CSS.
     public static let minifiedLineLength = 110
 
+    /// The version of the rules by which a walk selects files (.gitignore handling, hidden
+    /// and never-entered names, glob semantics, the checks on a file's type and content,
+    /// `minifiedLineLength`, links). Raise it with any change to them that can select other
+    /// files for the same folder and options: it is part of a shard's selection fingerprint
+    /// (`ShardSpec.selectionFingerprint`), so shards walked by two rule sets are not merged.
+    public static let rulesVersion = 1
+
     /// A walker over `root` (not touched until `walk`).
     public init(root: URL, options: IngestOptions) {
         self.root = root
