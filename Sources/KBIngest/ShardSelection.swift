@@ -16,8 +16,8 @@ public struct ShardSpec: Equatable, Hashable, Sendable, CustomStringConvertible 
     public let index: Int
     public let count: Int
 
-    /// The most shards a build may be cut into.
-    public static let maxCount = 65_536
+    /// The most shards a build may be cut into (`Sharding.maxCount`, the one constant).
+    public static var maxCount: Int { Sharding.maxCount }
 
     /// Throws `ShardSpecError` unless 0 ≤ index < count ≤ `maxCount`.
     public init(index: Int, count: Int) throws {

@@ -166,7 +166,8 @@ struct BuildCommand: ParsableCommand {
     @Flag(help: ArgumentHelp("Follow symbolic links wherever they lead; by default a link out of FOLDER is skipped (a link inside it is followed, and a file reached twice is indexed once)."))
     var follow = false
 
-    @Option(help: ArgumentHelp("Index only shard I of N (0 ≤ I < N): the files whose path hashes to I; 'kbindex merge' combines the shards (default: shard JOB_COMPLETION_INDEX of KBINDEX_SHARDS when KBINDEX_SHARDS is set; --shard wins over them).", valueName: "I/N"))
+    // `.unconditional`, so that "--shard -1/2" reaches the check (not "Missing value").
+    @Option(parsing: .unconditional, help: ArgumentHelp("Index only shard I of N (0 ≤ I < N): the files whose path hashes to I; 'kbindex merge' combines the shards (default: shard JOB_COMPLETION_INDEX of KBINDEX_SHARDS when KBINDEX_SHARDS is set; --shard wins over them).", valueName: "I/N"))
     var shard: String?
 
     @Flag(help: "Re-read and re-embed every file, ignoring the existing index (an interrupted rebuild is continued, not started over).")

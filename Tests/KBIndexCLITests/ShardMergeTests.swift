@@ -242,6 +242,17 @@ final class ShardMergeTests: XCTestCase {
         XCTAssertFalse(r.stdout.contains("shard "), r.stdout)
         r = try kb(["build", corpus.path, "--index", index("whole"), "--quiet"], environment: ["JOB_COMPLETION_INDEX": "1"])
         XCTAssertEqual(r.stderr, "")
+        // A shard being built (its write lock held): merge says so and waits for nothing.
+        do {
+            let held = try XCTUnwrap(try FileLock.tryLock(index("shard1") + "/.lock"))
+            defer { held.unlock() }
+            r = try kb(["merge", index("busy"), index("shard0"), index("shard1")], status: 2)
+            XCTAssertTrue(r.stderr.contains("shard 1 is being built in \(index("shard1"))") && r.stderr.contains("wait for it"), r.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: index("busy")))
+        }
+        // A negative shard number reaches the check (not "Missing value").
+        r = try kb(["build", corpus.path, "--shard", "-1/2"], status: 64)
+        XCTAssertTrue(r.stderr.contains("is not of the form I/N"), r.stderr)
         r = try kb(["build", corpus.path, "--shard", "2/2"], status: 64)
         XCTAssertTrue(r.stderr.contains("between 0 and 1"), r.stderr)
     }
