@@ -75,8 +75,8 @@ public struct Manifest: Codable, Equatable, Sendable {
             self.selection = selection
         }
 
-        /// The most shards a build may be cut into.
-        public static let maxCount = 65_536
+        /// The most shards a build may be cut into (`Sharding.maxCount`, the one constant).
+        public static var maxCount: Int { Sharding.maxCount }
 
         /// Why this entry cannot be trusted, or nil. O(1).
         public var damage: String? {

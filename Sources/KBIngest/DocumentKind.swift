@@ -90,6 +90,13 @@ public struct IngestOptions: Sendable {
     /// `SkipReason.symlinkLoop`; a file reached a second time through a link is reported as
     /// `SkipReason.duplicate` and indexed once.
     public var symlinks: SymlinkPolicy = .insideRoot
+    /// A predicate on a file's relative path ('/'-separated, as the index stores it), or nil
+    /// for every file: a file it rejects is left out silently, after `include`, `exclude`,
+    /// the file type (by name) and the size limit, and before the walk reads any of it (a
+    /// shard of a sharded build passes `ShardSpec.contains`, so it reads only its own
+    /// files). A rejected file still counts when a file is reached twice through symbolic
+    /// links, so each file is taken at the same path as in a walk without the predicate.
+    public var keep: (@Sendable (String) -> Bool)?
 
     /// The defaults: every supported file, 10 MiB limit (256 MiB for PDF and office files),
     /// links followed inside the folder.

@@ -16,8 +16,8 @@ public struct ShardSpec: Equatable, Hashable, Sendable, CustomStringConvertible 
     public let index: Int
     public let count: Int
 
-    /// The most shards a build may be cut into.
-    public static let maxCount = 65_536
+    /// The most shards a build may be cut into (`Sharding.maxCount`, the one constant).
+    public static var maxCount: Int { Sharding.maxCount }
 
     /// Throws `ShardSpecError` unless 0 ≤ index < count ≤ `maxCount`.
     public init(index: Int, count: Int) throws {
@@ -64,17 +64,20 @@ public struct ShardSpec: Equatable, Hashable, Sendable, CustomStringConvertible 
     /// Whether the file at `relativePath` belongs to this shard.
     public func contains(_ relativePath: String) -> Bool { Self.shard(of: relativePath, count: count) == index }
 
-    /// A fingerprint of the settings that decide which files a build selects (include and
-    /// exclude globs in order, both size limits, minified files, links followed): 16 hex
-    /// digits of a SHA-256. Shards built with different settings would not partition the
-    /// same set of files, so `merge` refuses them; the fingerprint is only compared, never
-    /// interpreted (format-spec.md §13.7). O(globs).
-    public static func selectionFingerprint(of options: IngestOptions) -> String {
+    /// A fingerprint of the settings that decide which files a build selects (the walker's
+    /// rules version `walkerRules`, include and exclude globs sorted and without repeats
+    /// (the walker takes a file any of them matches, so their order is no setting), both
+    /// size limits, minified files, links followed): 16 hex digits of a SHA-256. Shards
+    /// built with different settings, or by kbindex versions whose walks select differently,
+    /// would not partition the same set of files, so `merge` refuses them; the fingerprint is
+    /// only compared, never interpreted (format-spec.md §13.7). O(globs · log globs).
+    public static func selectionFingerprint(of options: IngestOptions, walkerRules: Int = Walker.rulesVersion) -> String {
         // Length-prefixed fields, so no glob can imitate another field.
         var text = ""
         func field(_ name: String, _ value: String) { text += "\(name):\(value.utf8.count):\(value)\n" }
-        for g in options.include { field("include", g) }
-        for g in options.exclude { field("exclude", g) }
+        field("walker-rules", String(walkerRules))
+        for g in Set(options.include).sorted() { field("include", g) }
+        for g in Set(options.exclude).sorted() { field("exclude", g) }
         field("max-file-size", String(options.maxFileSize))
         field("max-document-size", String(options.maxDocumentSize))
         field("skip-minified", options.skipMinified ? "1" : "0")

@@ -24,6 +24,13 @@ public struct Walker: Sendable {
     /// minified: GitHub Linguist's threshold for minified JavaScript and CSS.
     public static let minifiedLineLength = 110
 
+    /// The version of the rules by which a walk selects files (.gitignore handling, hidden
+    /// and never-entered names, glob semantics, the checks on a file's type and content,
+    /// `minifiedLineLength`, links). Raise it with any change to them that can select other
+    /// files for the same folder and options: it is part of a shard's selection fingerprint
+    /// (`ShardSpec.selectionFingerprint`), so shards walked by two rule sets are not merged.
+    public static let rulesVersion = 1
+
     /// A walker over `root` (not touched until `walk`).
     public init(root: URL, options: IngestOptions) {
         self.root = root
@@ -88,6 +95,9 @@ public struct Walker: Sendable {
         var identity: Identity
         /// Reached through a symbolic link (the entry itself or a folder on its path).
         var viaLink: Bool
+        /// Selected by `IngestOptions.keep` (else found only so that a file reached twice is
+        /// taken once as without the predicate, then dropped silently: never read).
+        var kept = true
     }
 
     private struct State {
@@ -135,7 +145,7 @@ public struct Walker: Sendable {
                                 detail: "its name is not valid UTF-8 and reads the same as another file's once decoded"))
                 continue
             }
-            out.append(f.file)
+            if f.kept { out.append(f.file) }
         }
         return out
     }
@@ -228,8 +238,8 @@ public struct Walker: Sendable {
                 walkDirectory(path: full, relative: rel, names: children, ancestors: ancestors + [id], viaLink: viaLink || isLink,
                               gitignore: gitignore, state: &state)
             case .regular:
-                if let file = consider(path: full, relative: rel, name: name, status: status, gitignore: gitignore, state: &state) {
-                    state.found.append(Found(file: file, identity: Identity(status), viaLink: viaLink || isLink))
+                if let (file, kept) = consider(path: full, relative: rel, name: name, status: status, gitignore: gitignore, state: &state) {
+                    state.found.append(Found(file: file, identity: Identity(status), viaLink: viaLink || isLink, kept: kept))
                 }
             case .symbolicLink, .other:
                 state.events(.skipped(path: rel, reason: .unsupportedType, detail: "not a regular file or folder"))
@@ -238,8 +248,8 @@ public struct Walker: Sendable {
     }
 
     private func consider(path: NativePath, relative rel: String, name: String, status: FileStatus,
-                          gitignore: GitignoreStack, state: inout State) -> SourceFile? {
-        func skip(_ reason: SkipReason, _ detail: String?) -> SourceFile? {
+                          gitignore: GitignoreStack, state: inout State) -> (SourceFile, kept: Bool)? {
+        func skip(_ reason: SkipReason, _ detail: String?) -> (SourceFile, kept: Bool)? {
             state.events(.skipped(path: rel, reason: reason, detail: detail))
             return nil
         }
@@ -255,6 +265,12 @@ public struct Walker: Sendable {
         if status.size > limit {
             return skip(.tooLarge, "\(status.size) bytes, more than \(limit)")
         }
+        if let keep = options.keep, !keep(rel) {
+            // Not this walk's (another shard's): never read. Found all the same, so that links
+            // to it are judged as in an unfiltered walk.
+            return (SourceFile(relativePath: rel, location: path, size: status.size,
+                               mtimeNanoseconds: status.mtimeNanoseconds, kind: kind, language: language), false)
+        }
         let raw: Data
         do { raw = try FileReader.read(path, limit: Walker.sniffSize) } catch {
             return skip(.unreadable, Walker.why(error))
@@ -262,8 +278,8 @@ public struct Walker: Sendable {
         if raw.isEmpty { return skip(.empty, nil) }
         if kind.isContainer {
             // Binary by nature: what is inside is the extractor's to judge.
-            return SourceFile(relativePath: rel, location: path, size: status.size,
-                              mtimeNanoseconds: status.mtimeNanoseconds, kind: kind, language: nil)
+            return (SourceFile(relativePath: rel, location: path, size: status.size,
+                               mtimeNanoseconds: status.mtimeNanoseconds, kind: kind, language: nil), true)
         }
         // UTF-16 and UTF-32 text (announced by a byte-order mark) is full of NUL bytes:
         // sniff its characters, not its bytes.
@@ -286,8 +302,8 @@ public struct Walker: Sendable {
             if line.contains("python") { (kind, language) = (.code, "python") }
             else if line.hasSuffix("sh") || line.contains("bash") || line.contains("/sh ") || line.contains("zsh") { (kind, language) = (.code, "shell") }
         }
-        return SourceFile(relativePath: rel, location: path, size: status.size,
-                          mtimeNanoseconds: status.mtimeNanoseconds, kind: kind, language: language)
+        return (SourceFile(relativePath: rel, location: path, size: status.size,
+                           mtimeNanoseconds: status.mtimeNanoseconds, kind: kind, language: language), true)
     }
 
     /// The mean length in bytes of the lines of `head` (a final line without its newline

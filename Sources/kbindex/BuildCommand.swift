@@ -92,9 +92,10 @@ struct BuildCommand: ParsableCommand {
             or machines can embed a folder together; 'kbindex merge' then combines the N \
             indexes into one that answers exactly as a single build. Build each shard with the \
             same file-selection options (--include, --exclude, size limits, --include-minified, \
-            --follow) and model. Without --shard, the shard comes from JOB_COMPLETION_INDEX (set \
-            by Kubernetes in each pod of an Indexed Job) and KBINDEX_SHARDS (the shard count), \
-            which must then be set together; --shard wins over them. Run a shard again to \
+            --follow) and model. Without --shard, KBINDEX_SHARDS (the shard count) turns sharding \
+            on, and the shard comes from JOB_COMPLETION_INDEX (set by Kubernetes in each pod of \
+            an Indexed Job), which must then be set too; JOB_COMPLETION_INDEX alone is ignored \
+            (other Indexed Jobs set it); --shard wins over them. Run a shard again to \
             update or resume it; an index holding another shard, or none, is refused (--rebuild \
             starts it over).
 
@@ -165,7 +166,8 @@ struct BuildCommand: ParsableCommand {
     @Flag(help: ArgumentHelp("Follow symbolic links wherever they lead; by default a link out of FOLDER is skipped (a link inside it is followed, and a file reached twice is indexed once)."))
     var follow = false
 
-    @Option(help: ArgumentHelp("Index only shard I of N (0 ≤ I < N): the files whose path hashes to I; 'kbindex merge' combines the shards (default: shard JOB_COMPLETION_INDEX of KBINDEX_SHARDS when both variables are set; --shard wins over them).", valueName: "I/N"))
+    // `.unconditional`, so that "--shard -1/2" reaches the check (not "Missing value").
+    @Option(parsing: .unconditional, help: ArgumentHelp("Index only shard I of N (0 ≤ I < N): the files whose path hashes to I; 'kbindex merge' combines the shards (default: shard JOB_COMPLETION_INDEX of KBINDEX_SHARDS when KBINDEX_SHARDS is set; --shard wins over them).", valueName: "I/N"))
     var shard: String?
 
     @Flag(help: "Re-read and re-embed every file, ignoring the existing index (an interrupted rebuild is continued, not started over).")
@@ -209,9 +211,12 @@ struct BuildCommand: ParsableCommand {
     }
 
     /// The shard to build: `--shard` when given, else JOB_COMPLETION_INDEX (which Kubernetes
-    /// sets in each pod of an Indexed Job) of KBINDEX_SHARDS when both are set (an empty
-    /// variable counts as unset), else nil (the whole folder). Throws `ValidationError`
-    /// (a usage error) for a bad value or only one of the two variables.
+    /// sets in each pod of an Indexed Job) of KBINDEX_SHARDS when KBINDEX_SHARDS is set (an
+    /// empty variable counts as unset), else nil (the whole folder). Only KBINDEX_SHARDS turns
+    /// sharding on: Kubernetes sets JOB_COMPLETION_INDEX in every Indexed Job, also one whose
+    /// pods build unsharded indexes, so alone it is ignored (`ignoredJobIndex`). Throws
+    /// `ValidationError` (a usage error) for a bad value or KBINDEX_SHARDS without
+    /// JOB_COMPLETION_INDEX.
     static func shardSpec(option: String?, environment: [String: String]) throws -> ShardSpec? {
         if let option {
             do { return try ShardSpec(parsing: option) } catch { throw ValidationError("--shard: \(error)") }
@@ -225,10 +230,18 @@ struct BuildCommand: ParsableCommand {
                 throw ValidationError("\(jobIndexVariable)=\(j) and \(shardCountVariable)=\(n) do not name a shard: \(jobIndexVariable) must be between 0 and \(shardCountVariable) − 1, \(shardCountVariable) between 1 and \(ShardSpec.maxCount) (or pass --shard I/N)")
             }
         case (_?, nil):
-            throw ValidationError("\(jobIndexVariable) is set but \(shardCountVariable) is not: set \(shardCountVariable) to the number of shards as well (or pass --shard I/N, or unset \(jobIndexVariable) for an unsharded build)")
+            return nil
         case (nil, _?):
             throw ValidationError("\(shardCountVariable) is set but \(jobIndexVariable) is not: set \(jobIndexVariable) to this shard's number as well (or pass --shard I/N, or unset \(shardCountVariable) for an unsharded build)")
         }
+    }
+
+    /// The note for a build that ignores JOB_COMPLETION_INDEX (set without KBINDEX_SHARDS,
+    /// and no --shard), or nil.
+    static func ignoredJobIndex(option: String?, environment: [String: String]) -> String? {
+        guard option == nil, let j = environment[jobIndexVariable], !j.isEmpty,
+              (environment[shardCountVariable] ?? "").isEmpty else { return nil }
+        return "\(jobIndexVariable)=\(j) is ignored: \(shardCountVariable) is not set, so this build indexes the whole folder (set \(shardCountVariable) to the number of shards for a sharded build)"
     }
 
     static let jobIndexVariable = "JOB_COMPLETION_INDEX"
@@ -251,18 +264,18 @@ struct BuildCommand: ParsableCommand {
     /// Refuses a build that would drop another build's documents: shard `wanted` (nil: an
     /// unsharded build) into an index whose manifest `indexed` records another shard, or no
     /// shard while it has documents, or an unsharded build into a shard's index. `--rebuild`
-    /// starts the index over and is never refused.
+    /// starts the index over and is never refused. The same shard with other file-selection
+    /// options is an update, as for an unsharded index: the walk deletes what it no longer
+    /// selects, and the new fingerprint is recorded (merge refuses to mix fingerprints).
     static func checkShard(_ wanted: Manifest.Shard?, indexed: Manifest?, indexURL: URL, rebuild: Bool) throws {
         guard !rebuild, let indexed, indexed.shard != wanted else { return }
+        if let w = wanted, let have = indexed.shard, w.index == have.index, w.count == have.count { return }
         let liveDocuments = indexed.segments.reduce(0) { $0 + $1.documents - ($1.deletedDocuments ?? 0) }
         let advice = "use another --index for it, or --rebuild to start that index over"
         func describe(_ s: Manifest.Shard) -> String { "shard \(s.index)/\(s.count)" }
         switch (wanted, indexed.shard) {
         case (let w?, let have?):
-            let what = have.index == w.index && have.count == w.count
-                ? "\(describe(have)) built with other file-selection options (--include, --exclude, size limits, --include-minified, --follow)"
-                : describe(have)
-            throw CLIError("the index in \(indexURL.path) holds \(what); building \(describe(w)) into it would drop those documents: \(advice)")
+            throw CLIError("the index in \(indexURL.path) holds \(describe(have)); building \(describe(w)) into it would drop those documents: \(advice)")
         case (let w?, nil):
             guard liveDocuments > 0 else { return }
             throw CLIError("the index in \(indexURL.path) is an unsharded index of \(Format.counted(liveDocuments, "document")); building \(describe(w)) into it would drop the other shards' files: \(advice)")
@@ -294,6 +307,8 @@ struct BuildCommand: ParsableCommand {
             throw CLIError("\(root.path) is not a folder")
         }
         let indexURL = index.map { URL(fileURLWithPath: $0).standardizedFileURL } ?? root.appendingPathComponent(IndexDirectory.defaultName)
+        // A folder with other files would lose those named like kbindex's to the commit's cleanup.
+        do { try IndexFiles.checkIndexFolder(indexURL) } catch let e as NotAnIndexFolderError { throw CLIError(e.message(display: Format.displayed)) }
         do {
             try FileManager.default.createDirectory(at: indexURL, withIntermediateDirectories: true)
         } catch {
@@ -303,7 +318,7 @@ struct BuildCommand: ParsableCommand {
         // files. Readers take no lock.
         let lock: FileLock?
         do { lock = try FileLock.tryLock(indexURL.appendingPathComponent(".lock").path) } catch { throw CLIError("\(error)") }
-        guard let lock else { throw CLIError("another kbindex build or compact is writing \(indexURL.path); wait for it to finish") }
+        guard let lock else { throw CLIError("another kbindex build, compact or merge is writing \(indexURL.path); wait for it to finish") }
         defer { lock.unlock() }
         // Ctrl-C and SIGTERM stop the build at the next safe point, which saves its progress.
         Interruption.install()
@@ -315,6 +330,7 @@ struct BuildCommand: ParsableCommand {
         let indexed = try? Manifest.read(from: indexURL.path)
         let shardSpec: ShardSpec?
         do { shardSpec = try Self.shardSpec(option: shard, environment: ProcessInfo.processInfo.environment) } catch { throw CLIError("\(error)") }
+        if !quiet, let ignored = Self.ignoredJobIndex(option: shard, environment: ProcessInfo.processInfo.environment) { note(ignored) }
         let options = ingestOptions(indexURL: indexURL)
         let shardField = shardSpec.map { Manifest.Shard(index: $0.index, count: $0.count, selection: ShardSpec.selectionFingerprint(of: options)) }
         try Self.checkShard(shardField, indexed: indexed, indexURL: indexURL, rebuild: rebuild)
@@ -389,17 +405,27 @@ struct BuildCommand: ParsableCommand {
             note("continuing an interrupted rebuild; queries use the current index until it finishes")
         }
 
-        // 1. Walk (the whole folder; a shard keeps its own files afterwards, and reports only
-        // the skipped paths that fall in it, so N shards report each skip once).
+        // 1. Walk (the whole folder; a shard reads only its own files, through the walk's
+        // `keep` predicate, and reports only the skipped paths that fall in it, so N shards
+        // report each skip once).
         var skipped: [SkipReason: Int] = [:]
         var warnings = 0
         var keep: [String] = []  // unreadable paths: their indexed versions stay
         var missingTools: [String: Int] = [:]  // extractor programs not installed, and the files that needed them
         var linksOut = 0
         let files: [SourceFile]
-        var walkedCount = 0  // files of every shard
+        var walkedCount = 0  // files of every shard (other shards' as selected before reading)
+        let others = SendableCounter()
+        var walkOptions = options
+        if let shardSpec {
+            walkOptions.keep = { path in
+                if shardSpec.contains(path) { return true }
+                others.increment()
+                return false
+            }
+        }
         do {
-            let all = try Walker(root: root, options: options).walk { event in
+            let all = try Walker(root: root, options: walkOptions).walk { event in
                 switch event {
                 case .skipped(let path, let reason, let detail):
                     // Unreadable paths keep their indexed versions in every shard (a folder's
@@ -421,8 +447,8 @@ struct BuildCommand: ParsableCommand {
                     if !quiet { progress.finish(); warn("\(path): \(message)") }
                 }
             }
-            walkedCount = all.count
-            files = shardSpec.map { s in all.filter { s.contains($0.relativePath) } } ?? all
+            walkedCount = all.count + others.value
+            files = all
         } catch {
             throw CLIError(error)
         }
@@ -936,4 +962,12 @@ func warn(_ message: String) {
 
 func note(_ message: String) {
     FileHandle.standardError.write(Data("note: \(Format.displayed(message))\n".utf8))
+}
+
+/// A count that a `@Sendable` closure may raise.
+final class SendableCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func increment() { lock.lock(); count += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
 }

@@ -44,7 +44,7 @@ struct CompactCommand: ParsableCommand {
         let url = try IndexOpening.open(index).url  // a clear error when there is no readable index
         let lock: FileLock?
         do { lock = try FileLock.tryLock(url.appendingPathComponent(".lock").path) } catch { throw CLIError("\(error)") }
-        guard let lock else { throw CLIError("another kbindex build or compact is writing \(url.path); wait for it to finish") }
+        guard let lock else { throw CLIError("another kbindex build, compact or merge is writing \(url.path); wait for it to finish") }
         defer { lock.unlock() }
         do {
             print(try Self.compact(url, stamp: "\(BuildCommand.timestamp())-\(getpid())-c", segmentChunks: segmentChunks))

@@ -33,7 +33,7 @@ struct InfoCommand: ParsableCommand {
             print("prompts:   query \(Self.quoted(m.queryPrompt)), document \(Self.quoted(m.documentPrompt))")
         }
         if let s = idx.manifest.shard {
-            print("shard:     \(s.index)/\(s.count) of a sharded build (selection \(s.selection)); 'kbindex merge' combines the shards")
+            print("shard:     \(s.index)/\(s.count) of a sharded build (selection \(Format.displayed(s.selection))); 'kbindex merge' combines the shards")
         }
         print("segments:  \(idx.segments.count)")
         let deletedDocs = idx.documentCount - idx.liveDocumentCount, deletedChunks = idx.chunkCount - idx.liveChunkCount

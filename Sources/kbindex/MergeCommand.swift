@@ -83,8 +83,16 @@ struct MergeCommand: ParsableCommand {
         let start = Date()
         let out = URL(fileURLWithPath: output).standardizedFileURL
         var opened: [IndexDirectory] = []
+        // Each local shard's write lock, held through the merge: a shard being built (or
+        // compacted) is refused with a clear message, and none can start while its files
+        // are linked or copied (its cleanup would remove them under the merge).
+        var locks: [FileLock] = []
+        var locked: Set<String> = []  // a shard named twice is locked once (and refused by the checks)
+        defer { for l in locks { l.unlock() } }
         for argument in shards {
             let url = try Self.shardIndexFolder(argument, quiet: quiet)
+            if !S3IndexOption.isRemote(argument), locked.insert(url.resolvingSymlinksInPath().path).inserted,
+               let lock = try Self.lockShard(url) { locks.append(lock) }
             do {
                 opened.append(try IndexDirectory(url: url))
             } catch let e as ManifestError {
@@ -99,6 +107,8 @@ struct MergeCommand: ParsableCommand {
         let stats: IndexMerge.Stats
         do {
             stats = try IndexMerge.merge(opened, into: out, replace: replace)
+        } catch let e as NotAnIndexFolderError {
+            throw CLIError(e.message(display: Format.displayed))
         } catch let e as MergeError {
             throw CLIError("\(e)\(Self.advice(for: e))")
         } catch let e as SegmentError {
@@ -108,6 +118,20 @@ struct MergeCommand: ParsableCommand {
         }
         guard !quiet else { return }
         print("merged \(Format.counted(stats.shards, "shard")) (\(Format.counted(stats.segments, "segment")), \(Format.counted(stats.chunks, "chunk")), \(Format.counted(stats.documents, "document"))) into \(out.path) in \(Format.duration(Date().timeIntervalSince(start))): \(Format.bytes(stats.bytesLinked)) linked, \(Format.bytes(stats.bytesCopied)) copied")
+    }
+
+    /// Takes the write lock of the shard index folder `url` without waiting, or nil when the
+    /// folder has no lock file (no build ever wrote there) or it cannot be opened for
+    /// writing (a read-only folder: nobody builds there either). Throws `CLIError` when a
+    /// build, compact or merge holds it.
+    static func lockShard(_ url: URL) throws -> FileLock? {
+        let path = url.appendingPathComponent(IndexFiles.lockFileName).path
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let attempt: FileLock?
+        do { attempt = try FileLock.tryLock(path) } catch { return nil }
+        if let lock = attempt { return lock }
+        let which = ((try? Manifest.read(from: url.path))?.shard).map { "shard \($0.index)" } ?? "a shard"
+        throw CLIError("\(which) is being built in \(url.path) (another kbindex build, compact or merge is writing it); wait for it to finish, then merge")
     }
 
     /// What to do about a refused merge, as "; …" or ": …" to follow its message.

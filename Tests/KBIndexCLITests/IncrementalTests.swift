@@ -116,9 +116,9 @@ final class IncrementalTests: XCTestCase {
         defer { lock.unlock() }
         try write("new.md", "# New\n\nSomething new to index.\n")
         let r = try kb(["build", corpus.path, "--quiet"], status: 2)
-        XCTAssertEqual(r.stderr, "error: another kbindex build or compact is writing \(indexDir.path); wait for it to finish\n")
+        XCTAssertEqual(r.stderr, "error: another kbindex build, compact or merge is writing \(indexDir.path); wait for it to finish\n")
         let c = try kb(["compact", "--index", indexDir.path], status: 2)
-        XCTAssertTrue(c.stderr.hasPrefix("error: another kbindex build or compact"), c.stderr)
+        XCTAssertTrue(c.stderr.hasPrefix("error: another kbindex build, compact or merge"), c.stderr)
         // Readers need no lock.
         XCTAssertTrue(try query("swifts sleep while flying", k: 1).contains("birds.md"))
     }

@@ -193,6 +193,20 @@ final class ShardMergeTests: XCTestCase {
         r = try kb(["merge", index("out"), index("shard0"), index("whole")], status: 2)
         XCTAssertTrue(r.stderr.contains("is not a shard's index"), r.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: index("out") + "/manifest.json"))
+        // The refused merges left no OUT folder (nor its .lock) behind.
+        XCTAssertFalse(FileManager.default.fileExists(atPath: index("out")))
+
+        // A user's folder is no index folder: merge and build refuse it, and its files named
+        // like kbindex's temporary, segment or deletion files stay.
+        let user = root.appendingPathComponent("user")
+        try FileManager.default.createDirectory(at: user, withIntermediateDirectories: true)
+        let mine = ["backup.kbseg", "draft.tmp-2024.md", "old.kbdel"]
+        for f in mine { try Data("mine".utf8).write(to: user.appendingPathComponent(f)) }
+        for args in [["merge", user.path, index("shard0"), index("shard1")], ["build", corpus.path, "--index", user.path]] {
+            r = try kb(args, status: 2)
+            XCTAssertTrue(r.stderr.contains("\(user.path) is not an index folder") && r.stderr.contains("choose an empty or new folder"), r.stderr)
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: user.path).sorted(), mine)
+        }
 
         // --shard into an unsharded index, and an unsharded build into a shard's index: refused
         // with advice, the index untouched; --rebuild starts it over.
@@ -204,17 +218,41 @@ final class ShardMergeTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("holds shard 0/2 of a sharded build"), r.stderr)
         r = try kb(["build", corpus.path, "--index", index("shard0"), "--shard", "1/2"], status: 2)
         XCTAssertTrue(r.stderr.contains("holds shard 0/2; building shard 1/2 into it would drop"), r.stderr)
-        r = try kb(["build", corpus.path, "--index", index("shard0"), "--shard", "0/2", "--include", "*.md"], status: 2)
-        XCTAssertTrue(r.stderr.contains("other file-selection options"), r.stderr)
+        // The same shard with another file selection is an update (as unsharded): what is no
+        // longer selected goes, and the new selection is recorded, so merge refuses the mix.
+        try kb(["build", corpus.path, "--index", index("shard0"), "--shard", "0/2", "--include", "*.md", "--quiet"])
+        let mdOnly = try documentPaths(index("shard0"))
+        XCTAssertFalse(mdOnly.isEmpty)
+        XCTAssertTrue(mdOnly.allSatisfy { $0.hasSuffix(".md") }, "\(mdOnly)")
+        r = try kb(["merge", index("out"), index("shard0"), index("shard1")], status: 2)
+        XCTAssertTrue(r.stderr.contains("different file-selection options"), r.stderr)
         // --shard wins over the environment.
         r = try kb(["build", corpus.path, "--index", index("shard0"), "--shard", "0/2", "--quiet"], environment: ["JOB_COMPLETION_INDEX": "1", "KBINDEX_SHARDS": "5"])
         XCTAssertTrue(r.stdout.hasPrefix("shard 0/2: "), r.stdout)
 
         // The variables half set or wrong: usage errors naming both.
-        for (job, count) in [("1", nil), (nil, "3"), ("3", "3"), ("x", "3"), ("0", "0")] as [(String?, String?)] {
+        for (job, count) in [(nil, "3"), ("3", "3"), ("x", "3"), ("0", "0")] as [(String?, String?)] {
             r = try kb(["build", corpus.path, "--index", index("env")], status: 64, environment: ["JOB_COMPLETION_INDEX": job, "KBINDEX_SHARDS": count])
             XCTAssertTrue(r.stderr.contains("JOB_COMPLETION_INDEX") && r.stderr.contains("KBINDEX_SHARDS"), r.stderr)
         }
+        // JOB_COMPLETION_INDEX alone (Kubernetes sets it in every Indexed Job): an unsharded
+        // build, with a note unless --quiet.
+        r = try kb(["build", corpus.path, "--index", index("whole")], environment: ["JOB_COMPLETION_INDEX": "1"])
+        XCTAssertTrue(r.stderr.contains("note: JOB_COMPLETION_INDEX=1 is ignored: KBINDEX_SHARDS is not set"), r.stderr)
+        XCTAssertFalse(r.stdout.contains("shard "), r.stdout)
+        r = try kb(["build", corpus.path, "--index", index("whole"), "--quiet"], environment: ["JOB_COMPLETION_INDEX": "1"])
+        XCTAssertEqual(r.stderr, "")
+        // A shard being built (its write lock held): merge says so and waits for nothing.
+        do {
+            let held = try XCTUnwrap(try FileLock.tryLock(index("shard1") + "/.lock"))
+            defer { held.unlock() }
+            r = try kb(["merge", index("busy"), index("shard0"), index("shard1")], status: 2)
+            XCTAssertTrue(r.stderr.contains("shard 1 is being built in \(index("shard1"))") && r.stderr.contains("wait for it"), r.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: index("busy")))
+        }
+        // A negative shard number reaches the check (not "Missing value").
+        r = try kb(["build", corpus.path, "--shard", "-1/2"], status: 64)
+        XCTAssertTrue(r.stderr.contains("is not of the form I/N"), r.stderr)
         r = try kb(["build", corpus.path, "--shard", "2/2"], status: 64)
         XCTAssertTrue(r.stderr.contains("between 0 and 1"), r.stderr)
     }

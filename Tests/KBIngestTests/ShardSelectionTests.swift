@@ -61,7 +61,7 @@ final class ShardSelectionTests: XCTestCase {
         var o = base; o.include = ["*.md"]; variants.append(o)
         o = base; o.exclude = ["*.md"]; variants.append(o)
         o = base; o.include = ["*.md", "*.txt"]; variants.append(o)
-        o = base; o.include = ["*.txt", "*.md"]; variants.append(o)  // order matters
+        o = base; o.include = ["*.md", "*.txt", "*.rst"]; variants.append(o)
         o = base; o.maxFileSize = 1; variants.append(o)
         o = base; o.maxDocumentSize = 1; variants.append(o)
         o = base; o.skipMinified = false; variants.append(o)
@@ -69,6 +69,17 @@ final class ShardSelectionTests: XCTestCase {
         for v in variants {
             XCTAssertTrue(seen.insert(ShardSpec.selectionFingerprint(of: v)).inserted, "\(v.include) \(v.exclude)")
         }
+        // Globs select files when any matches: their order and repeats select the same files.
+        var a = base; a.include = ["*.md", "*.txt"]; a.exclude = ["b/**", "a/**"]
+        var b = base; b.include = ["*.txt", "*.md", "*.txt"]; b.exclude = ["a/**", "b/**", "a/**"]
+        XCTAssertEqual(ShardSpec.selectionFingerprint(of: a), ShardSpec.selectionFingerprint(of: b))
+        // A glob moved from include to exclude is another selection.
+        var c = base; c.include = ["*.md"]; var d = base; d.exclude = ["*.md"]
+        XCTAssertNotEqual(ShardSpec.selectionFingerprint(of: c), ShardSpec.selectionFingerprint(of: d))
+        // The walker's rules are part of the selection: shards of two kbindex versions whose
+        // walks select differently are not merged.
+        XCTAssertEqual(ShardSpec.selectionFingerprint(of: base), ShardSpec.selectionFingerprint(of: base, walkerRules: Walker.rulesVersion))
+        XCTAssertNotEqual(ShardSpec.selectionFingerprint(of: base), ShardSpec.selectionFingerprint(of: base, walkerRules: Walker.rulesVersion + 1))
         // The index's own folder is excluded by every build wherever it is: not a selection setting.
         o = base; o.excludedDirectories = ["/tmp/x"]
         XCTAssertEqual(ShardSpec.selectionFingerprint(of: o), ShardSpec.selectionFingerprint(of: base))

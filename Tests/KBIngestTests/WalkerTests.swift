@@ -551,3 +551,39 @@ final class WalkerTests: XCTestCase {
         XCTAssertEqual(try walk(folder).paths, first)
     }
 }
+
+/// `IngestOptions.keep`: a shard's walk reads only its own files.
+final class WalkerKeepTests: XCTestCase {
+    var folder: ScratchFolder!
+    override func setUpWithError() throws { folder = try ScratchFolder() }
+
+    func testARejectedFileIsNeverReadNorReported() throws {
+        try folder.write("mine.md", "# Mine\n")
+        try folder.write("theirs.txt", Data([0x68, 0x69, 0x00, 0x01]))  // binary: only a read tells
+        try folder.write("empty.md", "")
+        try folder.write("picture.png", "not really a png")
+        let all = try walk(folder)
+        XCTAssertEqual(all.reason("theirs.txt"), .binary)
+        XCTAssertEqual(all.reason("empty.md"), .empty)
+        let r = try walk(folder) { $0.keep = { $0 == "mine.md" } }
+        XCTAssertEqual(r.paths, ["mine.md"])
+        // Rejected before any read: no binary or empty verdict; the name-only checks (type,
+        // include/exclude, size) still report, for the caller to filter.
+        XCTAssertNil(r.reason("theirs.txt"))
+        XCTAssertNil(r.reason("empty.md"))
+        XCTAssertEqual(r.reason("picture.png"), .unsupportedType)
+    }
+
+    /// A file and a link to it in different shards: the link's shard skips the link as a
+    /// duplicate, as a walk without the predicate does, and does not index the file twice.
+    func testALinkToAnotherShardsFileIsStillADuplicate() throws {
+        try folder.write("a.md", "# A\n")
+        try folder.symlink("l.md", to: "a.md")
+        let all = try walk(folder)
+        XCTAssertEqual(all.paths, ["a.md"])
+        XCTAssertEqual(all.reason("l.md"), .duplicate)
+        let r = try walk(folder) { $0.keep = { $0 == "l.md" } }
+        XCTAssertEqual(r.paths, [])
+        XCTAssertEqual(r.reason("l.md"), .duplicate)
+    }
+}

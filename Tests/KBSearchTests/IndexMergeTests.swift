@@ -58,6 +58,53 @@ final class IndexMergeTests: XCTestCase {
         }
         if case .outputExists = expected { return }
         XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent("out/manifest.json").path), file: file, line: line)
+        // Nor the folder the refused merge created, with its lock file.
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent("out").path), file: file, line: line)
+    }
+
+    func testNamesKbindexWrites() {
+        for name in ["seg-20240101T000000-12-0.kbseg", "seg-20240101T000000-12-0-del-20240102T000000-13.kbdel",
+                     "shard1-seg-x.kbseg", "shard12-2-seg-x.kbseg", "shard1-seg-x-del-y.kbdel"] {
+            XCTAssertTrue(IndexFiles.isSegmentOrDeletionName(name), name)
+        }
+        for name in ["backup.kbseg", "a.kbdel", "seg-.kbseg", "shard-seg-x.kbseg", "shard1-notes.kbseg", "seg-x.kbseg.md", "shardx-seg-a.kbseg"] {
+            XCTAssertFalse(IndexFiles.isSegmentOrDeletionName(name), name)
+        }
+        for name in ["manifest.json.tmp-123", "seg-x.kbseg.tmp-9"] { XCTAssertTrue(IndexFiles.isTemporaryName(name), name) }
+        for name in ["draft.tmp-2024.md", ".tmp-12", "a.tmp-", "a.tmp-12x"] { XCTAssertFalse(IndexFiles.isTemporaryName(name), name) }
+    }
+
+    /// A folder that holds no index and a user's files is never written as an index: its
+    /// files named like kbindex's (`backup.kbseg`, `draft.tmp-2024.md`) would go in the cleanup.
+    func testAFolderThatIsNotAnIndexIsRefusedAndKeepsItsFiles() throws {
+        let s0 = try shard("s0", 0, segments: [("seg-a.kbseg", ["a.md"])])
+        let s1 = try shard("s1", 1, segments: [("seg-b.kbseg", ["b.md"])])
+        let user = root.appendingPathComponent("user")
+        try FileManager.default.createDirectory(at: user, withIntermediateDirectories: true)
+        let files = ["draft.tmp-2024.md", "backup.kbseg", "notes.txt"]
+        for f in files { try Data("mine".utf8).write(to: user.appendingPathComponent(f)) }
+        XCTAssertThrowsError(try IndexMerge.merge([s0, s1], into: user, replace: true)) { error in
+            XCTAssertEqual((error as? NotAnIndexFolderError)?.entries, files.sorted())
+            XCTAssertTrue("\(error)".contains("choose an empty or new folder"), "\(error)")
+        }
+        XCTAssertEqual(try DirectoryListing.names(in: user.path).sorted(), files.sorted())
+        // Only kbindex's own files (a killed merge's lock, a temporary file): an index folder.
+        let own = root.appendingPathComponent("own")
+        try FileManager.default.createDirectory(at: own, withIntermediateDirectories: true)
+        for f in [".lock", "manifest.json.tmp-77", ".kbindex-remote.json"] { try Data().write(to: own.appendingPathComponent(f)) }
+        XCTAssertNoThrow(try IndexFiles.checkIndexFolder(own))
+        XCTAssertNoThrow(try IndexFiles.checkIndexFolder(root.appendingPathComponent("missing")))
+    }
+
+    /// The cleanup after a commit removes only names kbindex writes.
+    func testTheCleanupRemovesOnlyKbindexsFiles() throws {
+        let s0 = try shard("s0", 0, segments: [("seg-a.kbseg", ["a.md"])])
+        let mine = ["draft.tmp-2024.md", "backup.kbseg", "old.kbdel"], stale = ["seg-old.kbseg", "shard1-seg-old-del-1.kbdel", "manifest.json.tmp-123"]
+        for f in mine + stale { try Data("x".utf8).write(to: s0.url.appendingPathComponent(f)) }
+        try IndexFiles.commit(s0.manifest, in: s0.url)
+        let left = Set(try DirectoryListing.names(in: s0.url.path))
+        for f in mine { XCTAssertTrue(left.contains(f), f) }
+        for f in stale { XCTAssertFalse(left.contains(f), f) }
     }
 
     func testMergeKeepsShardOrderLinksFilesAndCarriesDeletions() throws {

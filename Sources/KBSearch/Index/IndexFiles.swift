@@ -54,9 +54,62 @@ public enum IndexFiles {
     public static func unreferenced(in dir: URL, keeping: Set<String>) -> [String] {
         let keeping = keeping.union(BuildCheckpoint.protectedFiles(in: dir))
         return ((try? DirectoryListing.names(in: dir.path)) ?? []).filter { name in
-            let ours = name.hasSuffix(segmentSuffix) || name.hasSuffix(deletionSuffix)
-            return (ours && !keeping.contains(name)) || name.contains(".tmp-")
+            (isSegmentOrDeletionName(name) && !keeping.contains(name)) || isTemporaryName(name)
         }
+    }
+
+    /// Whether `name` is a temporary file kbindex writes (`AtomicFile`, the S3 mirror's
+    /// downloads): exactly `<name>.tmp-<digits>` (the writer's process id). A user's
+    /// `draft.tmp-2024.md` is not one.
+    public static func isTemporaryName(_ name: String) -> Bool {
+        guard let r = name.range(of: ".tmp-", options: .backwards), r.lowerBound > name.startIndex else { return false }
+        let pid = name[r.upperBound...]
+        return !pid.isEmpty && pid.allSatisfy { $0.isASCII && $0.isNumber }
+    }
+
+    /// Whether `name` is a segment or deletion file name kbindex writes: `seg-….kbseg` (build,
+    /// compaction), the same with the prefixes a merge gives a name another shard took
+    /// (`shard<I>-…`, `shard<I>-<k>-…`), and deletion files `<segment name less .kbseg>-del-….kbdel`
+    /// of those. A user's `backup.kbseg` is not one.
+    public static func isSegmentOrDeletionName(_ name: String) -> Bool {
+        guard name.hasSuffix(segmentSuffix) || name.hasSuffix(deletionSuffix) else { return false }
+        var rest = Substring(name)
+        func number(_ s: inout Substring) -> Bool {
+            let digits = s.prefix { $0.isASCII && $0.isNumber }
+            guard !digits.isEmpty, s.dropFirst(digits.count).first == "-" else { return false }
+            s = s.dropFirst(digits.count + 1)
+            return true
+        }
+        while rest.hasPrefix("shard") {
+            var r = rest.dropFirst(5)
+            guard number(&r) else { return false }
+            var k = r
+            if number(&k), !r.hasPrefix("seg-") { r = k }
+            rest = r
+        }
+        return rest.hasPrefix("seg-") && rest.count > 4 + segmentSuffix.count
+    }
+
+    /// Whether `name` is a file kbindex keeps in an index folder: the manifest, the write
+    /// lock, a build checkpoint, segment and deletion files (`isSegmentOrDeletionName`), the
+    /// S3 mirror's `.kbindex-remote*` files, temporary files (`isTemporaryName`).
+    public static func isIndexFileName(_ name: String) -> Bool {
+        [Manifest.fileName, lockFileName, BuildCheckpoint.fileName].contains(name) || name.hasPrefix(".kbindex-remote")
+            || isSegmentOrDeletionName(name) || isTemporaryName(name)
+    }
+
+    /// The write lock's file name in an index folder.
+    public static let lockFileName = ".lock"
+
+    /// Checks that `dir` may be written as an index folder: it does not exist, or holds a
+    /// manifest or a build checkpoint, or holds nothing but files kbindex writes
+    /// (`isIndexFileName`). Anything else is a user's folder whose files a commit's cleanup
+    /// must never see: throws `NotAnIndexFolderError`. O(entries in the folder).
+    public static func checkIndexFolder(_ dir: URL) throws {
+        guard let names = try? DirectoryListing.names(in: dir.path) else { return }  // missing (or not listable: its writer says why)
+        if names.contains(Manifest.fileName) || names.contains(BuildCheckpoint.fileName) { return }
+        let foreign = names.filter { !isIndexFileName($0) }.sorted()
+        if !foreign.isEmpty { throw NotAnIndexFolderError(folder: dir.path, entries: foreign) }
     }
 
     /// The files in `dir` that a killed build or compaction left behind: those of
@@ -95,5 +148,23 @@ public enum IndexFiles {
             try? FileManager.default.removeItem(at: dir.appendingPathComponent(name))
             if i == 0 { FaultInjection.point("mid-cleanup") }
         }
+    }
+}
+
+/// An index folder to write that is not one (`IndexFiles.checkIndexFolder`): it holds no index
+/// and files kbindex did not write. `description` says what to do.
+public struct NotAnIndexFolderError: Error, CustomStringConvertible, Equatable, Sendable {
+    public let folder: String
+    /// The entries kbindex did not write, sorted.
+    public let entries: [String]
+    public var description: String {
+        message { $0 }
+    }
+
+    /// The message, with each file name passed through `display` (the command line escapes
+    /// control characters in it).
+    public func message(display: (String) -> String) -> String {
+        let shown = entries.prefix(3).map(display).joined(separator: ", ") + (entries.count > 3 ? ", …" : "")
+        return "\(display(folder)) is not an index folder: it holds no index and other files (\(shown)); choose an empty or new folder for the index"
     }
 }

@@ -134,9 +134,11 @@ public enum IndexMerge {
     /// 1's, and so on, with their deletion members, and no `shard`; it is committed with
     /// `IndexFiles.commit`, which then removes the files the output no longer names. An
     /// output that holds an index is refused unless `replace` (then the old index is replaced
-    /// atomically). Throws `MergeError`, `SegmentError`, `FileError`, or Foundation's error when the
-    /// output folder cannot be created; files placed before a
-    /// failure are removed, and the output's old index is untouched. O(bytes copied + index
+    /// atomically). A folder that is not an index folder is refused before anything is written
+    /// (`IndexFiles.checkIndexFolder`, `NotAnIndexFolderError`). Throws `MergeError`,
+    /// `SegmentError`, `FileError`, or Foundation's error when the output folder cannot be
+    /// created; files placed before a failure are removed, as are the output folder or its
+    /// lock file when this merge created them, and the output's old index is untouched. O(bytes copied + index
     /// size for the checksums).
     public static func merge(_ shards: [IndexDirectory], into output: URL, replace: Bool) throws -> Stats {
         let ordered = try check(shards)
@@ -144,9 +146,25 @@ public enum IndexMerge {
         for s in ordered where s.url.standardizedFileURL.resolvingSymlinksInPath().path == outputPath {
             throw MergeError.outputIsShard(output: output.path)
         }
+        try IndexFiles.checkIndexFolder(output)
+        // A merge that fails leaves no folder it created (nor its lock file) behind.
+        let created = !FileManager.default.fileExists(atPath: output.path)
         try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
-        guard let lock = try FileLock.tryLock(output.appendingPathComponent(".lock").path) else { throw MergeError.outputLocked(output: output.path) }
-        defer { lock.unlock() }
+        let lockPath = output.appendingPathComponent(IndexFiles.lockFileName).path
+        let hadLock = !created && FileManager.default.fileExists(atPath: lockPath)
+        var committed = false
+        func removeCreated() {
+            guard !committed else { return }
+            if created { try? FileManager.default.removeItem(at: output) } else if !hadLock { unlink(lockPath) }
+        }
+        guard let lock = try FileLock.tryLock(lockPath) else {
+            if created { try? FileManager.default.removeItem(at: output) }
+            throw MergeError.outputLocked(output: output.path)
+        }
+        defer {
+            removeCreated()  // under the lock: no other writer can have started there
+            lock.unlock()
+        }
         if !replace, FileManager.default.fileExists(atPath: output.appendingPathComponent(Manifest.fileName).path) {
             throw MergeError.outputExists(output: output.path)
         }
@@ -203,6 +221,7 @@ public enum IndexMerge {
             }
             if let first = placed.first { AtomicFile.syncDirectory(containing: output.appendingPathComponent(first).path) }
             try IndexFiles.commit(Manifest(model: ordered[0].manifest.model, segments: entries), in: output)
+            committed = true
         } catch {
             for name in placed { try? FileManager.default.removeItem(at: output.appendingPathComponent(name)) }
             throw error
