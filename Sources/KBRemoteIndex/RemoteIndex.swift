@@ -343,7 +343,7 @@ public struct RemoteIndex: Sendable {
         for n in names {
             guard let st = try? FileStatus.of(dir.appendingPathComponent(n).path), st.kind == .regular else { continue }
             total += Int64(st.size)
-            let ours = n.hasSuffix(IndexFiles.segmentSuffix) || n.hasSuffix(IndexFiles.deletionSuffix)
+            let ours = IndexFiles.isSegmentOrDeletionName(n)
             if ours && !keep.contains(n) {
                 candidates.append((n, Int64(st.size), state.files[n]?.used ?? Double(st.mtimeNanoseconds) / 1e9))
             }
@@ -478,7 +478,7 @@ public struct RemoteIndex: Sendable {
         guard let objects = try? store.list(prefix: "") else { return 0 }
         let cutoff = Date().addingTimeInterval(-garbageGrace)
         var n = 0
-        for o in objects where !o.key.contains("/") && (o.key.hasSuffix(IndexFiles.segmentSuffix) || o.key.hasSuffix(IndexFiles.deletionSuffix))
+        for o in objects where !o.key.contains("/") && IndexFiles.isSegmentOrDeletionName(o.key)
             && !keeping.contains(o.key) {
             guard let modified = o.lastModified, modified < cutoff else { continue }
             if (try? store.delete(o.key)) != nil { n += 1 }
