@@ -46,7 +46,7 @@ final class TestIndex: @unchecked Sendable {
     func delete(document d: Int, ofSegment s: Int) throws {
         var set = try segments[s].deletions.map { try DeletionSet.read(path: dir.appendingPathComponent($0).path) } ?? DeletionSet(documentCount: segments[s].documents)
         set.insert(d)
-        let name = "del-\(UUID().uuidString).kbdel"
+        let name = "seg-\(UUID().uuidString)-del-1.kbdel"  // named as kbindex names deletion files (cleanup takes only those)
         try set.write(to: dir.appendingPathComponent(name).path)
         segments[s].deletions = name
         segments[s].deletedDocuments = set.count
