@@ -53,7 +53,9 @@ public struct Manifest: Codable, Equatable, Sendable {
         public var damage: String? {
             func plainName(_ n: String) -> Bool { !n.isEmpty && !n.contains("/") && !n.hasPrefix(".") && !n.contains("\0") }
             guard plainName(file), deletions.map(plainName) ?? true else { return "segment file name \"\(file)\" is not a plain file name" }
-            guard chunks >= 0, documents >= 0, bytes >= 0, (0...documents).contains(deletedDocuments ?? 0),
+            // Bounded far above any real segment, so that sums over a manifest's entries
+            // (totals, compaction's deleted fraction) cannot overflow.
+            guard (0...(1 << 40)).contains(chunks), (0...(1 << 40)).contains(documents), (0...(1 << 52)).contains(bytes), (0...documents).contains(deletedDocuments ?? 0),
                   (0...chunks).contains(deletedChunks ?? 0)
             else { return "segment \(file) has impossible counts" }
             return nil

@@ -116,7 +116,28 @@ public struct RemoteIndex: Sendable {
         do { manifest = try Manifest.decode(Array(got.data), dir: location) } catch let e as ManifestError {
             throw RemoteIndexError.manifest(e)
         }
+        // Names a reader will create in its cache folder: only kbindex's own segment and
+        // deletion names, each once (a hostile manifest must not place a checkpoint.json or a
+        // notes.txt there, nor download one name twice at once).
+        var seen: Set<String> = []
+        for name in manifest.segments.flatMap({ [$0.file] + ($0.deletions.map { [$0] } ?? []) }) {
+            guard IndexFiles.isSegmentOrDeletionName(name) else {
+                throw RemoteIndexError.manifest(.damaged(dir: location, reason: "\"\(name)\" is not a segment or deletion file name kbindex writes"))
+            }
+            guard seen.insert(name).inserted else {
+                throw RemoteIndexError.manifest(.damaged(dir: location, reason: "it names \"\(name)\" twice"))
+            }
+        }
         return (RemoteGeneration(manifest: manifest, data: got.data, etag: got.info.etag), false)
+    }
+
+    /// The bytes of a generation's segments as the manifest states them, saturating (a
+    /// hostile manifest's huge counts must not overflow). O(segments).
+    static func statedBytes(_ m: Manifest) -> Int64 {
+        m.segments.reduce(Int64(0)) { sum, s in
+            let (v, o) = sum.addingReportingOverflow(Int64(s.bytes))
+            return o ? Int64.max : v
+        }
     }
 
     // MARK: - Pull
@@ -172,7 +193,7 @@ public struct RemoteIndex: Sendable {
                 }
                 let data = (try? FileReader.read(manifestPath, limit: Self.manifestLimit)) ?? Data()
                 var result = PullResult(generation: RemoteGeneration(manifest: m, data: data, etag: etag), changed: false)
-                result.generationBytes = Int64(m.segments.reduce(0) { $0 + $1.bytes })
+                result.generationBytes = Self.statedBytes(m)
                 let before = state
                 evict(in: dir, keeping: IndexFiles.referenced(by: m), sizeBound: sizeBound, keepOlder: keepOlderGenerations, state: &state, result: &result)
                 if state != before { try? state.write(in: dir) }
@@ -217,7 +238,7 @@ public struct RemoteIndex: Sendable {
             needed.append((s.file, s.bytes))
             if let d = s.deletions { needed.append((d, nil)) }
         }
-        result.generationBytes = Int64(gen.manifest.segments.reduce(0) { $0 + $1.bytes })
+        result.generationBytes = Self.statedBytes(gen.manifest)
         var toFetch: [(name: String, bytes: Int?)] = []
         for f in needed {
             let path = dir.appendingPathComponent(f.name).path
@@ -236,7 +257,7 @@ public struct RemoteIndex: Sendable {
         }
         guard !toFetch.isEmpty else { return result }
 
-        let totalBytes = Int64(toFetch.reduce(0) { $0 + ($1.bytes ?? 0) })
+        let totalBytes = toFetch.reduce(Int64(0)) { sum, f in let (v, o) = sum.addingReportingOverflow(Int64(f.bytes ?? 0)); return o ? Int64.max : v }
         let tracker = Tracker(files: toFetch.count, bytes: totalBytes, progress: progress)
         let fetchList = toFetch
         let outcomes = parallel(toFetch.count) { i -> Result<(String, Int64), Error> in
@@ -342,6 +363,13 @@ public struct RemoteIndex: Sendable {
         var candidates: [(name: String, size: Int64, used: Double)] = []
         for n in names {
             guard let st = try? FileStatus.of(dir.appendingPathComponent(n).path), st.kind == .regular else { continue }
+            // A download or write a killed process left (its pid gone): never finished, never
+            // used; removed, so it cannot hold the folder over its bound for good.
+            if IndexFiles.isTemporaryName(n), let r = n.range(of: ".tmp-", options: .backwards), let pid = Int32(n[r.upperBound...]),
+               pid > 0, kill(pid, 0) != 0, errno == ESRCH {
+                try? FileManager.default.removeItem(at: dir.appendingPathComponent(n))
+                continue
+            }
             total += Int64(st.size)
             let ours = IndexFiles.isSegmentOrDeletionName(n)
             if ours && !keep.contains(n) {
@@ -358,7 +386,8 @@ public struct RemoteIndex: Sendable {
                 result.evictedFiles += 1
             }
         }
-        result.overSizeBound = total > sizeBound
+        // The generation itself is larger than the bound (it is kept whole).
+        result.overSizeBound = total > sizeBound && result.generationBytes > sizeBound
     }
 
     // MARK: - Push
@@ -415,7 +444,7 @@ public struct RemoteIndex: Sendable {
             do { hashes[name] = try Hashing.sha256Hex(ofFile: path) } catch { throw RemoteIndexError.file("\(error)") }
             state.recordVerified(name, sha256: hashes[name]!, in: dir)
         }
-        let tracker = Tracker(files: toUpload.count, bytes: toUpload.reduce(0) { $0 + sizes[$1]! }, progress: progress)
+        let tracker = Tracker(files: toUpload.count, bytes: toUpload.reduce(Int64(0)) { $0 + (sizes[$1] ?? 0) }, progress: progress)
         let hashesFinal = hashes
         let outcomes = parallel(toUpload.count) { i -> Result<Outcome, Error> in
             let name = toUpload[i], sha = hashesFinal[name]!

@@ -289,7 +289,7 @@ struct BuildCommand: ParsableCommand {
     func run() throws {
         if let index, S3IndexOption.isRemote(index) {
             // Pull, this same build into the local staging folder, push (S3Build).
-            return try S3Build.run(location: index, quiet: quiet) { staging in
+            return try S3Build.run(location: index, quiet: quiet, fresh: rebuild) { staging in
                 var local = self
                 local.index = staging.path
                 try local.runLocal()

@@ -64,9 +64,9 @@ struct MergeCommand: ParsableCommand {
 
     func run() throws {
         if S3IndexOption.isRemote(output) {
-            // Merge into the local staging folder of OUT (pulled first, so --replace replaces
-            // the index there), then push it as OUT's next generation (S3Build).
-            return try S3Build.run(location: output, quiet: quiet, summary: !quiet) { staging in
+            // Merge into the local staging folder of OUT (pulled first unless --replace, which
+            // replaces the index without downloading it), then push it as OUT's next generation (S3Build).
+            return try S3Build.run(location: output, quiet: quiet, summary: !quiet, fresh: replace) { staging in
                 if !replace && FileManager.default.fileExists(atPath: staging.appendingPathComponent(Manifest.fileName).path) {
                     throw CLIError("\(output) already holds an index; pass --replace to replace it, or choose another OUT")
                 }

@@ -1,4 +1,5 @@
 import Foundation
+import KBObjectStore
 import KBRemoteIndex
 
 /// `kbindex build FOLDER --index s3://bucket/prefix`: the normal build, run on a local
@@ -11,8 +12,11 @@ import KBRemoteIndex
 /// next build.
 enum S3Build {
     /// Runs `build` on the staging folder of `option` between a pull and a push; prints
-    /// what was uploaded unless `summary` is false.
-    static func run(location option: String, quiet: Bool, summary: Bool = true, build: (URL) throws -> Void) throws {
+    /// what was uploaded unless `summary` is false. With `fresh` (a `--rebuild`, a merge
+    /// `--replace`: the current generation is replaced, not updated) nothing is downloaded:
+    /// only the manifest's ETag is read, as the base of the conditional commit, so a damaged
+    /// or huge current generation is no obstacle to writing a new one.
+    static func run(location option: String, quiet: Bool, summary: Bool = true, fresh: Bool = false, build: (URL) throws -> Void) throws {
         let (remote, cache) = try S3IndexOption.open(option)
         let location = remote.location
         let staging = cache.build
@@ -25,16 +29,26 @@ enum S3Build {
 
         let bound = try S3IndexOption.sizeBound()
         let start = Date()
-        let pulled: PullResult
-        do {
-            pulled = try transfer("downloading \(location)", quiet: quiet) { progress in
-                // Files of other generations in the staging folder (a lost race's, an older
-                // generation's) would be a build's strays: only the current one is kept.
-                try remote.pull(into: staging, sizeBound: bound, keepOlderGenerations: false, holding: lock, progress: progress)
+        var base: String?
+        if fresh {
+            do {
+                base = try remote.store.head(RemoteIndex.manifestKey)?.etag
+            } catch let e as ObjectStoreError {
+                throw S3IndexOption.failure(RemoteIndexError.store(e), location: location)
             }
-        } catch { throw S3IndexOption.failure(error, location: location) }
-        if !quiet && pulled.downloadedFiles > 0 {
-            note("downloaded \(Format.counted(pulled.downloadedFiles, "file")) (\(Format.bytes(Int(pulled.downloadedBytes)))) of \(location) in \(Format.duration(Date().timeIntervalSince(start))) to build on")
+        } else {
+            let pulled: PullResult
+            do {
+                pulled = try transfer("downloading \(location)", quiet: quiet) { progress in
+                    // Files of other generations in the staging folder (a lost race's, an older
+                    // generation's) would be a build's strays: only the current one is kept.
+                    try remote.pull(into: staging, sizeBound: bound, keepOlderGenerations: false, holding: lock, progress: progress)
+                }
+            } catch { throw S3IndexOption.failure(error, location: location) }
+            if !quiet && pulled.downloadedFiles > 0 {
+                note("downloaded \(Format.counted(pulled.downloadedFiles, "file")) (\(Format.bytes(Int(pulled.downloadedBytes)))) of \(location) in \(Format.duration(Date().timeIntervalSince(start))) to build on")
+            }
+            base = pulled.etag
         }
 
         try build(staging)
@@ -43,7 +57,7 @@ enum S3Build {
         let pushed: PushResult
         do {
             pushed = try transfer("uploading to \(location)", quiet: quiet) { progress in
-                try remote.push(from: staging, base: pulled.etag, holding: lock, progress: progress)
+                try remote.push(from: staging, base: base, holding: lock, progress: progress)
             }
         } catch { throw S3IndexOption.failure(error, location: location) }
         guard summary else { return }

@@ -189,6 +189,9 @@ final class ManifestVersionTests: TempDirTestCase {
             .init(file: "a.kbseg", chunks: -1, documents: 1, bytes: 1),
             .init(file: "a.kbseg", chunks: 2, documents: 1, bytes: 1, deletions: "x.kbdel", deletedDocuments: 2, deletedChunks: 0),
             .init(file: "a.kbseg", chunks: 2, documents: 1, bytes: 1, deletions: "x.kbdel", deletedDocuments: 1, deletedChunks: 3),
+            // Counts no segment can have, whose sums over a manifest would overflow.
+            .init(file: "a.kbseg", chunks: 1, documents: 1, bytes: Int.max / 2),
+            .init(file: "a.kbseg", chunks: 1 << 41, documents: 1, bytes: 1),
         ]
         for s in bad {
             try Manifest(model: model, segments: [s]).write(to: dir.path)

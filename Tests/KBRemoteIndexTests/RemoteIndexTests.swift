@@ -271,6 +271,24 @@ final class RemoteIndexTests: XCTestCase {
         XCTAssertThrowsError(try RemoteIndex(store: store).pull(into: folder("mirror")))
     }
 
+    func testARemoteManifestNamingForeignOrRepeatedFilesIsRefusedBeforeAnyDownload() throws {
+        // A manifest (valid checksum) must not make a reader create a checkpoint.json or any
+        // other name in its cache folder, nor download one name twice at once.
+        let model = ModelDescriptor(name: "test", dimensions: 16, pooling: "mean", normalized: true,
+                                    maxTokens: 256, weightsSHA256: String(repeating: "ab", count: 32))
+        for segments in [[Manifest.Segment(file: "checkpoint.json", chunks: 1, documents: 1, bytes: 10)],
+                         [Manifest.Segment(file: "seg-a.kbseg", chunks: 1, documents: 1, bytes: 10),
+                          Manifest.Segment(file: "seg-a.kbseg", chunks: 1, documents: 1, bytes: 10)]] {
+            let store = InMemoryObjectStore()
+            _ = try store.put(try Manifest(model: model, segments: segments).encoded(), to: "manifest.json", condition: .always, metadata: [:])
+            let mirror = try folder("mirror-\(segments.count)")
+            XCTAssertThrowsError(try RemoteIndex(store: store).pull(into: mirror)) { error in
+                guard case RemoteIndexError.manifest(.damaged) = error else { return XCTFail("\(error)") }
+            }
+            XCTAssertFalse(FileManager.default.fileExists(atPath: mirror.appendingPathComponent("checkpoint.json").path))
+        }
+    }
+
     func testAMissingObjectOfAnUnchangedManifestIsAnError() throws {
         let store = InMemoryObjectStore()
         let (w, _) = try firstGeneration(store)

@@ -130,6 +130,24 @@ struct ScaleOutBench: ParsableCommand {
         result["index_bytes"] = indexBytes
         result["answers_identical"] = identical
 
+        if !json {
+            print("machine: \(machineDescription().sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
+            printTable("sharded build: \(target.corpus), \(grouped(chunks)) chunks, \(shards) shards × \(perShard) thread(s) vs 1 build × \(cores)",
+                       header: ["step", "seconds", "÷ single build"], rows: [
+                ["single build", fmt(one.seconds, 2), "1.000"],
+                ["\(shards) shard builds at once (wall)", fmt(sharded, 2), fmt(sharded / one.seconds, 3)],
+                ["  slowest / fastest shard", "\(fmt(finished.map(\.seconds).max() ?? 0, 2)) / \(fmt(finished.map(\.seconds).min() ?? 0, 2))", "-"],
+                ["merge (hard links)", fmt(m.seconds, 3), fmt(m.seconds / one.seconds, 4)],
+                ["merge (copies, /dev/shm)", copyMerge.map { fmt($0.seconds, 3) } ?? "-", copyMerge.map { fmt($0.seconds / one.seconds, 4) } ?? "-"],
+                ["shards + merge", fmt(sharded + m.seconds, 2), fmt((sharded + m.seconds) / one.seconds, 3)],
+            ])
+            print("chunks per shard: \(shardChunks.map(grouped).joined(separator: ", ")); index \(fmt(Double(indexBytes) / 1e6, 1)) MB")
+            print("merge: \(m.output.trimmingCharacters(in: .whitespacesAndNewlines))")
+            if let copyMerge { print("merge into /dev/shm: \(copyMerge.output.trimmingCharacters(in: .whitespacesAndNewlines))") }
+            defer { fflush(nil) }  // the table is out before the S3 part starts
+            print("merged index answers identically to the single build (\(question.count) questions × 3 modes, k = 10, tied scores in a canonical order): \(identical ? "yes" : "NO")")
+        }
+
         // 5. Object storage.
         var s3Rows: [[String]] = []
         if let s3Target = try s3Location(work: work) {
@@ -166,20 +184,6 @@ struct ScaleOutBench: ParsableCommand {
         }
 
         if json { printJSON(result); return }
-        print("machine: \(machineDescription().sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
-        printTable("sharded build: \(target.corpus), \(grouped(chunks)) chunks, \(shards) shards × \(perShard) thread(s) vs 1 build × \(cores)",
-                   header: ["step", "seconds", "÷ single build"], rows: [
-            ["single build", fmt(one.seconds, 2), "1.000"],
-            ["\(shards) shard builds at once (wall)", fmt(sharded, 2), fmt(sharded / one.seconds, 3)],
-            ["  slowest / fastest shard", "\(fmt(finished.map(\.seconds).max() ?? 0, 2)) / \(fmt(finished.map(\.seconds).min() ?? 0, 2))", "-"],
-            ["merge (hard links)", fmt(m.seconds, 3), fmt(m.seconds / one.seconds, 4)],
-            ["merge (copies, /dev/shm)", copyMerge.map { fmt($0.seconds, 3) } ?? "-", copyMerge.map { fmt($0.seconds / one.seconds, 4) } ?? "-"],
-            ["shards + merge", fmt(sharded + m.seconds, 2), fmt((sharded + m.seconds) / one.seconds, 3)],
-        ])
-        print("chunks per shard: \(shardChunks.map(grouped).joined(separator: ", ")); index \(fmt(Double(indexBytes) / 1e6, 1)) MB")
-        print("merge: \(m.output.trimmingCharacters(in: .whitespacesAndNewlines))")
-        if let copyMerge { print("merge into /dev/shm: \(copyMerge.output.trimmingCharacters(in: .whitespacesAndNewlines))") }
-        print("merged index answers identically to the single build (\(question.count) questions × 3 modes): \(identical ? "yes" : "NO")")
         if !s3Rows.isEmpty {
             printTable("object storage (\(result["s3"].flatMap { ($0 as? [String: Any])?["server"] as? String } ?? ""))",
                        header: ["step", "seconds", "throughput", "÷ local"], rows: s3Rows)
@@ -198,7 +202,7 @@ struct ScaleOutBench: ParsableCommand {
             throw ValidationError("no \(python): run scripts/python-venv.sh in the repository root (it makes .venv-tests with moto), or pass --s3")
         }
         // Its first line is the port, its second the credentials it made (JSON).
-        let server = try Spawned(python, [script], environment: [:], captureLines: 2)
+        let server = try Spawned(python, [script], environment: [:], captureLines: 2, holdStdin: true)
         let lines = server.lines
         guard lines.count == 2, let port = Int(lines[0].trimmingCharacters(in: .whitespaces)),
               let creds = (try? JSONSerialization.jsonObject(with: Data(lines[1].utf8))) as? [String: Any],
@@ -222,14 +226,23 @@ struct ScaleOutBench: ParsableCommand {
             (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
         }
         guard r.status == 0, !hits.isEmpty else { throw ValidationError("kbindex query --mode \(mode) failed (\(r.status)):\n\(r.output)") }
-        let kept = hits.map { h in h.filter { ["path", "score", "rank", "line_start", "line_end", "text", "vector_score", "bm25_score"].contains($0.key) } }
+        // Hits with exactly equal scores are ordered by position in the index (walk order in a
+        // single build, shard order in a merged one): compared in a canonical order, and the
+        // rank is left out.
+        let kept = hits.map { h in h.filter { ["path", "score", "line_start", "line_end", "text", "vector_score", "bm25_score"].contains($0.key) } }
+            .sorted { a, b in
+                let sa = (a["score"] as? Double) ?? 0, sb = (b["score"] as? Double) ?? 0
+                if sa != sb { return sa > sb }
+                let pa = (a["path"] as? String) ?? "", pb = (b["path"] as? String) ?? ""
+                return pa != pb ? pa < pb : ((a["line_start"] as? Int) ?? 0) < ((b["line_start"] as? Int) ?? 0)
+            }
         return String(decoding: try JSONSerialization.data(withJSONObject: kept, options: [.sortedKeys]), as: UTF8.self)
     }
 
-    /// Seconds from starting `kbindex serve` on `index` to its listening line.
+    /// Seconds from starting `kbindex serve` on `index` to its "serving … on http://…" line.
     static func serveStart(_ exe: String, index: String, environment: [String: String]) throws -> Double {
         let t0 = now()
-        let s = try Spawned(exe, ["serve", "--index", index, "--port", "0"], environment: environment, firstLineMatching: "listening")
+        let s = try Spawned(exe, ["serve", "--index", index, "--port", "0"], environment: environment, firstLineMatching: "http://")
         let t = now() - t0
         s.stop()
         guard s.firstLine != nil else { throw ValidationError("kbindex serve --index \(index) did not start:\n\(s.wait().output)") }
@@ -262,13 +275,25 @@ final class Spawned: @unchecked Sendable {
     /// The wait status, once the child was reaped while its output was polled.
     private var reaped: Int32?
 
-    init(_ exe: String, _ args: [String], environment: [String: String], captureLines: Int = 0, firstLineMatching marker: String? = nil) throws {
+    /// The write end of the child's stdin when `holdStdin` (the S3 test server exits when its
+    /// stdin closes), closed by `stop`.
+    private var stdinWriter: Int32 = -1
+
+    init(_ exe: String, _ args: [String], environment: [String: String], captureLines: Int = 0, firstLineMatching marker: String? = nil,
+         holdStdin: Bool = false) throws {
         outPath = NSTemporaryDirectory() + "kbindex-bench-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var fds: [Int32] = [-1, -1]
+        if holdStdin {
+            guard pipe(&fds) == 0 else { throw ValidationError("cannot make a pipe: \(String(cString: strerror(errno)))") }
+            posix_spawn_file_actions_adddup2(&actions, fds[0], 0)
+            posix_spawn_file_actions_addclose(&actions, fds[1])
+        }
+        defer { if fds[0] >= 0 { close(fds[0]) } }
         let env = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { "\($0)=\($1)" }
         let argv: [UnsafeMutablePointer<CChar>?] = ([exe] + args).map { strdup($0) } + [nil]
         let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup($0) } + [nil]
@@ -277,6 +302,7 @@ final class Spawned: @unchecked Sendable {
         let rc = posix_spawn(&pid, exe, &actions, nil, argv, envp)
         guard rc == 0 else { throw ValidationError("cannot start \(exe): \(String(cString: strerror(rc)))") }
         self.pid = pid
+        stdinWriter = fds[1]
         guard captureLines > 0 || marker != nil else { return }
         // Poll the output file (at most 600 s; the child may also exit first).
         while now() - started < 600 {
@@ -304,6 +330,7 @@ final class Spawned: @unchecked Sendable {
 
     /// SIGTERM, then waits.
     func stop() {
+        if stdinWriter >= 0 { close(stdinWriter); stdinWriter = -1 }
         if reaped == nil { kill(pid, SIGTERM) }
         wait()
     }
