@@ -107,8 +107,9 @@ final class DamagedIndexTests: XCTestCase {
     func testVerifyAndInfoReportStrayFilesWithoutRemovingThem() throws {
         _ = try build()
         let dead = try deadProcessID()
-        // Process ids 0 and -1 are no writer's (kill(0 or -1, 0) would answer for a group).
-        let strays = ["seg-20260101T000000-\(dead)-c-0.kbseg", "manifest.json.tmp-\(dead)", "manifest.json.tmp-0", "manifest.json.tmp--1"]
+        // Process id 0 is no writer's (kill(0, 0) would answer for a group). ("….tmp--1" is
+        // not a name kbindex writes at all, so cleanup leaves it alone.)
+        let strays = ["seg-20260101T000000-\(dead)-c-0.kbseg", "manifest.json.tmp-\(dead)", "manifest.json.tmp-0"]
         // A writer at work (this test's own process) is not a killed one: not reported.
         let busy = "seg-20260101T000000-\(getpid())-0.kbseg"
         for name in strays + [busy] { try Data("partial".utf8).write(to: indexDir.appendingPathComponent(name)) }

@@ -39,13 +39,13 @@ final class IndexMaintenanceTests: XCTestCase {
                     chunks += 1
                 }
             }
-            let name = "seg\(s).kbseg"
+            let name = "seg-\(s).kbseg"
             var entry = Manifest.Segment(file: name, chunks: chunks, documents: 6, bytes: try w.write(to: dir.appendingPathComponent(name).path))
             let mine = deleted.filter { $0.0 == s }.map(\.1)
             if !mine.isEmpty {
                 var set = DeletionSet(documentCount: 6)
                 for d in mine { set.insert(d) }
-                entry.deletions = "seg\(s)-del.kbdel"
+                entry.deletions = "seg-\(s)-del.kbdel"
                 entry.deletedDocuments = set.count
                 entry.deletedChunks = Set(mine).reduce(0) { $0 + perDoc[$1] }
                 try set.write(to: dir.appendingPathComponent(entry.deletions!).path)
@@ -111,7 +111,7 @@ final class IndexMaintenanceTests: XCTestCase {
         XCTAssertEqual(m.segments.reduce(0) { $0 + $1.chunks }, idx.liveChunkCount)
         try IndexFiles.commit(m, in: dir)
         // The old reader still answers from its mapping after its files were removed.
-        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("seg0.kbseg").path))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("seg-0.kbseg").path))
         XCTAssertEqual(try seen(Search.topK(query(0), k: 8, in: idx), idx), before[0])
         let compacted = try IndexDirectory(url: dir)
         XCTAssertEqual(compacted.chunkCount, compacted.liveChunkCount)
@@ -140,13 +140,13 @@ final class IndexMaintenanceTests: XCTestCase {
 
     func testCleanupRemovesOnlyUnreferencedIndexFilesAndTemporaries() throws {
         _ = try makeIndex(deleted: [(0, 1)])
-        for stray in ["old.kbseg", "old-del.kbdel", "manifest.json.tmp-999", "seg9.kbseg.tmp-12"] {
+        for stray in ["seg-old.kbseg", "seg-old-del.kbdel", "manifest.json.tmp-999", "seg-9.kbseg.tmp-12"] {
             try Data([1]).write(to: dir.appendingPathComponent(stray))
         }
         try Data([1]).write(to: dir.appendingPathComponent("notes.txt"))
         let m = try Manifest.read(from: dir.path)
         IndexFiles.removeUnreferenced(in: dir, keeping: IndexFiles.referenced(by: m))
-        XCTAssertEqual(try DirectoryListing.names(in: dir.path), ["manifest.json", "notes.txt", "seg0-del.kbdel", "seg0.kbseg", "seg1.kbseg", "seg2.kbseg"])
+        XCTAssertEqual(try DirectoryListing.names(in: dir.path), ["manifest.json", "notes.txt", "seg-0-del.kbdel", "seg-0.kbseg", "seg-1.kbseg", "seg-2.kbseg"])
     }
 
     func testDamagedSegmentsAreFoundAndTheirDocumentsLeftOutOfKnownDocuments() throws {
@@ -154,7 +154,7 @@ final class IndexMaintenanceTests: XCTestCase {
         XCTAssertTrue(idx.damagedSegments().isEmpty)
         // One flipped bit in segment 1's TEXT section, which opening cannot see: the last byte
         // from the end whose flip leaves the file readable with only TEXT damaged.
-        let url = dir.appendingPathComponent("seg1.kbseg")
+        let url = dir.appendingPathComponent("seg-1.kbseg")
         let original = try Data(contentsOf: url)
         var flipped = false
         for at in stride(from: original.count - 17, to: 0, by: -1) {
@@ -176,7 +176,7 @@ final class IndexMaintenanceTests: XCTestCase {
 
     func testCompactionRefusesADamagedSegmentInsteadOfCopyingItUnderFreshChecksums() throws {
         _ = try makeIndex(deleted: [(0, 1)])
-        let url = dir.appendingPathComponent("seg2.kbseg")
+        let url = dir.appendingPathComponent("seg-2.kbseg")
         var bytes = try Data(contentsOf: url)
         let before = try DirectoryListing.names(in: dir.path)
         // A flipped bit inside a section (opening still succeeds, the checksum does not match).
@@ -197,13 +197,13 @@ final class IndexMaintenanceTests: XCTestCase {
         XCTAssertEqual(IndexFiles.writerProcess(of: "seg-20260101T000000-4242-c-0.kbseg"), 4242)
         XCTAssertEqual(IndexFiles.writerProcess(of: "seg-20260101T000000-4242-0-del-20260102T010203-77.kbdel"), 77)
         XCTAssertEqual(IndexFiles.writerProcess(of: "manifest.json.tmp-99"), 99)
-        XCTAssertNil(IndexFiles.writerProcess(of: "old.kbseg"))
+        XCTAssertNil(IndexFiles.writerProcess(of: "seg-old.kbseg"))
         let ended = Process()
         ended.executableURL = URL(fileURLWithPath: "/bin/true")
         try ended.run()
         ended.waitUntilExit()
         let dead = ended.processIdentifier
-        let stray = ["old.kbseg", "seg-20260101T000000-\(dead)-c-0.kbseg", "manifest.json.tmp-\(dead)"]
+        let stray = ["seg-old.kbseg", "seg-20260101T000000-\(dead)-c-0.kbseg", "manifest.json.tmp-\(dead)"]
         let running = ["seg-20260101T000000-\(getpid())-0.kbseg", "manifest.json.tmp-\(getpid())"]
         for name in stray + running { try Data([1]).write(to: dir.appendingPathComponent(name)) }
         XCTAssertEqual(IndexFiles.stray(in: dir, manifest: try Manifest.read(from: dir.path)), stray.sorted())
@@ -213,9 +213,9 @@ final class IndexMaintenanceTests: XCTestCase {
 
     func testADeletionFileForAnotherSegmentShapeIsAnErrorAtOpen() throws {
         _ = try makeIndex(deleted: [(2, 1)])
-        try DeletionSet(documentCount: 5).write(to: dir.appendingPathComponent("seg2-del.kbdel").path)
+        try DeletionSet(documentCount: 5).write(to: dir.appendingPathComponent("seg-2-del.kbdel").path)
         XCTAssertThrowsError(try IndexDirectory(url: dir)) { e in
-            XCTAssertTrue("\(e)".contains("seg2-del.kbdel is damaged (it covers 5 documents, its segment has 6)"), "\(e)")
+            XCTAssertTrue("\(e)".contains("seg-2-del.kbdel is damaged (it covers 5 documents, its segment has 6)"), "\(e)")
         }
     }
 }
