@@ -97,24 +97,9 @@ public enum AtomicFile {
             if !ok { unlink(tmp) }
         }
         try data.withUnsafeBytes { raw in
-            var done = 0
-            while done < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    let e = errno
-                    close(fd)
-                    throw FileError(path: tmp, operation: "cannot write", code: e)
-                }
-                done += n
-            }
+            if let base = raw.baseAddress { try writeAll(fd, base, raw.count, path: tmp) }
         }
-        guard fsync(fd) == 0 else {
-            let e = errno
-            close(fd)
-            throw FileError(path: tmp, operation: "cannot fsync", code: e)
-        }
-        close(fd)
+        try syncAndClose(fd, path: tmp)
         FaultInjection.point("before-rename:" + (path as NSString).lastPathComponent)
         try rename(tmp, over: path)
         ok = true
@@ -175,28 +160,39 @@ public enum AtomicFile {
                 throw FileError(path: from, operation: "cannot read", code: e)
             }
             if n == 0 { break }
-            var done = 0
-            while done < n {
-                let w = Glibc.write(dst, buffer + done, n - done)
-                if w < 0 {
-                    if errno == EINTR { continue }
-                    let e = errno
-                    close(dst)
-                    throw FileError(path: tmp, operation: "cannot write", code: e)
-                }
-                done += w
-            }
+            try writeAll(dst, buffer, n, path: tmp)
             total += n
         }
-        guard fsync(dst) == 0 else {
-            let e = errno
-            close(dst)
-            throw FileError(path: tmp, operation: "cannot fsync", code: e)
-        }
-        close(dst)
+        try syncAndClose(dst, path: tmp)
         try rename(tmp, over: to)
         ok = true
         return total
+    }
+
+    /// Writes `count` bytes from `p` to `fd` (retrying short writes and EINTR); on failure
+    /// closes `fd` and throws `FileError` naming `path`.
+    private static func writeAll(_ fd: Int32, _ p: UnsafeRawPointer, _ count: Int, path: String) throws {
+        var done = 0
+        while done < count {
+            let n = Glibc.write(fd, p + done, count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                let e = errno
+                close(fd)
+                throw FileError(path: path, operation: "cannot write", code: e)
+            }
+            done += n
+        }
+    }
+
+    /// fsyncs and closes `fd`; on a failed fsync closes it and throws `FileError` naming `path`.
+    private static func syncAndClose(_ fd: Int32, path: String) throws {
+        guard fsync(fd) == 0 else {
+            let e = errno
+            close(fd)
+            throw FileError(path: path, operation: "cannot fsync", code: e)
+        }
+        close(fd)
     }
 
     /// Best effort: fsync the folder that holds `path` (some file systems refuse; that is fine).
